@@ -1,0 +1,38 @@
+import type { Action, Discovery } from '../../model/plan.js';
+import type { Subject } from '../../model/request.js';
+
+export type Outcome = 'done' | 'already' | 'not_applicable';
+
+export interface ApplyResult {
+  outcome: Outcome;
+  /** Facts for the audit trail (DNs, ids, counts): never a secret. */
+  details: Record<string, unknown>;
+}
+
+/**
+ * One target system. Every method is idempotent: activities run at least once, and an action
+ * whose effect is already in place answers `already`.
+ */
+export interface Connector {
+  readonly system: string;
+  discover(subject: Subject): Promise<Discovery>;
+  apply(action: Action, subject: Subject): Promise<ApplyResult>;
+  close(): Promise<void>;
+}
+
+/**
+ * A failure a connector has classified. Retryable ones (network, busy, 5xx, 429) are retried by
+ * Temporal, honouring `retryAfterMs`; the others (credentials, permissions, configuration, an
+ * ambiguous identity) go straight to an operator with `message` saying what to fix.
+ */
+export class ConnectorError extends Error {
+  constructor(
+    message: string,
+    readonly retryable: boolean,
+    readonly code: string,
+    readonly retryAfterMs?: number,
+  ) {
+    super(message);
+    this.name = 'ConnectorError';
+  }
+}

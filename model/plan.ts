@@ -1,0 +1,167 @@
+import { z } from 'zod';
+import { actionKindSchema, entitlementScopeSchema, playbookNameSchema, stepSchema, type Policy, type PlaybookName } from './policy.js';
+import type { OffboardingRequest } from './request.js';
+
+export const plannedStageSchema = z.object({
+  name: z.string(),
+  /** When the stage is due (ISO); a hold or an expedite moves the actual start. */
+  dueAt: z.iso.datetime({ offset: true }),
+  steps: z.array(stepSchema),
+});
+export type PlannedStage = z.infer<typeof plannedStageSchema>;
+
+export const planSchema = z.object({
+  playbook: playbookNameSchema,
+  mode: z.enum(['immediate', 'staged']),
+  effectiveAt: z.iso.datetime({ offset: true }),
+  /** The deadline by which login must be disabled (or the plan finished), for the SLA report. */
+  slaDeadline: z.iso.datetime({ offset: true }),
+  stages: z.array(plannedStageSchema),
+  retry: z.object({
+    initialIntervalMs: z.number(),
+    maximumIntervalMs: z.number(),
+    backoffCoefficient: z.number(),
+    maximumAttempts: z.number(),
+  }),
+  privileged: z.record(z.string(), z.array(z.string())),
+  /** Entitlements the new role grants, per system (role change only). */
+  keep: z.record(z.string(), z.array(z.string())),
+});
+export type Plan = z.infer<typeof planSchema>;
+
+export function playbookFor(request: OffboardingRequest): PlaybookName {
+  if (request.trigger === 'role_change') return 'role_change';
+  if (request.trigger === 'contract_end') return 'contractor';
+  // A termination: misconduct and security incidents revoke at once, whoever the person is.
+  if (request.reason === 'security') return 'security';
+  if (request.reason === 'involuntary') return 'involuntary';
+  return request.employmentType === 'employee' ? 'voluntary' : 'contractor';
+}
+
+/**
+ * Decides how one offboarding runs: its playbook, mode and the stages with their due times.
+ * Pure: the same request and policy always give the same plan.
+ */
+export function plan(request: OffboardingRequest, policy: Policy): Plan {
+  const playbookName = playbookFor(request);
+  const playbook = policy.playbooks[playbookName];
+  const effectiveMs = Date.parse(request.effectiveAt);
+  const stages = [...playbook.stages]
+    .sort((a, b) => a.after - b.after)
+    .map((stage) => ({
+      name: stage.name,
+      dueAt: new Date(effectiveMs + stage.after).toISOString(),
+      steps: stage.steps,
+    }));
+  const keep = request.newRole ? (policy.roles[request.newRole] ?? {}) : {};
+  return {
+    playbook: playbookName,
+    mode: playbook.mode,
+    effectiveAt: new Date(effectiveMs).toISOString(),
+    slaDeadline: new Date(effectiveMs + playbook.sla).toISOString(),
+    stages,
+    retry: {
+      initialIntervalMs: policy.retry.initialInterval,
+      maximumIntervalMs: policy.retry.maximumInterval,
+      backoffCoefficient: policy.retry.backoffCoefficient,
+      maximumAttempts: policy.retry.maximumAttempts,
+    },
+    privileged: policy.privileged,
+    keep,
+  };
+}
+
+export class UnknownRoleError extends Error {}
+
+/** A role change to a role the policy does not know would remove everything: refuse it up front. */
+export function checkRequestAgainstPolicy(request: OffboardingRequest, policy: Policy): void {
+  if (request.trigger === 'role_change' && request.newRole && !(request.newRole in policy.roles)) {
+    const known = Object.keys(policy.roles);
+    throw new UnknownRoleError(
+      `newRole: "${request.newRole}" is not in policy.roles (known: ${known.length ? known.join(', ') : 'none'}); ` +
+        'add it to the config so that its entitlements are kept',
+    );
+  }
+}
+
+// ---- Access found in a system, and the concrete actions a stage takes there ----------------
+
+export const entitlementSchema = z.object({
+  /** Stable id in the system (an LDAP group DN, a GitHub team slug). */
+  id: z.string(),
+  kind: z.string(),
+  name: z.string().optional(),
+});
+export type Entitlement = z.infer<typeof entitlementSchema>;
+
+export const credentialSchema = z.object({ id: z.string(), kind: z.enum(['session', 'token', 'key']) });
+export type Credential = z.infer<typeof credentialSchema>;
+
+export const discoverySchema = z.object({
+  system: z.string(),
+  account: z.object({ id: z.string(), disabled: z.boolean() }).nullable(),
+  entitlements: z.array(entitlementSchema),
+  credentials: z.array(credentialSchema),
+});
+export type Discovery = z.infer<typeof discoverySchema>;
+
+export const actionSchema = z.object({
+  /** Unique within the offboarding and stable across replays: stage/system/kind[/target]. */
+  id: z.string(),
+  stage: z.string(),
+  system: z.string(),
+  kind: actionKindSchema,
+  accountId: z.string(),
+  target: entitlementSchema.optional(),
+});
+export type Action = z.infer<typeof actionSchema>;
+
+const sameId = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
+
+function inScope(entitlement: Entitlement, system: string, scope: z.infer<typeof entitlementScopeSchema>, currentPlan: Plan): boolean {
+  if (scope === 'all') return true;
+  if (scope === 'privileged') return (currentPlan.privileged[system] ?? []).some((id) => sameId(id, entitlement.id));
+  return !(currentPlan.keep[system] ?? []).some((id) => sameId(id, entitlement.id));
+}
+
+/** The concrete actions of one stage, given what discovery found in each system just before it. */
+export function actionsForStage(stage: PlannedStage, discoveries: Discovery[], currentPlan: Plan): Action[] {
+  const actions: Action[] = [];
+  for (const discovery of discoveries) {
+    const account = discovery.account;
+    if (!account) continue;
+    for (const step of stage.steps) {
+      const base = { stage: stage.name, system: discovery.system, accountId: account.id };
+      if (step.action === 'remove_entitlement') {
+        for (const entitlement of discovery.entitlements) {
+          if (!inScope(entitlement, discovery.system, step.scope, currentPlan)) continue;
+          actions.push({ ...base, id: `${stage.name}/${discovery.system}/remove_entitlement/${entitlement.id}`, kind: 'remove_entitlement', target: entitlement });
+        }
+      } else {
+        actions.push({ ...base, id: `${stage.name}/${discovery.system}/${step.action}`, kind: step.action });
+      }
+    }
+  }
+  return actions;
+}
+
+/** What a stage should have removed but discovery still finds afterwards. */
+export function leftoversAfterStage(stage: PlannedStage, discoveries: Discovery[], currentPlan: Plan): string[] {
+  const leftovers: string[] = [];
+  for (const discovery of discoveries) {
+    const account = discovery.account;
+    if (!account) continue;
+    for (const step of stage.steps) {
+      if (step.action === 'delete_account') leftovers.push(`${discovery.system}: account still exists`);
+      if (step.action === 'disable_login' && !account.disabled) leftovers.push(`${discovery.system}: login still enabled`);
+      if (step.action === 'revoke_sessions' && discovery.credentials.some((c) => c.kind === 'session')) leftovers.push(`${discovery.system}: sessions still active`);
+      if (step.action === 'revoke_tokens' && discovery.credentials.some((c) => c.kind !== 'session')) leftovers.push(`${discovery.system}: tokens or keys still valid`);
+      if (step.action === 'remove_entitlement') {
+        for (const entitlement of discovery.entitlements) {
+          if (inScope(entitlement, discovery.system, step.scope, currentPlan)) leftovers.push(`${discovery.system}: still in ${entitlement.kind} ${entitlement.id}`);
+        }
+      }
+    }
+  }
+  return leftovers;
+}

@@ -1,0 +1,58 @@
+import { z } from 'zod';
+
+/**
+ * Employee ids appear in workflow ids, search attributes and LDAP filters, so they are restricted
+ * to a conservative alphabet: an HR system's opaque id, never a name or an email.
+ */
+export const employeeIdSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'must be 1-64 letters, digits, ".", "_" or "-" (an HR id, not a name or email)');
+
+export const triggerSchema = z.enum(['termination', 'contract_end', 'role_change']);
+export const terminationReasonSchema = z.enum(['voluntary', 'involuntary', 'security']);
+export const employmentTypeSchema = z.enum(['employee', 'contractor', 'vendor']);
+
+export const subjectSchema = z.object({
+  employeeId: employeeIdSchema,
+  /** Used to correlate accounts in systems keyed by email. Travels in payloads only, never in ids. */
+  email: z.email().optional(),
+});
+
+export const offboardingRequestSchema = z
+  .object({
+    /** The HR event id (or an operator-chosen id): one offboarding per request id. */
+    requestId: z.string().min(1).max(200),
+    subject: subjectSchema,
+    trigger: triggerSchema,
+    reason: terminationReasonSchema.optional(),
+    employmentType: employmentTypeSchema,
+    effectiveAt: z.iso.datetime({ offset: true }),
+    requestedBy: z.string().min(1).max(200),
+    /** For a role change: the role the person moves into (keys of policy.roles). */
+    newRole: z.string().min(1).optional(),
+  })
+  .superRefine((request, ctx) => {
+    if (request.trigger === 'termination' && !request.reason) {
+      ctx.addIssue({ code: 'custom', path: ['reason'], message: 'required for a termination: voluntary, involuntary or security' });
+    }
+    if (request.trigger === 'role_change' && !request.newRole) {
+      ctx.addIssue({ code: 'custom', path: ['newRole'], message: 'required for a role change: the role the person moves into' });
+    }
+  });
+
+export type Subject = z.infer<typeof subjectSchema>;
+export type Trigger = z.infer<typeof triggerSchema>;
+export type TerminationReason = z.infer<typeof terminationReasonSchema>;
+export type EmploymentType = z.infer<typeof employmentTypeSchema>;
+export type OffboardingRequest = z.infer<typeof offboardingRequestSchema>;
+
+export function workflowIdFor(employeeId: string): string {
+  return `offboarding-${employeeIdSchema.parse(employeeId)}`;
+}
+
+/** Formats zod issues as "path: message" lines, the form every user-facing error uses. */
+export function describeIssues(error: z.ZodError): string {
+  return error.issues
+    .map((issue) => `${issue.path.length ? issue.path.join('.') : '(root)'}: ${issue.message}`)
+    .join('\n');
+}

@@ -1,0 +1,251 @@
+/**
+ * Starts the local servers offboard runs against — slapd, a throwaway PostgreSQL cluster, the
+ * Temporal dev server — each on a free 127.0.0.1 port, from the tools scripts/toolchain.sh
+ * installed. Used by `npm start` and by the tests.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { LDAP_GROUPS_BASE, LDAP_PEOPLE_BASE, LDAP_POLICY_DN, LDAP_SERVICE_DN, sampleLdif } from '../sandbox/ldif.js';
+import { SAMPLE_DOMAIN } from '../sandbox/org.js';
+import { SEARCH_ATTRIBUTES } from '../workflows/search-attributes.js';
+
+export const projectRoot = fileURLToPath(new URL('..', import.meta.url));
+
+export interface Toolchain {
+  temporalCli: string;
+  testServer: string;
+  postgresBin: string;
+  slapdBin: string;
+}
+
+export function readToolchain(): Toolchain {
+  const path = join(projectRoot, '.tools', 'toolchain.json');
+  if (!existsSync(path)) throw new Error(`${path} is missing: run \`bash scripts/toolchain.sh test\` (npm test and npm start do it for you)`);
+  return JSON.parse(readFileSync(path, 'utf8')) as Toolchain;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+export async function waitForPort(port: number, what: string, timeoutMs = 30_000, child?: ChildProcess): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (child && child.exitCode !== null) throw new Error(`${what} exited with code ${child.exitCode} before it listened on ${port}`);
+    const open = await new Promise<boolean>((resolve) => {
+      const socket = connect(port, '127.0.0.1');
+      socket.once('connect', () => { socket.destroy(); resolve(true); });
+      socket.once('error', () => resolve(false));
+    });
+    if (open) return;
+    if (Date.now() > deadline) throw new Error(`${what} did not listen on 127.0.0.1:${port} within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function run(command: string, args: string[], what: string) {
+  const result = spawnSync(command, args, { encoding: 'utf8' });
+  if (result.status !== 0) throw new Error(`${what} failed (${command} ${args.join(' ')}): ${result.stderr || result.stdout || result.error?.message}`);
+}
+
+function stopChild(child: ChildProcess, timeoutMs = 10_000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.once('exit', () => { clearTimeout(timer); resolve(); });
+    child.kill('SIGTERM');
+  });
+}
+
+// ---- slapd -------------------------------------------------------------------------------
+
+export interface SlapdInstance {
+  url: string;
+  port: number;
+  baseDn: string;
+  peopleBase: string;
+  groupsBase: string;
+  /** The directory manager (rootdn), for test set-up and inspection. */
+  adminDn: string;
+  adminPassword: string;
+  /** The service account offboard binds as; it can write people and groups, nothing else. */
+  serviceDn: string;
+  servicePassword: string;
+  stop(): Promise<void>;
+  /** Stops and starts the same directory (tests use it to make slapd unreachable for a while). */
+  pause(): Promise<void>;
+  resume(): Promise<void>;
+}
+
+/**
+ * A slapd with the ppolicy overlay (default policy pwdLockout: TRUE) and the sample organisation,
+ * in `dir` (created and seeded when empty, reused as it is otherwise).
+ */
+export async function startSlapd(options: { dir?: string; port?: number; adminPassword?: string; servicePassword?: string } = {}): Promise<SlapdInstance> {
+  const tools = readToolchain();
+  const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'offboard-slapd-'));
+  const temporary = !options.dir;
+  const port = options.port ?? (await freePort());
+  const adminPassword = options.adminPassword ?? 'sandbox-admin-password';
+  const servicePassword = options.servicePassword ?? 'sandbox-service-password';
+  const baseDn = SAMPLE_DOMAIN.baseDn;
+  const dataDir = join(dir, 'data');
+  const conf = join(dir, 'slapd.conf');
+  const schema = '/etc/ldap/schema';
+  writeFileSync(conf, [
+    ...['core', 'cosine', 'nis', 'inetorgperson'].map((name) => `include ${schema}/${name}.schema`),
+    'modulepath /usr/lib/ldap',
+    'moduleload back_mdb',
+    'moduleload ppolicy',
+    `pidfile ${join(dir, 'slapd.pid')}`,
+    'database mdb',
+    `suffix "${baseDn}"`,
+    `rootdn "cn=admin,${baseDn}"`,
+    `rootpw ${adminPassword}`,
+    `directory ${dataDir}`,
+    'maxsize 268435456',
+    'index objectClass,entryUUID,employeeNumber,uid,member,uniqueMember,memberUid eq',
+    // The service account manages people and groups; people may bind (so a lock can be proven).
+    `access to attrs=userPassword by dn.exact="${LDAP_SERVICE_DN}" read by self write by anonymous auth by * none`,
+    `access to dn.subtree="${LDAP_PEOPLE_BASE}" by dn.exact="${LDAP_SERVICE_DN}" manage by users read by * none`,
+    `access to dn.subtree="${LDAP_GROUPS_BASE}" by dn.exact="${LDAP_SERVICE_DN}" write by users read by * none`,
+    'access to * by users read by * none',
+    'overlay ppolicy',
+    `ppolicy_default "${LDAP_POLICY_DN}"`,
+    'ppolicy_use_lockout',
+    '',
+  ].join('\n'));
+  if (!existsSync(join(dataDir, 'data.mdb'))) {
+    mkdirSync(dataDir, { recursive: true });
+    const ldif = join(dir, 'seed.ldif');
+    writeFileSync(ldif, sampleLdif(servicePassword));
+    run(join(tools.slapdBin, 'slapadd'), ['-f', conf, '-l', ldif], 'seeding slapd');
+  }
+  const slapd = join(tools.slapdBin, 'slapd');
+  let child: ChildProcess | undefined;
+  const launch = async () => {
+    // -d 0 keeps slapd in the foreground, so it dies with its parent and can be stopped by pid.
+    child = spawn(slapd, ['-f', conf, '-h', `ldap://127.0.0.1:${port}/`, '-d', '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr?.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+    try {
+      await waitForPort(port, 'slapd', 15_000, child);
+    } catch (err) {
+      throw new Error(`${(err as Error).message}\n${stderr}`);
+    }
+  };
+  await launch();
+  return {
+    url: `ldap://127.0.0.1:${port}`,
+    port,
+    baseDn,
+    peopleBase: LDAP_PEOPLE_BASE,
+    groupsBase: LDAP_GROUPS_BASE,
+    adminDn: `cn=admin,${baseDn}`,
+    adminPassword,
+    serviceDn: LDAP_SERVICE_DN,
+    servicePassword,
+    async pause() { if (child) await stopChild(child); },
+    async resume() { await launch(); },
+    async stop() {
+      if (child) await stopChild(child);
+      if (temporary) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+// ---- PostgreSQL --------------------------------------------------------------------------
+
+export interface PostgresInstance {
+  url: string;
+  port: number;
+  stop(): Promise<void>;
+}
+
+/** A throwaway PostgreSQL cluster in a temp dir on a free port (root runs it as `postgres`). */
+export async function startPostgres(): Promise<PostgresInstance> {
+  const tools = readToolchain();
+  if (!tools.postgresBin) throw new Error('PostgreSQL is not installed: run `bash scripts/toolchain.sh test`');
+  const dir = mkdtempSync(join(tmpdir(), 'offboard-pg-'));
+  const port = await freePort();
+  const asRoot = process.getuid?.() === 0;
+  let uid: number | undefined;
+  if (asRoot) {
+    // PostgreSQL refuses to run as root; Debian's package creates the `postgres` user.
+    const id = spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' });
+    uid = Number(id.stdout.trim());
+    const gid = Number(spawnSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).stdout.trim());
+    chownSync(dir, uid, gid);
+  }
+  const dataDir = join(dir, 'data');
+  const initdb = spawnSync(join(tools.postgresBin, 'initdb'), ['-D', dataDir, '-U', 'postgres', '-A', 'trust', '--no-sync', '-E', 'UTF8', '--locale=C'], { encoding: 'utf8', uid });
+  if (initdb.status !== 0) throw new Error(`initdb failed: ${initdb.stderr}`);
+  const child = spawn(join(tools.postgresBin, 'postgres'), ['-D', dataDir, '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off', '-c', 'full_page_writes=off'], { stdio: ['ignore', 'ignore', 'pipe'], uid });
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+  try {
+    await waitForPort(port, 'postgres', 30_000, child);
+  } catch (err) {
+    throw new Error(`${(err as Error).message}\n${stderr}`);
+  }
+  return {
+    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    port,
+    async stop() {
+      await stopChild(child);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+// ---- Temporal dev server -----------------------------------------------------------------
+
+export interface TemporalDevServer {
+  address: string;
+  uiUrl: string | null;
+  stop(): Promise<void>;
+}
+
+/** `temporal server start-dev` with offboard's search attributes registered. */
+export async function startTemporalDevServer(options: { dbFile?: string; port?: number; uiPort?: number; headless?: boolean; log?: (line: string) => void } = {}): Promise<TemporalDevServer> {
+  const tools = readToolchain();
+  if (!tools.temporalCli) throw new Error('the Temporal CLI is not installed: run `bash scripts/toolchain.sh start` (needs Go), or set TEMPORAL_CLI_PATH');
+  const port = options.port ?? (await freePort());
+  const uiPort = options.headless ? undefined : (options.uiPort ?? (await freePort()));
+  const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--log-level', 'warn'];
+  args.push(...Object.entries(SEARCH_ATTRIBUTES).flatMap(([name, type]) => ['--search-attribute', `${name}=${type}`]));
+  if (options.dbFile) args.push('--db-filename', options.dbFile);
+  if (uiPort) args.push('--ui-port', String(uiPort), '--ui-ip', '127.0.0.1');
+  else args.push('--headless');
+  const child = spawn(tools.temporalCli, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  const collect = (chunk: Buffer) => {
+    output += chunk.toString();
+    options.log?.(chunk.toString());
+  };
+  child.stdout?.on('data', collect);
+  child.stderr?.on('data', collect);
+  try {
+    await waitForPort(port, 'the Temporal dev server', 60_000, child);
+    if (uiPort) await waitForPort(uiPort, 'the Temporal UI', 60_000, child);
+  } catch (err) {
+    child.kill('SIGKILL');
+    throw new Error(`${(err as Error).message}\n${output.slice(-2000)}`);
+  }
+  return {
+    address: `127.0.0.1:${port}`,
+    uiUrl: uiPort ? `http://127.0.0.1:${uiPort}` : null,
+    stop: () => stopChild(child, 15_000),
+  };
+}

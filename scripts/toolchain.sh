@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Installs the tools offboard needs to run (`npm start`) or be tested (`npm test`), pinned and
+# idempotent. Built tools live in a per-user cache keyed by version, so a fresh clone (CI) reuses
+# them; the paths are written to .tools/toolchain.json for the Node code to read.
+#
+#   scripts/toolchain.sh start   Temporal CLI, slapd
+#   scripts/toolchain.sh test    the above, plus the time-skipping test server, PostgreSQL, docker-compose
+set -euo pipefail
+
+purpose=${1:-test}
+root=$(cd "$(dirname "$0")/.." && pwd)
+cache=${OFFBOARD_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/offboard}
+mkdir -p "$cache" "$root/.tools"
+
+TEMPORAL_CLI_VERSION=v1.5.1
+TEST_SERVER_VERSION=$(sed -n 's:.*<temporal.test.server.version>\(.*\)</temporal.test.server.version>.*:\1:p' "$root/scripts/test-server/pom.xml")
+
+log() { printf '[toolchain] %s\n' "$*" >&2; }
+
+apt_updated=no
+apt_install() {
+  # Debian packages by name; `apt-get update` once per run, only when something is missing.
+  local missing=()
+  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  if [ $apt_updated = no ]; then $sudo apt-get update -qq; apt_updated=yes; fi
+  log "installing Debian packages: ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+temporal_cli() {
+  if [ -n "${TEMPORAL_CLI_PATH:-}" ]; then echo "$TEMPORAL_CLI_PATH"; return; fi
+  if command -v temporal >/dev/null 2>&1; then command -v temporal; return; fi
+  local dir="$cache/temporal-cli-$TEMPORAL_CLI_VERSION"
+  if [ ! -x "$dir/temporal" ]; then
+    if ! command -v go >/dev/null 2>&1; then
+      # Without Go, the SDK's own download is the fallback (an empty path tells the Node code so).
+      log "Go not found: the Temporal SDK will download its CLI itself"
+      echo ""; return
+    fi
+    log "building the Temporal CLI $TEMPORAL_CLI_VERSION with go install (first time only, a few minutes)"
+    mkdir -p "$dir"
+    (cd "$dir" && GOBIN="$dir" GOFLAGS=-trimpath go install "github.com/temporalio/cli/cmd/temporal@$TEMPORAL_CLI_VERSION")
+  fi
+  echo "$dir/temporal"
+}
+
+test_server() {
+  # The time-skipping test server is a Java program; the SDK starts `<wrapper> <port>` and waits
+  # about 5 s for it. A class-data-sharing archive made on first install halves the JVM's start.
+  local dir="$cache/temporal-test-server-$TEST_SERVER_VERSION"
+  if [ ! -x "$dir/test-server" ]; then
+    log "fetching io.temporal:temporal-test-server:$TEST_SERVER_VERSION from Maven Central"
+    rm -rf "$dir.partial" && mkdir -p "$dir.partial/lib"
+    mvn -q -B -f "$root/scripts/test-server/pom.xml" dependency:copy-dependencies \
+      -DoutputDirectory="$dir.partial/lib" >&2
+    local classpath
+    classpath=$(find "$dir.partial/lib" -name '*.jar' | sort | sed "s:$dir.partial:$dir:" | paste -sd: -)
+    local jvm_opts="-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xshare:auto"
+    cat > "$dir.partial/test-server" <<WRAPPER
+#!/bin/sh
+# Temporal time-skipping test server $TEST_SERVER_VERSION; usage: test-server <port>
+exec java $jvm_opts -XX:SharedArchiveFile=$dir/classes.jsa -cp $classpath io.temporal.testserver.TestServer "\$@"
+WRAPPER
+    chmod +x "$dir.partial/test-server"
+    mv "$dir.partial" "$dir"
+    # Training run: start, let it serve, stop; the JVM writes the class archive at exit.
+    local port
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    java $jvm_opts -XX:ArchiveClassesAtExit="$dir/classes.jsa" -cp "$classpath" \
+      io.temporal.testserver.TestServer "$port" >/dev/null 2>&1 &
+    local pid=$!
+    sleep 6
+    kill "$pid"; wait "$pid" 2>/dev/null || true
+  fi
+  echo "$dir/test-server"
+}
+
+postgres_bin() {
+  apt_install postgresql
+  local bin
+  bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+  [ -x "$bin/postgres" ] || { log "PostgreSQL server binaries not found under /usr/lib/postgresql"; exit 1; }
+  echo "$bin"
+}
+
+slapd_bin() {
+  apt_install slapd ldap-utils
+  echo /usr/sbin
+}
+
+temporal=$(temporal_cli)
+slapd_dir=$(slapd_bin)
+test_server_path=""
+postgres_dir=""
+if [ "$purpose" = test ]; then
+  test_server_path=$(test_server)
+  postgres_dir=$(postgres_bin)
+  apt_install docker-compose
+fi
+
+cat > "$root/.tools/toolchain.json" <<JSON
+{
+  "temporalCli": "$temporal",
+  "testServer": "$test_server_path",
+  "postgresBin": "$postgres_dir",
+  "slapdBin": "$slapd_dir"
+}
+JSON

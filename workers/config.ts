@@ -1,0 +1,70 @@
+/**
+ * The worker's configuration: one file (YAML or JSON) listing the target systems and the policy,
+ * validated by zod at start-up. Secrets are references to environment variables
+ * (`bindPassword: { env: OFFBOARD_LDAP_PASSWORD }`), never literals in the file.
+ */
+import { readFileSync, existsSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { ldapSystemSchema } from '../activities/connectors/ldap.js';
+import { policySchema } from '../model/policy.js';
+import { describeIssues } from '../model/request.js';
+
+const secretRef = z
+  .object({ env: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'an environment variable name') })
+  .strict();
+
+/** Resolves `{ env: NAME }` from the environment; a literal secret in the file is refused. */
+function secret(env: NodeJS.ProcessEnv) {
+  return z.union([secretRef, z.string()]).transform((value, ctx) => {
+    if (typeof value === 'string') {
+      ctx.addIssue({ code: 'custom', message: 'write secrets as { env: VARIABLE_NAME }, not as literals in the config file' });
+      return z.NEVER;
+    }
+    const resolved = env[value.env];
+    if (!resolved) {
+      ctx.addIssue({ code: 'custom', message: `environment variable ${value.env} is not set` });
+      return z.NEVER;
+    }
+    return resolved;
+  });
+}
+
+export function configSchema(env: NodeJS.ProcessEnv) {
+  const system = z.discriminatedUnion('type', [ldapSystemSchema.extend({ bindPassword: secret(env) })]);
+  return z
+    .object({
+      systems: z.record(z.string().regex(/^[a-z][a-z0-9-]{0,30}$/, 'system names: lower-case letters, digits and "-"'), system).default({}),
+      policy: policySchema.prefault({}),
+    })
+    .strict();
+}
+export type OffboardConfig = z.infer<ReturnType<typeof configSchema>>;
+export type ConfigInput = z.input<ReturnType<typeof configSchema>>;
+
+export class ConfigError extends Error {}
+
+export function parseConfig(raw: unknown, source: string, env: NodeJS.ProcessEnv = process.env): OffboardConfig {
+  const result = configSchema(env).safeParse(raw ?? {});
+  if (!result.success) throw new ConfigError(`invalid config in ${source}:\n${describeIssues(result.error)}`);
+  return result.data;
+}
+
+/** Reads OFFBOARD_CONFIG (a path), or ./offboard.config.yaml when present, or the defaults. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): OffboardConfig {
+  const path = env.OFFBOARD_CONFIG ?? (existsSync('offboard.config.yaml') ? 'offboard.config.yaml' : undefined);
+  if (!path) return parseConfig({}, 'the built-in defaults', env);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read config file ${path}: ${(err as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (err) {
+    throw new ConfigError(`config file ${path} is not valid YAML/JSON: ${(err as Error).message}`);
+  }
+  return parseConfig(raw, path, env);
+}

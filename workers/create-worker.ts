@@ -1,0 +1,46 @@
+import { NativeConnection, Worker } from '@temporalio/worker';
+import type pg from 'pg';
+import { createAuditStore } from '../activities/audit.js';
+import { createLdapConnector } from '../activities/connectors/ldap.js';
+import type { Connector } from '../activities/connectors/types.js';
+import { createActivities } from '../activities/index.js';
+import { OFFBOARDING_TASK_QUEUE } from '../workflows/messages.js';
+import { bundlerOptions, workflowsPath } from './bundle.js';
+import type { OffboardConfig } from './config.js';
+
+export function createConnectors(config: OffboardConfig): Map<string, Connector> {
+  const connectors = new Map<string, Connector>();
+  for (const [name, system] of Object.entries(config.systems)) {
+    switch (system.type) {
+      case 'ldap':
+        connectors.set(name, createLdapConnector(name, system));
+        break;
+    }
+  }
+  return connectors;
+}
+
+export interface WorkerOptions {
+  connection: NativeConnection;
+  namespace: string;
+  config: OffboardConfig;
+  pool: pg.Pool;
+  taskQueue?: string;
+  /** A prebuilt bundle (tests bundle once); otherwise the worker bundles on start. */
+  workflowBundle?: { code: string };
+}
+
+export async function createOffboardingWorker(options: WorkerOptions): Promise<Worker> {
+  const activities = createActivities({
+    policy: options.config.policy,
+    connectors: createConnectors(options.config),
+    audit: createAuditStore(options.pool),
+  });
+  return Worker.create({
+    connection: options.connection,
+    namespace: options.namespace,
+    taskQueue: options.taskQueue ?? OFFBOARDING_TASK_QUEUE,
+    activities,
+    ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath, bundlerOptions }),
+  });
+}

@@ -1,0 +1,50 @@
+/**
+ * The worker process: polls the `offboarding` task queue and runs the workflow and its
+ * activities against the configured systems. Settings: TEMPORAL_ADDRESS (127.0.0.1:7233),
+ * TEMPORAL_NAMESPACE (default), DATABASE_URL (else the embedded database), OFFBOARD_CONFIG.
+ * SIGINT/SIGTERM stop it gracefully: running activities finish, then it exits.
+ */
+import { DefaultLogger, NativeConnection, Runtime, type LogLevel } from '@temporalio/worker';
+import { ConfigError, loadConfig } from './config.js';
+import { createOffboardingWorker } from './create-worker.js';
+import { createPool, databaseTarget, describeDatabase, migrate } from './database.js';
+import { logger } from './logger.js';
+
+async function main() {
+  Runtime.install({
+    logger: new DefaultLogger((process.env.TEMPORAL_LOG_LEVEL ?? 'WARN') as LogLevel, (entry) => {
+      const level = entry.level === 'TRACE' ? 'trace' : (entry.level.toLowerCase() as 'debug' | 'info' | 'warn' | 'error');
+      logger[level]({ ...entry.meta, source: 'temporal' }, entry.message);
+    }),
+  });
+  const config = loadConfig();
+  const address = process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233';
+  const namespace = process.env.TEMPORAL_NAMESPACE ?? 'default';
+
+  const target = databaseTarget();
+  const pool = createPool(target);
+  try {
+    await migrate(pool);
+  } catch (err) {
+    throw new Error(`cannot reach the audit database at ${describeDatabase(target.url)}: ${(err as Error).message}. Set DATABASE_URL, or run \`npm start\`, which serves an embedded one.`);
+  }
+
+  let connection: NativeConnection;
+  try {
+    connection = await NativeConnection.connect({ address });
+  } catch (err) {
+    throw new Error(`cannot reach Temporal at ${address}: ${(err as Error).message}. Set TEMPORAL_ADDRESS, or run \`npm start\`, which starts a dev server.`);
+  }
+  const worker = await createOffboardingWorker({ connection, namespace, config, pool });
+  logger.info({ temporal: address, namespace, taskQueue: 'offboarding', systems: Object.keys(config.systems), database: describeDatabase(target.url) }, 'worker started');
+  // Runtime.install handles SIGINT/SIGTERM by shutting the worker down; run() resolves after that.
+  await worker.run();
+  await connection.close();
+  await pool.end();
+  logger.info('worker stopped');
+}
+
+main().catch((err: unknown) => {
+  logger.error(err instanceof ConfigError ? err.message : { err }, 'worker failed to start');
+  process.exit(1);
+});

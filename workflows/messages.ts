@@ -1,0 +1,71 @@
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { CancelCommand, ExpediteCommand, HoldCommand, ReleaseCommand, RetryCommand, SkipCommand } from '../model/commands.js';
+import type { Action, Plan } from '../model/plan.js';
+
+export const OFFBOARDING_TASK_QUEUE = 'offboarding';
+export const OFFBOARDING_WORKFLOW_TYPE = 'offboarding';
+
+export type ActionState = 'pending' | 'running' | 'done' | 'already' | 'not_applicable' | 'failed' | 'skipped' | 'cancelled';
+
+export interface ActionStatus extends Action {
+  state: ActionState;
+  attempts: number;
+  lastError?: string;
+  completedAt?: string;
+}
+
+export interface ManualTask {
+  /** The action id (or verify/discover task id) that `retry` and `skip` name. */
+  id: string;
+  system: string | null;
+  description: string;
+  error: string;
+  openedAt: string;
+  state: 'open' | 'retrying' | 'skipped' | 'resolved';
+  resolvedBy?: string;
+}
+
+export interface Hold {
+  by: string;
+  reason: string;
+  until?: string;
+  placedAt: string;
+}
+
+export type Phase = 'planning' | 'waiting' | 'held' | 'running' | 'restoring' | 'completed' | 'cancelled';
+
+export interface OffboardingStatus {
+  employeeId: string;
+  requestId: string;
+  phase: Phase;
+  playbook: Plan['playbook'] | null;
+  mode: Plan['mode'] | null;
+  effectiveAt: string;
+  slaDeadline: string | null;
+  stage: string | null;
+  nextStage: { name: string; dueAt: string } | null;
+  stages: { name: string; dueAt: string; startedAt?: string; finishedAt?: string }[];
+  holds: Hold[];
+  expedited: { by: string; reason: string; at: string } | null;
+  cancelled: { by: string; reason: string; at: string } | null;
+  systems: string[];
+  actions: ActionStatus[];
+  manualTasks: ManualTask[];
+}
+
+export const holdSignal = defineSignal<[HoldCommand]>('hold');
+export const releaseSignal = defineSignal<[ReleaseCommand]>('release');
+export const expediteSignal = defineSignal<[ExpediteCommand]>('expedite');
+export const cancelSignal = defineSignal<[CancelCommand]>('cancel');
+export const retrySignal = defineSignal<[RetryCommand]>('retry');
+export const skipSignal = defineSignal<[SkipCommand]>('skip');
+
+// Updates carry the same commands; their validators refuse what the state does not allow.
+export const holdUpdate = defineUpdate<string, [HoldCommand]>('hold');
+export const releaseUpdate = defineUpdate<string, [ReleaseCommand]>('release');
+export const expediteUpdate = defineUpdate<string, [ExpediteCommand]>('expedite');
+export const cancelUpdate = defineUpdate<string, [CancelCommand]>('cancel');
+export const retryUpdate = defineUpdate<string, [RetryCommand]>('retry');
+export const skipUpdate = defineUpdate<string, [SkipCommand]>('skip');
+
+export const statusQuery = defineQuery<OffboardingStatus>('status');

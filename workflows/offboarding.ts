@@ -1,0 +1,395 @@
+/**
+ * The offboarding workflow: one per person (workflow id `offboarding-<employeeId>`). It waits for
+ * the effective time, maps access in every system, runs the plan's stages on durable timers, and
+ * records an audit event for every step. Operators steer it with hold/release/expedite/cancel and
+ * resolve manual tasks with retry/skip. Deterministic code only: all I/O is in activities.
+ */
+import {
+  ActivityFailure,
+  allHandlersFinished,
+  condition,
+  log,
+  proxyActivities,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities/index.js';
+import type { AuditEvent } from '../model/audit.js';
+import type { CancelCommand, ExpediteCommand, HoldCommand, ReleaseCommand, RetryCommand, SkipCommand } from '../model/commands.js';
+import { actionsForStage, leftoversAfterStage, type Action, type Discovery, type Plan, type PlannedStage } from '../model/plan.js';
+import type { OffboardingRequest } from '../model/request.js';
+import {
+  cancelSignal, cancelUpdate, expediteSignal, expediteUpdate, holdSignal, holdUpdate, releaseSignal, releaseUpdate,
+  retrySignal, retryUpdate, skipSignal, skipUpdate, statusQuery,
+  type ActionStatus, type ManualTask, type OffboardingStatus, type Phase,
+} from './messages.js';
+import { HeldKey, ModeKey, StageKey } from './search-attributes.js';
+
+export interface OffboardingResult {
+  phase: 'completed' | 'cancelled';
+  actions: Record<string, number>;
+  manualTasksSkipped: number;
+}
+
+const setup = proxyActivities<Activities>({
+  startToCloseTimeout: '1 minute',
+  retry: { maximumAttempts: 10, maximumInterval: '1 minute' },
+});
+// The audit log must not lose an event: keep retrying for as long as the database is away.
+const { recordAudit } = proxyActivities<Activities>({
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '1 second', maximumInterval: '1 minute' },
+});
+
+type CommandName = 'hold' | 'release' | 'expedite' | 'cancel' | 'retry' | 'skip';
+
+export async function offboarding(request: OffboardingRequest): Promise<OffboardingResult> {
+  const info = workflowInfo();
+  const now = () => new Date(Date.now()).toISOString();
+
+  const status: OffboardingStatus = {
+    employeeId: request.subject.employeeId,
+    requestId: request.requestId,
+    phase: 'planning',
+    playbook: null,
+    mode: null,
+    effectiveAt: request.effectiveAt,
+    slaDeadline: null,
+    stage: null,
+    nextStage: null,
+    stages: [],
+    holds: [],
+    expedited: null,
+    cancelled: null,
+    systems: [],
+    actions: [],
+    manualTasks: [],
+  };
+  // Bumped by every command, so that waits re-evaluate holds, expedite and cancel.
+  let commandVersion = 0;
+
+  // ---- audit: one event per step, with an id that is the same on every replay ----
+  let auditStep = 0;
+  const pendingAudit: Promise<void>[] = [];
+  function audit(event: Omit<AuditEvent, 'id' | 'occurredAt' | 'offboardingId' | 'employeeId' | 'system' | 'outcome'> & Partial<Pick<AuditEvent, 'system' | 'outcome'>>) {
+    auditStep += 1;
+    pendingAudit.push(
+      recordAudit({
+        id: `${info.workflowId}/${info.runId}/${auditStep}`,
+        occurredAt: now(),
+        offboardingId: info.workflowId,
+        employeeId: request.subject.employeeId,
+        system: event.system ?? null,
+        outcome: event.outcome ?? null,
+        action: event.action,
+        actor: event.actor,
+        details: event.details,
+      }),
+    );
+  }
+
+  function publishSearchAttributes() {
+    const held = status.holds.length > 0;
+    upsertSearchAttributes([
+      { key: StageKey, value: status.phase === 'running' || status.phase === 'restoring' ? (status.stage ?? status.phase) : status.phase },
+      { key: HeldKey, value: held },
+      ...(status.mode ? [{ key: ModeKey, value: status.mode }] : []),
+    ]);
+  }
+
+  const finished = () => status.phase === 'completed' || status.phase === 'cancelled';
+  const openTask = (id: string) => status.manualTasks.find((task) => task.id === id && task.state === 'open');
+
+  // ---- commands: validated the same way for signals and Updates ----
+  function refusal(name: CommandName, command: { by?: unknown } & Record<string, unknown>): string | undefined {
+    if (typeof command?.by !== 'string' || command.by.length === 0) return `${name}: "by" (who sends it) is required`;
+    const needsReason = name === 'hold' || name === 'expedite' || name === 'cancel' || name === 'skip';
+    if (needsReason && (typeof command.reason !== 'string' || command.reason.length === 0)) return `${name}: "reason" is required`;
+    if (finished() || status.cancelled) return `${name}: the offboarding has already ${status.cancelled ? 'been cancelled' : 'completed'}`;
+    switch (name) {
+      case 'hold':
+        if (command.until !== undefined && !(typeof command.until === 'string' && Date.parse(command.until) > Date.now())) {
+          return 'hold: "until" must be a time in the future (ISO 8601)';
+        }
+        return status.expedited ? 'hold: the offboarding was expedited; holds no longer apply' : undefined;
+      case 'release':
+        return status.holds.length === 0 ? 'release: there is no hold to release' : undefined;
+      case 'expedite':
+        return status.expedited ? 'expedite: already expedited' : undefined;
+      case 'cancel':
+        return undefined;
+      case 'retry':
+      case 'skip':
+        return openTask(String(command.actionId))
+          ? undefined
+          : `${name}: no open manual task "${String(command.actionId)}" (open: ${status.manualTasks.filter((t) => t.state === 'open').map((t) => t.id).join(', ') || 'none'})`;
+    }
+  }
+
+  const apply: { [K in CommandName]: (command: never) => string } = {
+    hold: (command: HoldCommand) => {
+      status.holds.push({ by: command.by, reason: command.reason, until: command.until, placedAt: now() });
+      audit({ action: 'hold_placed', actor: command.by, details: { reason: command.reason, until: command.until ?? null } });
+      return command.until ? `held until ${command.until}` : 'held until released';
+    },
+    release: (command: ReleaseCommand) => {
+      const released = status.holds.length;
+      status.holds = [];
+      audit({ action: 'hold_released', actor: command.by, details: { reason: command.reason ?? null, holdsReleased: released } });
+      return 'released';
+    },
+    expedite: (command: ExpediteCommand) => {
+      status.expedited = { by: command.by, reason: command.reason, at: now() };
+      const lifted = status.holds.length;
+      status.holds = [];
+      audit({ action: 'expedited', actor: command.by, details: { reason: command.reason, holdsLifted: lifted } });
+      return 'expedited: every remaining stage runs now';
+    },
+    cancel: (command: CancelCommand) => {
+      status.cancelled = { by: command.by, reason: command.reason, at: now() };
+      audit({ action: 'cancel_requested', actor: command.by, details: { reason: command.reason } });
+      return 'cancelled: what was only disabled will be re-enabled';
+    },
+    retry: (command: RetryCommand) => {
+      const task = openTask(command.actionId)!;
+      task.state = 'retrying';
+      task.resolvedBy = command.by;
+      audit({ action: 'manual_task_retried', actor: command.by, system: task.system, details: { taskId: task.id } });
+      return `retrying ${task.id}`;
+    },
+    skip: (command: SkipCommand) => {
+      const task = openTask(command.actionId)!;
+      task.state = 'skipped';
+      task.resolvedBy = command.by;
+      audit({ action: 'manual_task_skipped', actor: command.by, system: task.system, details: { taskId: task.id, reason: command.reason } });
+      return `skipped ${task.id}`;
+    },
+  };
+
+  function run(name: CommandName, command: never): string {
+    const result = apply[name](command);
+    commandVersion += 1;
+    publishSearchAttributes();
+    return result;
+  }
+
+  const commands = [
+    ['hold', holdSignal, holdUpdate],
+    ['release', releaseSignal, releaseUpdate],
+    ['expedite', expediteSignal, expediteUpdate],
+    ['cancel', cancelSignal, cancelUpdate],
+    ['retry', retrySignal, retryUpdate],
+    ['skip', skipSignal, skipUpdate],
+  ] as const;
+  for (const [name, signal, update] of commands) {
+    setHandler(signal, (command: Record<string, unknown>) => {
+      const refused = refusal(name, command);
+      if (refused) {
+        // A signal cannot answer its sender: the refusal goes to the log and the audit trail.
+        log.warn('command refused', { command: name, refused });
+        audit({ action: 'command_refused', actor: typeof command?.by === 'string' ? command.by : 'unknown', details: { command: name, reason: refused } });
+        return;
+      }
+      run(name, command as never);
+    });
+    setHandler(update, (command: Record<string, unknown>) => run(name, command as never), {
+      validator: (command: Record<string, unknown>) => {
+        const refused = refusal(name, command);
+        if (refused) throw new Error(refused);
+      },
+    });
+  }
+  setHandler(statusQuery, () => status);
+
+  // ---- start ----
+  audit({
+    action: 'offboarding_started',
+    actor: request.requestedBy,
+    details: { requestId: request.requestId, trigger: request.trigger, reason: request.reason ?? null, employmentType: request.employmentType, effectiveAt: request.effectiveAt, newRole: request.newRole ?? null },
+  });
+  const plan = await setup.makePlan(request);
+  status.playbook = plan.playbook;
+  status.mode = plan.mode;
+  status.slaDeadline = plan.slaDeadline;
+  status.stages = plan.stages.map((stage) => ({ name: stage.name, dueAt: stage.dueAt }));
+  status.systems = await setup.configuredSystems();
+  audit({ action: 'plan_made', actor: 'workflow', details: { playbook: plan.playbook, mode: plan.mode, slaDeadline: plan.slaDeadline, stages: plan.stages.map((s) => ({ name: s.name, dueAt: s.dueAt })), systems: status.systems } });
+
+  const retry = {
+    initialInterval: plan.retry.initialIntervalMs,
+    maximumInterval: plan.retry.maximumIntervalMs,
+    backoffCoefficient: plan.retry.backoffCoefficient,
+    maximumAttempts: plan.retry.maximumAttempts,
+  };
+  const { discover, applyAction } = proxyActivities<Activities>({ startToCloseTimeout: '5 minutes', retry });
+
+  /** Waits until a stage is due and no hold is in force; expedite and cancel end the wait at once. */
+  async function waitUntilDue(stage: PlannedStage) {
+    const dueMs = Date.parse(stage.dueAt);
+    for (;;) {
+      if (status.cancelled || status.expedited) return;
+      const nowMs = Date.now();
+      const expired = status.holds.filter((hold) => hold.until && Date.parse(hold.until) <= nowMs);
+      if (expired.length > 0) {
+        status.holds = status.holds.filter((hold) => !expired.includes(hold));
+        audit({ action: 'hold_expired', actor: 'workflow', details: { holdsExpired: expired.length } });
+      }
+      const held = status.holds.length > 0;
+      if (!held && nowMs >= dueMs) return;
+      status.phase = held ? 'held' : 'waiting';
+      status.nextStage = { name: stage.name, dueAt: stage.dueAt };
+      publishSearchAttributes();
+      const wakeAt = held ? Math.min(...status.holds.map((hold) => (hold.until ? Date.parse(hold.until) : Infinity))) : dueMs;
+      const seen = commandVersion;
+      await condition(() => commandVersion !== seen, Number.isFinite(wakeAt) ? Math.max(wakeAt - nowMs, 1) : undefined);
+    }
+  }
+
+  /** Opens (or reopens) a manual task and waits for an operator's retry or skip. */
+  async function awaitOperator(taskId: string, system: string | null, description: string, error: string, ignoreCancel: boolean): Promise<'retry' | 'skip' | 'cancelled'> {
+    const existing = status.manualTasks.find((t) => t.id === taskId);
+    const task: ManualTask = existing ?? { id: taskId, system, description, error, openedAt: now(), state: 'open' };
+    if (existing) Object.assign(existing, { state: 'open', error, openedAt: now() });
+    else status.manualTasks.push(task);
+    audit({ action: 'manual_task_opened', actor: 'workflow', system, outcome: 'escalated', details: { taskId, description, error } });
+    log.warn('manual task opened', { taskId, system });
+    await condition(() => task.state !== 'open' || (!ignoreCancel && status.cancelled !== null));
+    if (task.state === 'skipped') return 'skip';
+    return task.state === 'retrying' ? 'retry' : 'cancelled';
+  }
+
+  function resolveTask(taskId: string) {
+    const task = status.manualTasks.find((t) => t.id === taskId && t.state === 'retrying');
+    if (task) task.state = 'resolved';
+  }
+
+  /**
+   * Runs one unit of work; when it fails for good (retries exhausted or not retryable), opens a
+   * manual task and waits for an operator's retry or skip. Returns undefined when skipped.
+   */
+  async function withOperatorFallback<T>(taskId: string, system: string | null, description: string, work: () => Promise<T>, ignoreCancel = false): Promise<T | undefined> {
+    for (;;) {
+      try {
+        const result = await work();
+        resolveTask(taskId);
+        return result;
+      } catch (err) {
+        if (!(err instanceof ActivityFailure)) throw err;
+        const decision = await awaitOperator(taskId, system, description, err.cause?.message ?? err.message, ignoreCancel);
+        if (decision !== 'retry') return undefined;
+      }
+    }
+  }
+
+  async function discoverAll(): Promise<Discovery[]> {
+    const results = await Promise.all(
+      status.systems.map((system) =>
+        withOperatorFallback(`discover/${system}`, system, `map access in ${system}`, () => discover({ system, subject: request.subject })),
+      ),
+    );
+    return results.filter((result): result is Discovery => result !== undefined);
+  }
+
+  async function runAction(action: Action, actor: string, ignoreCancel = false): Promise<ActionStatus> {
+    const entry: ActionStatus = status.actions.find((a) => a.id === action.id) ?? { ...action, state: 'pending', attempts: 0 };
+    if (!status.actions.includes(entry)) status.actions.push(entry);
+    entry.state = 'running';
+    const result = await withOperatorFallback(action.id, action.system, `${action.kind}${action.target ? ` ${action.target.id}` : ''} in ${action.system}`, async () => {
+      try {
+        const applied = await applyAction({ action, subject: request.subject });
+        entry.attempts += applied.attempt;
+        return applied;
+      } catch (err) {
+        entry.attempts += err instanceof ActivityFailure && err.retryState === 'MAXIMUM_ATTEMPTS_REACHED' ? plan.retry.maximumAttempts : 1;
+        entry.state = 'failed';
+        entry.lastError = err instanceof ActivityFailure ? (err.cause?.message ?? err.message) : String(err);
+        audit({ action: action.kind, actor, system: action.system, outcome: 'failed', details: { actionId: action.id, target: action.target?.id ?? null, error: entry.lastError, attempts: entry.attempts } });
+        throw err;
+      }
+    }, ignoreCancel);
+    entry.completedAt = now();
+    if (result) {
+      entry.state = result.outcome;
+      audit({ action: action.kind, actor, system: action.system, outcome: result.outcome, details: { actionId: action.id, stage: action.stage, target: action.target?.id ?? null, attempts: entry.attempts, ...result.details } });
+    } else {
+      entry.state = status.cancelled && !status.manualTasks.some((t) => t.id === action.id && t.state === 'skipped') ? 'cancelled' : 'skipped';
+    }
+    return entry;
+  }
+
+  async function runStage(stage: PlannedStage, index: number) {
+    status.phase = 'running';
+    status.stage = stage.name;
+    status.nextStage = plan.stages[index + 1] ? { name: plan.stages[index + 1]!.name, dueAt: plan.stages[index + 1]!.dueAt } : null;
+    status.stages[index]!.startedAt = now();
+    publishSearchAttributes();
+    const actor = status.expedited ? status.expedited.by : 'workflow';
+    audit({ action: 'stage_started', actor, details: { stage: stage.name, dueAt: stage.dueAt, expedited: status.expedited !== null } });
+
+    const before = await discoverAll();
+    for (const found of before) {
+      audit({ action: 'access_discovered', actor: 'workflow', system: found.system, details: { stage: stage.name, account: found.account, entitlements: found.entitlements.map((e) => ({ id: e.id, kind: e.kind })), credentials: found.credentials.length } });
+    }
+    await Promise.all(actionsForStage(stage, before, plan).map((action) => runAction(action, actor)));
+    if (status.cancelled) return;
+
+    // Verification sweep: whatever the stage should have removed and is still there is escalated.
+    const leftovers = leftoversAfterStage(stage, await discoverAll(), plan);
+    audit({ action: 'stage_verified', actor: 'workflow', outcome: leftovers.length ? 'leftovers' : 'clean', details: { stage: stage.name, leftovers } });
+    await Promise.all(leftovers.map(async (leftover, i) => {
+      const taskId = `verify/${stage.name}/${i + 1}`;
+      for (;;) {
+        const decision = await awaitOperator(taskId, leftover.split(':')[0] ?? null, `verification after stage ${stage.name}`, `still present: ${leftover}`, false);
+        if (decision !== 'retry') return;
+        if (!leftoversAfterStage(stage, await discoverAll(), plan).includes(leftover)) return resolveTask(taskId);
+      }
+    }));
+    status.stages[index]!.finishedAt = now();
+  }
+
+  // ---- the plan, stage by stage ----
+  for (const [index, stage] of plan.stages.entries()) {
+    await waitUntilDue(stage);
+    if (status.cancelled) break;
+    await runStage(stage, index);
+    if (status.cancelled) break;
+  }
+
+  if (status.cancelled) {
+    status.phase = 'restoring';
+    publishSearchAttributes();
+    await restoreDisabledLogins(status, runAction);
+    status.phase = 'cancelled';
+  } else {
+    status.phase = 'completed';
+  }
+  status.stage = null;
+  status.nextStage = null;
+  publishSearchAttributes();
+
+  const counts: Record<string, number> = {};
+  for (const action of status.actions) counts[action.state] = (counts[action.state] ?? 0) + 1;
+  audit({ action: status.phase === 'cancelled' ? 'offboarding_cancelled' : 'offboarding_completed', actor: status.cancelled?.by ?? 'workflow', outcome: status.phase, details: { actions: counts, slaDeadline: plan.slaDeadline } });
+  await condition(allHandlersFinished);
+  await Promise.all(pendingAudit);
+  return { phase: status.phase as 'completed' | 'cancelled', actions: counts, manualTasksSkipped: status.manualTasks.filter((t) => t.state === 'skipped').length };
+}
+
+/**
+ * After a cancel: logins this offboarding disabled (outcome `done`, not `already`) are enabled
+ * again, unless the account was deleted. Removed entitlements are not granted back: the audit
+ * names them so that an owner can.
+ */
+async function restoreDisabledLogins(status: OffboardingStatus, runAction: (action: Action, actor: string, ignoreCancel: boolean) => Promise<ActionStatus>) {
+  const deleted = new Set(status.actions.filter((a) => a.kind === 'delete_account' && (a.state === 'done' || a.state === 'already')).map((a) => a.system));
+  const disabledByUs = status.actions.filter((a) => a.kind === 'disable_login' && a.state === 'done' && !deleted.has(a.system));
+  const actor = status.cancelled?.by ?? 'workflow';
+  await Promise.all(
+    disabledByUs.map((disabled) =>
+      runAction({ id: `cancel/${disabled.system}/enable_login`, stage: 'cancel', system: disabled.system, kind: 'enable_login', accountId: disabled.accountId }, actor, true),
+    ),
+  );
+}
+
+export type { Phase };
