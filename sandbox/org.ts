@@ -18,6 +18,8 @@ export interface SampleGroup {
   kind: 'groupOfNames' | 'groupOfUniqueNames' | 'posixGroup';
   gidNumber: number;
   privileged: boolean;
+  /** Managed by another team: the offboard service account may read it but not change it. */
+  restricted?: boolean;
 }
 
 export const SAMPLE_DOMAIN = { baseDn: 'dc=example,dc=org', emailDomain: 'example.org' };
@@ -30,6 +32,7 @@ export const SAMPLE_GROUPS: SampleGroup[] = [
   { cn: 'prod-access', kind: 'groupOfUniqueNames', gidNumber: 5005, privileged: true },
   { cn: 'developers', kind: 'posixGroup', gidNumber: 5006, privileged: false },
   { cn: 'sudoers', kind: 'posixGroup', gidNumber: 5007, privileged: true },
+  { cn: 'hr-records', kind: 'groupOfNames', gidNumber: 5008, privileged: false, restricted: true },
 ];
 
 const FIRST = ['Ada', 'Alan', 'Barbara', 'Claude', 'Dorothy', 'Edsger', 'Frances', 'Grace', 'Hedy', 'John', 'Katherine', 'Leslie', 'Margaret', 'Niklaus', 'Radia', 'Ken', 'Sophie', 'Tim', 'Whitfield', 'Yukihiro'];
@@ -37,7 +40,8 @@ const LAST = ['Lovelace', 'Turing', 'Liskov', 'Shannon', 'Vaughan', 'Dijkstra', 
 
 /**
  * E1000 (the keeper) is in every group and is never offboarded, so no group is ever left empty.
- * E1001..E1040 each hold one group of every kind plus, for every third person, privileged access.
+ * E1001..E1040 each hold one group of every kind plus, for every third person, privileged access;
+ * E1008 is also in hr-records, which offboard may not change (a revocation that needs a person).
  */
 export const SAMPLE_PEOPLE: SamplePerson[] = [
   { employeeId: 'E1000', uid: 'keeper', givenName: 'Kim', sn: 'Keeper', email: 'keeper@example.org', employmentType: 'employee', groups: SAMPLE_GROUPS.map((g) => g.cn) },
@@ -47,6 +51,7 @@ export const SAMPLE_PEOPLE: SamplePerson[] = [
     const uid = `${givenName}.${sn}.${i + 1}`.toLowerCase();
     const groups = [i % 2 ? 'engineering' : 'finance', 'vpn-users', 'developers'];
     if (i % 3 === 0) groups.push('domain-admins', 'prod-access', 'sudoers');
+    if (i === 7) groups.push('hr-records');
     return { employeeId: `E${1001 + i}`, uid, givenName, sn, email: `${uid}@example.org`, employmentType: i % 5 === 4 ? 'contractor' : 'employee', groups };
   }),
 ];

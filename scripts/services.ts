@@ -9,8 +9,8 @@ import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LDAP_GROUPS_BASE, LDAP_PEOPLE_BASE, LDAP_POLICY_DN, LDAP_SERVICE_DN, sampleLdif } from '../sandbox/ldif.js';
-import { SAMPLE_DOMAIN } from '../sandbox/org.js';
+import { groupDn, LDAP_GROUPS_BASE, LDAP_PEOPLE_BASE, LDAP_POLICY_DN, LDAP_SERVICE_DN, sampleLdif } from '../sandbox/ldif.js';
+import { SAMPLE_DOMAIN, SAMPLE_GROUPS } from '../sandbox/org.js';
 import { SEARCH_ATTRIBUTES } from '../workflows/search-attributes.js';
 
 export const projectRoot = fileURLToPath(new URL('..', import.meta.url));
@@ -119,6 +119,7 @@ export async function startSlapd(options: { dir?: string; port?: number; adminPa
     // The service account manages people and groups; people may bind (so a lock can be proven).
     `access to attrs=userPassword by dn.exact="${LDAP_SERVICE_DN}" read by self write by anonymous auth by * none`,
     `access to dn.subtree="${LDAP_PEOPLE_BASE}" by dn.exact="${LDAP_SERVICE_DN}" manage by users read by * none`,
+    ...SAMPLE_GROUPS.filter((g) => g.restricted).map((g) => `access to dn.subtree="${groupDn(g.cn)}" by users read by * none`),
     `access to dn.subtree="${LDAP_GROUPS_BASE}" by dn.exact="${LDAP_SERVICE_DN}" write by users read by * none`,
     'access to * by users read by * none',
     'overlay ppolicy',

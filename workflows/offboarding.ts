@@ -24,7 +24,7 @@ import {
   retrySignal, retryUpdate, skipSignal, skipUpdate, statusQuery,
   type ActionStatus, type ManualTask, type OffboardingStatus, type Phase,
 } from './messages.js';
-import { HeldKey, ModeKey, StageKey } from './search-attributes.js';
+import { EmployeeIdKey, HeldKey, ModeKey, StageKey } from './search-attributes.js';
 
 export interface OffboardingResult {
   phase: 'completed' | 'cancelled';
@@ -89,7 +89,10 @@ export async function offboarding(request: OffboardingRequest): Promise<Offboard
     );
   }
 
+  // Started without offboard's search attributes (a server that lacks them): keep none.
+  const searchAttributesEnabled = info.typedSearchAttributes.get(EmployeeIdKey) !== undefined;
   function publishSearchAttributes() {
+    if (!searchAttributesEnabled) return;
     const held = status.holds.length > 0;
     upsertSearchAttributes([
       { key: StageKey, value: status.phase === 'running' || status.phase === 'restoring' ? (status.stage ?? status.phase) : status.phase },
@@ -284,9 +287,14 @@ export async function offboarding(request: OffboardingRequest): Promise<Offboard
 
   async function discoverAll(): Promise<Discovery[]> {
     const results = await Promise.all(
-      status.systems.map((system) =>
-        withOperatorFallback(`discover/${system}`, system, `map access in ${system}`, () => discover({ system, subject: request.subject })),
-      ),
+      status.systems.map(async (system) => {
+        const found = await withOperatorFallback(`discover/${system}`, system, `map access in ${system}`, () => discover({ system, subject: request.subject }));
+        // Skipping a system's discovery takes it out of this offboarding (e.g. decommissioned).
+        if (!found && status.manualTasks.some((t) => t.id === `discover/${system}` && t.state === 'skipped')) {
+          status.systems = status.systems.filter((s) => s !== system);
+        }
+        return found;
+      }),
     );
     return results.filter((result): result is Discovery => result !== undefined);
   }

@@ -132,18 +132,32 @@ export function createLdapConnector(system: string, config: LdapSystemConfig): C
     });
   }
 
+  async function isMember(client: Client, groupDn: string, attribute: string, value: string): Promise<boolean> {
+    try {
+      const { searchEntries } = await client.search(groupDn, { scope: 'base', filter: new EqualityFilter({ attribute, value }), attributes: ['cn'] });
+      return searchEntries.length > 0;
+    } catch (err) {
+      if (err instanceof ResultCodeError && err.code === 32) return false; // the group is gone
+      throw err;
+    }
+  }
+
   async function removeFromGroup(client: Client, person: Person, groupDn: string, kind: GroupKind): Promise<'done' | 'already'> {
     const attribute = GROUP_KINDS[kind];
     const value = kind === 'posixGroup' ? person.uid : person.dn;
-    if (!value) return 'already';
+    // Read first: "already gone" must be reported as such even where we could not write.
+    if (!value || !(await isMember(client, groupDn, attribute, value))) return 'already';
     try {
       await client.modify(groupDn, new Change({ operation: 'delete', modification: new Attribute({ type: attribute, values: [value] }) }));
       return 'done';
     } catch (err) {
-      // 16 noSuchAttribute: not a member any more; 32 noSuchObject: the group is gone.
+      // 16 noSuchAttribute: removed meanwhile; 32 noSuchObject: the group is gone.
       if (err instanceof ResultCodeError && (err.code === 16 || err.code === 32)) return 'already';
       if (err instanceof ResultCodeError && err.code === 65) {
         throw new ConnectorError(`LDAP: removing the last ${attribute} of ${groupDn} would leave a ${kind} with no members, which its schema forbids; add a placeholder member or delete the group, then retry`, false, 'ldap_65');
+      }
+      if (err instanceof ResultCodeError && err.code === 50) {
+        throw new ConnectorError(`LDAP: the bind DN may not change ${groupDn} (insufficientAccessRights); remove the member by hand or grant write access, then retry`, false, 'ldap_50');
       }
       throw err;
     }

@@ -1,0 +1,95 @@
+/**
+ * Client-side helpers shared by the CLI (and later the HTTP API): connect, start an offboarding,
+ * address a running one.
+ */
+import { Client, Connection, WorkflowIdConflictPolicy, WorkflowUpdateFailedError } from '@temporalio/client';
+import { offboardingRequestSchema, workflowIdFor, describeIssues, type OffboardingRequest } from '../model/request.js';
+import { OFFBOARDING_TASK_QUEUE, OFFBOARDING_WORKFLOW_TYPE } from '../workflows/messages.js';
+import type { offboarding } from '../workflows/offboarding.js';
+import { EffectiveAtKey, EmployeeIdKey, HeldKey, ModeKey, StageKey } from '../workflows/search-attributes.js';
+
+export async function connectClient(env: NodeJS.ProcessEnv = process.env): Promise<Client> {
+  const address = env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233';
+  try {
+    const connection = await Connection.connect({ address, connectTimeout: '5s' });
+    return new Client({ connection, namespace: env.TEMPORAL_NAMESPACE ?? 'default' });
+  } catch (err) {
+    throw new Error(`cannot reach Temporal at ${address}: ${(err as Error).message}. Is \`npm start\` running, or TEMPORAL_ADDRESS set?`);
+  }
+}
+
+export class InvalidRequestError extends Error {}
+
+export interface StartResult {
+  workflowId: string;
+  runId: string;
+  /** false when an offboarding for this person was already running and the request joined it. */
+  started: boolean;
+  /** The request id of the run that is in progress. */
+  startedBy: string | null;
+}
+
+/**
+ * Starts the offboarding for one person, or joins the one already running (USE_EXISTING): an HR
+ * system that sends the same event twice gets one offboarding.
+ */
+export interface StartOptions {
+  taskQueue?: string;
+  /** false where the server has no offboard search attributes (Temporal's time-skipping test server). */
+  searchAttributes?: boolean;
+}
+
+export async function startOffboarding(client: Client, input: unknown, options: StartOptions = {}): Promise<StartResult> {
+  const { taskQueue = OFFBOARDING_TASK_QUEUE, searchAttributes = true } = options;
+  const parsed = offboardingRequestSchema.safeParse(input);
+  if (!parsed.success) throw new InvalidRequestError(describeIssues(parsed.error));
+  const request: OffboardingRequest = parsed.data;
+  const workflowId = workflowIdFor(request.subject.employeeId);
+  const handle = await client.workflow.start<typeof offboarding>(OFFBOARDING_WORKFLOW_TYPE, {
+    workflowId,
+    taskQueue,
+    args: [request],
+    workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
+    ...(searchAttributes
+      ? {
+          typedSearchAttributes: [
+            { key: EmployeeIdKey, value: request.subject.employeeId },
+            { key: StageKey, value: 'planning' },
+            { key: ModeKey, value: 'pending' },
+            { key: HeldKey, value: false },
+            { key: EffectiveAtKey, value: new Date(request.effectiveAt) },
+          ],
+        }
+      : {}),
+    memo: { requestId: request.requestId },
+    // Shown in the Temporal UI's list; identifiers only (no names or emails).
+    staticSummary: `Offboarding ${request.subject.employeeId}: ${request.trigger}${request.reason ? ` (${request.reason})` : ''}, effective ${request.effectiveAt}`,
+  });
+  // The server does not say whether it started or joined; the memo names the request that started it.
+  const description = await handle.describe();
+  const startedBy = (description.memo as { requestId?: string } | undefined)?.requestId;
+  return { workflowId, runId: description.runId, started: startedBy === request.requestId, startedBy: startedBy ?? null };
+}
+
+export type CommandName = 'hold' | 'release' | 'expedite' | 'cancel' | 'retry' | 'skip';
+
+export class CommandRefusedError extends Error {}
+
+/**
+ * Sends an operator command as an Update, so that a refusal comes back at once with the
+ * workflow's reason (e.g. "release: there is no hold to release").
+ */
+export async function sendCommand(client: Client, employeeId: string, name: CommandName, command: Record<string, unknown>): Promise<string> {
+  const workflowId = workflowIdFor(employeeId);
+  const handle = client.workflow.getHandle(workflowId);
+  try {
+    return await handle.executeUpdate<string, [Record<string, unknown>]>(name, { args: [command] });
+  } catch (err) {
+    if (err instanceof WorkflowUpdateFailedError) throw new CommandRefusedError(err.cause?.message ?? err.message);
+    // An Update cannot reach a closed workflow; say whether it finished or never existed.
+    const closed = await handle.describe().then((d) => (d.status.name === 'RUNNING' ? undefined : d.status.name), () => null);
+    if (closed === null) throw new CommandRefusedError(`no offboarding for ${employeeId} (workflow ${workflowId} not found)`);
+    if (closed) throw new CommandRefusedError(`${name}: the offboarding of ${employeeId} has already finished (${closed.toLowerCase()})`);
+    throw err;
+  }
+}

@@ -1,0 +1,127 @@
+/**
+ * Servers shared by the whole test run, started on first use and stopped after the last test:
+ * one slapd seeded with the sample organisation, one throwaway PostgreSQL cluster, one workflow
+ * bundle. Each test offboards its own sample person, so tests do not see each other's changes.
+ */
+import { Runtime, DefaultLogger } from '@temporalio/worker';
+import type pg from 'pg';
+import { Client as LdapClient, type Entry } from 'ldapts';
+import { startPostgres, startSlapd, type PostgresInstance, type SlapdInstance } from '../../scripts/services.js';
+import { bundleWorkflows } from '../../workers/bundle.js';
+import { parseConfig, type ConfigInput, type OffboardConfig } from '../../workers/config.js';
+import { createPool, migrate } from '../../workers/database.js';
+import { personDn } from '../../sandbox/ldif.js';
+import { samplePerson } from '../../sandbox/org.js';
+
+let slapd: Promise<SlapdInstance> | undefined;
+let postgres: Promise<PostgresInstance> | undefined;
+let pool: Promise<pg.Pool> | undefined;
+let bundle: Promise<{ code: string }> | undefined;
+let runtimeInstalled = false;
+
+export const sharedSlapd = () => (slapd ??= startSlapd());
+export const sharedPostgres = () => (postgres ??= startPostgres());
+export const sharedPool = () =>
+  (pool ??= sharedPostgres().then(async (pg) => {
+    const created = createPool({ url: pg.url, embedded: false });
+    await migrate(created);
+    return created;
+  }));
+export const workflowBundle = () => (bundle ??= bundleWorkflows());
+
+/** Runtime.install may run once per process; keep the SDK's own logs to errors (expected failures would flood the output). */
+export function installRuntime() {
+  if (runtimeInstalled) return;
+  Runtime.install({ logger: new DefaultLogger('ERROR') });
+  runtimeInstalled = true;
+}
+
+/** A worker config pointing the `directory` system at the shared slapd, with fast retries. */
+export async function testConfig(extra: { systems?: ConfigInput['systems']; env?: NodeJS.ProcessEnv } = {}): Promise<OffboardConfig> {
+  const ldap = await sharedSlapd();
+  return parseConfig(
+    {
+      systems: {
+        directory: {
+          type: 'ldap',
+          url: ldap.url,
+          bindDn: ldap.serviceDn,
+          bindPassword: { env: 'TEST_LDAP_PASSWORD' },
+          peopleBase: ldap.peopleBase,
+          groupsBase: ldap.groupsBase,
+          timeoutMs: 3_000,
+        },
+        ...extra.systems,
+      },
+      policy: {
+        retry: { initialInterval: '200ms', maximumInterval: '1s', maximumAttempts: 3 },
+        privileged: { directory: ['cn=domain-admins,ou=groups,dc=example,dc=org', 'cn=prod-access,ou=groups,dc=example,dc=org', 'cn=sudoers,ou=groups,dc=example,dc=org'] },
+        roles: { engineer: { directory: ['cn=engineering,ou=groups,dc=example,dc=org', 'cn=developers,ou=groups,dc=example,dc=org', 'cn=vpn-users,ou=groups,dc=example,dc=org'] } },
+      },
+    },
+    'the test config',
+    { TEST_LDAP_PASSWORD: ldap.servicePassword, ...extra.env },
+  );
+}
+
+export interface DirectoryState {
+  exists: boolean;
+  locked: boolean;
+  groups: string[];
+}
+
+/** What slapd holds for a sample person, read as the directory manager. */
+export async function directoryState(employeeId: string): Promise<DirectoryState> {
+  const ldap = await sharedSlapd();
+  const person = samplePerson(employeeId);
+  const dn = personDn(person.uid);
+  const client = new LdapClient({ url: ldap.url });
+  try {
+    await client.bind(ldap.adminDn, ldap.adminPassword);
+    const self = await client.search(dn, { scope: 'base', attributes: ['pwdAccountLockedTime'] }).catch(() => ({ searchEntries: [] as Entry[] }));
+    const { searchEntries } = await client.search(ldap.groupsBase, {
+      scope: 'one',
+      filter: `(|(member=${dn})(uniqueMember=${dn})(memberUid=${person.uid}))`,
+      attributes: ['cn'],
+    });
+    return {
+      exists: self.searchEntries.length === 1,
+      locked: self.searchEntries[0]?.pwdAccountLockedTime !== undefined,
+      groups: searchEntries.map((g) => String(g.cn)).sort(),
+    };
+  } finally {
+    await client.unbind();
+  }
+}
+
+/** Whether the person can still log in (bind) with their password. */
+export async function canBind(employeeId: string): Promise<boolean> {
+  const ldap = await sharedSlapd();
+  const client = new LdapClient({ url: ldap.url });
+  try {
+    await client.bind(personDn(samplePerson(employeeId).uid), 'sandbox-user-password');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await client.unbind().catch(() => undefined);
+  }
+}
+
+export async function stopSharedServers() {
+  await (await pool)?.end();
+  await (await postgres)?.stop();
+  await (await slapd)?.stop();
+}
+
+/** Polls `read` until `done` holds, in real time; fails with the last value seen. */
+export async function eventually<T>(read: () => Promise<T>, done: (value: T) => boolean, what: string, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: T | undefined;
+  for (;;) {
+    last = await read();
+    if (done(last)) return last;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last value: ${JSON.stringify(last)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

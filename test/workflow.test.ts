@@ -1,0 +1,282 @@
+/**
+ * The offboarding workflow on Temporal's time-skipping test server, with the real default
+ * durations (days), against the real slapd and PostgreSQL: each test offboards its own sample
+ * person and asserts what the directory and the audit log hold afterwards.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { Worker } from '@temporalio/worker';
+import type { WorkflowHandle } from '@temporalio/client';
+import { createAuditStore } from '../activities/audit.js';
+import { sendCommand, startOffboarding, CommandRefusedError } from '../client/temporal.js';
+import type { OffboardingRequest } from '../model/request.js';
+import { readToolchain, freePort } from '../scripts/services.js';
+import { createOffboardingWorker } from '../workers/create-worker.js';
+import type { OffboardingStatus } from '../workflows/messages.js';
+import type { offboarding } from '../workflows/offboarding.js';
+import { canBind, directoryState, eventually, installRuntime, sharedPool, sharedSlapd, testConfig, workflowBundle } from './helpers/environment.js';
+import type { ConfigInput } from '../workers/config.js';
+
+const DAY = 86_400_000;
+const ALL_GROUPS_OF = (groups: string[]) => groups.length > 0;
+
+describe('offboarding workflow (time-skipping server, real slapd and PostgreSQL)', function () {
+  let env: TestWorkflowEnvironment;
+
+  before(async function () {
+    installRuntime();
+    const { testServer } = readToolchain();
+    env = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: testServer } } });
+    await Promise.all([sharedSlapd(), sharedPool(), workflowBundle()]);
+  });
+
+  after(async () => {
+    await env?.teardown();
+  });
+
+  /** Runs `body` with a worker on its own task queue; `systems` adds systems to the test config. */
+  async function withWorker<T>(body: (taskQueue: string) => Promise<T>, systems?: ConfigInput['systems']): Promise<T> {
+    const taskQueue = `test-${randomUUID()}`;
+    const worker: Worker = await createOffboardingWorker({
+      connection: env.nativeConnection,
+      namespace: env.namespace ?? 'default',
+      config: await testConfig({ systems }),
+      pool: await sharedPool(),
+      taskQueue,
+      workflowBundle: await workflowBundle(),
+    });
+    return worker.runUntil(body(taskQueue));
+  }
+
+  function request(employeeId: string, overrides: Partial<OffboardingRequest> = {}): OffboardingRequest {
+    return {
+      requestId: `hr-${randomUUID()}`,
+      subject: { employeeId },
+      trigger: 'termination',
+      reason: 'involuntary',
+      employmentType: 'employee',
+      effectiveAt: new Date(Date.now()).toISOString(),
+      requestedBy: 'hr-system',
+      ...overrides,
+    };
+  }
+
+  async function start(taskQueue: string, input: OffboardingRequest) {
+    // Effective times are relative to the test server's clock, which skips ahead of the wall clock.
+    const now = await env.currentTimeMs();
+    const shifted = { ...input, effectiveAt: new Date(now + (Date.parse(input.effectiveAt) - Date.now())).toISOString() };
+    // The test server has no custom search attributes; the dev-server tests cover them.
+    const started = await startOffboarding(env.client, shifted, { taskQueue, searchAttributes: false });
+    return env.client.workflow.getHandle<typeof offboarding>(started.workflowId, started.runId);
+  }
+
+  const status = (handle: WorkflowHandle) => handle.query<OffboardingStatus>('status');
+  const waitFor = (handle: WorkflowHandle, done: (s: OffboardingStatus) => boolean, what: string) => eventually(() => status(handle), done, what);
+  const stageFinished = (name: string) => (s: OffboardingStatus) => s.stages.some((stage) => stage.name === name && stage.finishedAt);
+
+  async function auditActions(workflowId: string) {
+    const events = await createAuditStore(await sharedPool()).eventsFor(workflowId);
+    return events;
+  }
+
+  it('immediate: locks the account and removes every group at the effective time, deletes after retention', async () => {
+    await withWorker(async (taskQueue) => {
+      assert.ok(ALL_GROUPS_OF((await directoryState('E1001')).groups));
+      const handle = await start(taskQueue, request('E1001'));
+      const afterRevoke = await waitFor(handle, stageFinished('revoke'), 'the revoke stage');
+      assert.equal(afterRevoke.mode, 'immediate');
+      assert.deepEqual(await directoryState('E1001'), { exists: true, locked: true, groups: [] });
+      assert.equal(await canBind('E1001'), false, 'a locked person cannot log in');
+      assert.ok(afterRevoke.actions.every((a) => ['done', 'not_applicable'].includes(a.state)), JSON.stringify(afterRevoke.actions));
+
+      const result = await handle.result(); // skips the 30-day retention
+      assert.equal(result.phase, 'completed');
+      assert.equal((await directoryState('E1001')).exists, false, 'the entry is deleted after retention');
+
+      const events = await auditActions(handle.workflowId);
+      const removals = events.filter((e) => e.action === 'remove_entitlement');
+      assert.equal(removals.length, 6, 'one audit row per group removed');
+      assert.equal(new Set(events.map((e) => e.id)).size, events.length);
+      assert.ok(events.some((e) => e.action === 'offboarding_completed'));
+    });
+  });
+
+  it('staged (voluntary): disables at the effective time and removes groups a day later', async () => {
+    await withWorker(async (taskQueue) => {
+      const before = await directoryState('E1002');
+      const handle = await start(taskQueue, request('E1002', { reason: 'voluntary' }));
+      await waitFor(handle, stageFinished('disable'), 'the disable stage');
+      assert.deepEqual(await directoryState('E1002'), { ...before, locked: true }, 'groups stay until their stage');
+      const waiting = await status(handle);
+      assert.equal(waiting.nextStage?.name, 'remove-entitlements');
+
+      await env.sleep(DAY + 60_000);
+      await waitFor(handle, stageFinished('remove-entitlements'), 'the remove-entitlements stage');
+      assert.deepEqual(await directoryState('E1002'), { exists: true, locked: true, groups: [] });
+    });
+  });
+
+  it('a future-dated request waits durably until its effective time', async () => {
+    await withWorker(async (taskQueue) => {
+      const before = await directoryState('E1003');
+      const handle = await start(taskQueue, request('E1003', { effectiveAt: new Date(Date.now() + 3 * DAY).toISOString() }));
+      await waitFor(handle, (s) => s.phase === 'waiting', 'waiting for the effective time');
+      await env.sleep(2 * DAY);
+      assert.equal((await status(handle)).phase, 'waiting');
+      assert.deepEqual(await directoryState('E1003'), before, 'nothing changes before the effective time');
+
+      await env.sleep(DAY + 60_000);
+      await waitFor(handle, stageFinished('revoke'), 'the revoke stage');
+      assert.deepEqual(await directoryState('E1003'), { exists: true, locked: true, groups: [] });
+    });
+  });
+
+  it('hold delays the next stage until release', async () => {
+    await withWorker(async (taskQueue) => {
+      const handle = await start(taskQueue, request('E1004', { reason: 'voluntary' }));
+      await waitFor(handle, stageFinished('disable'), 'the disable stage');
+      const groups = (await directoryState('E1004')).groups;
+      assert.match(await sendCommand(env.client, 'E1004', 'hold', { by: 'manager-7', reason: 'handover of the finance reports' }), /held/);
+      await env.sleep(3 * DAY);
+      const held = await status(handle);
+      assert.equal(held.phase, 'held');
+      assert.equal(held.holds[0]?.by, 'manager-7');
+      assert.deepEqual((await directoryState('E1004')).groups, groups, 'no group is removed while held');
+
+      await sendCommand(env.client, 'E1004', 'release', { by: 'manager-7', reason: 'handover done' });
+      await waitFor(handle, stageFinished('remove-entitlements'), 'the stage after release');
+      assert.deepEqual((await directoryState('E1004')).groups, []);
+      const events = await auditActions(handle.workflowId);
+      assert.ok(events.some((e) => e.action === 'hold_placed' && e.actor === 'manager-7' && e.details.reason === 'handover of the finance reports'));
+      assert.ok(events.some((e) => e.action === 'hold_released' && e.actor === 'manager-7'));
+    });
+  });
+
+  it('a hold with `until` expires by itself', async () => {
+    await withWorker(async (taskQueue) => {
+      const handle = await start(taskQueue, request('E1005', { reason: 'voluntary' }));
+      await waitFor(handle, stageFinished('disable'), 'the disable stage');
+      const until = new Date((await env.currentTimeMs()) + 3 * DAY).toISOString();
+      await sendCommand(env.client, 'E1005', 'hold', { by: 'manager-2', reason: 'knowledge transfer', until });
+      await env.sleep(2 * DAY);
+      assert.equal((await status(handle)).phase, 'held');
+      assert.ok((await directoryState('E1005')).groups.length > 0);
+
+      await env.sleep(DAY + 60_000);
+      await waitFor(handle, stageFinished('remove-entitlements'), 'the stage after the hold expired');
+      assert.deepEqual((await directoryState('E1005')).groups, []);
+      assert.ok((await auditActions(handle.workflowId)).some((e) => e.action === 'hold_expired'));
+    });
+  });
+
+  it('expedite lifts holds and runs every remaining stage now', async () => {
+    await withWorker(async (taskQueue) => {
+      const handle = await start(taskQueue, request('E1006', { reason: 'voluntary', effectiveAt: new Date(Date.now() + 5 * DAY).toISOString() }));
+      await waitFor(handle, (s) => s.phase === 'waiting', 'waiting');
+      await sendCommand(env.client, 'E1006', 'hold', { by: 'manager-3', reason: 'pending review' });
+      await sendCommand(env.client, 'E1006', 'expedite', { by: 'security-oncall', reason: 'credential misuse detected' });
+      const final = await waitFor(handle, (s) => s.phase === 'completed', 'completion');
+      assert.deepEqual(final.holds, []);
+      assert.equal(final.expedited?.by, 'security-oncall');
+      assert.equal((await directoryState('E1006')).exists, false, 'even the delete stage ran');
+      const events = await auditActions(handle.workflowId);
+      assert.ok(events.some((e) => e.action === 'expedited' && e.details.holdsLifted === 1));
+      assert.ok(events.filter((e) => e.action === 'stage_started').every((e) => e.actor === 'security-oncall'));
+    });
+  });
+
+  it('cancel stops the offboarding and re-enables the login it disabled', async () => {
+    await withWorker(async (taskQueue) => {
+      const before = await directoryState('E1007');
+      const handle = await start(taskQueue, request('E1007', { reason: 'voluntary' }));
+      await waitFor(handle, stageFinished('disable'), 'the disable stage');
+      assert.equal((await directoryState('E1007')).locked, true);
+      await sendCommand(env.client, 'E1007', 'cancel', { by: 'hr-system', reason: 'termination rescinded' });
+      const result = await handle.result();
+      assert.equal(result.phase, 'cancelled');
+      assert.deepEqual(await directoryState('E1007'), before, 'unlocked, and the groups were never removed');
+      assert.equal(await canBind('E1007'), true);
+      const events = await auditActions(handle.workflowId);
+      assert.ok(events.some((e) => e.action === 'enable_login' && e.outcome === 'done' && e.actor === 'hr-system'));
+      assert.ok(events.some((e) => e.action === 'offboarding_cancelled'));
+    });
+  });
+
+  it('a failure that retries cannot fix becomes a manual task; retry and skip resolve it', async () => {
+    const unreachable = await freePort(); // nothing listens there: every attempt fails
+    const ldap = await sharedSlapd();
+    await withWorker(async (taskQueue) => {
+      const handle = await start(taskQueue, request('E1008'));
+      // 1. The legacy directory is down: three attempts, then a manual task; the operator skips it.
+      const stuck = await waitFor(handle, (s) => s.manualTasks.some((t) => t.id === 'discover/legacy-directory' && t.state === 'open'), 'a manual task for the unreachable system');
+      assert.match(stuck.manualTasks.find((t) => t.id === 'discover/legacy-directory')!.error, /LDAP discover failed/);
+      await sendCommand(env.client, 'E1008', 'skip', { by: 'it-operator', actionId: 'discover/legacy-directory', reason: 'decommissioned last quarter' });
+
+      // 2. hr-records is managed by another team: removal is refused (not retryable), so a person does it.
+      const actionId = 'revoke/directory/remove_entitlement/cn=hr-records,ou=groups,dc=example,dc=org';
+      const refused = await waitFor(handle, (s) => s.manualTasks.some((t) => t.id === actionId && t.state === 'open'), 'a manual task for hr-records');
+      assert.match(refused.manualTasks.find((t) => t.id === actionId)!.error, /insufficientAccessRights/);
+      assert.deepEqual((await directoryState('E1008')).groups, ['hr-records']);
+      await removeMemberAsAdmin(ldap, 'hr-records', 'E1008');
+      assert.equal(await sendCommand(env.client, 'E1008', 'retry', { by: 'it-operator', actionId }), `retrying ${actionId}`);
+      const done = await waitFor(handle, stageFinished('revoke'), 'the revoke stage');
+      assert.equal(done.actions.find((a) => a.id === actionId)?.state, 'already');
+      assert.equal(done.manualTasks.find((t) => t.id === actionId)?.state, 'resolved');
+      assert.deepEqual(done.systems, ['directory'], 'the skipped system is out of this offboarding');
+
+      const events = await auditActions(handle.workflowId);
+      assert.ok(events.some((e) => e.action === 'manual_task_skipped' && e.actor === 'it-operator' && e.details.reason === 'decommissioned last quarter'));
+      assert.ok(events.some((e) => e.action === 'manual_task_retried' && e.actor === 'it-operator'));
+      assert.ok(events.some((e) => e.action === 'remove_entitlement' && e.outcome === 'failed'));
+    }, {
+      'legacy-directory': {
+        type: 'ldap', url: `ldap://127.0.0.1:${unreachable}`, bindDn: ldap.serviceDn, bindPassword: { env: 'TEST_LDAP_PASSWORD' },
+        peopleBase: ldap.peopleBase, groupsBase: ldap.groupsBase, timeoutMs: 1_000,
+      },
+    });
+  });
+
+  it('a duplicate start joins the running offboarding', async () => {
+    await withWorker(async (taskQueue) => {
+      const first = request('E1009', { effectiveAt: new Date(Date.now() + 10 * DAY).toISOString() });
+      const handle = await start(taskQueue, first);
+      const again = await startOffboarding(env.client, { ...first, requestId: 'hr-resent' }, { taskQueue, searchAttributes: false });
+      assert.equal(again.runId, (await handle.describe()).runId);
+      assert.equal(again.started, false);
+      assert.equal(again.startedBy, first.requestId);
+      const described = await handle.describe();
+      assert.equal(described.status.name, 'RUNNING');
+      await sendCommand(env.client, 'E1009', 'cancel', { by: 'test', reason: 'clean up' });
+      await handle.result();
+    });
+  });
+
+  it('refused Updates return their reason, and change nothing', async () => {
+    await withWorker(async (taskQueue) => {
+      const handle = await start(taskQueue, request('E1010', { reason: 'voluntary', effectiveAt: new Date(Date.now() + 2 * DAY).toISOString() }));
+      await waitFor(handle, (s) => s.phase === 'waiting', 'waiting');
+      await assert.rejects(sendCommand(env.client, 'E1010', 'release', { by: 'manager-1' }), (err: Error) => err instanceof CommandRefusedError && /no hold to release/.test(err.message));
+      await assert.rejects(sendCommand(env.client, 'E1010', 'hold', { by: 'manager-1', reason: '' }), /"reason" is required/);
+      await assert.rejects(sendCommand(env.client, 'E1010', 'retry', { by: 'op', actionId: 'nope' }), /no open manual task "nope"/);
+      await assert.rejects(sendCommand(env.client, 'E1010', 'hold', { by: 'manager-1', reason: 'x', until: '2001-01-01T00:00:00Z' }), /must be a time in the future/);
+      const unchanged = await status(handle);
+      assert.deepEqual(unchanged.holds, []);
+
+      await sendCommand(env.client, 'E1010', 'expedite', { by: 'security', reason: 'now' });
+      await handle.result();
+      await assert.rejects(sendCommand(env.client, 'E1010', 'expedite', { by: 'security', reason: 'again' }), (err: Error) => err instanceof CommandRefusedError && /already finished/.test(err.message));
+      await assert.rejects(sendCommand(env.client, 'E9876', 'hold', { by: 'm', reason: 'r' }), /no offboarding for E9876/);
+    });
+  });
+});
+
+async function removeMemberAsAdmin(ldap: Awaited<ReturnType<typeof sharedSlapd>>, group: string, employeeId: string) {
+  const { Client, Change, Attribute } = await import('ldapts');
+  const { personDn, groupDn } = await import('../sandbox/ldif.js');
+  const { samplePerson } = await import('../sandbox/org.js');
+  const client = new Client({ url: ldap.url });
+  await client.bind(ldap.adminDn, ldap.adminPassword);
+  await client.modify(groupDn(group), new Change({ operation: 'delete', modification: new Attribute({ type: 'member', values: [personDn(samplePerson(employeeId).uid)] }) }));
+  await client.unbind();
+}
