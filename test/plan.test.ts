@@ -1,0 +1,122 @@
+import assert from 'node:assert/strict';
+import { actionsForStage, defaultPolicy, leftoversAfterStage, plan, policySchema, type Discovery, type OffboardingRequest } from '../model/index.js';
+import { ConfigError, parseConfig } from '../workers/config.js';
+
+const DAY = 86_400_000;
+const effectiveAt = '2026-12-01T09:00:00.000Z';
+
+function request(overrides: Partial<OffboardingRequest>): OffboardingRequest {
+  return { requestId: 'hr-1', subject: { employeeId: 'E1' }, trigger: 'termination', reason: 'voluntary', employmentType: 'employee', effectiveAt, requestedBy: 'hr', ...overrides };
+}
+
+const offsets = (p: ReturnType<typeof plan>) => p.stages.map((s) => [s.name, (Date.parse(s.dueAt) - Date.parse(effectiveAt)) / DAY]);
+const kinds = (p: ReturnType<typeof plan>, stage: string) => p.stages.find((s) => s.name === stage)!.steps.map((s) => ('scope' in s ? `${s.action}:${s.scope}` : s.action));
+
+describe('plan()', () => {
+  const policy = defaultPolicy();
+
+  for (const employmentType of ['employee', 'contractor', 'vendor'] as const) {
+    for (const reason of ['involuntary', 'security'] as const) {
+      it(`a ${reason} termination of a ${employmentType} is immediate: everything at the effective time, delete after 30 days`, () => {
+        const p = plan(request({ reason, employmentType }), policy);
+        assert.equal(p.mode, 'immediate');
+        assert.equal(p.playbook, reason);
+        assert.deepEqual(offsets(p), [['revoke', 0], ['delete', 30]]);
+        assert.deepEqual(kinds(p, 'revoke'), ['disable_login', 'revoke_sessions', 'revoke_tokens', 'remove_entitlement:all']);
+        assert.equal(p.slaDeadline, '2026-12-01T10:00:00.000Z');
+      });
+    }
+  }
+
+  it('a voluntary employee is disabled at the effective time, loses entitlements a day later, is deleted after retention', () => {
+    const p = plan(request({ reason: 'voluntary' }), policy);
+    assert.equal(p.mode, 'staged');
+    assert.deepEqual(offsets(p), [['disable', 0], ['remove-entitlements', 1], ['delete', 30]]);
+    assert.deepEqual(kinds(p, 'disable'), ['disable_login', 'revoke_sessions', 'revoke_tokens']);
+  });
+
+  for (const employmentType of ['contractor', 'vendor'] as const) {
+    it(`a ${employmentType}'s voluntary leave or contract end drops privileged access two days early`, () => {
+      for (const r of [request({ reason: 'voluntary', employmentType }), request({ trigger: 'contract_end', reason: undefined, employmentType })]) {
+        const p = plan(r, policy);
+        assert.equal(p.playbook, 'contractor');
+        assert.equal(p.mode, 'staged');
+        assert.deepEqual(offsets(p), [['drop-privileged', -2], ['disable', 0], ['delete', 30]]);
+        assert.deepEqual(kinds(p, 'drop-privileged'), ['remove_entitlement:privileged']);
+      }
+    });
+  }
+
+  it('a contract end of an employee (fixed-term) is staged like a contractor', () => {
+    assert.equal(plan(request({ trigger: 'contract_end', reason: undefined }), policy).playbook, 'contractor');
+  });
+
+  it('a role change removes only what the new role does not grant, after the transition window, and keeps the account', () => {
+    const custom = policySchema.parse({ roles: { engineer: { directory: ['CN=Engineering,ou=groups'] } }, privileged: { directory: ['cn=admins,ou=groups'] } });
+    const p = plan(request({ trigger: 'role_change', reason: undefined, newRole: 'engineer' }), custom);
+    assert.equal(p.playbook, 'role_change');
+    assert.deepEqual(offsets(p), [['transition', 14]]);
+    const found: Discovery = {
+      system: 'directory',
+      account: { id: 'uuid-1', disabled: false },
+      entitlements: [{ id: 'cn=engineering,ou=groups', kind: 'groupOfNames' }, { id: 'cn=finance,ou=groups', kind: 'groupOfNames' }, { id: 'cn=admins,ou=groups', kind: 'groupOfNames' }],
+      credentials: [],
+    };
+    const actions = actionsForStage(p.stages[0]!, [found], p);
+    assert.deepEqual(actions.map((a) => `${a.kind} ${a.target?.id}`), ['remove_entitlement cn=finance,ou=groups', 'remove_entitlement cn=admins,ou=groups'], 'the new role\'s group stays (compared case-insensitively)');
+    assert.ok(!actions.some((a) => a.kind === 'disable_login' || a.kind === 'delete_account'));
+  });
+
+  it('privileged scope takes only the configured privileged entitlements', () => {
+    const custom = policySchema.parse({ privileged: { directory: ['cn=admins,ou=groups'] } });
+    const p = plan(request({ trigger: 'contract_end', reason: undefined, employmentType: 'contractor' }), custom);
+    const found: Discovery = { system: 'directory', account: { id: 'u', disabled: false }, entitlements: [{ id: 'cn=admins,ou=groups', kind: 'g' }, { id: 'cn=staff,ou=groups', kind: 'g' }], credentials: [] };
+    assert.deepEqual(actionsForStage(p.stages[0]!, [found], p).map((a) => a.target?.id), ['cn=admins,ou=groups']);
+    assert.deepEqual(leftoversAfterStage(p.stages[0]!, [found], p), ['directory: still in g cn=admins,ou=groups']);
+  });
+
+  it('is pure: the same request and policy give the same plan', () => {
+    assert.deepEqual(plan(request({}), policy), plan(request({}), policy));
+  });
+
+  it('stages come out in time order whatever order the config lists them in', () => {
+    const custom = policySchema.parse({ playbooks: { voluntary: { mode: 'staged', sla: '1d', stages: [
+      { name: 'late', after: '7d', steps: [{ action: 'delete_account' }] },
+      { name: 'early', after: '0s', steps: [{ action: 'disable_login' }] },
+    ] } } });
+    assert.deepEqual(plan(request({}), custom).stages.map((s) => s.name), ['early', 'late']);
+  });
+});
+
+describe('config validation', () => {
+  const env = { LDAP_PW: 'secret' };
+  const ldap = { type: 'ldap', url: 'ldap://127.0.0.1:389', bindDn: 'cn=x', bindPassword: { env: 'LDAP_PW' }, peopleBase: 'ou=p', groupsBase: 'ou=g' };
+  const problem = (raw: unknown) => {
+    try {
+      parseConfig(raw, 'offboard.config.yaml', env);
+    } catch (err) {
+      assert.ok(err instanceof ConfigError);
+      return err.message;
+    }
+    assert.fail('expected the config to be refused');
+  };
+
+  it('accepts an empty config (all defaults) and a full one', () => {
+    assert.equal(parseConfig({}, 'x', env).policy.retry.maximumAttempts, 8);
+    const config = parseConfig({ systems: { directory: ldap }, policy: { retry: { maximumAttempts: 4 } } }, 'x', env);
+    assert.equal(config.systems.directory?.bindPassword, 'secret');
+    assert.equal(config.policy.retry.maximumAttempts, 4);
+    assert.equal(config.policy.playbooks.involuntary.stages[1]!.after, 30 * DAY);
+  });
+
+  it('names the field and the fix for every kind of mistake', () => {
+    assert.match(problem({ systems: { directory: { ...ldap, url: 'http://x' } } }), /systems\.directory\.url: an ldap:\/\/ or ldaps:\/\/ URL/);
+    assert.match(problem({ systems: { directory: { ...ldap, bindPassword: 'hunter2' } } }), /systems\.directory\.bindPassword: write secrets as \{ env: VARIABLE_NAME \}/);
+    assert.match(problem({ systems: { directory: { ...ldap, bindPassword: { env: 'MISSING_PW' } } } }), /systems\.directory\.bindPassword: environment variable MISSING_PW is not set/);
+    assert.match(problem({ systems: { directory: { ...ldap, type: 'ldapp' } } }), /systems\.directory\.type/);
+    assert.match(problem({ policy: { playbooks: { voluntary: { mode: 'staged', sla: '1d', stages: [{ name: 'x', after: 'tomorrow', steps: [{ action: 'disable_login' }] }] } } } }), /policy\.playbooks\.voluntary\.stages\.0\.after: "tomorrow" is not a duration/);
+    assert.match(problem({ policy: { retry: { maximumAttempts: 0 } } }), /policy\.retry\.maximumAttempts/);
+    assert.match(problem({ polcy: {} }), /polcy/);
+    assert.match(problem({ policy: { playbooks: { voluntary: { mode: 'staged', sla: '1d', stages: [{ name: 'x', after: '1d', steps: [{ action: 'drop_tables' }] }] } } } }), /policy\.playbooks\.voluntary\.stages\.0\.steps\.0/);
+  });
+});
