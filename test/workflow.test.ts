@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
-import type { WorkflowHandle } from '@temporalio/client';
+import type { ConnectionOptions, WorkflowHandle } from '@temporalio/client';
 import { createAuditStore } from '../activities/audit.js';
 import { sendCommand, startOffboarding, CommandRefusedError } from '../client/temporal.js';
 import type { OffboardingRequest } from '../model/request.js';
@@ -27,7 +27,15 @@ describe('offboarding workflow (time-skipping server, real slapd and PostgreSQL)
   before(async function () {
     installRuntime();
     const { testServer } = readToolchain();
-    env = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: testServer } } });
+    env = await TestWorkflowEnvironment.createTimeSkipping({
+      server: { executable: { type: 'existing-path', path: testServer } },
+      // The Java test server answers keepalive pings more often than every 5 minutes with GOAWAY
+      // ("too many pings"), which can strand a call in flight; the SDK pings every 30 s.
+      plugins: [{
+        name: 'test-server-keepalive',
+        configureConnection: (options: ConnectionOptions) => ({ ...options, channelArgs: { ...options.channelArgs, 'grpc.keepalive_time_ms': 6 * 60_000, 'grpc.keepalive_permit_without_calls': 0 } }),
+      }],
+    });
     await Promise.all([sharedSlapd(), sharedPool(), workflowBundle()]);
   });
 
