@@ -96,6 +96,7 @@ export async function startSlapd(options: { dir?: string; port?: number; adminPa
   const tools = readToolchain();
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'offboard-slapd-'));
   const temporary = !options.dir;
+  mkdirSync(dir, { recursive: true });
   const port = options.port ?? (await freePort());
   const adminPassword = options.adminPassword ?? 'sandbox-admin-password';
   const servicePassword = options.servicePassword ?? 'sandbox-service-password';

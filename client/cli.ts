@@ -1,0 +1,208 @@
+/**
+ * `offboard`: the operator's command line. Starts offboardings, shows their status, steers them
+ * (hold, release, expedite, cancel, retry, skip) and verifies the audit chain.
+ *
+ * Exit codes: 0 done; 1 refused or invalid input; 2 usage error; 3 Temporal or the database
+ * unreachable; 4 the audit chain is broken.
+ */
+import { userInfo } from 'node:os';
+import { randomUUID } from 'node:crypto';
+import { Command, CommanderError, Option } from 'commander';
+import type { Client } from '@temporalio/client';
+import { createAuditStore } from '../activities/audit.js';
+import { describeDatabase, createPool, databaseTarget } from '../workers/database.js';
+import type { OffboardingStatus } from '../workflows/messages.js';
+import { describeIssues, offboardingRequestSchema } from '../model/request.js';
+import { CommandRefusedError, InvalidRequestError, connectClient, sendCommand, startOffboarding, type CommandName } from './temporal.js';
+
+class UnreachableError extends Error {}
+class ChainBrokenError extends Error {}
+
+const operator = () => process.env.OFFBOARD_OPERATOR ?? `cli:${userInfo().username}`;
+
+function print(json: boolean, value: unknown, human: () => string) {
+  process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : `${human()}\n`);
+}
+
+async function withClient<T>(work: (client: Client) => Promise<T>): Promise<T> {
+  let client: Client;
+  try {
+    client = await connectClient();
+  } catch (err) {
+    throw new UnreachableError((err as Error).message);
+  }
+  try {
+    return await work(client);
+  } finally {
+    await client.connection.close();
+  }
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, col) => Math.max(...rows.map((row) => (row[col] ?? '').length)));
+  return rows.map((row) => row.map((cell, col) => cell.padEnd(widths[col]!)).join('  ').trimEnd()).join('\n');
+}
+
+export function formatStatus(workflowId: string, status: OffboardingStatus): string {
+  const lines = [
+    `${workflowId}: ${status.phase}${status.playbook ? ` (${status.playbook}, ${status.mode})` : ''}`,
+    `  effective     ${status.effectiveAt}`,
+    `  SLA deadline  ${status.slaDeadline ?? '-'}`,
+    `  stage         ${status.stage ?? '-'}${status.nextStage ? `   next: ${status.nextStage.name} at ${status.nextStage.dueAt}` : ''}`,
+    `  holds         ${status.holds.length === 0 ? 'none' : status.holds.map((h) => `${h.by}: ${h.reason}${h.until ? ` (until ${h.until})` : ''}`).join('; ')}`,
+  ];
+  if (status.expedited) lines.push(`  expedited     by ${status.expedited.by}: ${status.expedited.reason}`);
+  if (status.cancelled) lines.push(`  cancelled     by ${status.cancelled.by}: ${status.cancelled.reason}`);
+  lines.push(`  systems       ${status.systems.join(', ') || '-'}`);
+  if (status.actions.length > 0) {
+    lines.push('', table([['STATE', 'STAGE', 'SYSTEM', 'ACTION', 'TARGET', 'ATTEMPTS'], ...status.actions.map((a) => [a.state, a.stage, a.system, a.kind, a.target?.id ?? '', String(a.attempts)])]).replace(/^/gm, '  '));
+  }
+  const open = status.manualTasks.filter((t) => t.state === 'open');
+  if (open.length > 0) {
+    lines.push('', `  MANUAL TASKS (resolve with \`offboard retry|skip ${status.employeeId} --action <id>\`):`);
+    for (const task of open) lines.push(`    ${task.id}`, `      ${task.description}: ${task.error}`);
+  }
+  return lines.join('\n');
+}
+
+function buildProgram(): Command {
+  const program = new Command('offboard')
+    .description('Revoke a departing person\'s access everywhere, on time, with proof.')
+    .showHelpAfterError()
+    .exitOverride();
+
+  const startCommand = (name: string, description: string) =>
+    program
+      .command(name)
+      .description(description)
+      .requiredOption('--employee <id>', 'the HR employee id (never a name or email)')
+      .option('--effective <iso>', 'when access must end (ISO 8601); default now')
+      .option('--email <email>', 'work email, for systems keyed by email')
+      .addOption(new Option('--employment-type <type>', 'employee, contractor or vendor').choices(['employee', 'contractor', 'vendor']).default('employee'))
+      .option('--request-id <id>', 'the HR event id; default a new id')
+      .option('--json', 'print JSON');
+
+  const start = async (options: Record<string, string | boolean | undefined>, fields: Record<string, unknown>) => {
+    const request = {
+      requestId: options.requestId ?? `cli-${randomUUID()}`,
+      subject: { employeeId: options.employee, ...(options.email ? { email: options.email } : {}) },
+      employmentType: options.employmentType,
+      effectiveAt: options.effective ?? new Date().toISOString(),
+      requestedBy: operator(),
+      ...fields,
+    };
+    // Validate before connecting: bad input is refused even when Temporal is down.
+    const parsed = offboardingRequestSchema.safeParse(request);
+    if (!parsed.success) throw new InvalidRequestError(describeIssues(parsed.error));
+    const result = await withClient((client) => startOffboarding(client, parsed.data));
+    print(Boolean(options.json), result, () =>
+      result.started
+        ? `started ${result.workflowId} (run ${result.runId})`
+        : `joined ${result.workflowId}: an offboarding for this person is already running (started by request ${result.startedBy})`,
+    );
+  };
+
+  startCommand('terminate', 'start the offboarding of someone who leaves')
+    .addOption(new Option('--reason <reason>', 'why they leave').choices(['voluntary', 'involuntary', 'security']).makeOptionMandatory())
+    .action((options) => start(options, { trigger: 'termination', reason: options.reason }));
+  startCommand('contract-end', 'start the offboarding of a contractor or vendor whose contract ends')
+    .action((options) => start(options, { trigger: 'contract_end' }));
+  startCommand('role-change', 'remove what a person\'s new role does not grant')
+    .requiredOption('--new-role <role>', 'the role they move into (a key of policy.roles)')
+    .action((options) => start(options, { trigger: 'role_change', newRole: options.newRole }));
+
+  program
+    .command('status <employeeId>')
+    .description('show an offboarding: stage, holds, every action and open manual tasks')
+    .option('--json', 'print JSON')
+    .action(async (employeeId: string, options: { json?: boolean }) => {
+      const workflowId = `offboarding-${employeeId}`;
+      const status = await withClient(async (client) => {
+        try {
+          return await client.workflow.getHandle(workflowId).query<OffboardingStatus>('status');
+        } catch (err) {
+          if ((err as Error).name === 'WorkflowNotFoundError' || /not found/i.test((err as Error).message)) {
+            throw new CommandRefusedError(`no offboarding for ${employeeId} (workflow ${workflowId} not found)`);
+          }
+          throw err;
+        }
+      });
+      print(Boolean(options.json), status, () => formatStatus(workflowId, status));
+    });
+
+  const command = (name: CommandName, description: string) =>
+    program
+      .command(`${name} <employeeId>`)
+      .description(description)
+      .option('--by <name>', 'who decides this (default $OFFBOARD_OPERATOR or cli:<user>)')
+      .option('--json', 'print JSON');
+  const send = async (name: CommandName, employeeId: string, options: Record<string, string | undefined>, fields: Record<string, unknown>) => {
+    const payload = { by: options.by ?? operator(), ...Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined)) };
+    const result = await withClient((client) => sendCommand(client, employeeId, name, payload));
+    print(Boolean(options.json), { workflowId: `offboarding-${employeeId}`, command: name, result }, () => `offboarding-${employeeId}: ${result}`);
+  };
+
+  command('hold', 'pause before the next stage')
+    .requiredOption('--reason <text>', 'why (recorded in the audit)')
+    .option('--until <iso>', 'lift the hold by itself at this time')
+    .action((id, o) => send('hold', id, o, { reason: o.reason, until: o.until }));
+  command('release', 'lift every hold')
+    .option('--reason <text>', 'why (recorded in the audit)')
+    .action((id, o) => send('release', id, o, { reason: o.reason }));
+  command('expedite', 'lift holds and run every remaining stage now')
+    .requiredOption('--reason <text>', 'why (recorded in the audit)')
+    .action((id, o) => send('expedite', id, o, { reason: o.reason }));
+  command('cancel', 'stop the offboarding and re-enable logins it disabled (rescinded termination)')
+    .requiredOption('--reason <text>', 'why (recorded in the audit)')
+    .action((id, o) => send('cancel', id, o, { reason: o.reason }));
+  command('retry', 'run a manual task\'s action again')
+    .requiredOption('--action <id>', 'the manual task id shown by `offboard status`')
+    .action((id, o) => send('retry', id, o, { actionId: o.action }));
+  command('skip', 'close a manual task without running it (e.g. done by hand)')
+    .requiredOption('--action <id>', 'the manual task id shown by `offboard status`')
+    .requiredOption('--reason <text>', 'why (recorded in the audit)')
+    .action((id, o) => send('skip', id, o, { actionId: o.action, reason: o.reason }));
+
+  program
+    .command('audit')
+    .description('the audit log')
+    .command('verify')
+    .description('recompute the hash chain and name the first broken row')
+    .option('--json', 'print JSON')
+    .action(async (options: { json?: boolean }) => {
+      const target = databaseTarget();
+      const pool = createPool(target);
+      try {
+        const result = await createAuditStore(pool).verify().catch((err: Error) => {
+          throw new UnreachableError(`cannot read the audit log at ${describeDatabase(target.url)}: ${err.message}`);
+        });
+        print(Boolean(options.json), result, () =>
+          result.ok ? `audit chain intact: ${result.rows} rows verified` : `audit chain BROKEN at seq ${result.firstBroken!.seq} (id ${result.firstBroken!.id}): ${result.firstBroken!.problem}; ${result.rows} rows before it verified`,
+        );
+        if (!result.ok) throw new ChainBrokenError('');
+      } finally {
+        await pool.end();
+      }
+    });
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await buildProgram().parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
+    if (err instanceof ChainBrokenError) return 4;
+    const message = (err as Error).message;
+    if (err instanceof InvalidRequestError) process.stderr.write(`offboard: invalid request:\n${message.replace(/^/gm, '  ')}\n`);
+    else process.stderr.write(`offboard: ${message}\n`);
+    if (err instanceof UnreachableError) return 3;
+    if (err instanceof CommandRefusedError || err instanceof InvalidRequestError) return 1;
+    return 1;
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  process.exitCode = await main(process.argv.slice(2));
+}

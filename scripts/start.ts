@@ -1,0 +1,136 @@
+/**
+ * `npm start`: the whole service on this machine, on its embedded defaults.
+ *   - Temporal dev server (state in .data/temporal.db), UI on http://127.0.0.1:8233
+ *   - the audit database: embedded PostgreSQL (PGlite, .data/audit-db) unless DATABASE_URL is set
+ *   - slapd seeded with the sample organisation (.data/slapd) unless OFFBOARD_CONFIG is set
+ *   - the worker
+ * Ctrl-C stops everything; the next `npm start` continues with the same state.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { parse as parseYaml } from 'yaml';
+import { EMBEDDED_DB_PORT_DEFAULT, describeDatabase, startEmbeddedDatabase } from '../workers/database.js';
+import { projectRoot, startSlapd, startTemporalDevServer, waitForPort, type SlapdInstance } from './services.js';
+import { connect } from 'node:net';
+
+const dataDir = join(projectRoot, '.data');
+const env = process.env;
+const temporalPort = Number(env.OFFBOARD_TEMPORAL_PORT ?? 7233);
+const uiPort = Number(env.OFFBOARD_TEMPORAL_UI_PORT ?? 8233);
+const ldapPort = Number(env.OFFBOARD_LDAP_PORT ?? 3389);
+const dbPort = Number(env.OFFBOARD_EMBEDDED_DB_PORT ?? EMBEDDED_DB_PORT_DEFAULT);
+
+const say = (line: string) => process.stdout.write(`[offboard] ${line}\n`);
+
+async function portTaken(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.once('connect', () => { socket.destroy(); resolve(true); });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+/** Sandbox secrets are made once and kept under .data (mode 600), so a restart can bind again. */
+function sandboxSecrets(): { adminPassword: string; servicePassword: string } {
+  const path = join(dataDir, 'sandbox-secrets.json');
+  if (existsSync(path)) return JSON.parse(readFileSync(path, 'utf8'));
+  const secrets = { adminPassword: randomBytes(18).toString('base64url'), servicePassword: randomBytes(18).toString('base64url') };
+  writeFileSync(path, JSON.stringify(secrets), { mode: 0o600 });
+  return secrets;
+}
+
+/** The sandbox config: the example policy, with the directory pointed at the local slapd. */
+function writeSandboxConfig(slapd: SlapdInstance): string {
+  const example = parseYaml(readFileSync(join(projectRoot, 'config', 'offboard.example.yaml'), 'utf8')) as { policy: unknown };
+  const config = {
+    systems: {
+      directory: {
+        type: 'ldap', url: slapd.url, bindDn: slapd.serviceDn, bindPassword: { env: 'OFFBOARD_SANDBOX_LDAP_PASSWORD' },
+        peopleBase: slapd.peopleBase, groupsBase: slapd.groupsBase, employeeIdAttribute: 'employeeNumber',
+      },
+    },
+    policy: example.policy,
+  };
+  const path = join(dataDir, 'offboard.sandbox.yaml');
+  writeFileSync(path, `# Written by npm start for the local sandbox; edit config/offboard.example.yaml instead.\n${stringify(config)}`);
+  return path;
+}
+
+async function main() {
+  mkdirSync(dataDir, { recursive: true });
+  const stops: (() => Promise<void>)[] = [];
+  let stopping = false;
+  const stopAll = async (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    say('stopping…');
+    for (const stop of stops.reverse()) await stop().catch((err: Error) => say(`while stopping: ${err.message}`));
+    say('stopped');
+    process.exit(code);
+  };
+  process.on('SIGINT', () => void stopAll(0));
+  process.on('SIGTERM', () => void stopAll(0));
+
+  try {
+    for (const [port, what, variable] of [[temporalPort, 'Temporal', 'OFFBOARD_TEMPORAL_PORT'], [uiPort, 'the Temporal UI', 'OFFBOARD_TEMPORAL_UI_PORT']] as const) {
+      if (await portTaken(port)) throw new Error(`port ${port} (for ${what}) is already in use — is another \`npm start\` running? Stop it, or set ${variable}.`);
+    }
+    say('starting the Temporal dev server…');
+    const temporal = await startTemporalDevServer({ dbFile: join(dataDir, 'temporal.db'), port: temporalPort, uiPort });
+    stops.push(() => temporal.stop());
+
+    const workerEnv: NodeJS.ProcessEnv = { ...env, TEMPORAL_ADDRESS: temporal.address, TEMPORAL_NAMESPACE: env.TEMPORAL_NAMESPACE ?? 'default' };
+    let databaseLine: string;
+    if (env.DATABASE_URL) {
+      databaseLine = describeDatabase(env.DATABASE_URL);
+    } else {
+      if (await portTaken(dbPort)) throw new Error(`port ${dbPort} (for the embedded database) is already in use; set OFFBOARD_EMBEDDED_DB_PORT`);
+      const db = await startEmbeddedDatabase(join(dataDir, 'audit-db'), dbPort);
+      stops.push(() => db.stop());
+      Object.assign(workerEnv, { DATABASE_URL: db.url, OFFBOARD_DB_EMBEDDED: '1' });
+      databaseLine = `${db.url} (embedded PGlite, data in .data/audit-db)`;
+    }
+
+    let ldapLine = 'from OFFBOARD_CONFIG';
+    if (!env.OFFBOARD_CONFIG) {
+      if (await portTaken(ldapPort)) throw new Error(`port ${ldapPort} (for the sandbox slapd) is already in use; set OFFBOARD_LDAP_PORT`);
+      const secrets = sandboxSecrets();
+      const slapd = await startSlapd({ dir: join(dataDir, 'slapd'), port: ldapPort, ...secrets });
+      stops.push(() => slapd.stop());
+      Object.assign(workerEnv, { OFFBOARD_CONFIG: writeSandboxConfig(slapd), OFFBOARD_SANDBOX_LDAP_PASSWORD: secrets.servicePassword });
+      ldapLine = `${slapd.url} (sandbox slapd, sample organisation, data in .data/slapd)`;
+    }
+
+    say('starting the worker…');
+    const worker: ChildProcess = spawn(process.execPath, ['--import', 'tsx', join(projectRoot, 'workers', 'worker.ts')], { env: workerEnv, stdio: 'inherit' });
+    stops.unshift(() => new Promise<void>((resolve) => {
+      if (worker.exitCode !== null) return resolve();
+      worker.once('exit', () => resolve());
+      worker.kill('SIGTERM');
+    }));
+    worker.once('exit', (code) => {
+      if (!stopping) {
+        say(`the worker exited (code ${code}); stopping`);
+        void stopAll(1);
+      }
+    });
+    await waitForPort(temporalPort, 'Temporal');
+
+    say('ready:');
+    say(`  Temporal     ${temporal.address} (namespace ${workerEnv.TEMPORAL_NAMESPACE}, state in .data/temporal.db)`);
+    say(`  Temporal UI  ${temporal.uiUrl}`);
+    say(`  audit DB     ${databaseLine}`);
+    say(`  LDAP         ${ldapLine}`);
+    say('  try:         ./bin/offboard.js terminate --employee E1001 --reason involuntary');
+    say('               ./bin/offboard.js status E1001');
+    say('Ctrl-C stops everything; state is kept for the next npm start.');
+  } catch (err) {
+    say(`could not start: ${(err as Error).message}`);
+    await stopAll(1);
+  }
+}
+
+await main();
