@@ -105,6 +105,10 @@ if [ "$purpose" = test ]; then
   test_server_path=$(test_server)
   postgres_dir=$(postgres_bin)
   apt_install docker-compose
+else
+  # `start` installs nothing for tests, but keeps naming what an earlier `test` run installed.
+  [ -x "$cache/temporal-test-server-$TEST_SERVER_VERSION/test-server" ] && test_server_path="$cache/temporal-test-server-$TEST_SERVER_VERSION/test-server"
+  postgres_dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
 fi
 
 cat > "$root/.tools/toolchain.json" <<JSON
