@@ -4,15 +4,16 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { execFile } from 'node:child_process';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import { createAuditStore } from '../activities/audit.js';
 import { InvalidRequestError, startOffboarding } from '../client/temporal.js';
 import type { OffboardingRequest } from '../model/request.js';
-import { startTemporalDevServer, type TemporalDevServer } from '../scripts/services.js';
+import { projectRoot, startTemporalDevServer, type TemporalDevServer } from '../scripts/services.js';
 import { createOffboardingWorker } from '../workers/create-worker.js';
 import type { OffboardingStatus } from '../workflows/messages.js';
-import { canBind, directoryState, eventually, installRuntime, sharedPool, testConfig, workflowBundle } from './helpers/environment.js';
+import { canBind, directoryState, eventually, installRuntime, sharedPool, sharedPostgres, testConfig, workflowBundle } from './helpers/environment.js';
 
 describe('offboarding on the Temporal dev server (real slapd and PostgreSQL)', function () {
   let server: TemporalDevServer;
@@ -20,7 +21,8 @@ describe('offboarding on the Temporal dev server (real slapd and PostgreSQL)', f
   let nativeConnection: NativeConnection;
   let worker: Worker;
   let running: Promise<void>;
-  const taskQueue = `dev-${randomUUID()}`;
+  // This dev server is the test's own: the worker takes the default queue, as the CLI expects.
+  const taskQueue = 'offboarding';
 
   before(async function () {
     installRuntime();
@@ -109,5 +111,46 @@ describe('offboarding on the Temporal dev server (real slapd and PostgreSQL)', f
     await assert.rejects(startOffboarding(client, { ...request('E1018'), subject: { employeeId: 'E1018', email: '*)(mail=*' } }, { taskQueue }), /subject\.email/);
     assert.deepEqual(await directoryState('E1018'), before);
     await assert.rejects(client.workflow.getHandle('offboarding-E1018').describe(), /not found/i);
+  });
+
+  it('the offboard CLI: each verb, its output and its exit code', async () => {
+    const databaseUrl = (await sharedPostgres()).url;
+    // Asynchronous on purpose: this process hosts the worker, which must keep running meanwhile.
+    const run = (env: NodeJS.ProcessEnv, args: string[]) =>
+      new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+        execFile(process.execPath, [`${projectRoot}/bin/offboard.js`, ...args], { env: { ...process.env, ...env } }, (error, out, err) => {
+          resolve({ code: error ? (typeof error.code === 'number' ? error.code : null) : 0, out, err });
+        });
+      });
+    const cli = (...args: string[]) => run({ TEMPORAL_ADDRESS: server.address, DATABASE_URL: databaseUrl, OFFBOARD_OPERATOR: 'it-oncall' }, args);
+    const started = await cli('terminate', '--employee', 'E1019', '--reason', 'voluntary', '--json');
+    assert.equal(started.code, 0, started.err);
+    assert.equal(JSON.parse(started.out).workflowId, 'offboarding-E1019');
+    assert.match((await cli('terminate', '--employee', 'E1019', '--reason', 'voluntary')).out, /joined offboarding-E1019/);
+    await eventually(() => directoryState('E1019'), (s) => s.locked, 'E1019 locked');
+
+    assert.deepEqual(await cli('hold', 'E1019', '--reason', 'handover to the new lead'), { code: 0, out: 'offboarding-E1019: held until released\n', err: '' });
+    const status = await cli('status', 'E1019');
+    assert.equal(status.code, 0);
+    assert.match(status.out, /offboarding-E1019: held \(voluntary, staged\)/);
+    assert.match(status.out, /holds\s+it-oncall: handover to the new lead/);
+    assert.match(status.out, /done\s+disable\s+directory\s+disable_login/);
+    assert.equal(JSON.parse((await cli('status', 'E1019', '--json')).out).holds[0].by, 'it-oncall');
+    assert.equal((await cli('release', 'E1019')).code, 0);
+    const again = await cli('release', 'E1019');
+    assert.deepEqual([again.code, again.err], [1, 'offboard: release: there is no hold to release\n']);
+
+    assert.equal((await cli('status', 'E4040')).code, 1);
+    assert.match((await cli('status', 'E4040')).err, /no offboarding for E4040/);
+    const invalid = await cli('terminate', '--employee', 'x)(uid=*', '--reason', 'voluntary', '--effective', 'soon');
+    assert.equal(invalid.code, 1);
+    assert.match(invalid.err, /subject\.employeeId: must be/);
+    assert.match(invalid.err, /effectiveAt: Invalid ISO datetime/);
+    assert.equal((await cli('terminate', '--employee', 'E1019')).code, 2, 'a missing option is a usage error');
+    const verified = await cli('audit', 'verify');
+    assert.deepEqual([verified.code, /audit chain intact: \d+ rows verified/.test(verified.out)], [0, true]);
+    const unreachable = await run({ TEMPORAL_ADDRESS: '127.0.0.1:1' }, ['status', 'E1019']);
+    assert.equal(unreachable.code, 3);
+    assert.match(unreachable.err, /cannot reach Temporal at 127\.0\.0\.1:1/);
   });
 });
