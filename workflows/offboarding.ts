@@ -17,7 +17,7 @@ import {
 import type { Activities } from '../activities/index.js';
 import type { AuditEvent } from '../model/audit.js';
 import type { CancelCommand, ExpediteCommand, HoldCommand, ReleaseCommand, RetryCommand, SkipCommand } from '../model/commands.js';
-import { actionsForStage, leftoversAfterStage, type Action, type Discovery, type Plan, type PlannedStage } from '../model/plan.js';
+import { actionsForStage, leftoversAfterStage, type Action, type Discovery, type PlannedStage } from '../model/plan.js';
 import type { OffboardingRequest } from '../model/request.js';
 import {
   cancelSignal, cancelUpdate, expediteSignal, expediteUpdate, holdSignal, holdUpdate, releaseSignal, releaseUpdate,
