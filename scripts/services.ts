@@ -222,7 +222,7 @@ export interface TemporalDevServer {
 /** `temporal server start-dev` with offboard's search attributes registered. */
 export async function startTemporalDevServer(options: { dbFile?: string; port?: number; uiPort?: number; headless?: boolean; log?: (line: string) => void } = {}): Promise<TemporalDevServer> {
   const tools = readToolchain();
-  if (!tools.temporalCli) throw new Error('the Temporal CLI is not installed: run `bash scripts/toolchain.sh start` (needs Go), or set TEMPORAL_CLI_PATH');
+  if (!tools.temporalCli) return startDownloadedDevServer(options);
   const port = options.port ?? (await freePort());
   const uiPort = options.headless ? undefined : (options.uiPort ?? (await freePort()));
   const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--log-level', 'warn'];
@@ -250,4 +250,26 @@ export async function startTemporalDevServer(options: { dbFile?: string; port?: 
     uiUrl: uiPort ? `http://127.0.0.1:${uiPort}` : null,
     stop: () => stopChild(child, 15_000),
   };
+}
+
+/**
+ * Without Go the Temporal CLI cannot be built here; the SDK then downloads its own CLI (which
+ * needs access to Temporal's download site) and runs the same dev server.
+ */
+async function startDownloadedDevServer(options: { dbFile?: string; port?: number; uiPort?: number; headless?: boolean }): Promise<TemporalDevServer> {
+  const { TestWorkflowEnvironment } = await import('@temporalio/testing');
+  const { EmployeeIdKey, StageKey, ModeKey, HeldKey, EffectiveAtKey } = await import('../workflows/search-attributes.js');
+  const port = options.port ?? (await freePort());
+  const uiPort = options.headless ? undefined : (options.uiPort ?? (await freePort()));
+  const env = await TestWorkflowEnvironment.createLocal({
+    server: {
+      ip: '127.0.0.1',
+      port,
+      dbFilename: options.dbFile,
+      ui: uiPort !== undefined,
+      uiPort,
+      searchAttributes: [EmployeeIdKey, StageKey, ModeKey, HeldKey, EffectiveAtKey],
+    },
+  });
+  return { address: `127.0.0.1:${port}`, uiUrl: uiPort ? `http://127.0.0.1:${uiPort}` : null, stop: () => env.teardown() };
 }

@@ -1,6 +1,11 @@
 import assert from 'node:assert/strict';
 import { actionsForStage, defaultPolicy, leftoversAfterStage, plan, policySchema, type Discovery, type OffboardingRequest } from '../model/index.js';
 import { ConfigError, parseConfig } from '../workers/config.js';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { projectRoot } from '../scripts/services.js';
 
 const DAY = 86_400_000;
 const effectiveAt = '2026-12-01T09:00:00.000Z';
@@ -17,7 +22,7 @@ describe('plan()', () => {
 
   for (const employmentType of ['employee', 'contractor', 'vendor'] as const) {
     for (const reason of ['involuntary', 'security'] as const) {
-      it(`a ${reason} termination of a ${employmentType} is immediate: everything at the effective time, delete after 30 days`, () => {
+      it(`${reason === 'involuntary' ? 'an' : 'a'} ${reason} termination of ${employmentType === 'employee' ? 'an' : 'a'} ${employmentType} is immediate: everything at the effective time, delete after 30 days`, () => {
         const p = plan(request({ reason, employmentType }), policy);
         assert.equal(p.mode, 'immediate');
         assert.equal(p.playbook, reason);
@@ -118,5 +123,17 @@ describe('config validation', () => {
     assert.match(problem({ policy: { retry: { maximumAttempts: 0 } } }), /policy\.retry\.maximumAttempts/);
     assert.match(problem({ polcy: {} }), /polcy/);
     assert.match(problem({ policy: { playbooks: { voluntary: { mode: 'staged', sla: '1d', stages: [{ name: 'x', after: '1d', steps: [{ action: 'drop_tables' }] }] } } } }), /policy\.playbooks\.voluntary\.stages\.0\.steps\.0/);
+  });
+
+  it('an invalid config file stops the worker at start-up, naming the file and the field', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'offboard-config-')), 'offboard.config.yaml');
+    writeFileSync(path, 'policy:\n  retry:\n    maximumAttempts: many\n');
+    const result = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      execFile(process.execPath, ['--import', 'tsx', join(projectRoot, 'workers', 'worker.ts')], { env: { ...process.env, OFFBOARD_CONFIG: path, TEMPORAL_ADDRESS: '127.0.0.1:1' } }, (error, _out, stderr) =>
+        resolve({ code: error && typeof error.code === 'number' ? error.code : 0, stderr }));
+    });
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, new RegExp(`invalid config in ${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+    assert.match(result.stderr, /policy\.retry\.maximumAttempts/);
   });
 });

@@ -45,6 +45,7 @@ async function main() {
 }
 
 main().catch((err: unknown) => {
-  logger.error(err instanceof ConfigError ? err.message : { err }, 'worker failed to start');
+  // Start-up problems are the operator's to fix: the message says what and how, no stack needed.
+  logger.error({ reason: err instanceof Error ? err.message : String(err) }, err instanceof ConfigError ? 'invalid configuration' : 'worker failed to start');
   process.exit(1);
 });
