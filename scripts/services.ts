@@ -59,6 +59,21 @@ function run(command: string, args: string[], what: string) {
   if (result.status !== 0) throw new Error(`${what} failed (${command} ${args.join(' ')}): ${result.stderr || result.stdout || result.error?.message}`);
 }
 
+/** Starts a server in the foreground and waits for its port; a failure carries its stderr. */
+async function spawnServer(command: string, args: string[], port: number, what: string, timeoutMs: number, uid?: number): Promise<ChildProcess> {
+  const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'], uid });
+  let stderr = '';
+  // Kept for the start-up error message only; later output is read and dropped.
+  child.stderr?.on('data', (chunk: Buffer) => { if (stderr.length < 20_000) stderr += chunk.toString(); });
+  try {
+    await waitForPort(port, what, timeoutMs, child);
+  } catch (err) {
+    child.kill('SIGKILL');
+    throw new Error(`${(err as Error).message}\n${stderr}`);
+  }
+  return child;
+}
+
 function stopChild(child: ChildProcess, timeoutMs = 10_000): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => {
@@ -138,14 +153,7 @@ export async function startSlapd(options: { dir?: string; port?: number; adminPa
   let child: ChildProcess | undefined;
   const launch = async () => {
     // -d 0 keeps slapd in the foreground, so it dies with its parent and can be stopped by pid.
-    child = spawn(slapd, ['-f', conf, '-h', `ldap://127.0.0.1:${port}/`, '-d', '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr?.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
-    try {
-      await waitForPort(port, 'slapd', 15_000, child);
-    } catch (err) {
-      throw new Error(`${(err as Error).message}\n${stderr}`);
-    }
+    child = await spawnServer(slapd, ['-f', conf, '-h', `ldap://127.0.0.1:${port}/`, '-d', '0'], port, 'slapd', 15_000);
   };
   await launch();
   return {
@@ -193,14 +201,8 @@ export async function startPostgres(): Promise<PostgresInstance> {
   const dataDir = join(dir, 'data');
   const initdb = spawnSync(join(tools.postgresBin, 'initdb'), ['-D', dataDir, '-U', 'postgres', '-A', 'trust', '--no-sync', '-E', 'UTF8', '--locale=C'], { encoding: 'utf8', uid });
   if (initdb.status !== 0) throw new Error(`initdb failed: ${initdb.stderr}`);
-  const child = spawn(join(tools.postgresBin, 'postgres'), ['-D', dataDir, '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off', '-c', 'full_page_writes=off'], { stdio: ['ignore', 'ignore', 'pipe'], uid });
-  let stderr = '';
-  child.stderr?.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
-  try {
-    await waitForPort(port, 'postgres', 30_000, child);
-  } catch (err) {
-    throw new Error(`${(err as Error).message}\n${stderr}`);
-  }
+  const args = ['-D', dataDir, '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off', '-c', 'full_page_writes=off'];
+  const child = await spawnServer(join(tools.postgresBin, 'postgres'), args, port, 'postgres', 30_000, uid);
   return {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
     port,
