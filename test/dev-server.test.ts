@@ -6,12 +6,14 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { Client, Connection } from '@temporalio/client';
+import pg from 'pg';
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import { createAuditStore } from '../activities/audit.js';
 import { InvalidRequestError, startOffboarding } from '../client/temporal.js';
 import type { OffboardingRequest } from '../model/request.js';
 import { projectRoot, startTemporalDevServer, type TemporalDevServer } from '../scripts/services.js';
 import { createOffboardingWorker } from '../workers/create-worker.js';
+import { seedWarehouseRoles, WAREHOUSE_ARCHIVE_ROLE } from '../sandbox/postgres.js';
 import type { OffboardingStatus } from '../workflows/messages.js';
 import { canBind, directoryState, eventually, installRuntime, sharedPool, sharedPostgres, testConfig, workflowBundle } from './helpers/environment.js';
 
@@ -29,7 +31,13 @@ describe('offboarding on the Temporal dev server (real slapd and PostgreSQL)', f
     server = await startTemporalDevServer({ headless: true });
     client = new Client({ connection: await Connection.connect({ address: server.address }) });
     nativeConnection = await NativeConnection.connect({ address: server.address });
-    worker = await createOffboardingWorker({ connection: nativeConnection, namespace: 'default', config: await testConfig(), pool: await sharedPool(), taskQueue, workflowBundle: await workflowBundle() });
+    const pool = await sharedPool();
+    await seedWarehouseRoles(pool);
+    const config = await testConfig({
+      systems: { warehouse: { type: 'postgres', url: { env: 'TEST_WAREHOUSE_URL' }, roleName: '{employeeId}', reassignOwnedTo: WAREHOUSE_ARCHIVE_ROLE } },
+      env: { TEST_WAREHOUSE_URL: (await sharedPostgres()).url },
+    });
+    worker = await createOffboardingWorker({ connection: nativeConnection, namespace: 'default', config, pool, taskQueue, workflowBundle: await workflowBundle() });
     running = worker.run();
   });
 
@@ -54,14 +62,28 @@ describe('offboarding on the Temporal dev server (real slapd and PostgreSQL)', f
   const revoked = (employeeId: string) =>
     eventually(() => client.workflow.getHandle(`offboarding-${employeeId}`).query<OffboardingStatus>('status'), (s) => s.stages[0]?.finishedAt !== undefined, `${employeeId}'s revoke stage`, 60_000);
 
-  it('locks a seeded person and removes every group; the audit has each row once and the chain verifies', async () => {
+  async function warehouseState(role: string) {
+    const pool = await sharedPool();
+    const login = await pool.query<{ rolcanlogin: boolean }>('SELECT rolcanlogin FROM pg_roles WHERE rolname = $1', [role]);
+    const groups = await pool.query('SELECT 1 FROM pg_auth_members m JOIN pg_roles u ON u.oid = m.member WHERE u.rolname = $1', [role]);
+    const sessions = await pool.query('SELECT 1 FROM pg_stat_activity WHERE usename = $1', [role]);
+    return { login: login.rows[0]?.rolcanlogin, groups: groups.rowCount, sessions: sessions.rowCount };
+  }
+
+  it('locks a seeded person and removes every group in every system; the audit has each row once and the chain verifies', async () => {
     assert.equal(await canBind('E1011'), true);
+    const session = new pg.Client({ connectionString: (await sharedPostgres()).url.replace('postgres@', 'e1011@') });
+    session.on('error', () => undefined);
+    await session.connect();
+    assert.deepEqual(await warehouseState('e1011'), { login: true, groups: 1, sessions: 1 });
     const started = await startOffboarding(client, request('E1011'), { taskQueue });
     assert.equal(started.workflowId, 'offboarding-E1011');
     const status = await revoked('E1011');
 
     assert.deepEqual(await directoryState('E1011'), { exists: true, locked: true, groups: [] });
     assert.equal(await canBind('E1011'), false);
+    assert.deepEqual(await warehouseState('e1011'), { login: false, groups: 0, sessions: 0 }, 'no login, no membership, no open session');
+    await assert.rejects(session.query('SELECT 1'));
 
     const store = createAuditStore(await sharedPool());
     const events = await eventually(() => store.eventsFor(started.workflowId), (rows) => rows.some((r) => r.action === 'stage_verified'), 'the verification row');

@@ -8,15 +8,13 @@ import { createLdapConnector } from '../activities/connectors/ldap.js';
 import { ConnectorError, type Connector } from '../activities/connectors/types.js';
 import type { Action } from '../model/plan.js';
 import { DUPLICATED_EMPLOYEE_ID } from '../sandbox/ldif.js';
-import { canBind, directoryState, sharedSlapd, testConfig } from './helpers/environment.js';
+import { canBind, directoryConfig, directoryState, sharedSlapd } from './helpers/environment.js';
 
 describe('LDAP connector (real slapd)', () => {
   let ldap: Connector;
 
   before(async () => {
-    const config = await testConfig();
-    const directory = config.systems.directory!;
-    ldap = createLdapConnector('directory', directory);
+    ldap = createLdapConnector('directory', await directoryConfig());
   });
 
   const action = (kind: Action['kind'], accountId: string, target?: Action['target']): Action => ({ id: `t/${kind}`, stage: 't', system: 'directory', kind, accountId, target });
@@ -74,14 +72,12 @@ describe('LDAP connector (real slapd)', () => {
   });
 
   it('wrong credentials are a configuration error, not retried', async () => {
-    const config = await testConfig();
-    const wrong = createLdapConnector('directory', { ...config.systems.directory!, bindPassword: 'not-the-password' });
+    const wrong = createLdapConnector('directory', { ...(await directoryConfig()), bindPassword: 'not-the-password' });
     await assert.rejects(wrong.discover({ employeeId: 'E1031' }), (err: ConnectorError) => !err.retryable && /invalidCredentials: check the bind DN and password/.test(err.message));
   });
 
   it('an unreachable directory is retryable', async () => {
-    const config = await testConfig();
-    const down = createLdapConnector('directory', { ...config.systems.directory!, url: 'ldap://127.0.0.1:1', timeoutMs: 1_000 });
+    const down = createLdapConnector('directory', { ...(await directoryConfig()), url: 'ldap://127.0.0.1:1', timeoutMs: 1_000 });
     await assert.rejects(down.discover({ employeeId: 'E1031' }), (err: ConnectorError) => err.retryable && err.code === 'ldap_unreachable');
   });
 });

@@ -109,7 +109,8 @@ describe('config validation', () => {
   it('accepts an empty config (all defaults) and a full one', () => {
     assert.equal(parseConfig({}, 'x', env).policy.retry.maximumAttempts, 8);
     const config = parseConfig({ systems: { directory: ldap }, policy: { retry: { maximumAttempts: 4 } } }, 'x', env);
-    assert.equal(config.systems.directory?.bindPassword, 'secret');
+    const directory = config.systems.directory;
+    assert.equal(directory?.type === 'ldap' && directory.bindPassword, 'secret');
     assert.equal(config.policy.retry.maximumAttempts, 4);
     assert.equal(config.policy.playbooks.involuntary.stages[1]!.after, 30 * DAY);
   });

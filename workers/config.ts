@@ -7,6 +7,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ldapSystemSchema } from '../activities/connectors/ldap.js';
+import { postgresSystemSchema } from '../activities/connectors/postgres.js';
 import { policySchema } from '../model/policy.js';
 import { describeIssues } from '../model/request.js';
 
@@ -31,7 +32,11 @@ function secret(env: NodeJS.ProcessEnv) {
 }
 
 export function configSchema(env: NodeJS.ProcessEnv) {
-  const system = z.discriminatedUnion('type', [ldapSystemSchema.extend({ bindPassword: secret(env) })]);
+  const system = z.discriminatedUnion('type', [
+    ldapSystemSchema.extend({ bindPassword: secret(env) }),
+    // The URL carries the connector role's password.
+    postgresSystemSchema.extend({ url: secret(env) }),
+  ]);
   return z
     .object({
       systems: z.record(z.string().regex(/^[a-z][a-z0-9-]{0,30}$/, 'system names: lower-case letters, digits and "-"'), system).default({}),

@@ -2,6 +2,7 @@ import { NativeConnection, Worker } from '@temporalio/worker';
 import type pg from 'pg';
 import { createAuditStore } from '../activities/audit.js';
 import { createLdapConnector } from '../activities/connectors/ldap.js';
+import { createPostgresConnector } from '../activities/connectors/postgres.js';
 import type { Connector } from '../activities/connectors/types.js';
 import { createActivities } from '../activities/index.js';
 import { OFFBOARDING_TASK_QUEUE } from '../workflows/messages.js';
@@ -14,6 +15,9 @@ export function createConnectors(config: OffboardConfig): Map<string, Connector>
     switch (system.type) {
       case 'ldap':
         connectors.set(name, createLdapConnector(name, system));
+        break;
+      case 'postgres':
+        connectors.set(name, createPostgresConnector(name, system));
         break;
     }
   }

@@ -339,7 +339,11 @@ export async function offboarding(request: OffboardingRequest): Promise<Offboard
     for (const found of before) {
       audit({ action: 'access_discovered', actor: 'workflow', system: found.system, details: { stage: stage.name, account: found.account, entitlements: found.entitlements.map((e) => ({ id: e.id, kind: e.kind })), credentials: found.credentials.length } });
     }
-    await Promise.all(actionsForStage(stage, before, plan).map((action) => runAction(action, actor)));
+    // Logins are disabled first, everywhere at once; only then are sessions ended and the rest
+    // revoked, so that nobody can open a new session between the two.
+    const actions = actionsForStage(stage, before, plan);
+    await Promise.all(actions.filter((a) => a.kind === 'disable_login').map((action) => runAction(action, actor)));
+    await Promise.all(actions.filter((a) => a.kind !== 'disable_login').map((action) => runAction(action, actor)));
     if (status.cancelled) return;
 
     // Verification sweep: whatever the stage should have removed and is still there is escalated.

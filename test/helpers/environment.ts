@@ -11,6 +11,7 @@ import { bundleWorkflows } from '../../workers/bundle.js';
 import { parseConfig, type ConfigInput, type OffboardConfig } from '../../workers/config.js';
 import { createPool, migrate } from '../../workers/database.js';
 import { personDn } from '../../sandbox/ldif.js';
+import type { LdapSystemConfig } from '../../activities/connectors/ldap.js';
 import { samplePerson } from '../../sandbox/org.js';
 
 let slapd: Promise<SlapdInstance> | undefined;
@@ -62,6 +63,13 @@ export async function testConfig(extra: { systems?: ConfigInput['systems']; env?
     'the test config',
     { TEST_LDAP_PASSWORD: ldap.servicePassword, ...extra.env },
   );
+}
+
+/** The test config's `directory` system (the shared slapd), typed as the LDAP settings it is. */
+export async function directoryConfig(): Promise<LdapSystemConfig> {
+  const system = (await testConfig()).systems.directory;
+  if (system?.type !== 'ldap') throw new Error('the test config has no LDAP directory');
+  return system;
 }
 
 export interface DirectoryState {
