@@ -8,12 +8,14 @@ import { checkRequestAgainstPolicy, plan, type Action, type Discovery, type Plan
 import type { Policy } from '../model/policy.js';
 import type { OffboardingRequest, Subject } from '../model/request.js';
 import type { AuditStore } from './audit.js';
+import type { Notification } from './notify.js';
 import { ConnectorError, type ApplyResult, type Connector } from './connectors/types.js';
 
 export interface ActivityDeps {
   policy: Policy;
   connectors: Map<string, Connector>;
   audit: AuditStore;
+  notify: (notification: Notification) => Promise<{ delivered: string[] }>;
 }
 
 /** Turns a connector's classified error into the failure Temporal retries, or does not. */
@@ -29,7 +31,7 @@ function toFailure(err: unknown): never {
   throw err;
 }
 
-export function createActivities({ policy, connectors, audit }: ActivityDeps) {
+export function createActivities({ policy, connectors, audit, notify }: ActivityDeps) {
   function connectorFor(system: string): Connector {
     const connector = connectors.get(system);
     if (!connector) {
@@ -59,6 +61,10 @@ export function createActivities({ policy, connectors, audit }: ActivityDeps) {
     async applyAction({ action, subject }: { action: Action; subject: Subject }): Promise<ApplyResult & { attempt: number }> {
       const result = await connectorFor(action.system).apply(action, subject).catch(toFailure);
       return { ...result, attempt: Context.current().info.attempt };
+    },
+
+    async notify(notification: Notification): Promise<{ delivered: string[] }> {
+      return notify(notification).catch(toFailure);
     },
 
     async recordAudit(event: AuditEvent): Promise<void> {

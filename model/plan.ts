@@ -23,6 +23,7 @@ export const planSchema = z.object({
     backoffCoefficient: z.number(),
     maximumAttempts: z.number(),
   }),
+  manualTasks: z.object({ remindEveryMs: z.number(), dueWithinMs: z.number() }),
   privileged: z.record(z.string(), z.array(z.string())),
   /** Entitlements the new role grants, per system (role change only). */
   keep: z.record(z.string(), z.array(z.string())),
@@ -66,6 +67,7 @@ export function plan(request: OffboardingRequest, policy: Policy): Plan {
       backoffCoefficient: policy.retry.backoffCoefficient,
       maximumAttempts: policy.retry.maximumAttempts,
     },
+    manualTasks: { remindEveryMs: policy.manualTasks.remindEvery, dueWithinMs: policy.manualTasks.dueWithin },
     privileged: policy.privileged,
     keep,
   };
@@ -102,6 +104,8 @@ export const discoverySchema = z.object({
   account: z.object({ id: z.string(), disabled: z.boolean() }).nullable(),
   entitlements: z.array(entitlementSchema),
   credentials: z.array(credentialSchema),
+  /** A system with no API: its actions are tasks for a person, and discovery cannot verify them. */
+  manual: z.boolean().optional(),
 });
 export type Discovery = z.infer<typeof discoverySchema>;
 
@@ -150,7 +154,7 @@ export function leftoversAfterStage(stage: PlannedStage, discoveries: Discovery[
   const leftovers: string[] = [];
   for (const discovery of discoveries) {
     const account = discovery.account;
-    if (!account) continue;
+    if (!account || discovery.manual) continue;
     for (const step of stage.steps) {
       if (step.action === 'delete_account') leftovers.push(`${discovery.system}: account still exists`);
       if (step.action === 'disable_login' && !account.disabled) leftovers.push(`${discovery.system}: login still enabled`);

@@ -99,6 +99,10 @@ export const policySchema = z.object({
     })
     .prefault({}),
   retry: retrySchema.prefault({}),
+  /** Manual tasks (failures, apps with no API): how often to remind, and when one is overdue. */
+  manualTasks: z
+    .object({ remindEvery: durationSchema.prefault('1d'), dueWithin: durationSchema.prefault('3d') })
+    .prefault({}),
   /** Per system, the entitlements that count as privileged (admin groups, superuser roles). */
   privileged: entitlementListsSchema.default({}),
   /** Per role, per system, the entitlements that role grants (kept on a role change). */

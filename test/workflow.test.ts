@@ -245,6 +245,30 @@ describe('offboarding workflow (time-skipping server, real slapd and PostgreSQL)
     });
   });
 
+  it('an app with no API becomes a task for its owner, with reminders, escalation when overdue, and confirmation by skip', async () => {
+    await withWorker(async (taskQueue) => {
+      const handle = await start(taskQueue, request('E1020'));
+      const taskId = 'revoke/payroll/disable_login';
+      const opened = await waitFor(handle, (s) => s.manualTasks.some((t) => t.id === taskId && t.state === 'open'), 'the payroll task');
+      assert.match(opened.manualTasks.find((t) => t.id === taskId)!.error, /manual task for payroll-team: disable the login of E1020 in Legacy payroll/);
+      await eventually(() => directoryState('E1020'), (d) => d.locked && d.groups.length === 0, 'the directory revoked meanwhile');
+
+      await env.sleep(DAY + 60_000);
+      await waitFor(handle, (s) => s.manualTasks.find((t) => t.id === taskId)!.reminders === 1, 'one reminder');
+      await env.sleep(3 * DAY);
+      await waitFor(handle, (s) => s.manualTasks.find((t) => t.id === taskId)!.reminders === 4, 'reminders until overdue');
+      await sendCommand(env.client, 'E1020', 'skip', { by: 'it-operator', actionId: taskId, reason: 'payroll-team confirmed removal on ticket PAY-118' });
+      const done = await waitFor(handle, stageFinished('revoke'), 'the revoke stage');
+      assert.equal(done.actions.find((a) => a.id === taskId)?.state, 'skipped');
+
+      const events = await auditActions(handle.workflowId);
+      assert.equal(events.filter((e) => e.action === 'manual_task_reminder').length, 2, 'reminders while within the 3-day window');
+      assert.ok(events.filter((e) => e.action === 'manual_task_overdue').length >= 1, 'escalated once overdue');
+      assert.ok(events.some((e) => e.action === 'manual_task_skipped' && e.details.reason === 'payroll-team confirmed removal on ticket PAY-118'));
+      assert.equal(events.find((e) => e.action === 'stage_verified')?.outcome, 'clean', 'the manual system is left out of verification');
+    }, { payroll: { type: 'manual', app: 'Legacy payroll', owner: 'payroll-team' } });
+  });
+
   it('a duplicate start joins the running offboarding', async () => {
     await withWorker(async (taskQueue) => {
       const first = request('E1009', { effectiveAt: new Date(Date.now() + 10 * DAY).toISOString() });

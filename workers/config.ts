@@ -8,6 +8,8 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ldapSystemSchema } from '../activities/connectors/ldap.js';
 import { postgresSystemSchema } from '../activities/connectors/postgres.js';
+import { manualSystemSchema } from '../activities/connectors/manual.js';
+import { notificationsSchema } from '../activities/notify.js';
 import { policySchema } from '../model/policy.js';
 import { describeIssues } from '../model/request.js';
 
@@ -36,11 +38,15 @@ export function configSchema(env: NodeJS.ProcessEnv) {
     ldapSystemSchema.extend({ bindPassword: secret(env) }),
     // The URL carries the connector role's password.
     postgresSystemSchema.extend({ url: secret(env) }),
+    manualSystemSchema,
   ]);
   return z
     .object({
       systems: z.record(z.string().regex(/^[a-z][a-z0-9-]{0,30}$/, 'system names: lower-case letters, digits and "-"'), system).default({}),
       policy: policySchema.prefault({}),
+      notifications: notificationsSchema.extend({
+        slack: notificationsSchema.shape.slack.unwrap().extend({ token: secret(env) }).optional(),
+      }).prefault({}),
     })
     .strict();
 }

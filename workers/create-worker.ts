@@ -3,8 +3,11 @@ import type pg from 'pg';
 import { createAuditStore } from '../activities/audit.js';
 import { createLdapConnector } from '../activities/connectors/ldap.js';
 import { createPostgresConnector } from '../activities/connectors/postgres.js';
+import { createManualConnector } from '../activities/connectors/manual.js';
 import type { Connector } from '../activities/connectors/types.js';
 import { createActivities } from '../activities/index.js';
+import { createNotifier } from '../activities/notify.js';
+import { logger } from './logger.js';
 import { OFFBOARDING_TASK_QUEUE } from '../workflows/messages.js';
 import { bundlerOptions, workflowsPath } from './bundle.js';
 import type { OffboardConfig } from './config.js';
@@ -18,6 +21,9 @@ export function createConnectors(config: OffboardConfig): Map<string, Connector>
         break;
       case 'postgres':
         connectors.set(name, createPostgresConnector(name, system));
+        break;
+      case 'manual':
+        connectors.set(name, createManualConnector(name, system));
         break;
     }
   }
@@ -39,6 +45,7 @@ export async function createOffboardingWorker(options: WorkerOptions): Promise<W
     policy: options.config.policy,
     connectors: createConnectors(options.config),
     audit: createAuditStore(options.pool),
+    notify: createNotifier(options.config.notifications, logger),
   });
   return Worker.create({
     connection: options.connection,

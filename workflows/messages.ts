@@ -21,6 +21,9 @@ export interface ManualTask {
   description: string;
   error: string;
   openedAt: string;
+  /** After this the task is overdue: reminders say so and it is escalated. */
+  dueAt: string;
+  reminders: number;
   state: 'open' | 'retrying' | 'skipped' | 'resolved';
   resolvedBy?: string;
 }

@@ -15,6 +15,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
+import type { Notification } from '../activities/notify.js';
 import type { AuditEvent } from '../model/audit.js';
 import type { CancelCommand, ExpediteCommand, HoldCommand, ReleaseCommand, RetryCommand, SkipCommand } from '../model/commands.js';
 import { actionsForStage, leftoversAfterStage, type Action, type Discovery, type PlannedStage } from '../model/plan.js';
@@ -89,6 +90,17 @@ export async function offboarding(request: OffboardingRequest): Promise<Offboard
     );
   }
 
+  // Notifications must not hold the offboarding up: a failed one is recorded and the work goes on.
+  const { notify } = proxyActivities<Activities>({ startToCloseTimeout: '30 seconds', retry: { maximumAttempts: 5, maximumInterval: '1 minute' } });
+  function tell(event: Notification['event'], text: string) {
+    pendingAudit.push(
+      notify({ event, employeeId: request.subject.employeeId, workflowId: info.workflowId, text: `${info.workflowId}: ${text}` }).then(
+        () => undefined,
+        (err: ActivityFailure) => audit({ action: 'notification_failed', actor: 'workflow', outcome: 'failed', details: { event, error: err.cause?.message ?? err.message } }),
+      ),
+    );
+  }
+
   // Started without offboard's search attributes (a server that lacks them): keep none.
   const searchAttributesEnabled = info.typedSearchAttributes.get(EmployeeIdKey) !== undefined;
   function publishSearchAttributes() {
@@ -134,6 +146,7 @@ export async function offboarding(request: OffboardingRequest): Promise<Offboard
     hold: (command: HoldCommand) => {
       status.holds.push({ by: command.by, reason: command.reason, until: command.until, placedAt: now() });
       audit({ action: 'hold_placed', actor: command.by, details: { reason: command.reason, until: command.until ?? null } });
+      tell('held', `held by ${command.by}${command.until ? ` until ${command.until}` : ''}: ${command.reason}`);
       return command.until ? `held until ${command.until}` : 'held until released';
     },
     release: (command: ReleaseCommand) => {
@@ -217,6 +230,7 @@ export async function offboarding(request: OffboardingRequest): Promise<Offboard
   status.slaDeadline = plan.slaDeadline;
   status.stages = plan.stages.map((stage) => ({ name: stage.name, dueAt: stage.dueAt }));
   status.systems = await setup.configuredSystems();
+  tell('started', `${plan.playbook} offboarding (${plan.mode}), effective ${plan.effectiveAt}, requested by ${request.requestedBy}`);
   audit({ action: 'plan_made', actor: 'workflow', details: { playbook: plan.playbook, mode: plan.mode, slaDeadline: plan.slaDeadline, stages: plan.stages.map((s) => ({ name: s.name, dueAt: s.dueAt })), systems: status.systems } });
 
   const retry = {
@@ -249,15 +263,26 @@ export async function offboarding(request: OffboardingRequest): Promise<Offboard
     }
   }
 
-  /** Opens (or reopens) a manual task and waits for an operator's retry or skip. */
+  /**
+   * Opens (or reopens) a manual task and waits for an operator's retry or skip, reminding the
+   * channel every `remindEvery` and escalating once it is past `dueWithin`.
+   */
   async function awaitOperator(taskId: string, system: string | null, description: string, error: string, ignoreCancel: boolean): Promise<'retry' | 'skip' | 'cancelled'> {
+    const openedAtMs = Date.now();
+    const fields = { error, openedAt: now(), dueAt: new Date(openedAtMs + plan.manualTasks.dueWithinMs).toISOString(), reminders: 0, state: 'open' as const };
     const existing = status.manualTasks.find((t) => t.id === taskId);
-    const task: ManualTask = existing ?? { id: taskId, system, description, error, openedAt: now(), state: 'open' };
-    if (existing) Object.assign(existing, { state: 'open', error, openedAt: now() });
-    else status.manualTasks.push(task);
-    audit({ action: 'manual_task_opened', actor: 'workflow', system, outcome: 'escalated', details: { taskId, description, error } });
+    const task: ManualTask = existing ? Object.assign(existing, fields) : { id: taskId, system, description, ...fields };
+    if (!existing) status.manualTasks.push(task);
+    audit({ action: 'manual_task_opened', actor: 'workflow', system, outcome: 'escalated', details: { taskId, description, error, dueAt: task.dueAt } });
+    tell('manual_task', `needs a person: ${description} — ${error} (resolve with retry or skip ${taskId})`);
     log.warn('manual task opened', { taskId, system });
-    await condition(() => task.state !== 'open' || (!ignoreCancel && status.cancelled !== null));
+    const settled = () => task.state !== 'open' || (!ignoreCancel && status.cancelled !== null);
+    while (!(await condition(settled, plan.manualTasks.remindEveryMs))) {
+      task.reminders += 1;
+      const overdue = Date.now() >= Date.parse(task.dueAt);
+      audit({ action: overdue ? 'manual_task_overdue' : 'manual_task_reminder', actor: 'workflow', system, outcome: 'escalated', details: { taskId, reminders: task.reminders, dueAt: task.dueAt } });
+      tell(overdue ? 'overdue' : 'reminder', `${overdue ? 'OVERDUE since ' + task.dueAt : 'still open'}: ${description} (task ${taskId})`);
+    }
     if (task.state === 'skipped') return 'skip';
     return task.state === 'retrying' ? 'retry' : 'cancelled';
   }
@@ -339,11 +364,21 @@ export async function offboarding(request: OffboardingRequest): Promise<Offboard
     for (const found of before) {
       audit({ action: 'access_discovered', actor: 'workflow', system: found.system, details: { stage: stage.name, account: found.account, entitlements: found.entitlements.map((e) => ({ id: e.id, kind: e.kind })), credentials: found.credentials.length } });
     }
-    // Logins are disabled first, everywhere at once; only then are sessions ended and the rest
-    // revoked, so that nobody can open a new session between the two.
+    // Everything runs in parallel, except that a system's sessions are ended only after its login
+    // is disabled, so that nobody opens a new session in between. A system that needs a person
+    // holds up no other system.
     const actions = actionsForStage(stage, before, plan);
-    await Promise.all(actions.filter((a) => a.kind === 'disable_login').map((action) => runAction(action, actor)));
-    await Promise.all(actions.filter((a) => a.kind !== 'disable_login').map((action) => runAction(action, actor)));
+    const disabling = new Map<string, Promise<unknown>>();
+    for (const action of actions.filter((a) => a.kind === 'disable_login')) disabling.set(action.system, runAction(action, actor));
+    await Promise.all([
+      ...disabling.values(),
+      ...actions
+        .filter((a) => a.kind !== 'disable_login')
+        .map(async (action) => {
+          if (action.kind === 'revoke_sessions') await disabling.get(action.system);
+          return runAction(action, actor);
+        }),
+    ]);
     if (status.cancelled) return;
 
     // Verification sweep: whatever the stage should have removed and is still there is escalated.
@@ -383,8 +418,10 @@ export async function offboarding(request: OffboardingRequest): Promise<Offboard
   const counts: Record<string, number> = {};
   for (const action of status.actions) counts[action.state] = (counts[action.state] ?? 0) + 1;
   audit({ action: status.phase === 'cancelled' ? 'offboarding_cancelled' : 'offboarding_completed', actor: status.cancelled?.by ?? 'workflow', outcome: status.phase, details: { actions: counts, slaDeadline: plan.slaDeadline } });
+  tell(status.phase === 'cancelled' ? 'cancelled' : 'completed', `${status.phase}: ${Object.entries(counts).map(([state, n]) => `${n} ${state}`).join(', ') || 'no actions'}`);
   await condition(allHandlersFinished);
-  await Promise.all(pendingAudit);
+  // A failed notification adds an audit event while we wait: drain until nothing is left.
+  while (pendingAudit.length > 0) await Promise.all(pendingAudit.splice(0));
   return { phase: status.phase as 'completed' | 'cancelled', actions: counts, manualTasksSkipped: status.manualTasks.filter((t) => t.state === 'skipped').length };
 }
 
