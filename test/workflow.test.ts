@@ -94,6 +94,7 @@ describe('offboarding workflow (time-skipping server, real slapd and PostgreSQL)
       const handle = await start(taskQueue, request('E1001'));
       const afterRevoke = await waitFor(handle, stageFinished('revoke'), 'the revoke stage');
       assert.equal(afterRevoke.mode, 'immediate');
+      assert.match(afterRevoke.accounts.directory ?? '', /^[0-9a-f-]{36}$/, 'the entry found, by entryUUID');
       assert.deepEqual(await directoryState('E1001'), { exists: true, locked: true, groups: [] });
       assert.equal(await canBind('E1001'), false, 'a locked person cannot log in');
       assert.ok(afterRevoke.actions.every((a) => ['done', 'not_applicable'].includes(a.state)), JSON.stringify(afterRevoke.actions));

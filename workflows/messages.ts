@@ -52,6 +52,8 @@ export interface OffboardingStatus {
   expedited: { by: string; reason: string; at: string } | null;
   cancelled: { by: string; reason: string; at: string } | null;
   systems: string[];
+  /** Per system, the account found for this person at the last discovery, or null: none found. */
+  accounts: Record<string, string | null>;
   actions: ActionStatus[];
   manualTasks: ManualTask[];
 }

@@ -64,6 +64,7 @@ export async function offboarding(request: OffboardingRequest): Promise<Offboard
     expedited: null,
     cancelled: null,
     systems: [],
+    accounts: {},
     actions: [],
     manualTasks: [],
   };
@@ -362,6 +363,8 @@ export async function offboarding(request: OffboardingRequest): Promise<Offboard
 
     const before = await discoverAll();
     for (const found of before) {
+      // A person with no account in a system is reported (status, audit), never guessed at.
+      status.accounts[found.system] = found.account?.id ?? null;
       audit({ action: 'access_discovered', actor: 'workflow', system: found.system, details: { stage: stage.name, account: found.account, entitlements: found.entitlements.map((e) => ({ id: e.id, kind: e.kind })), credentials: found.credentials.length } });
     }
     // Everything runs in parallel, except that a system's sessions are ended only after its login
