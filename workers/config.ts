@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { ldapSystemSchema } from '../activities/connectors/ldap.js';
 import { postgresSystemSchema } from '../activities/connectors/postgres.js';
 import { manualSystemSchema } from '../activities/connectors/manual.js';
+import { scimSystemSchema } from '../activities/connectors/scim.js';
 import { notificationsSchema } from '../activities/notify.js';
 import { policySchema } from '../model/policy.js';
 import { describeIssues } from '../model/request.js';
@@ -39,6 +40,7 @@ export function configSchema(env: NodeJS.ProcessEnv) {
     // The URL carries the connector role's password.
     postgresSystemSchema.extend({ url: secret(env) }),
     manualSystemSchema,
+    scimSystemSchema.extend({ bearerToken: secret(env) }),
   ]);
   return z
     .object({

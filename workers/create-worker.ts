@@ -4,6 +4,7 @@ import { createAuditStore } from '../activities/audit.js';
 import { createLdapConnector } from '../activities/connectors/ldap.js';
 import { createPostgresConnector } from '../activities/connectors/postgres.js';
 import { createManualConnector } from '../activities/connectors/manual.js';
+import { createScimConnector } from '../activities/connectors/scim.js';
 import type { Connector } from '../activities/connectors/types.js';
 import { createActivities } from '../activities/index.js';
 import { createNotifier } from '../activities/notify.js';
@@ -24,6 +25,9 @@ export function createConnectors(config: OffboardConfig): Map<string, Connector>
         break;
       case 'manual':
         connectors.set(name, createManualConnector(name, system));
+        break;
+      case 'scim':
+        connectors.set(name, createScimConnector(name, system));
         break;
     }
   }
