@@ -106,6 +106,8 @@ export const discoverySchema = z.object({
   credentials: z.array(credentialSchema),
   /** A system with no API: its actions are tasks for a person, and discovery cannot verify them. */
   manual: z.boolean().optional(),
+  /** Accounts there cannot be deleted (Slack, Salesforce): after delete_account, disabled suffices. */
+  permanentAccounts: z.boolean().optional(),
 });
 export type Discovery = z.infer<typeof discoverySchema>;
 
@@ -156,7 +158,7 @@ export function leftoversAfterStage(stage: PlannedStage, discoveries: Discovery[
     const account = discovery.account;
     if (!account || discovery.manual) continue;
     for (const step of stage.steps) {
-      if (step.action === 'delete_account') leftovers.push(`${discovery.system}: account still exists`);
+      if (step.action === 'delete_account' && !(discovery.permanentAccounts && account.disabled)) leftovers.push(`${discovery.system}: account still exists`);
       if (step.action === 'disable_login' && !account.disabled) leftovers.push(`${discovery.system}: login still enabled`);
       if (step.action === 'revoke_sessions' && discovery.credentials.some((c) => c.kind === 'session')) leftovers.push(`${discovery.system}: sessions still active`);
       if (step.action === 'revoke_tokens' && discovery.credentials.some((c) => c.kind !== 'session')) leftovers.push(`${discovery.system}: tokens or keys still valid`);

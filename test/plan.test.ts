@@ -80,6 +80,15 @@ describe('plan()', () => {
     assert.deepEqual(leftoversAfterStage(p.stages[0]!, [found], p), ['directory: still in g cn=admins,ou=groups']);
   });
 
+  it('after delete, a disabled account counts as gone where accounts cannot be deleted, and nowhere else', () => {
+    const p = plan(request({ reason: 'involuntary' }), policy);
+    const deleteStage = p.stages.find((s) => s.name === 'delete')!;
+    const slack: Discovery = { system: 'slack', account: { id: 'W1', disabled: true }, entitlements: [], credentials: [], permanentAccounts: true };
+    const ldap: Discovery = { system: 'directory', account: { id: 'u', disabled: true }, entitlements: [], credentials: [] };
+    assert.deepEqual(leftoversAfterStage(deleteStage, [slack, ldap], p), ['directory: account still exists']);
+    assert.deepEqual(leftoversAfterStage(deleteStage, [{ ...slack, account: { id: 'W1', disabled: false } }], p), ['slack: account still exists']);
+  });
+
   it('is pure: the same request and policy give the same plan', () => {
     assert.deepEqual(plan(request({}), policy), plan(request({}), policy));
   });

@@ -10,6 +10,7 @@ import { ldapSystemSchema } from '../activities/connectors/ldap.js';
 import { postgresSystemSchema } from '../activities/connectors/postgres.js';
 import { manualSystemSchema } from '../activities/connectors/manual.js';
 import { scimSystemSchema } from '../activities/connectors/scim.js';
+import { slackSystemSchema } from '../activities/connectors/slack.js';
 import { notificationsSchema } from '../activities/notify.js';
 import { policySchema } from '../model/policy.js';
 import { describeIssues } from '../model/request.js';
@@ -41,6 +42,7 @@ export function configSchema(env: NodeJS.ProcessEnv) {
     postgresSystemSchema.extend({ url: secret(env) }),
     manualSystemSchema,
     scimSystemSchema.extend({ bearerToken: secret(env) }),
+    slackSystemSchema.extend({ token: secret(env).pipe(slackSystemSchema.shape.token) }),
   ]);
   return z
     .object({

@@ -5,6 +5,7 @@ import { createLdapConnector } from '../activities/connectors/ldap.js';
 import { createPostgresConnector } from '../activities/connectors/postgres.js';
 import { createManualConnector } from '../activities/connectors/manual.js';
 import { createScimConnector } from '../activities/connectors/scim.js';
+import { createSlackConnector } from '../activities/connectors/slack.js';
 import type { Connector } from '../activities/connectors/types.js';
 import { createActivities } from '../activities/index.js';
 import { createNotifier } from '../activities/notify.js';
@@ -28,6 +29,9 @@ export function createConnectors(config: OffboardConfig): Map<string, Connector>
         break;
       case 'scim':
         connectors.set(name, createScimConnector(name, system));
+        break;
+      case 'slack':
+        connectors.set(name, createSlackConnector(name, system));
         break;
     }
   }

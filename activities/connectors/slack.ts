@@ -1,0 +1,347 @@
+/**
+ * Slack (Enterprise Grid) through the Web API with `@slack/web-api`'s WebClient and an org admin
+ * user token (xoxp-). The person is found by email (`users.lookupByEmail`) and addressed by their
+ * Slack user id; entitlements are the user groups of the configured workspace that list them.
+ *
+ * Action mapping:
+ * - disable_login: `mode: 'workspace'` removes the user from the workspace (`admin.users.remove`);
+ *   `mode: 'org'` deactivates them in every workspace of the org (`admin.users.deactivate`, which
+ *   the WebClient does not wrap: `apiCall`). Already when deactivated, or (workspace mode) no
+ *   longer in the workspace.
+ * - enable_login (cancel): workspace mode adds the user back (`admin.users.assign`); their user
+ *   groups are not restored. In org mode, and for anyone deactivated org-wide, Slack's Web API has
+ *   no way to reactivate: a non-retryable error asks for the admin console.
+ * - revoke_sessions: `admin.users.session.reset` (every device). Slack cannot list sessions, so
+ *   discovery reports one `session` entry while the user may sign in, and the reset is `done`
+ *   each time it runs on an active user (a reset with no sessions is harmless); `already` once the
+ *   user is deactivated, since deactivation signs them out everywhere.
+ * - remove_entitlement: `usergroups.users.update` takes the whole member list, so the list is read
+ *   (`usergroups.users.list`), the user taken out, and the rest written back; the answer is checked
+ *   for the user. Slack cannot leave a user group empty: for the last member this throws a
+ *   non-retryable error instead of disabling the group, because disabling (`usergroups.disable`)
+ *   silences the handle for everyone who mentions it (an @oncall page would reach nobody), which
+ *   is the group owner's call. Slack has no conditional update: two writers changing one group at
+ *   once can lose one change; the check after the write and the verification sweep after each
+ *   stage catch a re-added member.
+ * - delete_account: Slack never deletes users (their messages stay attributed): it makes sure the
+ *   account is disabled as disable_login does, and says so in the details.
+ * - revoke_tokens, transfer_ownership: not applicable. Slack has no admin API that lists a user's
+ *   OAuth tokens; they stop working when the user is deactivated or removed.
+ *
+ * Deactivated users are not returned by users.lookupByEmail (`users_not_found`, as Slack
+ * documents), so a deactivated person is discovered as having no account: they hold no access.
+ * `user_not_found`, `user_already_deleted` / `already_deleted` and the like answer `already`;
+ * `account_inactive` does not: Slack uses it for the *token's* deactivated user or workspace, so it
+ * is a credential error (non-retryable), never proof that the person is gone.
+ *
+ * The WebClient's own retries and rate-limit pauses are off (`retryConfig: { retries: 0 }`,
+ * `rejectRateLimitedCalls: true`): one HTTP attempt per activity attempt, and a 429 becomes a
+ * retryable ConnectorError whose retryAfterMs comes from Retry-After, so Temporal does the waiting.
+ */
+import { LogLevel, WebAPIHTTPError, WebAPIPlatformError, WebAPIRateLimitedError, WebAPIRequestError, WebClient } from '@slack/web-api';
+import { z } from 'zod';
+import type { Action, Discovery, Entitlement } from '../../model/plan.js';
+import type { Subject } from '../../model/request.js';
+import { ConnectorError, type ApplyResult, type Connector, type Outcome } from './types.js';
+
+export const slackSystemSchema = z.object({
+  type: z.literal('slack'),
+  /** The Web API base: https://slack.com/api/ in production, the stand-in in tests. */
+  apiUrl: z.url().default('https://slack.com/api/'),
+  /** An org admin or owner's user token (xoxp-) from an app installed on the Enterprise Grid org: a secret. */
+  token: z.string().regex(/^xoxp-/, 'an org admin user token (xoxp-…) from an app installed at the org level'),
+  /** The workspace whose user groups (and, in workspace mode, membership) are managed. */
+  teamId: z.string().regex(/^T[A-Z0-9]+$/, 'a workspace id such as T0123ABCD'),
+  /** workspace: remove the person from this workspace; org: deactivate them in every workspace of the org. */
+  mode: z.enum(['workspace', 'org']).default('workspace'),
+  timeoutMs: z.number().int().positive().default(30_000),
+});
+export type SlackSystemConfig = z.infer<typeof slackSystemSchema>;
+
+// Only the fields the connector relies on are parsed; Slack's objects carry many more.
+const slackUserSchema = z.object({
+  id: z.string(),
+  deleted: z.boolean().optional(),
+  enterprise_user: z.object({ teams: z.array(z.string()).optional() }).optional(),
+});
+type SlackUser = z.infer<typeof slackUserSchema>;
+
+const usergroupSchema = z.object({
+  id: z.string(),
+  handle: z.string().optional(),
+  users: z.array(z.string()).optional(),
+});
+
+/** An answer without the fields relied on is not taken as "nothing there": it stops the action. */
+function parseAnswer<T>(schema: z.ZodType<T>, value: unknown, doing: string): T {
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  throw new ConnectorError(`Slack ${doing} answered in an unexpected shape (${parsed.error.issues[0]?.message ?? 'invalid'}); check the apiUrl setting`, true, 'slack_bad_answer');
+}
+
+// ---- errors -----------------------------------------------------------------------------------
+
+const DEFAULT_RETRY_AFTER_MS = 60_000;
+
+// Platform errors that another attempt may get past.
+const TRANSIENT = new Set([
+  'internal_error', 'fatal_error', 'service_unavailable', 'request_timeout', 'team_added_to_org',
+  'org_login_required', 'user_session_reset_failed', 'deactivation_failed', 'failed_to_remove_user_from_workspace',
+]);
+
+function fixFor(error: string, teamId: string): string | undefined {
+  switch (error) {
+    case 'not_authed':
+      return 'no token was sent: set the token setting to an org admin user token (xoxp-)';
+    case 'invalid_auth':
+      return 'the token is not valid (revoked, mistyped or from another org): issue a new org admin user token (xoxp-) and update the token setting';
+    case 'token_revoked':
+    case 'token_expired':
+      return 'the token was revoked or has expired: reinstall the app on the org (or refresh the token) and update the token setting';
+    case 'account_inactive':
+      // This names the token's own user or workspace, never the person being offboarded.
+      return "the token's user or workspace is deactivated: issue a token from an active org admin and update the token setting";
+    case 'not_allowed_token_type':
+      return 'the Admin API needs a user token (xoxp-) of an org admin or owner from an app installed at the org level, not a bot or workspace token';
+    case 'not_an_admin':
+    case 'invalid_permissions':
+      return "the token's user is not an org admin or owner: issue the token from an org admin or owner";
+    case 'access_denied':
+    case 'no_permission':
+    case 'permission_denied':
+      return "Slack refused this for the token's user: use an org admin's token, and let admins manage user groups (Workspace settings → Permissions → User Groups)";
+    case 'feature_not_enabled':
+    case 'enterprise_is_restricted':
+      return 'the Admin API is not available: it needs Enterprise Grid and an app installed on the org';
+    case 'team_not_found':
+      return `teamId ${teamId} is not a workspace of this org: fix the teamId setting`;
+    case 'two_factor_setup_required':
+      return "the token's user must set up two-factor authentication";
+    case 'cannot_modify_primary_owner':
+      return 'Slack never removes or deactivates the primary owner: transfer primary ownership first, or handle this person by hand';
+    case 'cannot_reset_primary_owner':
+      return "only the primary owner can reset the primary owner's sessions: ask them, or handle this person by hand";
+    case 'cannot_reset_bot':
+    case 'user_is_bot':
+      return 'this is a bot user: manage it through its app, not as a person';
+    default:
+      return undefined;
+  }
+}
+
+function classify(err: unknown, doing: string, teamId: string): ConnectorError {
+  if (err instanceof ConnectorError) return err;
+  if (err instanceof WebAPIRateLimitedError) {
+    return new ConnectorError(`Slack rate-limited ${doing}: retry after ${err.retryAfter}s`, true, 'slack_ratelimited', err.retryAfter * 1000);
+  }
+  if (err instanceof WebAPIPlatformError) {
+    const data = err.data as WebAPIPlatformError['data'] & { needed?: string; provided?: string };
+    const error = data.error;
+    const code = `slack_${error}`;
+    if (error === 'ratelimited') {
+      const seconds = data.response_metadata?.retryAfter;
+      return new ConnectorError(`Slack rate-limited ${doing}`, true, code, seconds !== undefined ? seconds * 1000 : DEFAULT_RETRY_AFTER_MS);
+    }
+    if (error === 'missing_scope') {
+      const granted = data.provided ? ` (it has: ${data.provided})` : '';
+      return new ConnectorError(`Slack ${doing} failed: the token lacks scope ${data.needed ?? '(not named)'}${granted}; add the scope to the app, reinstall it on the org and update the token setting`, false, code);
+    }
+    if (TRANSIENT.has(error)) return new ConnectorError(`Slack ${doing} failed: ${error} (a transient Slack error)`, true, code);
+    const fix = fixFor(error, teamId);
+    if (fix) return new ConnectorError(`Slack ${doing} failed: ${error}: ${fix}`, false, code);
+    const messages = data.response_metadata?.messages?.length ? ` (${data.response_metadata.messages.join('; ')})` : '';
+    if (/^(cant|cannot)_/.test(error)) return new ConnectorError(`Slack ${doing} refused: ${error}${messages}; this needs a person in the Slack admin console`, false, code);
+    return new ConnectorError(`Slack ${doing} failed: ${error}${messages}`, false, code);
+  }
+  if (err instanceof WebAPIHTTPError) {
+    const retryable = err.statusCode >= 500 || err.statusCode === 408;
+    const hint = retryable ? 'Slack is having trouble' : 'check the apiUrl setting';
+    return new ConnectorError(`Slack ${doing} failed: HTTP ${err.statusCode} ${err.statusMessage} (${hint})`, retryable, `slack_http_${err.statusCode}`);
+  }
+  if (err instanceof WebAPIRequestError) {
+    const original = err.original;
+    const cause = (original as { cause?: { code?: string; message?: string } }).cause;
+    const what = original.name === 'TimeoutError' ? 'no answer within timeoutMs' : (cause?.code ?? cause?.message ?? original.message);
+    return new ConnectorError(`Slack ${doing} failed: ${what}`, true, 'slack_unreachable');
+  }
+  // A 429 without a usable Retry-After reaches here as a plain Error from the WebClient.
+  const message = err instanceof Error ? err.message : String(err);
+  return new ConnectorError(`Slack ${doing} failed: ${message}`, true, 'slack_unknown');
+}
+
+const platformErrorOf = (err: unknown): string | undefined => (err instanceof WebAPIPlatformError ? err.data.error : undefined);
+
+// ---- the connector ----------------------------------------------------------------------------
+
+export function createSlackConnector(system: string, config: SlackSystemConfig): Connector {
+  const client = new WebClient(config.token, {
+    slackApiUrl: config.apiUrl,
+    // One attempt per activity attempt: Temporal's retry policy owns retries and waiting.
+    rejectRateLimitedCalls: true,
+    retryConfig: { retries: 0 },
+    timeout: config.timeoutMs,
+    logLevel: LogLevel.ERROR,
+  });
+  const teamId = config.teamId;
+
+  async function slack<T>(doing: string, work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (err) {
+      throw classify(err, doing, teamId);
+    }
+  }
+
+  /** Runs a write; the platform errors named in `alreadyOn` mean its effect is in place. */
+  async function write(doing: string, work: () => Promise<unknown>, alreadyOn: string[]): Promise<Outcome> {
+    try {
+      await work();
+      return 'done';
+    } catch (err) {
+      const error = platformErrorOf(err);
+      if (error && alreadyOn.includes(error)) return 'already';
+      throw classify(err, doing, teamId);
+    }
+  }
+
+  async function userById(userId: string): Promise<SlackUser | undefined> {
+    try {
+      const { user } = await client.users.info({ user: userId });
+      return parseAnswer(slackUserSchema, user, 'users.info');
+    } catch (err) {
+      if (platformErrorOf(err) === 'user_not_found') return undefined;
+      throw classify(err, 'users.info', teamId);
+    }
+  }
+
+  // Outside Enterprise Grid there is no enterprise_user: the token's workspace is the only one.
+  const inWorkspace = (user: SlackUser) => user.enterprise_user?.teams?.includes(teamId) ?? true;
+  const isDisabled = (user: SlackUser) => user.deleted === true || (config.mode === 'workspace' && !inWorkspace(user));
+
+  async function disable(userId: string): Promise<ApplyResult> {
+    const user = await userById(userId);
+    const details = { userId, mode: config.mode, ...(config.mode === 'workspace' ? { teamId } : {}) };
+    if (!user) return { outcome: 'already', details: { ...details, note: 'no such user' } };
+    if (isDisabled(user)) return { outcome: 'already', details: { ...details, deactivated: user.deleted === true } };
+    const outcome = config.mode === 'workspace'
+      ? await write('admin.users.remove', () => client.admin.users.remove({ team_id: teamId, user_id: userId }), ['user_not_found', 'user_already_deleted', 'already_deleted'])
+      : await write('admin.users.deactivate', () => client.apiCall('admin.users.deactivate', { user_id: userId }), ['user_not_found', 'user_already_deactivated', 'user_already_deleted', 'already_deleted']);
+    return { outcome, details };
+  }
+
+  async function enable(userId: string): Promise<ApplyResult> {
+    const user = await userById(userId);
+    if (!user) throw new ConnectorError(`Slack: user ${userId} no longer exists; it cannot be re-enabled`, false, 'account_gone');
+    if (config.mode === 'org' || user.deleted) {
+      if (!user.deleted) return { outcome: 'already', details: { userId, mode: config.mode } };
+      throw new ConnectorError(
+        `Slack: user ${userId} is deactivated org-wide and Slack's Web API cannot reactivate users: reactivate ${userId} in the Slack admin console (Manage members), or through SCIM (PATCH active:true)`,
+        false,
+        'slack_cannot_reactivate',
+      );
+    }
+    if (inWorkspace(user)) return { outcome: 'already', details: { userId, teamId } };
+    const outcome = await write('admin.users.assign', () => client.admin.users.assign({ team_id: teamId, user_id: userId }), ['user_already_team_member']);
+    return { outcome, details: { userId, teamId, note: 'user groups are not restored' } };
+  }
+
+  async function revokeSessions(userId: string): Promise<ApplyResult> {
+    const user = await userById(userId);
+    if (!user) return { outcome: 'already', details: { userId, note: 'no such user' } };
+    if (user.deleted) return { outcome: 'already', details: { userId, note: 'deactivated users are signed out everywhere' } };
+    const outcome = await write('admin.users.session.reset', () => client.admin.users.session.reset({ user_id: userId }), ['user_not_found']);
+    return { outcome, details: { userId, note: 'Slack cannot list sessions: every session of the user was reset' } };
+  }
+
+  async function removeFromGroup(userId: string, target: Entitlement): Promise<ApplyResult> {
+    const usergroup = target.id;
+    const details = { userId, usergroup, ...(target.name ? { name: target.name } : {}) };
+    let members: string[];
+    try {
+      const answer = await client.usergroups.users.list({ usergroup, team_id: teamId, include_disabled: true });
+      members = parseAnswer(z.array(z.string()), answer.users, 'usergroups.users.list');
+    } catch (err) {
+      if (platformErrorOf(err) === 'no_such_subteam') return { outcome: 'already', details: { ...details, note: 'the user group no longer exists' } };
+      throw classify(err, 'usergroups.users.list', teamId);
+    }
+    if (!members.includes(userId)) return { outcome: 'already', details };
+    const rest = members.filter((member) => member !== userId);
+    if (rest.length === 0) {
+      throw new ConnectorError(
+        `Slack: ${userId} is the last member of user group ${target.name ?? usergroup} (${usergroup}) and Slack cannot leave a user group empty: add another member or disable the group in Slack, then retry`,
+        false,
+        'slack_last_member',
+      );
+    }
+    const answer = await slack('usergroups.users.update', () => client.usergroups.users.update({ usergroup, team_id: teamId, users: rest.join(',') }));
+    const after = usergroupSchema.safeParse(answer.usergroup);
+    if (after.success && after.data.users?.includes(userId)) {
+      throw new ConnectorError(`Slack: user group ${usergroup} still lists ${userId} after the update (a concurrent change?); retrying reads the list again`, true, 'slack_concurrent_update');
+    }
+    return { outcome: 'done', details: { ...details, membersLeft: rest.length } };
+  }
+
+  async function apply(action: Action): Promise<ApplyResult> {
+    const userId = action.accountId;
+    switch (action.kind) {
+      case 'disable_login':
+        return disable(userId);
+      case 'enable_login':
+        return enable(userId);
+      case 'revoke_sessions':
+        return revokeSessions(userId);
+      case 'remove_entitlement':
+        if (!action.target) throw new ConnectorError('remove_entitlement without a target user group', false, 'bad_action');
+        return removeFromGroup(userId, action.target);
+      case 'delete_account': {
+        const result = await disable(userId);
+        return { ...result, details: { ...result.details, note: 'Slack does not delete users: the account stays deactivated (or out of the workspace)' } };
+      }
+      case 'revoke_tokens':
+        return { outcome: 'not_applicable', details: { reason: "Slack has no admin API listing a user's tokens; they stop working when the user is deactivated or removed" } };
+      case 'transfer_ownership':
+        return { outcome: 'not_applicable', details: { reason: "Slack keeps a departed user's messages, files and channels in place; nothing they own has to move" } };
+    }
+    throw new ConnectorError(`unsupported action ${String(action.kind)}`, false, 'bad_action');
+  }
+
+  async function lookup(email: string): Promise<SlackUser | undefined> {
+    try {
+      const { user } = await client.users.lookupByEmail({ email });
+      return parseAnswer(slackUserSchema, user, 'users.lookupByEmail');
+    } catch (err) {
+      if (platformErrorOf(err) === 'users_not_found') return undefined;
+      throw classify(err, 'users.lookupByEmail', teamId);
+    }
+  }
+
+  async function groupsOf(userId: string): Promise<Entitlement[]> {
+    const { usergroups } = await slack('usergroups.list', () => client.usergroups.list({ team_id: teamId, include_users: true }));
+    return parseAnswer(z.array(usergroupSchema), usergroups, 'usergroups.list')
+      .filter((group) => group.users?.includes(userId))
+      .map((group) => ({ id: group.id, kind: 'usergroup', ...(group.handle ? { name: `@${group.handle}` } : {}) }));
+  }
+
+  return {
+    system,
+    async discover(subject: Subject): Promise<Discovery> {
+      const none: Discovery = { system, account: null, entitlements: [], credentials: [] };
+      // Slack accounts are found by email; without one there is nothing to look up.
+      if (!subject.email) return none;
+      const user = await lookup(subject.email);
+      if (!user) return none;
+      const disabled = isDisabled(user);
+      return {
+        system,
+        account: { id: user.id, disabled },
+        entitlements: await groupsOf(user.id),
+        // Slack has no API listing sessions: one entry stands for "may have sessions" while the user can sign in.
+        credentials: disabled ? [] : [{ id: `${user.id}/sessions`, kind: 'session' }],
+        // Slack never deletes users: deactivated is as gone as a Slack account gets.
+        permanentAccounts: true,
+      };
+    },
+    apply,
+    async close() {},
+  };
+}
