@@ -17,6 +17,8 @@ import type { OffboardingStatus } from '../workflows/messages.js';
 import type { offboarding } from '../workflows/offboarding.js';
 import { canBind, directoryState, eventually, installRuntime, sharedPool, sharedSlapd, testConfig, workflowBundle } from './helpers/environment.js';
 import type { ConfigInput } from '../workers/config.js';
+import { startSlackSandbox, SLACK_SANDBOX_TOKENS } from '../sandbox/slack.js';
+import { samplePerson } from '../sandbox/org.js';
 
 const DAY = 86_400_000;
 const ALL_GROUPS_OF = (groups: string[]) => groups.length > 0;
@@ -44,12 +46,12 @@ describe('offboarding workflow (time-skipping server, real slapd and PostgreSQL)
   });
 
   /** Runs `body` with a worker on its own task queue; `systems` adds systems to the test config. */
-  async function withWorker<T>(body: (taskQueue: string) => Promise<T>, systems?: ConfigInput['systems']): Promise<T> {
+  async function withWorker<T>(body: (taskQueue: string) => Promise<T>, systems?: ConfigInput['systems'], extra: Omit<Parameters<typeof testConfig>[0], 'systems'> = {}): Promise<T> {
     const taskQueue = `test-${randomUUID()}`;
     const worker: Worker = await createOffboardingWorker({
       connection: env.nativeConnection,
       namespace: env.namespace ?? 'default',
-      config: await testConfig({ systems }),
+      config: await testConfig({ systems, ...extra }),
       pool: await sharedPool(),
       taskQueue,
       workflowBundle: await workflowBundle(),
@@ -268,6 +270,30 @@ describe('offboarding workflow (time-skipping server, real slapd and PostgreSQL)
       assert.ok(events.some((e) => e.action === 'manual_task_skipped' && e.details.reason === 'payroll-team confirmed removal on ticket PAY-118'));
       assert.equal(events.find((e) => e.action === 'stage_verified')?.outcome, 'clean', 'the manual system is left out of verification');
     }, { payroll: { type: 'manual', app: 'Legacy payroll', owner: 'payroll-team' } });
+  });
+
+  it('the IT channel hears of the start, each manual task and the end, with identifiers only', async () => {
+    const slack = await startSlackSandbox();
+    try {
+      await withWorker(async (taskQueue) => {
+        const handle = await start(taskQueue, request('E1021', { subject: { employeeId: 'E1021', email: samplePerson('E1021').email } }));
+        await waitFor(handle, (s) => s.manualTasks.some((t) => t.state === 'open'), 'the payroll task');
+        await sendCommand(env.client, 'E1021', 'skip', { by: 'it-operator', actionId: 'revoke/payroll/disable_login', reason: 'confirmed' });
+        await sendCommand(env.client, 'E1021', 'expedite', { by: 'security', reason: 'finish now' });
+        await waitFor(handle, (s) => s.manualTasks.some((t) => t.id === 'delete/payroll/delete_account' && t.state === 'open'), 'the payroll delete task');
+        await sendCommand(env.client, 'E1021', 'skip', { by: 'it-operator', actionId: 'delete/payroll/delete_account', reason: 'confirmed' });
+        await handle.result();
+        const texts = await eventually(async () => slack.state.messages.filter((m) => m.channel === 'C0OFFBOARD').map((m) => m.text), (t) => t.some((x) => x.startsWith('[completed]')), 'the completion message');
+        assert.match(texts[0]!, /^\[started\] offboarding-E1021: involuntary offboarding \(immediate\)/);
+        assert.ok(texts.some((t) => /^\[manual_task\] offboarding-E1021: needs a person: disable_login in payroll/.test(t)), texts.join('\n'));
+        assert.ok(texts.every((t) => !t.includes(samplePerson('E1021').email) && !t.includes(samplePerson('E1021').sn)), 'no email or name in any message');
+      }, { payroll: { type: 'manual', app: 'Legacy payroll', owner: 'payroll-team' } }, {
+        notifications: { slack: { token: { env: 'TEST_SLACK_BOT_TOKEN' }, channel: '#offboarding', apiUrl: slack.apiUrl } },
+        env: { TEST_SLACK_BOT_TOKEN: SLACK_SANDBOX_TOKENS.bot },
+      });
+    } finally {
+      await slack.stop();
+    }
   });
 
   it('a duplicate start joins the running offboarding', async () => {

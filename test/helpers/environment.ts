@@ -38,7 +38,7 @@ export function installRuntime() {
 }
 
 /** A worker config pointing the `directory` system at the shared slapd, with fast retries. */
-export async function testConfig(extra: { systems?: ConfigInput['systems']; env?: NodeJS.ProcessEnv } = {}): Promise<OffboardConfig> {
+export async function testConfig(extra: { systems?: ConfigInput['systems']; notifications?: ConfigInput['notifications']; env?: NodeJS.ProcessEnv } = {}): Promise<OffboardConfig> {
   const ldap = await sharedSlapd();
   return parseConfig(
     {
@@ -59,6 +59,7 @@ export async function testConfig(extra: { systems?: ConfigInput['systems']; env?
         privileged: { directory: ['cn=domain-admins,ou=groups,dc=example,dc=org', 'cn=prod-access,ou=groups,dc=example,dc=org', 'cn=sudoers,ou=groups,dc=example,dc=org'] },
         roles: { engineer: { directory: ['cn=engineering,ou=groups,dc=example,dc=org', 'cn=developers,ou=groups,dc=example,dc=org', 'cn=vpn-users,ou=groups,dc=example,dc=org'] } },
       },
+      notifications: extra.notifications,
     },
     'the test config',
     { TEST_LDAP_PASSWORD: ldap.servicePassword, ...extra.env },
