@@ -17,7 +17,7 @@ import type { OffboardingStatus } from '../workflows/messages.js';
 import type { offboarding } from '../workflows/offboarding.js';
 import { canBind, directoryState, eventually, installRuntime, sharedPool, sharedSlapd, testConfig, workflowBundle } from './helpers/environment.js';
 import type { ConfigInput } from '../workers/config.js';
-import { startSlackSandbox, SLACK_SANDBOX_TOKENS } from '../sandbox/slack.js';
+import { slackUserIdFor, startSlackSandbox, SLACK_SANDBOX_TEAM_ID, SLACK_SANDBOX_TOKENS } from '../sandbox/slack.js';
 import { samplePerson } from '../sandbox/org.js';
 
 const DAY = 86_400_000;
@@ -291,6 +291,26 @@ describe('offboarding workflow (time-skipping server, real slapd and PostgreSQL)
         notifications: { slack: { token: { env: 'TEST_SLACK_BOT_TOKEN' }, channel: '#offboarding', apiUrl: slack.apiUrl } },
         env: { TEST_SLACK_BOT_TOKEN: SLACK_SANDBOX_TOKENS.bot },
       });
+    } finally {
+      await slack.stop();
+    }
+  });
+
+  it('without an email from HR, the email the directory holds finds the Slack account', async () => {
+    const slack = await startSlackSandbox();
+    try {
+      await withWorker(async (taskQueue) => {
+        const handle = await start(taskQueue, request('E1022')); // no email in the request
+        const done = await waitFor(handle, stageFinished('revoke'), 'the revoke stage');
+        const userId = slackUserIdFor('E1022');
+        assert.equal(done.accounts.slack, userId);
+        assert.ok(slack.state.workspaceRemovals.some((r) => r.userId === userId), 'removed from the workspace');
+        assert.ok(Object.values(slack.state.usergroups).every((g) => !g.users.includes(userId)), 'out of every user group');
+        const events = await auditActions(handle.workflowId);
+        assert.deepEqual(events.find((e) => e.action === 'identity_correlated')?.details, { field: 'email', from: ['directory'] });
+      }, {
+        slack: { type: 'slack', apiUrl: slack.apiUrl, token: { env: 'TEST_SLACK_TOKEN' }, teamId: SLACK_SANDBOX_TEAM_ID },
+      }, { env: { TEST_SLACK_TOKEN: SLACK_SANDBOX_TOKENS.orgAdmin } });
     } finally {
       await slack.stop();
     }

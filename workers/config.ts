@@ -11,6 +11,8 @@ import { postgresSystemSchema } from '../activities/connectors/postgres.js';
 import { manualSystemSchema } from '../activities/connectors/manual.js';
 import { scimSystemSchema } from '../activities/connectors/scim.js';
 import { slackSystemSchema } from '../activities/connectors/slack.js';
+import { githubSystemSchema } from '../activities/connectors/github.js';
+import { salesforceSystemSchema } from '../activities/connectors/salesforce.js';
 import { notificationsSchema } from '../activities/notify.js';
 import { policySchema } from '../model/policy.js';
 import { describeIssues } from '../model/request.js';
@@ -43,6 +45,8 @@ export function configSchema(env: NodeJS.ProcessEnv) {
     manualSystemSchema,
     scimSystemSchema.extend({ bearerToken: secret(env) }),
     slackSystemSchema.extend({ token: secret(env).pipe(slackSystemSchema.shape.token) }),
+    githubSystemSchema.extend({ token: secret(env) }),
+    salesforceSystemSchema.extend({ accessToken: secret(env) }),
   ]);
   return z
     .object({

@@ -6,6 +6,8 @@ import { createPostgresConnector } from '../activities/connectors/postgres.js';
 import { createManualConnector } from '../activities/connectors/manual.js';
 import { createScimConnector } from '../activities/connectors/scim.js';
 import { createSlackConnector } from '../activities/connectors/slack.js';
+import { createGithubConnector } from '../activities/connectors/github.js';
+import { createSalesforceConnector } from '../activities/connectors/salesforce.js';
 import type { Connector } from '../activities/connectors/types.js';
 import { createActivities } from '../activities/index.js';
 import { createNotifier } from '../activities/notify.js';
@@ -32,6 +34,12 @@ export function createConnectors(config: OffboardConfig): Map<string, Connector>
         break;
       case 'slack':
         connectors.set(name, createSlackConnector(name, system));
+        break;
+      case 'github':
+        connectors.set(name, createGithubConnector(name, system));
+        break;
+      case 'salesforce':
+        connectors.set(name, createSalesforceConnector(name, system));
         break;
     }
   }

@@ -311,10 +311,13 @@ export async function offboarding(request: OffboardingRequest): Promise<Offboard
     }
   }
 
-  async function discoverAll(): Promise<Discovery[]> {
+  // The person as the systems know them; the email may be learnt from the directory.
+  let subject = request.subject;
+
+  async function discoverIn(systems: string[]): Promise<Discovery[]> {
     const results = await Promise.all(
-      status.systems.map(async (system) => {
-        const found = await withOperatorFallback(`discover/${system}`, system, `map access in ${system}`, () => discover({ system, subject: request.subject }));
+      systems.map(async (system) => {
+        const found = await withOperatorFallback(`discover/${system}`, system, `map access in ${system}`, () => discover({ system, subject }));
         // Skipping a system's discovery takes it out of this offboarding (e.g. decommissioned).
         if (!found && status.manualTasks.some((t) => t.id === `discover/${system}` && t.state === 'skipped')) {
           status.systems = status.systems.filter((s) => s !== system);
@@ -325,13 +328,29 @@ export async function offboarding(request: OffboardingRequest): Promise<Offboard
     return results.filter((result): result is Discovery => result !== undefined);
   }
 
+  async function discoverAll(): Promise<Discovery[]> {
+    const found = await discoverIn(status.systems);
+    if (subject.email) return found;
+    // No email from HR: take it from a directory when the directories agree on one, and look
+    // again where no account was found by id alone. Disagreeing directories are not guessed from.
+    const emails = [...new Set(found.map((d) => d.identity?.email?.toLowerCase()).filter((e): e is string => Boolean(e)))];
+    if (emails.length !== 1) return found;
+    subject = { ...subject, email: emails[0] };
+    const sources = found.filter((d) => d.identity?.email).map((d) => d.system);
+    audit({ action: 'identity_correlated', actor: 'workflow', details: { field: 'email', from: sources } });
+    const retry = found.filter((d) => d.account === null).map((d) => d.system);
+    if (retry.length === 0) return found;
+    const again = await discoverIn(retry);
+    return [...found.filter((d) => !retry.includes(d.system)), ...again];
+  }
+
   async function runAction(action: Action, actor: string, ignoreCancel = false): Promise<ActionStatus> {
     const entry: ActionStatus = status.actions.find((a) => a.id === action.id) ?? { ...action, state: 'pending', attempts: 0 };
     if (!status.actions.includes(entry)) status.actions.push(entry);
     entry.state = 'running';
     const result = await withOperatorFallback(action.id, action.system, `${action.kind}${action.target ? ` ${action.target.id}` : ''} in ${action.system}`, async () => {
       try {
-        const applied = await applyAction({ action, subject: request.subject });
+        const applied = await applyAction({ action, subject });
         entry.attempts += applied.attempt;
         return applied;
       } catch (err) {

@@ -72,6 +72,7 @@ interface Person {
   dn: string;
   uuid: string;
   uid: string | undefined;
+  mail: string | undefined;
   locked: boolean;
 }
 
@@ -93,7 +94,7 @@ export function createLdapConnector(system: string, config: LdapSystemConfig): C
     const { searchEntries } = await client.search(config.peopleBase, {
       scope: 'sub',
       filter,
-      attributes: ['entryUUID', 'uid', 'pwdAccountLockedTime'],
+      attributes: ['entryUUID', 'uid', 'mail', 'pwdAccountLockedTime'],
       sizeLimit: 2,
     }).catch((err: unknown) => {
       // sizeLimitExceeded (4) means more than one entry matched.
@@ -105,7 +106,7 @@ export function createLdapConnector(system: string, config: LdapSystemConfig): C
     }
     const entry = searchEntries[0];
     if (!entry) return undefined;
-    return { dn: entry.dn, uuid: first(entry, 'entryUUID') ?? '', uid: first(entry, 'uid'), locked: all(entry, 'pwdAccountLockedTime').length > 0 };
+    return { dn: entry.dn, uuid: first(entry, 'entryUUID') ?? '', uid: first(entry, 'uid'), mail: first(entry, 'mail'), locked: all(entry, 'pwdAccountLockedTime').length > 0 };
   }
 
   const byEmployeeId = (client: Client, employeeId: string) =>
@@ -226,6 +227,8 @@ export function createLdapConnector(system: string, config: LdapSystemConfig): C
           account: { id: person.uuid, disabled: person.locked },
           entitlements: await memberships(client, person),
           credentials: [],
+          // The directory is where the rest of the company's systems learn a person's email.
+          ...(person.mail ? { identity: { email: person.mail } } : {}),
         };
       });
     },

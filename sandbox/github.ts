@@ -1,0 +1,533 @@
+/**
+ * A local stand-in for the GitHub REST API (api.github.com, version 2022-11-28), limited to the
+ * calls the GitHub connector makes, in GitHub's wire format: the same paths and methods, JSON
+ * bodies, `{ message, documentation_url }` errors, `Link` pagination (`per_page`, `page`) and the
+ * `x-ratelimit-limit/-remaining/-reset/-used/-resource` headers on every answer.
+ *
+ * Seeded from the sample organisation (sandbox/org.ts) as the organisation `example-org`:
+ * - logins are the sample uids with dots turned into dashes (`ada.lovelace.1` → `ada-lovelace-1`);
+ * - employees are members (E1001 is the one admin besides the keeper; E1037 has a pending
+ *   invitation instead), contractors are outside collaborators on two repositories each;
+ * - teams: platform (odd people), payments (even people), security (privileged people), whose
+ *   membership is synchronized with an identity provider, so removing anyone from it answers 403;
+ * - fine-grained PAT grants for every second member, SAML SSO credential authorizations (tokens
+ *   and SSH keys) for two members in three;
+ * - E9999 (the sandbox's duplicated employee id) maps to two logins, `twin-a` and `twin-b`.
+ *
+ * Requests need `authorization: token <t>` or `Bearer <t>` with a sandbox token (401 otherwise);
+ * the read-only token answers 403 "Resource not accessible by integration" to every write.
+ * Faults (per test, or `POST /_sandbox/faults`): latency, a deterministic 5xx rate, a burst of
+ * secondary-rate-limit answers (429 or 403 with `retry-after`), an exhausted primary limit (403,
+ * remaining 0, `x-ratelimit-reset`), and connection resets. `GET /_sandbox/state` shows the state.
+ *
+ * Not modelled: GraphQL; conditional requests (ETag/304); OAuth scopes beyond read/write; the
+ * secondary limits' own triggers (concurrency, points per minute); the asynchronous processing of
+ * PAT revocations (applied at once here); what happens to PAT grants and SSO authorizations when a
+ * member leaves (kept here, so revoke_tokens still has work); re-instating a former member within
+ * three months; owner-only rules such as refusing to remove the last owner; repository
+ * invitations; team maintainers' rights; enterprise-managed users.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { DUPLICATED_EMPLOYEE_ID } from './ldif.js';
+import { SAMPLE_PEOPLE, type SamplePerson } from './org.js';
+
+export const GITHUB_SANDBOX_ORG = 'example-org';
+/** A GitHub App installation token with owner rights on the organisation. */
+export const GITHUB_SANDBOX_TOKEN = 'ghs_sandboxInstallationTokenReadWrite0001';
+/** An installation token whose app may read but not write: every write answers 403. */
+export const GITHUB_SANDBOX_READ_ONLY_TOKEN = 'ghs_sandboxInstallationTokenReadOnly00001';
+/** The team whose membership an identity provider owns (team synchronization). */
+export const GITHUB_SYNCED_TEAM = 'security';
+export const GITHUB_TWIN_LOGINS = ['twin-a', 'twin-b'];
+
+const DOCS = 'https://docs.github.com/rest';
+const RATE_LIMIT = 5000;
+
+export const githubLoginFor = (person: SamplePerson): string => person.uid.replaceAll('.', '-');
+
+/** The `logins` mapping a connector pointed at this stand-in is configured with. */
+export function sampleGithubLogins(): Record<string, string | string[]> {
+  const logins: Record<string, string | string[]> = {};
+  for (const person of SAMPLE_PEOPLE) logins[person.employeeId] = githubLoginFor(person);
+  logins[DUPLICATED_EMPLOYEE_ID] = [...GITHUB_TWIN_LOGINS];
+  return logins;
+}
+
+export interface GithubSandboxMembership { state: 'active' | 'pending'; role: 'admin' | 'member' }
+export interface GithubSandboxTeam { id: number; slug: string; name: string; synced: boolean; members: Record<string, 'member' | 'maintainer'> }
+export interface GithubSandboxRepo { id: number; name: string; collaborators: string[] }
+export interface GithubSandboxPatGrant { id: number; owner: string; tokenId: number; tokenName: string; accessGrantedAt: string }
+export interface GithubSandboxSsoAuthorization { credentialId: number; login: string; credentialType: 'personal access token' | 'SSH key'; authorizedAt: string }
+
+export interface GithubSandboxState {
+  org: { login: string; id: number };
+  /** Every known user: login → numeric id. */
+  users: Record<string, number>;
+  memberships: Record<string, GithubSandboxMembership>;
+  teams: GithubSandboxTeam[];
+  repos: GithubSandboxRepo[];
+  patGrants: GithubSandboxPatGrant[];
+  ssoAuthorizations: GithubSandboxSsoAuthorization[];
+  /** Per token: requests used in the current window and when it resets (epoch seconds). */
+  rateLimits: Record<string, { used: number; reset: number }>;
+  requests: number;
+}
+
+export interface GithubFaults {
+  latencyMs?: number;
+  /** Fraction (0..1) of requests answered 502, spread deterministically by a request counter. */
+  serverErrorRate?: number;
+  /** The next `count` requests hit a secondary rate limit, with `retry-after: retryAfterSeconds`. */
+  rateLimitBurst?: { count: number; retryAfterSeconds: number; status?: 403 | 429 };
+  /** Exhausts every token's primary limit until `resetInSeconds` from now (403, remaining 0). */
+  primaryLimit?: { resetInSeconds: number };
+  /** The next N requests have their connection destroyed without an answer. */
+  connectionResets?: number;
+}
+
+export interface GithubSandbox {
+  url: string;
+  readonly state: GithubSandboxState;
+  inject(faults: GithubFaults): void;
+  reset(): void;
+  stop(): Promise<void>;
+}
+
+const lower = (login: string) => login.toLowerCase();
+const isoDay = (day: number) => new Date(Date.UTC(2025, 0, 1 + day)).toISOString().replace('.000', '');
+
+function seed(): GithubSandboxState {
+  const state: GithubSandboxState = {
+    org: { login: GITHUB_SANDBOX_ORG, id: 9_000_001 },
+    users: {},
+    memberships: {},
+    teams: [
+      { id: 301, slug: 'platform', name: 'Platform', synced: false, members: {} },
+      { id: 302, slug: 'payments', name: 'Payments', synced: false, members: {} },
+      { id: 303, slug: GITHUB_SYNCED_TEAM, name: 'Security', synced: true, members: {} },
+    ],
+    repos: ['api', 'web', 'infra', 'payments-service'].map((name, i) => ({ id: 401 + i, name, collaborators: [] })),
+    patGrants: [],
+    ssoAuthorizations: [],
+    rateLimits: {},
+    requests: 0,
+  };
+  const team = (slug: string) => state.teams.find((t) => t.slug === slug)!;
+  const addUser = (login: string) => { state.users[lower(login)] ??= 100_000 + Object.keys(state.users).length; };
+
+  for (const [i, person] of SAMPLE_PEOPLE.entries()) {
+    const login = githubLoginFor(person);
+    addUser(login);
+    if (person.employeeId === 'E1000') {
+      state.memberships[login] = { state: 'active', role: 'admin' };
+      for (const t of state.teams) t.members[login] = 'maintainer';
+      continue;
+    }
+    const n = i - 1; // the sample's own index: E1001 is 0
+    if (person.employmentType === 'contractor') {
+      // Contractors work on a couple of repositories without joining the organisation.
+      state.repos[n % state.repos.length]!.collaborators.push(login);
+      state.repos[(n + 1) % state.repos.length]!.collaborators.push(login);
+      continue;
+    }
+    if (person.employeeId === 'E1037') {
+      state.memberships[login] = { state: 'pending', role: 'member' };
+      continue;
+    }
+    state.memberships[login] = { state: 'active', role: person.employeeId === 'E1001' ? 'admin' : 'member' };
+    team(n % 2 ? 'platform' : 'payments').members[login] = 'member';
+    if (person.groups.includes('prod-access')) team(GITHUB_SYNCED_TEAM).members[login] = 'member';
+    if (n % 2 === 0) {
+      const grants = n % 6 === 0 ? 2 : 1;
+      for (let g = 0; g < grants; g++) {
+        const id = 5000 + state.patGrants.length + 1;
+        state.patGrants.push({ id, owner: login, tokenId: 70_000 + id, tokenName: `${login}-automation-${g + 1}`, accessGrantedAt: isoDay(n + g) });
+      }
+    }
+    if (n % 3 !== 2) {
+      state.ssoAuthorizations.push({ credentialId: 8000 + state.ssoAuthorizations.length + 1, login, credentialType: 'personal access token', authorizedAt: isoDay(n) });
+      if (n % 4 === 0) state.ssoAuthorizations.push({ credentialId: 8000 + state.ssoAuthorizations.length + 1, login, credentialType: 'SSH key', authorizedAt: isoDay(n + 1) });
+    }
+  }
+  for (const login of GITHUB_TWIN_LOGINS) {
+    addUser(login);
+    state.memberships[login] = { state: 'active', role: 'member' };
+  }
+  return state;
+}
+
+// ---- HTTP plumbing ------------------------------------------------------------------------
+
+interface Answer { status: number; body?: unknown; headers?: Record<string, string> }
+interface Context { url: URL; body: unknown; origin: string }
+type Handler = (ctx: Context, params: string[]) => Answer;
+interface Route { method: string; pattern: RegExp; docs: string; handle: Handler }
+
+const error = (status: number, message: string, docs = DOCS): Answer => ({ status, body: { message, documentation_url: docs } });
+const notFound = (docs: string) => error(404, 'Not Found', docs);
+
+/** GitHub's pagination: `per_page` (default 30, max 100), `page`, and a `Link` header. */
+function paginate(ctx: Context, items: unknown[]): Answer {
+  const perPage = Math.min(100, Math.max(1, Number(ctx.url.searchParams.get('per_page')) || 30));
+  const page = Math.max(1, Number(ctx.url.searchParams.get('page')) || 1);
+  const last = Math.max(1, Math.ceil(items.length / perPage));
+  const link = (p: number, rel: string) => {
+    const next = new URL(ctx.url.pathname + ctx.url.search, ctx.origin);
+    next.searchParams.set('page', String(p));
+    return `<${next.toString()}>; rel="${rel}"`;
+  };
+  const links: string[] = [];
+  if (page < last) links.push(link(page + 1, 'next'), link(last, 'last'));
+  if (page > 1) links.push(link(1, 'first'), link(page - 1, 'prev'));
+  return { status: 200, body: items.slice((page - 1) * perPage, page * perPage), headers: links.length ? { link: links.join(', ') } : {} };
+}
+
+export async function startGithubSandbox(options: { port?: number } = {}): Promise<GithubSandbox> {
+  let state = seed();
+  let faults: GithubFaults = {};
+  let faultCounter = 0;
+
+  const user = (ctx: Context, login: string) => ({
+    login, id: state.users[lower(login)] ?? 0, node_id: `U_${state.users[lower(login)] ?? 0}`, type: 'User', site_admin: false,
+    url: `${ctx.origin}/users/${login}`, html_url: `https://github.com/${login}`,
+  });
+  const orgJson = (ctx: Context) => ({ login: state.org.login, id: state.org.id, node_id: `O_${state.org.id}`, url: `${ctx.origin}/orgs/${state.org.login}`, description: 'Sample organisation' });
+  const knownLogin = (login: string) => Object.keys(state.users).find((l) => l === lower(login));
+  const memberLogin = (login: string) => Object.keys(state.memberships).find((l) => l === lower(login));
+  const sameOrg = (org: string) => lower(org) === lower(state.org.login);
+  const isActiveMember = (login: string) => state.memberships[lower(login)]?.state === 'active';
+  const isOutsideCollaborator = (login: string) => !isActiveMember(login) && state.repos.some((r) => r.collaborators.includes(lower(login)));
+  const outsideCollaborators = () => Object.keys(state.users).filter(isOutsideCollaborator);
+  const teamBySlug = (slug: string) => state.teams.find((t) => t.slug === lower(slug));
+  const membershipJson = (ctx: Context, login: string, m: GithubSandboxMembership) => ({
+    url: `${ctx.origin}/orgs/${state.org.login}/memberships/${login}`, state: m.state, role: m.role,
+    organization_url: `${ctx.origin}/orgs/${state.org.login}`, organization: orgJson(ctx), user: user(ctx, login),
+  });
+
+  const MEMBERS_DOCS = `${DOCS}/orgs/members`;
+  const TEAMS_DOCS = `${DOCS}/teams/members`;
+  const PAT_DOCS = `${DOCS}/orgs/personal-access-tokens`;
+  const SSO_DOCS = 'https://docs.github.com/enterprise-cloud@latest/rest/orgs/orgs#list-saml-sso-authorizations-for-an-organization';
+
+  const routes: Route[] = [
+    {
+      method: 'GET', pattern: /^\/orgs\/([^/]+)$/, docs: `${DOCS}/orgs/orgs#get-an-organization`,
+      handle: (ctx, [org]) => (sameOrg(org!) ? { status: 200, body: orgJson(ctx) } : notFound(`${DOCS}/orgs/orgs#get-an-organization`)),
+    },
+    {
+      method: 'GET', pattern: /^\/orgs\/([^/]+)\/memberships\/([^/]+)$/, docs: `${MEMBERS_DOCS}#get-organization-membership-for-a-user`,
+      handle: (ctx, [org, login]) => {
+        const key = sameOrg(org!) ? memberLogin(login!) : undefined;
+        return key ? { status: 200, body: membershipJson(ctx, key, state.memberships[key]!) } : notFound(`${MEMBERS_DOCS}#get-organization-membership-for-a-user`);
+      },
+    },
+    {
+      // Adds a member or changes a member's role; for someone who is not a member it sends an invitation.
+      method: 'PUT', pattern: /^\/orgs\/([^/]+)\/memberships\/([^/]+)$/, docs: `${MEMBERS_DOCS}#set-organization-membership-for-a-user`,
+      handle: (ctx, [org, login]) => {
+        if (!sameOrg(org!) || !knownLogin(login!)) return notFound(`${MEMBERS_DOCS}#set-organization-membership-for-a-user`);
+        const role = (ctx.body as { role?: unknown } | undefined)?.role ?? 'member';
+        if (role !== 'admin' && role !== 'member') return error(422, 'Validation Failed', `${MEMBERS_DOCS}#set-organization-membership-for-a-user`);
+        const key = lower(login!);
+        const current = state.memberships[key];
+        state.memberships[key] = current ? { ...current, role } : { state: 'pending', role };
+        return { status: 200, body: membershipJson(ctx, key, state.memberships[key]!) };
+      },
+    },
+    {
+      // Removes an active member (with their teams and repository access) or cancels an invitation.
+      method: 'DELETE', pattern: /^\/orgs\/([^/]+)\/memberships\/([^/]+)$/, docs: `${MEMBERS_DOCS}#remove-organization-membership-for-a-user`,
+      handle: (_ctx, [org, login]) => {
+        const key = sameOrg(org!) ? memberLogin(login!) : undefined;
+        if (!key) return notFound(`${MEMBERS_DOCS}#remove-organization-membership-for-a-user`);
+        delete state.memberships[key];
+        for (const team of state.teams) delete team.members[key];
+        for (const repo of state.repos) repo.collaborators = repo.collaborators.filter((l) => l !== key);
+        return { status: 204 };
+      },
+    },
+    {
+      method: 'GET', pattern: /^\/orgs\/([^/]+)\/teams$/, docs: `${DOCS}/teams/teams#list-teams`,
+      handle: (ctx, [org]) => {
+        if (!sameOrg(org!)) return notFound(`${DOCS}/teams/teams#list-teams`);
+        return paginate(ctx, state.teams.map((t) => ({
+          id: t.id, node_id: `T_${t.id}`, name: t.name, slug: t.slug, description: '', privacy: 'closed', notification_setting: 'notifications_enabled',
+          permission: 'pull', url: `${ctx.origin}/organizations/${state.org.id}/team/${t.id}`, html_url: `https://github.com/orgs/${state.org.login}/teams/${t.slug}`,
+          members_url: `${ctx.origin}/organizations/${state.org.id}/team/${t.id}/members{/member}`, repositories_url: `${ctx.origin}/organizations/${state.org.id}/team/${t.id}/repos`, parent: null,
+        })));
+      },
+    },
+    {
+      method: 'GET', pattern: /^\/orgs\/([^/]+)\/teams\/([^/]+)\/memberships\/([^/]+)$/, docs: `${TEAMS_DOCS}#get-team-membership-for-a-user`,
+      handle: (ctx, [org, slug, login]) => {
+        const team = sameOrg(org!) ? teamBySlug(slug!) : undefined;
+        const role = team?.members[lower(login!)];
+        if (!team || !role) return notFound(`${TEAMS_DOCS}#get-team-membership-for-a-user`);
+        const pending = state.memberships[lower(login!)]?.state === 'pending';
+        return { status: 200, body: { url: `${ctx.origin}/organizations/${state.org.id}/team/${team.id}/memberships/${login}`, role, state: pending ? 'pending' : 'active' } };
+      },
+    },
+    {
+      method: 'DELETE', pattern: /^\/orgs\/([^/]+)\/teams\/([^/]+)\/memberships\/([^/]+)$/, docs: `${TEAMS_DOCS}#remove-team-membership-for-a-user`,
+      handle: (_ctx, [org, slug, login]) => {
+        const docs = `${TEAMS_DOCS}#remove-team-membership-for-a-user`;
+        const team = sameOrg(org!) ? teamBySlug(slug!) : undefined;
+        if (!team) return notFound(docs);
+        if (team.synced) return error(403, 'This team is synchronized with an identity provider group; change its membership in the identity provider.', docs);
+        delete team.members[lower(login!)];
+        return { status: 204 };
+      },
+    },
+    {
+      method: 'GET', pattern: /^\/orgs\/([^/]+)\/outside_collaborators$/, docs: `${DOCS}/orgs/outside-collaborators#list-outside-collaborators-for-an-organization`,
+      handle: (ctx, [org]) => (sameOrg(org!) ? paginate(ctx, outsideCollaborators().map((l) => user(ctx, l))) : notFound(`${DOCS}/orgs/outside-collaborators`)),
+    },
+    {
+      method: 'DELETE', pattern: /^\/orgs\/([^/]+)\/outside_collaborators\/([^/]+)$/, docs: `${DOCS}/orgs/outside-collaborators#remove-outside-collaborator-from-an-organization`,
+      handle: (_ctx, [org, login]) => {
+        const docs = `${DOCS}/orgs/outside-collaborators#remove-outside-collaborator-from-an-organization`;
+        if (!sameOrg(org!)) return notFound(docs);
+        if (isActiveMember(login!)) return error(422, 'You cannot specify an organization member to remove as an outside collaborator.', docs);
+        for (const repo of state.repos) repo.collaborators = repo.collaborators.filter((l) => l !== lower(login!));
+        return { status: 204 };
+      },
+    },
+    {
+      method: 'GET', pattern: /^\/orgs\/([^/]+)\/repos$/, docs: `${DOCS}/repos/repos#list-organization-repositories`,
+      handle: (ctx, [org]) => {
+        if (!sameOrg(org!)) return notFound(`${DOCS}/repos/repos#list-organization-repositories`);
+        return paginate(ctx, state.repos.map((r) => ({
+          id: r.id, node_id: `R_${r.id}`, name: r.name, full_name: `${state.org.login}/${r.name}`, private: true,
+          owner: { login: state.org.login, id: state.org.id, type: 'Organization' }, html_url: `https://github.com/${state.org.login}/${r.name}`, url: `${ctx.origin}/repos/${state.org.login}/${r.name}`,
+        })));
+      },
+    },
+    {
+      method: 'GET', pattern: /^\/repos\/([^/]+)\/([^/]+)\/collaborators\/([^/]+)$/, docs: `${DOCS}/collaborators/collaborators#check-if-a-user-is-a-repository-collaborator`,
+      handle: (_ctx, [owner, name, login]) => {
+        const repo = sameOrg(owner!) ? state.repos.find((r) => r.name === lower(name!)) : undefined;
+        const key = lower(login!);
+        // Members reach every repository here (base permission read); outside collaborators only theirs.
+        const access = repo && (isActiveMember(key) || repo.collaborators.includes(key));
+        return access ? { status: 204 } : notFound(`${DOCS}/collaborators/collaborators#check-if-a-user-is-a-repository-collaborator`);
+      },
+    },
+    {
+      method: 'DELETE', pattern: /^\/repos\/([^/]+)\/([^/]+)\/collaborators\/([^/]+)$/, docs: `${DOCS}/collaborators/collaborators#remove-a-repository-collaborator`,
+      handle: (_ctx, [owner, name, login]) => {
+        const repo = sameOrg(owner!) ? state.repos.find((r) => r.name === lower(name!)) : undefined;
+        if (!repo) return notFound(`${DOCS}/collaborators/collaborators#remove-a-repository-collaborator`);
+        // Documented: 204 whether or not the user was a collaborator.
+        repo.collaborators = repo.collaborators.filter((l) => l !== lower(login!));
+        return { status: 204 };
+      },
+    },
+    {
+      method: 'GET', pattern: /^\/orgs\/([^/]+)\/personal-access-tokens$/, docs: `${PAT_DOCS}#list-fine-grained-personal-access-tokens-with-access-to-organization-resources`,
+      handle: (ctx, [org]) => {
+        if (!sameOrg(org!)) return notFound(PAT_DOCS);
+        const owners = [...ctx.url.searchParams.getAll('owner[]'), ...ctx.url.searchParams.getAll('owner')].flatMap((o) => o.split(',')).map(lower);
+        const grants = state.patGrants.filter((g) => owners.length === 0 || owners.includes(g.owner));
+        return paginate(ctx, grants.map((g) => ({
+          id: g.id, owner: user(ctx, g.owner), repository_selection: 'subset', repositories_url: `${ctx.origin}/organizations/${state.org.id}/personal-access-tokens/${g.id}/repositories`,
+          permissions: { organization: {}, repository: { contents: 'read', metadata: 'read' }, other: {} },
+          access_granted_at: g.accessGrantedAt, token_id: g.tokenId, token_name: g.tokenName, token_expired: false, token_expires_at: null, token_last_used_at: null,
+        })));
+      },
+    },
+    {
+      method: 'POST', pattern: /^\/orgs\/([^/]+)\/personal-access-tokens$/, docs: `${PAT_DOCS}#update-the-access-to-organization-resources-via-fine-grained-personal-access-tokens`,
+      handle: (ctx, [org]) => {
+        const docs = `${PAT_DOCS}#update-the-access-to-organization-resources-via-fine-grained-personal-access-tokens`;
+        if (!sameOrg(org!)) return notFound(docs);
+        const body = ctx.body as { action?: unknown; pat_ids?: unknown } | undefined;
+        const ids = body?.pat_ids;
+        if (body?.action !== 'revoke' || !Array.isArray(ids) || ids.length === 0 || ids.length > 100 || !ids.every(Number.isInteger)) {
+          return error(422, 'Validation Failed', docs);
+        }
+        if (!ids.every((id) => state.patGrants.some((g) => g.id === id))) return notFound(docs);
+        state.patGrants = state.patGrants.filter((g) => !ids.includes(g.id));
+        return { status: 202, body: {} };
+      },
+    },
+    {
+      method: 'GET', pattern: /^\/orgs\/([^/]+)\/credential-authorizations$/, docs: SSO_DOCS,
+      handle: (ctx, [org]) => {
+        if (!sameOrg(org!)) return notFound(SSO_DOCS);
+        const login = ctx.url.searchParams.get('login');
+        const found = state.ssoAuthorizations.filter((a) => !login || a.login === lower(login));
+        return paginate(ctx, found.map((a) => ({
+          login: a.login, credential_id: a.credentialId, credential_type: a.credentialType, credential_authorized_at: a.authorizedAt, credential_accessed_at: null,
+          authorized_credential_id: a.credentialId + 1_000_000, authorized_credential_title: a.credentialType === 'SSH key' ? `${a.login} laptop` : null, authorized_credential_note: null,
+          authorized_credential_expires_at: null,
+          ...(a.credentialType === 'SSH key'
+            ? { fingerprint: `SHA256:sandbox${a.credentialId}` }
+            : { token_last_eight: String(a.credentialId).padStart(8, '0'), scopes: ['repo', 'read:org'] }),
+        })));
+      },
+    },
+    {
+      method: 'DELETE', pattern: /^\/orgs\/([^/]+)\/credential-authorizations\/([^/]+)$/, docs: SSO_DOCS,
+      handle: (_ctx, [org, id]) => {
+        const before = state.ssoAuthorizations.length;
+        if (sameOrg(org!)) state.ssoAuthorizations = state.ssoAuthorizations.filter((a) => String(a.credentialId) !== id);
+        return state.ssoAuthorizations.length < before ? { status: 204 } : notFound(SSO_DOCS);
+      },
+    },
+  ];
+
+  const tokenOf = (authorization: string | undefined) => /^(?:token|bearer)\s+(\S+)$/i.exec(authorization ?? '')?.[1];
+  const isSandboxToken = (token: string | undefined): token is string => token === GITHUB_SANDBOX_TOKEN || token === GITHUB_SANDBOX_READ_ONLY_TOKEN;
+
+  /** The primary limit's window for a token (unauthenticated callers share one, of 60). */
+  function bucketFor(key: string) {
+    const now = Date.now();
+    const bucket = (state.rateLimits[key] ??= { used: 0, reset: Math.floor(now / 1000) + 3600 });
+    if (bucket.reset * 1000 <= now) Object.assign(bucket, { used: 0, reset: Math.floor(now / 1000) + 3600 });
+    return { bucket, limit: key === 'anonymous' ? 60 : RATE_LIMIT };
+  }
+
+  function rateLimitHeaders(key: string): Record<string, string> {
+    const { bucket, limit } = bucketFor(key);
+    return {
+      'x-ratelimit-limit': String(limit),
+      'x-ratelimit-remaining': String(Math.max(0, limit - bucket.used)),
+      'x-ratelimit-reset': String(bucket.reset),
+      'x-ratelimit-used': String(bucket.used),
+      'x-ratelimit-resource': 'core',
+    };
+  }
+
+  function answerApi(ctx: Context, method: string, authorization: string | undefined): Answer {
+    const token = tokenOf(authorization);
+    const { bucket, limit } = bucketFor(isSandboxToken(token) ? token : 'anonymous');
+    if (bucket.used >= limit) {
+      return error(403, `API rate limit exceeded for ${isSandboxToken(token) ? 'installation ID 1' : '127.0.0.1'}.`, `${DOCS}/using-the-rest-api/rate-limits-for-the-rest-api#about-primary-rate-limits`);
+    }
+    bucket.used += 1;
+    if (!authorization) return error(401, 'Requires authentication');
+    if (!isSandboxToken(token)) return error(401, 'Bad credentials');
+
+    const burst = faults.rateLimitBurst;
+    if (burst && burst.count > 0) {
+      burst.count -= 1;
+      return {
+        ...error(burst.status ?? 429, 'You have exceeded a secondary rate limit. Please wait a few minutes before you try again.', `${DOCS}/using-the-rest-api/rate-limits-for-the-rest-api#about-secondary-rate-limits`),
+        headers: { 'retry-after': String(burst.retryAfterSeconds) },
+      };
+    }
+    const path = ctx.url.pathname;
+    const route = routes.find((r) => r.method === method && r.pattern.test(path));
+    if (!route) return notFound(DOCS);
+    if (method !== 'GET' && token !== GITHUB_SANDBOX_TOKEN) return error(403, 'Resource not accessible by integration', route.docs);
+    const params = (route.pattern.exec(path) ?? []).slice(1).map(decodeURIComponent);
+    return route.handle(ctx, params);
+  }
+
+  async function readBody(req: http.IncomingMessage): Promise<string> {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks).toString('utf8');
+  }
+
+  function send(res: http.ServerResponse, answer: Answer, headers: Record<string, string>) {
+    const body = answer.body === undefined ? '' : JSON.stringify(answer.body);
+    res.writeHead(answer.status, {
+      ...headers,
+      ...(answer.body === undefined ? {} : { 'content-type': 'application/json; charset=utf-8' }),
+      'x-github-api-version-selected': '2022-11-28',
+      'x-github-request-id': `SANDBOX:${state.requests}`,
+      ...answer.headers,
+    });
+    res.end(body);
+  }
+
+  const server = http.createServer((req, res) => {
+    void (async () => {
+      const origin = `http://${req.headers.host ?? '127.0.0.1'}`;
+      const url = new URL(req.url ?? '/', origin);
+      const method = req.method ?? 'GET';
+      const raw = await readBody(req);
+
+      if (url.pathname === '/_sandbox/state' && method === 'GET') return send(res, { status: 200, body: state }, {});
+      if (url.pathname === '/_sandbox/faults' && method === 'POST') {
+        try {
+          inject(raw ? (JSON.parse(raw) as GithubFaults) : {});
+          return send(res, { status: 200, body: faults }, {});
+        } catch {
+          return send(res, error(400, 'Problems parsing JSON'), {});
+        }
+      }
+      if (url.pathname === '/_sandbox/reset' && method === 'POST') {
+        reset();
+        return send(res, { status: 204 }, {});
+      }
+
+      state.requests += 1;
+      if (faults.latencyMs) await new Promise((resolve) => setTimeout(resolve, faults.latencyMs));
+      if (faults.connectionResets && faults.connectionResets > 0) {
+        faults.connectionResets -= 1;
+        req.socket.destroy();
+        return;
+      }
+      const rate = faults.serverErrorRate ?? 0;
+      faultCounter += 1;
+      // Deterministic: the n-th request fails when the running total of `rate` crosses an integer.
+      if (rate > 0 && Math.floor(faultCounter * rate) > Math.floor((faultCounter - 1) * rate)) {
+        return send(res, { status: 502, body: { message: 'Server Error' } }, {});
+      }
+      if (faults.primaryLimit) {
+        const reset = Math.floor(Date.now() / 1000) + faults.primaryLimit.resetInSeconds;
+        for (const token of [GITHUB_SANDBOX_TOKEN, GITHUB_SANDBOX_READ_ONLY_TOKEN]) state.rateLimits[token] = { used: RATE_LIMIT, reset };
+        delete faults.primaryLimit;
+      }
+
+      let body: unknown;
+      if (raw) {
+        try {
+          body = JSON.parse(raw);
+        } catch {
+          return send(res, error(400, 'Problems parsing JSON'), {});
+        }
+      }
+      const authorization = req.headers.authorization;
+      const answer = answerApi({ url, body, origin }, method, authorization);
+      const token = tokenOf(authorization);
+      send(res, answer, rateLimitHeaders(isSandboxToken(token) ? token : 'anonymous'));
+    })().catch((err: unknown) => {
+      if (!res.headersSent) send(res, error(500, `sandbox failure: ${err instanceof Error ? err.message : String(err)}`), {});
+    });
+  });
+
+  function inject(next: GithubFaults) {
+    // Copied, so that counting down a burst does not change the caller's object.
+    faults = { ...next, rateLimitBurst: next.rateLimitBurst ? { ...next.rateLimitBurst } : undefined };
+    faultCounter = 0;
+  }
+
+  function reset() {
+    state = seed();
+    faults = {};
+    faultCounter = 0;
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, '127.0.0.1', () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+
+  return {
+    url: `http://127.0.0.1:${port}`,
+    get state() {
+      return state;
+    },
+    inject,
+    reset,
+    async stop() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
