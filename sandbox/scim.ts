@@ -97,6 +97,8 @@ export interface ScimFaults {
 }
 
 export interface ScimSandboxOptions {
+  /** Default: a free port. */
+  port?: number;
   /** Default `/scim/v2`. */
   basePath?: string;
   token?: string;
@@ -783,7 +785,7 @@ export async function startScimSandbox(options: ScimSandboxOptions = {}): Promis
       if (!response.headersSent) send(response, problem(new ScimProblem(500, `stand-in failure: ${(err as Error).message}`)));
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(options.port ?? 0, '127.0.0.1', resolve));
   origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
   return {

@@ -14,6 +14,10 @@ import type { OffboardingRequest } from '../model/request.js';
 import { projectRoot, startTemporalDevServer, type TemporalDevServer } from '../scripts/services.js';
 import { createOffboardingWorker } from '../workers/create-worker.js';
 import { seedWarehouseRoles, WAREHOUSE_ARCHIVE_ROLE } from '../sandbox/postgres.js';
+import { startSaasSandboxes, type SaasSandboxes } from '../sandbox/index.js';
+import { githubLoginFor } from '../sandbox/github.js';
+import { slackUserIdFor } from '../sandbox/slack.js';
+import { samplePerson } from '../sandbox/org.js';
 import type { OffboardingStatus } from '../workflows/messages.js';
 import { canBind, directoryState, eventually, installRuntime, sharedPool, sharedPostgres, testConfig, workflowBundle } from './helpers/environment.js';
 
@@ -23,6 +27,7 @@ describe('offboarding on the Temporal dev server (real slapd and PostgreSQL)', f
   let nativeConnection: NativeConnection;
   let worker: Worker;
   let running: Promise<void>;
+  let saas: SaasSandboxes;
   // This dev server is the test's own: the worker takes the default queue, as the CLI expects.
   const taskQueue = 'offboarding';
 
@@ -33,9 +38,12 @@ describe('offboarding on the Temporal dev server (real slapd and PostgreSQL)', f
     nativeConnection = await NativeConnection.connect({ address: server.address });
     const pool = await sharedPool();
     await seedWarehouseRoles(pool);
+    // Every system at once: slapd, PostgreSQL roles and the SaaS stand-ins.
+    saas = await startSaasSandboxes();
     const config = await testConfig({
-      systems: { warehouse: { type: 'postgres', url: { env: 'TEST_WAREHOUSE_URL' }, roleName: '{employeeId}', reassignOwnedTo: WAREHOUSE_ARCHIVE_ROLE } },
-      env: { TEST_WAREHOUSE_URL: (await sharedPostgres()).url },
+      systems: { warehouse: { type: 'postgres', url: { env: 'TEST_WAREHOUSE_URL' }, roleName: '{employeeId}', reassignOwnedTo: WAREHOUSE_ARCHIVE_ROLE }, ...saas.systems },
+      notifications: saas.notifications,
+      env: { TEST_WAREHOUSE_URL: (await sharedPostgres()).url, ...saas.env },
     });
     worker = await createOffboardingWorker({ connection: nativeConnection, namespace: 'default', config, pool, taskQueue, workflowBundle: await workflowBundle() });
     running = worker.run();
@@ -47,6 +55,7 @@ describe('offboarding on the Temporal dev server (real slapd and PostgreSQL)', f
     await nativeConnection?.close();
     await client?.connection.close();
     await server?.stop();
+    await saas?.stop();
   });
 
   const request = (employeeId: string): OffboardingRequest => ({
@@ -92,6 +101,69 @@ describe('offboarding on the Temporal dev server (real slapd and PostgreSQL)', f
     assert.deepEqual(actionRows.map((e) => e.details.actionId).sort(), status.actions.map((a) => a.id).sort(), 'one row per action');
     assert.ok(events.find((e) => e.action === 'stage_verified')?.outcome === 'clean');
     assert.equal((await store.verify()).ok, true);
+  });
+
+  it('one person with access in every system is offboarded at once: no access, session or token is left anywhere', async () => {
+    const id = 'E1028'; // an employee with privileged access (every third sample person)
+    const person = samplePerson(id);
+    const login = githubLoginFor(person);
+    const slackId = slackUserIdFor(id);
+    const { github, slack, salesforce, wiki } = saas.servers;
+    const sfUser = salesforce.state.records.User.find((u) => u.FederationIdentifier === id)!;
+    // The SCIM stand-in replaces a user's record on every PATCH: always read the current one.
+    const wikiUserNow = () => wiki.state.users.find((u) => u.externalId === id)!;
+    const wikiUser = wikiUserNow();
+    const githubAccess = () => ({
+      member: login in github.state.memberships,
+      teams: github.state.teams.filter((t) => login in t.members).length,
+      repos: github.state.repos.filter((r) => r.collaborators.includes(login)).length,
+      pats: github.state.patGrants.filter((g) => g.owner === login).length,
+      sso: github.state.ssoAuthorizations.filter((a) => a.login === login).length,
+    });
+    const slackGroups = () => Object.values(slack.state.usergroups).filter((g) => g.users.includes(slackId)).length;
+    const profileSets = new Set(salesforce.state.records.PermissionSet.filter((p) => p.IsOwnedByProfile).map((p) => String(p.Id)));
+    const sfAccess = () => ({
+      active: sfUser.IsActive,
+      frozen: salesforce.state.records.UserLogin.find((l) => l.UserId === sfUser.Id)?.IsFrozen ?? false,
+      // A profile's own permission set is part of the licence, not an entitlement to revoke.
+      permissionSets: salesforce.state.records.PermissionSetAssignment.filter((a) => a.AssigneeId === sfUser.Id && !profileSets.has(String(a.PermissionSetId))).length,
+      tokens: salesforce.state.records.OauthToken.filter((t) => t.UserId === sfUser.Id).length,
+      sessions: salesforce.state.records.AuthSession.filter((a) => a.UsersId === sfUser.Id).length,
+    });
+    const wikiGroups = () => wiki.state.groups.filter((g) => g.members.some((m) => m.value === wikiUser.id)).length;
+
+    // Before: access everywhere (otherwise this test would prove nothing).
+    assert.equal(githubAccess().member, true);
+    assert.ok(slackGroups() > 0);
+    assert.equal(sfAccess().active, true);
+    assert.ok(sfAccess().permissionSets > 0);
+    assert.equal(wikiUserNow().active, true);
+    assert.ok(wikiGroups() > 0);
+
+    const started = await startOffboarding(client, { ...request(id), subject: { employeeId: id, email: person.email } }, { taskQueue });
+    const status = await revoked(id);
+
+    assert.deepEqual(await directoryState(id), { exists: true, locked: true, groups: [] });
+    assert.deepEqual(await warehouseState(id.toLowerCase()), { login: false, groups: 0, sessions: 0 });
+    assert.deepEqual(githubAccess(), { member: false, teams: 0, repos: 0, pats: 0, sso: 0 });
+    assert.ok(slack.state.workspaceRemovals.some((r) => r.userId === slackId), 'removed from the Slack workspace');
+    assert.equal(slackGroups(), 0);
+    assert.ok((slack.state.sessionResets[slackId] ?? 0) > 0, 'Slack sessions reset');
+    const sf = sfAccess();
+    assert.ok(!sf.active || sf.frozen, 'Salesforce user deactivated or frozen');
+    assert.deepEqual({ permissionSets: sf.permissionSets, tokens: sf.tokens, sessions: sf.sessions }, { permissionSets: 0, tokens: 0, sessions: 0 });
+    assert.equal(wikiUserNow().active, false);
+    assert.equal(wikiGroups(), 0);
+
+    assert.deepEqual(Object.keys(status.accounts).sort(), ['directory', 'github', 'salesforce', 'slack', 'warehouse', 'wiki']);
+    assert.ok(Object.values(status.accounts).every((account) => account !== null), 'an account was found in every system');
+    assert.ok(status.actions.every((a) => ['done', 'already', 'not_applicable'].includes(a.state)), JSON.stringify(status.actions.filter((a) => !['done', 'already', 'not_applicable'].includes(a.state))));
+    assert.deepEqual(status.manualTasks, [], 'the verification sweep found nothing left');
+
+    const events = await createAuditStore(await sharedPool()).eventsFor(started.workflowId);
+    const actionRows = events.filter((e) => e.details.actionId !== undefined);
+    assert.deepEqual(actionRows.map((e) => e.details.actionId).sort(), status.actions.map((a) => a.id).sort(), 'one audit row per action');
+    assert.ok(slack.state.messages.some((m) => m.text.startsWith(`[started] offboarding-${id}`)), 'the IT channel was told');
   });
 
   it('shows the offboarding with its search attributes, which filter the list', async () => {

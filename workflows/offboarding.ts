@@ -386,25 +386,31 @@ export async function offboarding(request: OffboardingRequest): Promise<Offboard
       status.accounts[found.system] = found.account?.id ?? null;
       audit({ action: 'access_discovered', actor: 'workflow', system: found.system, details: { stage: stage.name, account: found.account, entitlements: found.entitlements.map((e) => ({ id: e.id, kind: e.kind })), credentials: found.credentials.length } });
     }
-    // Everything runs in parallel, except that a system's sessions are ended only after its login
-    // is disabled, so that nobody opens a new session in between. A system that needs a person
-    // holds up no other system.
+    // Systems run in parallel; within one, login is disabled first and the rest follows in
+    // parallel: nobody opens a new session after theirs were ended, and where disabling takes
+    // everything with it (GitHub membership) the removals that follow find it gone. A system
+    // that needs a person holds up no other system.
     const actions = actionsForStage(stage, before, plan);
-    const disabling = new Map<string, Promise<unknown>>();
-    for (const action of actions.filter((a) => a.kind === 'disable_login')) disabling.set(action.system, runAction(action, actor));
-    await Promise.all([
-      ...disabling.values(),
-      ...actions
-        .filter((a) => a.kind !== 'disable_login')
-        .map(async (action) => {
-          if (action.kind === 'revoke_sessions') await disabling.get(action.system);
-          return runAction(action, actor);
-        }),
-    ]);
+    await Promise.all([...new Set(actions.map((a) => a.system))].map(async (system) => {
+      const mine = actions.filter((a) => a.system === system);
+      await Promise.all(mine.filter((a) => a.kind === 'disable_login').map((action) => runAction(action, actor)));
+      await Promise.all(mine.filter((a) => a.kind !== 'disable_login').map((action) => runAction(action, actor)));
+    }));
     if (status.cancelled) return;
 
-    // Verification sweep: whatever the stage should have removed and is still there is escalated.
-    const leftovers = leftoversAfterStage(stage, await discoverAll(), plan);
+    // Verification sweep: what the stage should have removed and is still there (a concurrent
+    // change, a grant in the meantime) is revoked once more, and whatever survives that too is
+    // escalated to a person.
+    let after = await discoverAll();
+    const firstLeftovers = leftoversAfterStage(stage, after, plan);
+    if (firstLeftovers.length > 0) {
+      const systems = new Set(firstLeftovers.map((leftover) => leftover.split(':')[0]));
+      const recheck = { ...stage, name: `${stage.name}-recheck` };
+      audit({ action: 'stage_rechecked', actor: 'workflow', outcome: 'leftovers', details: { stage: stage.name, leftovers: firstLeftovers } });
+      await Promise.all(actionsForStage(recheck, after.filter((d) => systems.has(d.system)), plan).map((action) => runAction(action, actor)));
+      after = await discoverAll();
+    }
+    const leftovers = leftoversAfterStage(stage, after, plan);
     audit({ action: 'stage_verified', actor: 'workflow', outcome: leftovers.length ? 'leftovers' : 'clean', details: { stage: stage.name, leftovers } });
     await Promise.all(leftovers.map(async (leftover, i) => {
       const taskId = `verify/${stage.name}/${i + 1}`;

@@ -253,7 +253,24 @@ export function createSlackConnector(system: string, config: SlackSystemConfig):
     return { outcome, details: { userId, note: 'Slack cannot list sessions: every session of the user was reset' } };
   }
 
-  async function removeFromGroup(userId: string, target: Entitlement): Promise<ApplyResult> {
+  // usergroups.users.update replaces the whole list, so two removals from one group at once would
+  // write back each other's user. Within this worker they take turns; across workers, the
+  // workflow's verification sweep finds and repeats what a race undid.
+  const groupTurns = new Map<string, Promise<unknown>>();
+  function inTurn<T>(usergroup: string, work: () => Promise<T>): Promise<T> {
+    const previous = groupTurns.get(usergroup) ?? Promise.resolve();
+    const mine = previous.then(work, work);
+    const settled = mine.catch(() => undefined);
+    groupTurns.set(usergroup, settled);
+    void settled.then(() => { if (groupTurns.get(usergroup) === settled) groupTurns.delete(usergroup); });
+    return mine;
+  }
+
+  function removeFromGroup(userId: string, target: Entitlement): Promise<ApplyResult> {
+    return inTurn(target.id, () => removeFromGroupNow(userId, target));
+  }
+
+  async function removeFromGroupNow(userId: string, target: Entitlement): Promise<ApplyResult> {
     const usergroup = target.id;
     const details = { userId, usergroup, ...(target.name ? { name: target.name } : {}) };
     let members: string[];

@@ -1,0 +1,53 @@
+/**
+ * Every SaaS stand-in at once, with the config that points offboard's connectors at them: what
+ * `npm start` runs by default, and what the end-to-end tests offboard against. Tokens are the
+ * stand-ins' own, handed to the worker as environment variables like any real secret.
+ */
+import type { ConfigInput } from '../workers/config.js';
+import { GITHUB_SANDBOX_ORG, GITHUB_SANDBOX_TOKEN, sampleGithubLogins, startGithubSandbox } from './github.js';
+import { SANDBOX_SALESFORCE_TOKEN, startSalesforceSandbox } from './salesforce.js';
+import { SCIM_DEFAULT_TOKEN, startScimSandbox } from './scim.js';
+import { SLACK_SANDBOX_TEAM_ID, SLACK_SANDBOX_TOKENS, startSlackSandbox } from './slack.js';
+
+export interface SandboxPorts {
+  github?: number;
+  slack?: number;
+  salesforce?: number;
+  scim?: number;
+}
+
+export async function startSaasSandboxes(ports: SandboxPorts = {}) {
+  const [github, slack, salesforce, wiki] = await Promise.all([
+    startGithubSandbox({ port: ports.github }),
+    startSlackSandbox({ port: ports.slack }),
+    startSalesforceSandbox({ port: ports.salesforce }),
+    startScimSandbox({ port: ports.scim }),
+  ]);
+  const systems: NonNullable<ConfigInput['systems']> = {
+    github: { type: 'github', baseUrl: github.url, token: { env: 'OFFBOARD_SANDBOX_GITHUB_TOKEN' }, org: GITHUB_SANDBOX_ORG, logins: sampleGithubLogins() },
+    slack: { type: 'slack', apiUrl: slack.apiUrl, token: { env: 'OFFBOARD_SANDBOX_SLACK_TOKEN' }, teamId: SLACK_SANDBOX_TEAM_ID },
+    salesforce: { type: 'salesforce', instanceUrl: salesforce.url, accessToken: { env: 'OFFBOARD_SANDBOX_SALESFORCE_TOKEN' } },
+    // A SCIM 2.0 app (a company wiki, say): any number of these can be configured.
+    wiki: { type: 'scim', baseUrl: wiki.url, bearerToken: { env: 'OFFBOARD_SANDBOX_SCIM_TOKEN' }, matchBy: 'externalId' },
+  };
+  const notifications: ConfigInput['notifications'] = {
+    slack: { token: { env: 'OFFBOARD_SANDBOX_SLACK_BOT_TOKEN' }, channel: '#offboarding', apiUrl: slack.apiUrl },
+  };
+  const env: Record<string, string> = {
+    OFFBOARD_SANDBOX_GITHUB_TOKEN: GITHUB_SANDBOX_TOKEN,
+    OFFBOARD_SANDBOX_SLACK_TOKEN: SLACK_SANDBOX_TOKENS.orgAdmin,
+    OFFBOARD_SANDBOX_SLACK_BOT_TOKEN: SLACK_SANDBOX_TOKENS.bot,
+    OFFBOARD_SANDBOX_SALESFORCE_TOKEN: SANDBOX_SALESFORCE_TOKEN,
+    OFFBOARD_SANDBOX_SCIM_TOKEN: SCIM_DEFAULT_TOKEN,
+  };
+  return {
+    servers: { github, slack, salesforce, wiki },
+    systems,
+    notifications,
+    env,
+    async stop() {
+      await Promise.all([github.stop(), slack.stop(), salesforce.stop(), wiki.stop()]);
+    },
+  };
+}
+export type SaasSandboxes = Awaited<ReturnType<typeof startSaasSandboxes>>;
