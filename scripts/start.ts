@@ -2,7 +2,8 @@
  * `npm start`: the whole service on this machine, on its embedded defaults.
  *   - Temporal dev server (state in .data/temporal.db), UI on http://127.0.0.1:8233
  *   - the audit database: embedded PostgreSQL (PGlite, .data/audit-db) unless DATABASE_URL is set
- *   - slapd seeded with the sample organisation (.data/slapd) unless OFFBOARD_CONFIG is set
+ *   - unless OFFBOARD_CONFIG is set: slapd seeded with the sample organisation (.data/slapd) and
+ *     the GitHub, Slack, Salesforce and SCIM stand-ins (in memory: they start afresh each time)
  *   - the worker
  * Ctrl-C stops everything; the next `npm start` continues with the same state.
  */
@@ -14,6 +15,7 @@ import { stringify } from 'yaml';
 import { parse as parseYaml } from 'yaml';
 import { EMBEDDED_DB_PORT_DEFAULT, describeDatabase, startEmbeddedDatabase } from '../workers/database.js';
 import { projectRoot, startSlapd, startTemporalDevServer, waitForPort, type SlapdInstance } from './services.js';
+import { startSaasSandboxes, type SaasSandboxes } from '../sandbox/index.js';
 import { connect } from 'node:net';
 
 const dataDir = join(projectRoot, '.data');
@@ -42,8 +44,8 @@ function sandboxSecrets(): { adminPassword: string; servicePassword: string } {
   return secrets;
 }
 
-/** The sandbox config: the example policy, with the directory pointed at the local slapd. */
-function writeSandboxConfig(slapd: SlapdInstance): string {
+/** The sandbox config: the example policy, the directory at the local slapd, SaaS at the stand-ins. */
+function writeSandboxConfig(slapd: SlapdInstance, saas: SaasSandboxes): string {
   const example = parseYaml(readFileSync(join(projectRoot, 'config', 'offboard.example.yaml'), 'utf8')) as { policy: unknown };
   const config = {
     systems: {
@@ -51,8 +53,10 @@ function writeSandboxConfig(slapd: SlapdInstance): string {
         type: 'ldap', url: slapd.url, bindDn: slapd.serviceDn, bindPassword: { env: 'OFFBOARD_SANDBOX_LDAP_PASSWORD' },
         peopleBase: slapd.peopleBase, groupsBase: slapd.groupsBase, employeeIdAttribute: 'employeeNumber',
       },
+      ...saas.systems,
     },
     policy: example.policy,
+    notifications: saas.notifications,
   };
   const path = join(dataDir, 'offboard.sandbox.yaml');
   writeFileSync(path, `# Written by npm start for the local sandbox; edit config/offboard.example.yaml instead.\n${stringify(config)}`);
@@ -95,13 +99,17 @@ async function main() {
     }
 
     let ldapLine = 'from OFFBOARD_CONFIG';
+    let saasLines: string[] = [];
     if (!env.OFFBOARD_CONFIG) {
       if (await portTaken(ldapPort)) throw new Error(`port ${ldapPort} (for the sandbox slapd) is already in use; set OFFBOARD_LDAP_PORT`);
       const secrets = sandboxSecrets();
       const slapd = await startSlapd({ dir: join(dataDir, 'slapd'), port: ldapPort, ...secrets });
       stops.push(() => slapd.stop());
-      Object.assign(workerEnv, { OFFBOARD_CONFIG: writeSandboxConfig(slapd), OFFBOARD_SANDBOX_LDAP_PASSWORD: secrets.servicePassword });
+      const saas = await startSaasSandboxes();
+      stops.push(() => saas.stop());
+      Object.assign(workerEnv, saas.env, { OFFBOARD_CONFIG: writeSandboxConfig(slapd, saas), OFFBOARD_SANDBOX_LDAP_PASSWORD: secrets.servicePassword });
       ldapLine = `${slapd.url} (sandbox slapd, sample organisation, data in .data/slapd)`;
+      saasLines = Object.entries(saas.servers).map(([name, server]) => `${name.padEnd(11)}  ${server.url} (stand-in; ${server.url.replace(/\/scim\/v2$/, '')}/_sandbox/state shows its state)`);
     }
 
     say('starting the worker…');
@@ -124,8 +132,9 @@ async function main() {
     say(`  Temporal UI  ${temporal.uiUrl}`);
     say(`  audit DB     ${databaseLine}`);
     say(`  LDAP         ${ldapLine}`);
-    say('  try:         ./bin/offboard.js terminate --employee E1001 --reason involuntary');
-    say('               ./bin/offboard.js status E1001');
+    for (const line of saasLines) say(`  ${line}`);
+    say('  try:         ./bin/offboard.js terminate --employee E1004 --reason involuntary');
+    say('               ./bin/offboard.js status E1004');
     say('Ctrl-C stops everything; state is kept for the next npm start.');
   } catch (err) {
     say(`could not start: ${(err as Error).message}`);
