@@ -317,6 +317,14 @@ let tsCounter = 0;
 const nextTs = () => `${Math.floor(Date.now() / 1000)}.${String(++tsCounter % 1_000_000).padStart(6, '0')}`;
 
 const METHODS: Record<string, Method> = {
+  // Needs no scope: it answers who the token belongs to (offboard calls it at start-up).
+  'auth.test': {
+    scope: '',
+    handle({ state, grant }) {
+      const team = state.teams[0]!;
+      return { ok: true, url: `https://${team.id.toLowerCase()}.slack.com/`, team: team.id, user: grant.userId, team_id: team.id, user_id: grant.userId, enterprise_id: state.enterpriseId };
+    },
+  },
   'users.lookupByEmail': {
     scope: 'users:read.email',
     handle({ params, state }) {
@@ -557,7 +565,7 @@ export async function startSlackSandbox(options: { port?: number } = {}): Promis
 
     const scopeHeaders = { 'x-oauth-scopes': grant.scopes.join(','), 'x-accepted-oauth-scopes': definition.scope };
     if (definition.admin && grant.kind !== 'user') return send(res, 200, fail('not_allowed_token_type'), scopeHeaders);
-    if (!grant.scopes.includes(definition.scope)) {
+    if (definition.scope && !grant.scopes.includes(definition.scope)) {
       return send(res, 200, fail('missing_scope', { needed: definition.scope, provided: grant.scopes.join(',') }), scopeHeaders);
     }
     if (definition.admin && !grant.admin) return send(res, 200, fail('not_an_admin'), scopeHeaders);

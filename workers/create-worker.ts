@@ -52,6 +52,8 @@ export interface WorkerOptions {
   config: OffboardConfig;
   pool: pg.Pool;
   taskQueue?: string;
+  /** Connectors built by the caller (the worker process checks them first); else from config. */
+  connectors?: Map<string, Connector>;
   /** A prebuilt bundle (tests bundle once); otherwise the worker bundles on start. */
   workflowBundle?: { code: string };
 }
@@ -59,7 +61,7 @@ export interface WorkerOptions {
 export async function createOffboardingWorker(options: WorkerOptions): Promise<Worker> {
   const activities = createActivities({
     policy: options.config.policy,
-    connectors: createConnectors(options.config),
+    connectors: options.connectors ?? createConnectors(options.config),
     audit: createAuditStore(options.pool),
     notify: createNotifier(options.config.notifications, logger),
   });

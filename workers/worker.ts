@@ -6,7 +6,8 @@
  */
 import { DefaultLogger, NativeConnection, Runtime, type LogLevel } from '@temporalio/worker';
 import { ConfigError, loadConfig } from './config.js';
-import { createOffboardingWorker } from './create-worker.js';
+import { createConnectors, createOffboardingWorker } from './create-worker.js';
+import { checkSystems, logReachability } from './reachability.js';
 import { createPool, databaseTarget, describeDatabase, migrate } from './database.js';
 import { logger } from './logger.js';
 
@@ -35,7 +36,9 @@ async function main() {
   } catch (err) {
     throw new Error(`cannot reach Temporal at ${address}: ${(err as Error).message}. Set TEMPORAL_ADDRESS, or run \`npm start\`, which starts a dev server.`);
   }
-  const worker = await createOffboardingWorker({ connection, namespace, config, pool });
+  const connectors = createConnectors(config);
+  logReachability(await checkSystems(connectors), logger);
+  const worker = await createOffboardingWorker({ connection, namespace, config, pool, connectors });
   logger.info({ temporal: address, namespace, taskQueue: 'offboarding', systems: Object.keys(config.systems), database: describeDatabase(target.url) }, 'worker started');
   // Runtime.install handles SIGINT/SIGTERM by shutting the worker down; run() resolves after that.
   await worker.run();

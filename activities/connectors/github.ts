@@ -444,6 +444,7 @@ export function createGithubConnector(system: string, config: GithubSystemConfig
     system,
     discover,
     apply,
+    check: () => call('check', checkOrg),
     async close() {},
   };
 }

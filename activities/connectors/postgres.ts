@@ -178,6 +178,9 @@ export function createPostgresConnector(system: string, config: PostgresSystemCo
       });
     },
     apply,
+    async check() {
+      await withClient('check', (client) => client.query('SELECT 1'));
+    },
     async close() {},
   };
 }

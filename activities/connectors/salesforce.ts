@@ -459,6 +459,10 @@ export function createSalesforceConnector(system: string, config: SalesforceSyst
       });
     },
     apply,
+    async check() {
+      // Any authenticated read proves the URL, the API version and the token.
+      await guarded('check', async () => { await conn.query("SELECT Id FROM User WHERE Id = '005000000000000AAA' LIMIT 1"); });
+    },
     async close() {},
   };
 }

@@ -408,6 +408,9 @@ export function createScimConnector(system: string, config: ScimSystemConfig): C
       };
     },
     apply,
+    async check() {
+      await call('GET', '/ServiceProviderConfig', 'check');
+    },
     async close() {},
   };
 }

@@ -359,6 +359,9 @@ export function createSlackConnector(system: string, config: SlackSystemConfig):
       };
     },
     apply,
+    async check() {
+      await slack('auth.test', () => client.auth.test());
+    },
     async close() {},
   };
 }

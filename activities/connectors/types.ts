@@ -17,6 +17,8 @@ export interface Connector {
   readonly system: string;
   discover(subject: Subject): Promise<Discovery>;
   apply(action: Action, subject: Subject): Promise<ApplyResult>;
+  /** Reaches the system with the configured credentials and changes nothing (start-up report). */
+  check?(): Promise<void>;
   close(): Promise<void>;
 }
 
