@@ -16,6 +16,8 @@ export interface ActivityDeps {
   connectors: Map<string, Connector>;
   audit: AuditStore;
   notify: (notification: Notification) => Promise<{ delivered: string[] }>;
+  /** Counts what the audit records (Prometheus); optional. */
+  observe?: (event: AuditEvent) => void;
 }
 
 /** Turns a connector's classified error into the failure Temporal retries, or does not. */
@@ -31,7 +33,7 @@ function toFailure(err: unknown): never {
   throw err;
 }
 
-export function createActivities({ policy, connectors, audit, notify }: ActivityDeps) {
+export function createActivities({ policy, connectors, audit, notify, observe }: ActivityDeps) {
   function connectorFor(system: string): Connector {
     const connector = connectors.get(system);
     if (!connector) {
@@ -68,7 +70,9 @@ export function createActivities({ policy, connectors, audit, notify }: Activity
     },
 
     async recordAudit(event: AuditEvent): Promise<void> {
-      await audit.append(auditEventSchema.parse(event));
+      const { inserted } = await audit.append(auditEventSchema.parse(event));
+      // Counted once: a retried activity that finds its row already written is not counted again.
+      if (inserted) observe?.(event);
     },
   };
 }

@@ -17,6 +17,7 @@ import type { OffboardingStatus } from '../workflows/messages.js';
 import type { offboarding } from '../workflows/offboarding.js';
 import { canBind, directoryState, eventually, installRuntime, sharedPool, sharedSlapd, testConfig, workflowBundle } from './helpers/environment.js';
 import type { ConfigInput } from '../workers/config.js';
+import { createMetrics, startMetricsServer, type Metrics } from '../workers/metrics.js';
 import { slackUserIdFor, startSlackSandbox, SLACK_SANDBOX_TEAM_ID, SLACK_SANDBOX_TOKENS } from '../sandbox/slack.js';
 import { samplePerson } from '../sandbox/org.js';
 
@@ -46,12 +47,13 @@ describe('offboarding workflow (time-skipping server, real slapd and PostgreSQL)
   });
 
   /** Runs `body` with a worker on its own task queue; `systems` adds systems to the test config. */
-  async function withWorker<T>(body: (taskQueue: string) => Promise<T>, systems?: ConfigInput['systems'], extra: Omit<Parameters<typeof testConfig>[0], 'systems'> = {}): Promise<T> {
+  async function withWorker<T>(body: (taskQueue: string) => Promise<T>, systems?: ConfigInput['systems'], extra: Omit<NonNullable<Parameters<typeof testConfig>[0]>, 'systems'> & { metrics?: Metrics } = {}): Promise<T> {
     const taskQueue = `test-${randomUUID()}`;
     const worker: Worker = await createOffboardingWorker({
       connection: env.nativeConnection,
       namespace: env.namespace ?? 'default',
       config: await testConfig({ systems, ...extra }),
+      metrics: extra.metrics,
       pool: await sharedPool(),
       taskQueue,
       workflowBundle: await workflowBundle(),
@@ -313,6 +315,27 @@ describe('offboarding workflow (time-skipping server, real slapd and PostgreSQL)
       }, { env: { TEST_SLACK_TOKEN: SLACK_SANDBOX_TOKENS.orgAdmin } });
     } finally {
       await slack.stop();
+    }
+  });
+
+  it('Prometheus metrics count offboardings, outcomes per system, escalations and time to revocation', async () => {
+    const metrics = createMetrics();
+    const served = await startMetricsServer(metrics, 0);
+    try {
+      await withWorker(async (taskQueue) => {
+        const handle = await start(taskQueue, request('E1023'));
+        await waitFor(handle, (s) => s.manualTasks.some((t) => t.state === 'open'), 'the payroll task');
+        await sendCommand(env.client, 'E1023', 'skip', { by: 'it-operator', actionId: 'revoke/payroll/disable_login', reason: 'confirmed' });
+        await waitFor(handle, stageFinished('revoke'), 'the revoke stage');
+        const text = await eventually(async () => (await fetch(served.url)).text(), (t) => /offboard_effective_to_revocation_seconds_count 1/.test(t), 'the histogram');
+        assert.match(text, /offboard_offboardings_total\{state="started"\} 1/);
+        assert.match(text, /offboard_action_outcomes_total\{system="directory",action="disable_login",outcome="done"\} 1/);
+        assert.match(text, /offboard_action_outcomes_total\{system="directory",action="remove_entitlement",outcome="done"\} [1-9]/);
+        assert.match(text, /offboard_escalations_total\{kind="opened"\} 1/, 'the payroll task');
+        assert.equal((await fetch(served.url.replace('/metrics', '/other'))).status, 404);
+      }, { payroll: { type: 'manual', app: 'Legacy payroll', owner: 'payroll-team' } }, { metrics });
+    } finally {
+      served.server.close();
     }
   });
 

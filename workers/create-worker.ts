@@ -12,6 +12,7 @@ import type { Connector } from '../activities/connectors/types.js';
 import { createActivities } from '../activities/index.js';
 import { createNotifier } from '../activities/notify.js';
 import { logger } from './logger.js';
+import type { Metrics } from './metrics.js';
 import { OFFBOARDING_TASK_QUEUE } from '../workflows/messages.js';
 import { bundlerOptions, workflowsPath } from './bundle.js';
 import type { OffboardConfig } from './config.js';
@@ -54,6 +55,7 @@ export interface WorkerOptions {
   taskQueue?: string;
   /** Connectors built by the caller (the worker process checks them first); else from config. */
   connectors?: Map<string, Connector>;
+  metrics?: Metrics;
   /** A prebuilt bundle (tests bundle once); otherwise the worker bundles on start. */
   workflowBundle?: { code: string };
 }
@@ -64,6 +66,7 @@ export async function createOffboardingWorker(options: WorkerOptions): Promise<W
     connectors: options.connectors ?? createConnectors(options.config),
     audit: createAuditStore(options.pool),
     notify: createNotifier(options.config.notifications, logger),
+    observe: options.metrics?.observe,
   });
   return Worker.create({
     connection: options.connection,

@@ -8,6 +8,7 @@ import { DefaultLogger, NativeConnection, Runtime, type LogLevel } from '@tempor
 import { ConfigError, loadConfig } from './config.js';
 import { createConnectors, createOffboardingWorker } from './create-worker.js';
 import { checkSystems, logReachability } from './reachability.js';
+import { createMetrics, startMetricsServer } from './metrics.js';
 import { createPool, databaseTarget, describeDatabase, migrate } from './database.js';
 import { logger } from './logger.js';
 
@@ -38,12 +39,18 @@ async function main() {
   }
   const connectors = createConnectors(config);
   logReachability(await checkSystems(connectors), logger);
-  const worker = await createOffboardingWorker({ connection, namespace, config, pool, connectors });
-  logger.info({ temporal: address, namespace, taskQueue: 'offboarding', systems: Object.keys(config.systems), database: describeDatabase(target.url) }, 'worker started');
+  const metrics = createMetrics();
+  const metricsPort = Number(process.env.OFFBOARD_METRICS_PORT ?? 9464);
+  const served = await startMetricsServer(metrics, metricsPort, process.env.OFFBOARD_METRICS_HOST ?? '127.0.0.1').catch((err: Error) => {
+    throw new Error(`cannot serve metrics on port ${metricsPort}: ${err.message}. Set OFFBOARD_METRICS_PORT to a free port.`);
+  });
+  const worker = await createOffboardingWorker({ connection, namespace, config, pool, connectors, metrics });
+  logger.info({ temporal: address, namespace, taskQueue: 'offboarding', systems: Object.keys(config.systems), database: describeDatabase(target.url), metrics: served.url }, 'worker started');
   // Runtime.install handles SIGINT/SIGTERM by shutting the worker down; run() resolves after that.
   await worker.run();
   await connection.close();
   await pool.end();
+  served.server.close();
   logger.info('worker stopped');
 }
 

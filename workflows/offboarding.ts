@@ -411,7 +411,10 @@ export async function offboarding(request: OffboardingRequest): Promise<Offboard
       after = await discoverAll();
     }
     const leftovers = leftoversAfterStage(stage, after, plan);
-    audit({ action: 'stage_verified', actor: 'workflow', outcome: leftovers.length ? 'leftovers' : 'clean', details: { stage: stage.name, leftovers } });
+    audit({
+      action: 'stage_verified', actor: 'workflow', outcome: leftovers.length ? 'leftovers' : 'clean',
+      details: { stage: stage.name, leftovers, disablesLogin: stage.steps.some((s) => s.action === 'disable_login'), secondsSinceEffective: Math.round((Date.now() - Date.parse(plan.effectiveAt)) / 1000) },
+    });
     await Promise.all(leftovers.map(async (leftover, i) => {
       const taskId = `verify/${stage.name}/${i + 1}`;
       for (;;) {
