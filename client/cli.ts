@@ -5,7 +5,9 @@
  * Exit codes: 0 done; 1 refused or invalid input; 2 usage error; 3 Temporal or the database
  * unreachable; 4 the audit chain is broken.
  */
+import { readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
+import { parse as parseCsv } from 'csv-parse/sync';
 import { randomUUID } from 'node:crypto';
 import { Command, CommanderError, Option } from 'commander';
 import type { Client } from '@temporalio/client';
@@ -13,7 +15,7 @@ import { createAuditStore } from '../activities/audit.js';
 import { describeDatabase, createPool, databaseTarget } from '../workers/database.js';
 import type { OffboardingStatus } from '../workflows/messages.js';
 import { describeIssues, offboardingRequestSchema } from '../model/request.js';
-import { CommandRefusedError, InvalidRequestError, connectClient, sendCommand, startOffboarding, type CommandName } from './temporal.js';
+import { CommandRefusedError, InvalidRequestError, connectClient, listOffboardings, sendCommand, startOffboarding, type CommandName } from './temporal.js';
 
 class UnreachableError extends Error {}
 class ChainBrokenError extends Error {}
@@ -102,14 +104,50 @@ function buildProgram(): Command {
     );
   };
 
-  startCommand('terminate', 'start the offboarding of someone who leaves')
-    .addOption(new Option('--reason <reason>', 'why they leave').choices(['voluntary', 'involuntary', 'security']).makeOptionMandatory())
-    .action((options) => start(options, { trigger: 'termination', reason: options.reason }));
+  program
+    .command('terminate')
+    .description('start the offboarding of someone who leaves (or of everyone in --file)')
+    .option('--employee <id>', 'the HR employee id (never a name or email)')
+    .addOption(new Option('--reason <reason>', 'why they leave').choices(['voluntary', 'involuntary', 'security']))
+    .option('--effective <iso>', 'when access must end (ISO 8601); default now')
+    .option('--email <email>', 'work email, for systems keyed by email')
+    .addOption(new Option('--employment-type <type>', 'employee, contractor or vendor').choices(['employee', 'contractor', 'vendor']).default('employee'))
+    .option('--request-id <id>', 'the HR event id; default a new id')
+    .option('--file <csv>', 'bulk: a CSV with columns employee_id, reason[, effective_at, email, employment_type, request_id]')
+    .option('--json', 'print JSON')
+    .action(async (options) => {
+      if (options.file) {
+        if (options.employee) throw new CommanderError(2, 'usage', 'give either --file or --employee, not both');
+        return terminateFromFile(options.file, Boolean(options.json));
+      }
+      if (!options.employee || !options.reason) throw new CommanderError(2, 'usage', 'terminate needs --employee and --reason (or --file)');
+      return start(options, { trigger: 'termination', reason: options.reason });
+    });
   startCommand('contract-end', 'start the offboarding of a contractor or vendor whose contract ends')
     .action((options) => start(options, { trigger: 'contract_end' }));
   startCommand('role-change', 'remove what a person\'s new role does not grant')
     .requiredOption('--new-role <role>', 'the role they move into (a key of policy.roles)')
     .action((options) => start(options, { trigger: 'role_change', newRole: options.newRole }));
+
+  program
+    .command('list')
+    .description('list offboardings, newest first (Temporal visibility)')
+    .addOption(new Option('--state <state>', 'execution state').choices(['running', 'completed', 'cancelled', 'failed', 'terminated']))
+    .option('--stage <stage>', 'e.g. waiting, held, revoke, completed')
+    .addOption(new Option('--mode <mode>').choices(['immediate', 'staged']))
+    .option('--held', 'only those on hold')
+    .option('--limit <n>', 'at most this many', '100')
+    .option('--json', 'print JSON')
+    .action(async (options: { state?: string; stage?: string; mode?: string; held?: boolean; limit: string; json?: boolean }) => {
+      const limit = Number(options.limit);
+      if (!Number.isInteger(limit) || limit < 1) throw new CommanderError(2, 'usage', '--limit must be a positive whole number');
+      const rows = await withClient((client) => listOffboardings(client, { ...options, limit }));
+      print(Boolean(options.json), rows, () =>
+        rows.length === 0
+          ? 'no offboardings match'
+          : table([['WORKFLOW', 'STATUS', 'STAGE', 'MODE', 'HELD', 'EFFECTIVE'], ...rows.map((r) => [r.workflowId, r.status, r.stage ?? '', r.mode ?? '', r.held ? 'yes' : '', r.effectiveAt ?? ''])]),
+      );
+    });
 
   program
     .command('status <employeeId>')
@@ -187,6 +225,65 @@ function buildProgram(): Command {
   return program;
 }
 
+/**
+ * Bulk terminations from a CSV: one offboarding per row, started (or joined) one after another
+ * with a progress line, then a summary of what started, joined or failed, with each failure's row.
+ */
+async function terminateFromFile(path: string, json: boolean): Promise<void> {
+  let rows: Record<string, string>[];
+  try {
+    rows = parseCsv(readFileSync(path), { columns: (header: string[]) => header.map((h) => h.trim().toLowerCase()), skip_empty_lines: true, trim: true });
+  } catch (err) {
+    throw new InvalidRequestError(`cannot read ${path}: ${(err as Error).message}`);
+  }
+  const missing = ['employee_id', 'reason'].filter((column) => rows.length > 0 && !(column in rows[0]!));
+  if (rows.length === 0 || missing.length > 0) throw new InvalidRequestError(`${path}: ${rows.length === 0 ? 'no rows' : `missing column(s) ${missing.join(', ')}`}; expected employee_id, reason[, effective_at, email, employment_type, request_id]`);
+  const results: { row: number; employeeId: string; outcome: 'started' | 'joined' | 'failed'; workflowId?: string; error?: string }[] = [];
+  const progress = (done: number) => {
+    if (json) return;
+    const width = 30;
+    const filled = Math.round((done / rows.length) * width);
+    const line = `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${rows.length}`;
+    process.stderr.write(process.stderr.isTTY ? `\r${line}` : done === rows.length || done % 50 === 0 ? `${line}\n` : '');
+  };
+  await withClient(async (client) => {
+    for (const [index, row] of rows.entries()) {
+      const rowNumber = index + 2; // the header is row 1
+      const request = {
+        requestId: row.request_id || `csv-${randomUUID()}`,
+        subject: { employeeId: row.employee_id, ...(row.email ? { email: row.email } : {}) },
+        trigger: 'termination',
+        reason: row.reason,
+        employmentType: row.employment_type || 'employee',
+        effectiveAt: row.effective_at || new Date().toISOString(),
+        requestedBy: operator(),
+      };
+      const parsed = offboardingRequestSchema.safeParse(request);
+      if (!parsed.success) {
+        results.push({ row: rowNumber, employeeId: row.employee_id ?? '', outcome: 'failed', error: describeIssues(parsed.error).replaceAll('\n', '; ') });
+      } else {
+        try {
+          const started = await startOffboarding(client, parsed.data);
+          results.push({ row: rowNumber, employeeId: parsed.data.subject.employeeId, outcome: started.started ? 'started' : 'joined', workflowId: started.workflowId });
+        } catch (err) {
+          results.push({ row: rowNumber, employeeId: parsed.data.subject.employeeId, outcome: 'failed', error: (err as Error).message });
+        }
+      }
+      progress(index + 1);
+    }
+  });
+  if (!json && process.stderr.isTTY) process.stderr.write('\n');
+  const count = (outcome: string) => results.filter((r) => r.outcome === outcome).length;
+  const summary = { started: count('started'), joined: count('joined'), failed: count('failed'), results };
+  print(json, summary, () => [
+    `${summary.started} started, ${summary.joined} joined (already running), ${summary.failed} failed`,
+    ...results.filter((r) => r.outcome === 'failed').map((r) => `  row ${r.row} (${r.employeeId || 'no employee_id'}): ${r.error}`),
+  ].join('\n'));
+  if (summary.failed > 0) throw new PartialFailureError(`${summary.failed} of ${rows.length} rows failed`);
+}
+
+class PartialFailureError extends Error {}
+
 export async function main(argv: string[]): Promise<number> {
   try {
     await buildProgram().parseAsync(argv, { from: 'user' });
@@ -194,6 +291,7 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
     if (err instanceof ChainBrokenError) return 4;
+    if (err instanceof PartialFailureError) return 1;
     const message = (err as Error).message;
     if (err instanceof InvalidRequestError) process.stderr.write(`offboard: invalid request:\n${message.replace(/^/gm, '  ')}\n`);
     else process.stderr.write(`offboard: ${message}\n`);

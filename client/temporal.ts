@@ -93,3 +93,61 @@ export async function sendCommand(client: Client, employeeId: string, name: Comm
     throw err;
   }
 }
+
+export interface ListFilters {
+  state?: string;
+  stage?: string;
+  mode?: string;
+  held?: boolean;
+  limit?: number;
+}
+
+export interface OffboardingSummary {
+  workflowId: string;
+  status: string;
+  stage: string | null;
+  mode: string | null;
+  held: boolean;
+  effectiveAt: string | null;
+  startTime: string;
+}
+
+const EXECUTION_STATUS: Record<string, string> = { running: 'Running', completed: 'Completed', cancelled: 'Canceled', failed: 'Failed', terminated: 'Terminated' };
+const SAFE_VALUE = /^[a-z0-9-]{1,40}$/;
+
+/** The visibility query for the filters; values are checked, so nothing can be injected into it. */
+export function visibilityQuery(filters: ListFilters): string {
+  const clauses = [`WorkflowType = '${OFFBOARDING_WORKFLOW_TYPE}'`];
+  if (filters.state) {
+    const status = EXECUTION_STATUS[filters.state];
+    if (!status) throw new InvalidRequestError(`state: one of ${Object.keys(EXECUTION_STATUS).join(', ')}`);
+    clauses.push(`ExecutionStatus = '${status}'`);
+  }
+  for (const [key, value] of [['OffboardingStage', filters.stage], ['OffboardingMode', filters.mode]] as const) {
+    if (value === undefined) continue;
+    if (!SAFE_VALUE.test(value)) throw new InvalidRequestError(`${key === 'OffboardingStage' ? 'stage' : 'mode'}: lower-case letters, digits and "-" only`);
+    clauses.push(`${key} = '${value}'`);
+  }
+  if (filters.held) clauses.push('OffboardingHeld = true');
+  return clauses.join(' AND ');
+}
+
+export async function listOffboardings(client: Client, filters: ListFilters): Promise<OffboardingSummary[]> {
+  const rows: OffboardingSummary[] = [];
+  const first = (value: unknown) => (Array.isArray(value) ? value[0] : undefined);
+  for await (const execution of client.workflow.list({ query: visibilityQuery(filters) })) {
+    const attributes = (execution.searchAttributes ?? {}) as Record<string, unknown[]>;
+    const effective = first(attributes.OffboardingEffectiveAt);
+    rows.push({
+      workflowId: execution.workflowId,
+      status: execution.status.name,
+      stage: (first(attributes.OffboardingStage) as string | undefined) ?? null,
+      mode: (first(attributes.OffboardingMode) as string | undefined) ?? null,
+      held: first(attributes.OffboardingHeld) === true,
+      effectiveAt: effective instanceof Date ? effective.toISOString() : effective ? String(effective) : null,
+      startTime: execution.startTime.toISOString(),
+    });
+    if (rows.length >= (filters.limit ?? 100)) break;
+  }
+  return rows;
+}

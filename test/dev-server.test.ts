@@ -5,6 +5,9 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import pg from 'pg';
 import { NativeConnection, type Worker } from '@temporalio/worker';
@@ -243,6 +246,21 @@ describe('offboarding on the Temporal dev server (real slapd and PostgreSQL)', f
     assert.equal((await cli('terminate', '--employee', 'E1019')).code, 2, 'a missing option is a usage error');
     const verified = await cli('audit', 'verify');
     assert.deepEqual([verified.code, /audit chain intact: \d+ rows verified/.test(verified.out)], [0, true]);
+    const listed = await cli('list', '--state', 'running', '--json');
+    assert.equal(listed.code, 0, listed.err);
+    assert.ok((JSON.parse(listed.out) as { workflowId: string }[]).some((r) => r.workflowId === 'offboarding-E1019'));
+    assert.match((await cli('list', '--stage', "x' OR 1=1")).err, /stage: lower-case letters/, 'filters cannot inject into the visibility query');
+
+    // Bulk: a CSV with a new person, the same person again, a bad row and a second new person.
+    const csv = join(mkdtempSync(join(tmpdir(), 'offboard-bulk-')), 'terminations.csv');
+    writeFileSync(csv, 'employee_id,reason,effective_at\nE1034,involuntary,\nE1034,involuntary,\n*bad*,fired,\nE1037,voluntary,2030-01-01T00:00:00Z\n');
+    const bulk = await cli('terminate', '--file', csv);
+    assert.equal(bulk.code, 1, 'a failed row makes the exit code non-zero');
+    assert.match(bulk.out, /^2 started, 1 joined \(already running\), 1 failed$/m);
+    assert.match(bulk.out, /row 4 \(\*bad\*\): subject\.employeeId: must be .*reason: Invalid option/);
+    assert.match(bulk.err, /\[#+\] 4\/4/, 'progress is shown');
+    assert.equal((await client.workflow.getHandle('offboarding-E1037').describe()).status.name, 'RUNNING');
+
     const unreachable = await run({ TEMPORAL_ADDRESS: '127.0.0.1:1' }, ['status', 'E1019']);
     assert.equal(unreachable.code, 3);
     assert.match(unreachable.err, /cannot reach Temporal at 127\.0\.0\.1:1/);
