@@ -5,7 +5,7 @@
  * Exit codes: 0 done; 1 refused or invalid input; 2 usage error; 3 Temporal or the database
  * unreachable; 4 the audit chain is broken.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { randomUUID } from 'node:crypto';
@@ -14,7 +14,8 @@ import type { Client } from '@temporalio/client';
 import { createAuditStore } from '../activities/audit.js';
 import { describeDatabase, createPool, databaseTarget } from '../workers/database.js';
 import type { OffboardingStatus } from '../workflows/messages.js';
-import { describeIssues, offboardingRequestSchema } from '../model/request.js';
+import { describeIssues, employeeIdSchema, offboardingRequestSchema } from '../model/request.js';
+import { buildEvidence, evidenceToCsv, evidenceToHtml, evidenceToJson } from './evidence.js';
 import { CommandRefusedError, InvalidRequestError, connectClient, listOffboardings, sendCommand, startOffboarding, type CommandName } from './temporal.js';
 
 class UnreachableError extends Error {}
@@ -200,6 +201,34 @@ function buildProgram(): Command {
     .requiredOption('--action <id>', 'the manual task id shown by `offboard status`')
     .requiredOption('--reason <text>', 'why (recorded in the audit)')
     .action((id, o) => send('skip', id, o, { actionId: o.action, reason: o.reason }));
+
+  program
+    .command('evidence <employeeId>')
+    .description('the evidence report of an offboarding, from the audit log alone (for auditors)')
+    .addOption(new Option('--format <format>', 'html (printable), csv (one row per action) or json').choices(['html', 'csv', 'json']).default('html'))
+    .option('--out <file>', 'write to this file instead of standard output')
+    .action(async (employeeId: string, options: { format: 'html' | 'csv' | 'json'; out?: string }) => {
+      const offboardingId = `offboarding-${employeeIdSchema.parse(employeeId)}`;
+      const target = databaseTarget();
+      const pool = createPool(target);
+      try {
+        const store = createAuditStore(pool);
+        const [events, chain] = await Promise.all([store.eventsFor(offboardingId), store.verify()]).catch((err: Error) => {
+          throw new UnreachableError(`cannot read the audit log at ${describeDatabase(target.url)}: ${err.message}`);
+        });
+        if (events.length === 0) throw new CommandRefusedError(`no audit events for ${offboardingId}`);
+        const evidence = buildEvidence(events, chain);
+        const rendered = options.format === 'html' ? evidenceToHtml(evidence) : options.format === 'csv' ? evidenceToCsv(evidence) : evidenceToJson(evidence);
+        if (options.out) {
+          writeFileSync(options.out, rendered);
+          process.stderr.write(`wrote ${options.out} (SLA ${evidence.sla.verdict}, audit chain ${chain.ok ? 'intact' : 'BROKEN'})\n`);
+        } else {
+          process.stdout.write(rendered);
+        }
+      } finally {
+        await pool.end();
+      }
+    });
 
   program
     .command('audit')

@@ -244,6 +244,12 @@ describe('offboarding on the Temporal dev server (real slapd and PostgreSQL)', f
     assert.match(invalid.err, /subject\.employeeId: must be/);
     assert.match(invalid.err, /effectiveAt: Invalid ISO datetime/);
     assert.equal((await cli('terminate', '--employee', 'E1019')).code, 2, 'a missing option is a usage error');
+    const evidence = await cli('evidence', 'E1019', '--format', 'csv');
+    assert.equal(evidence.code, 0, evidence.err);
+    assert.match(evidence.out.split('\r\n')[0]!, /offboarding/i, 'a CSV with a header row');
+    assert.ok(evidence.out.includes('disable_login'));
+    assert.match((await cli('evidence', 'E1019')).out, /^<!DOCTYPE html>/i);
+    assert.equal((await cli('evidence', 'E4040')).code, 1);
     const verified = await cli('audit', 'verify');
     assert.deepEqual([verified.code, /audit chain intact: \d+ rows verified/.test(verified.out)], [0, true]);
     const listed = await cli('list', '--state', 'running', '--json');

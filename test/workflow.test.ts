@@ -118,6 +118,7 @@ describe('offboarding workflow (time-skipping server, real slapd and PostgreSQL)
   it('staged (voluntary): disables at the effective time and removes groups a day later', async () => {
     await withWorker(async (taskQueue) => {
       const before = await directoryState('E1002');
+      assert.equal(before.locked, false);
       const handle = await start(taskQueue, request('E1002', { reason: 'voluntary' }));
       await waitFor(handle, stageFinished('disable'), 'the disable stage');
       assert.deepEqual(await directoryState('E1002'), { ...before, locked: true }, 'groups stay until their stage');

@@ -95,7 +95,8 @@ export async function directoryState(employeeId: string): Promise<DirectoryState
     });
     return {
       exists: self.searchEntries.length === 1,
-      locked: self.searchEntries[0]?.pwdAccountLockedTime !== undefined,
+      // ldapts gives [] for a requested attribute the entry does not have.
+      locked: [self.searchEntries[0]?.pwdAccountLockedTime ?? []].flat().length > 0,
       groups: searchEntries.map((g) => String(g.cn)).sort(),
     };
   } finally {
