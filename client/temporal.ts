@@ -2,17 +2,26 @@
  * Client-side helpers shared by the CLI (and later the HTTP API): connect, start an offboarding,
  * address a running one.
  */
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { Client, Connection, WorkflowIdConflictPolicy, WorkflowUpdateFailedError } from '@temporalio/client';
 import { offboardingRequestSchema, workflowIdFor, describeIssues, type OffboardingRequest } from '../model/request.js';
 import { OFFBOARDING_TASK_QUEUE, OFFBOARDING_WORKFLOW_TYPE } from '../workflows/messages.js';
 import type { offboarding } from '../workflows/offboarding.js';
+import { dataConverterFor, keyringFromEnv, PAYLOAD_KEYS_ENV } from '../workers/codec.js';
 import { EffectiveAtKey, EmployeeIdKey, HeldKey, ModeKey, StageKey } from '../workflows/search-attributes.js';
+
+/** Where `npm start` keeps its payload keys, so the CLI in another shell can read them too. */
+const LOCAL_PAYLOAD_KEYS = fileURLToPath(new URL('../.data/payload-keys', import.meta.url));
 
 export async function connectClient(env: NodeJS.ProcessEnv = process.env): Promise<Client> {
   const address = env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233';
+  const keys = env[PAYLOAD_KEYS_ENV] ?? (existsSync(LOCAL_PAYLOAD_KEYS) ? readFileSync(LOCAL_PAYLOAD_KEYS, 'utf8').trim() : undefined);
+  // Before connecting: a key problem must not be reported as "cannot reach Temporal".
+  const dataConverter = dataConverterFor(keyringFromEnv({ [PAYLOAD_KEYS_ENV]: keys }));
   try {
     const connection = await Connection.connect({ address, connectTimeout: '5s' });
-    return new Client({ connection, namespace: env.TEMPORAL_NAMESPACE ?? 'default' });
+    return new Client({ connection, namespace: env.TEMPORAL_NAMESPACE ?? 'default', dataConverter });
   } catch (err) {
     throw new Error(`cannot reach Temporal at ${address}: ${(err as Error).message}. Is \`npm start\` running, or TEMPORAL_ADDRESS set?`);
   }

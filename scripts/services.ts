@@ -222,7 +222,7 @@ export interface TemporalDevServer {
 }
 
 /** `temporal server start-dev` with offboard's search attributes registered. */
-export async function startTemporalDevServer(options: { dbFile?: string; port?: number; uiPort?: number; headless?: boolean; log?: (line: string) => void } = {}): Promise<TemporalDevServer> {
+export async function startTemporalDevServer(options: { dbFile?: string; port?: number; uiPort?: number; headless?: boolean; codecEndpoint?: string; log?: (line: string) => void } = {}): Promise<TemporalDevServer> {
   const tools = readToolchain();
   if (!tools.temporalCli) return startDownloadedDevServer(options);
   const port = options.port ?? (await freePort());
@@ -230,6 +230,8 @@ export async function startTemporalDevServer(options: { dbFile?: string; port?: 
   const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--log-level', 'warn'];
   args.push(...Object.entries(SEARCH_ATTRIBUTES).flatMap(([name, type]) => ['--search-attribute', `${name}=${type}`]));
   if (options.dbFile) args.push('--db-filename', options.dbFile);
+  // The UI asks this endpoint to decrypt payloads in the operator's browser session.
+  if (options.codecEndpoint) args.push('--ui-codec-endpoint', options.codecEndpoint);
   if (uiPort) args.push('--ui-port', String(uiPort), '--ui-ip', '127.0.0.1');
   else args.push('--headless');
   const child = spawn(tools.temporalCli, args, { stdio: ['ignore', 'pipe', 'pipe'] });

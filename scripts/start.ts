@@ -16,6 +16,8 @@ import { parse as parseYaml } from 'yaml';
 import { EMBEDDED_DB_PORT_DEFAULT, describeDatabase, startEmbeddedDatabase } from '../workers/database.js';
 import { projectRoot, startSlapd, startTemporalDevServer, waitForPort, type SlapdInstance } from './services.js';
 import { startSaasSandboxes, type SaasSandboxes } from '../sandbox/index.js';
+import { EncryptionCodec, keyringFromEnv, PAYLOAD_KEYS_ENV } from '../workers/codec.js';
+import { startCodecServer } from '../client/codec-server.js';
 import { connect } from 'node:net';
 
 const dataDir = join(projectRoot, '.data');
@@ -24,6 +26,7 @@ const temporalPort = Number(env.OFFBOARD_TEMPORAL_PORT ?? 7233);
 const uiPort = Number(env.OFFBOARD_TEMPORAL_UI_PORT ?? 8233);
 const ldapPort = Number(env.OFFBOARD_LDAP_PORT ?? 3389);
 const dbPort = Number(env.OFFBOARD_EMBEDDED_DB_PORT ?? EMBEDDED_DB_PORT_DEFAULT);
+const codecPort = Number(env.OFFBOARD_CODEC_PORT ?? 8081);
 
 const say = (line: string) => process.stdout.write(`[offboard] ${line}\n`);
 
@@ -42,6 +45,16 @@ function sandboxSecrets(): { adminPassword: string; servicePassword: string } {
   const secrets = { adminPassword: randomBytes(18).toString('base64url'), servicePassword: randomBytes(18).toString('base64url') };
   writeFileSync(path, JSON.stringify(secrets), { mode: 0o600 });
   return secrets;
+}
+
+/**
+ * The local payload key, made once and kept in .data (mode 600) so that restarts, and the CLI in
+ * another shell, read what earlier runs wrote. Production sets OFFBOARD_PAYLOAD_KEYS instead.
+ */
+function localPayloadKeys(): string {
+  const path = join(dataDir, 'payload-keys');
+  if (!existsSync(path)) writeFileSync(path, `local-1:${randomBytes(32).toString('base64')}\n`, { mode: 0o600 });
+  return readFileSync(path, 'utf8').trim();
 }
 
 /** The sandbox config: the example policy, the directory at the local slapd, SaaS at the stand-ins. */
@@ -79,14 +92,27 @@ async function main() {
   process.on('SIGTERM', () => void stopAll(0));
 
   try {
-    for (const [port, what, variable] of [[temporalPort, 'Temporal', 'OFFBOARD_TEMPORAL_PORT'], [uiPort, 'the Temporal UI', 'OFFBOARD_TEMPORAL_UI_PORT']] as const) {
+    for (const [port, what, variable] of [[temporalPort, 'Temporal', 'OFFBOARD_TEMPORAL_PORT'], [uiPort, 'the Temporal UI', 'OFFBOARD_TEMPORAL_UI_PORT'], [codecPort, 'the codec server', 'OFFBOARD_CODEC_PORT']] as const) {
       if (await portTaken(port)) throw new Error(`port ${port} (for ${what}) is already in use — is another \`npm start\` running? Stop it, or set ${variable}.`);
     }
+    // Payloads (names, emails) are encrypted; the UI reads them through a local codec server.
+    const payloadKeys = env[PAYLOAD_KEYS_ENV] ?? localPayloadKeys();
+    const keyring = keyringFromEnv({ [PAYLOAD_KEYS_ENV]: payloadKeys });
+    if (!keyring) throw new Error(`${PAYLOAD_KEYS_ENV} is empty`);
+    const codec = await startCodecServer({
+      codec: new EncryptionCodec(keyring),
+      allowedOrigin: [`http://127.0.0.1:${uiPort}`, `http://localhost:${uiPort}`],
+      // The dev UI has no login, so there is no token to forward; the server listens on loopback only.
+      auth: 'none',
+      port: codecPort,
+    });
+    stops.push(() => codec.close());
+
     say('starting the Temporal dev server…');
-    const temporal = await startTemporalDevServer({ dbFile: join(dataDir, 'temporal.db'), port: temporalPort, uiPort });
+    const temporal = await startTemporalDevServer({ dbFile: join(dataDir, 'temporal.db'), port: temporalPort, uiPort, codecEndpoint: codec.url });
     stops.push(() => temporal.stop());
 
-    const workerEnv: NodeJS.ProcessEnv = { ...env, TEMPORAL_ADDRESS: temporal.address, TEMPORAL_NAMESPACE: env.TEMPORAL_NAMESPACE ?? 'default' };
+    const workerEnv: NodeJS.ProcessEnv = { ...env, TEMPORAL_ADDRESS: temporal.address, TEMPORAL_NAMESPACE: env.TEMPORAL_NAMESPACE ?? 'default', [PAYLOAD_KEYS_ENV]: payloadKeys };
     let databaseLine: string;
     if (env.DATABASE_URL) {
       databaseLine = describeDatabase(env.DATABASE_URL);
@@ -129,7 +155,7 @@ async function main() {
 
     say('ready:');
     say(`  Temporal     ${temporal.address} (namespace ${workerEnv.TEMPORAL_NAMESPACE}, state in .data/temporal.db)`);
-    say(`  Temporal UI  ${temporal.uiUrl}`);
+    say(`  Temporal UI  ${temporal.uiUrl} (payloads decrypted by the codec server at ${codec.url})`);
     say(`  audit DB     ${databaseLine}`);
     say(`  LDAP         ${ldapLine}`);
     for (const line of saasLines) say(`  ${line}`);

@@ -1,5 +1,6 @@
 import { NativeConnection, Worker } from '@temporalio/worker';
 import type pg from 'pg';
+import type { DataConverter } from '@temporalio/common';
 import { createAuditStore } from '../activities/audit.js';
 import { createLdapConnector } from '../activities/connectors/ldap.js';
 import { createPostgresConnector } from '../activities/connectors/postgres.js';
@@ -56,6 +57,8 @@ export interface WorkerOptions {
   /** Connectors built by the caller (the worker process checks them first); else from config. */
   connectors?: Map<string, Connector>;
   metrics?: Metrics;
+  /** Payload encryption (workers/codec.ts dataConverterFor); undefined = no codec. */
+  dataConverter?: DataConverter;
   /** A prebuilt bundle (tests bundle once); otherwise the worker bundles on start. */
   workflowBundle?: { code: string };
 }
@@ -73,6 +76,7 @@ export async function createOffboardingWorker(options: WorkerOptions): Promise<W
     namespace: options.namespace,
     taskQueue: options.taskQueue ?? OFFBOARDING_TASK_QUEUE,
     activities,
+    dataConverter: options.dataConverter,
     ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath, bundlerOptions }),
   });
 }

@@ -9,6 +9,7 @@ import { ConfigError, loadConfig } from './config.js';
 import { createConnectors, createOffboardingWorker } from './create-worker.js';
 import { checkSystems, logReachability } from './reachability.js';
 import { createMetrics, startMetricsServer } from './metrics.js';
+import { dataConverterFor, keyringFromEnv } from './codec.js';
 import { createPool, databaseTarget, describeDatabase, migrate } from './database.js';
 import { logger } from './logger.js';
 
@@ -20,6 +21,8 @@ async function main() {
     }),
   });
   const config = loadConfig();
+  // Read the keys first: a malformed key stops start-up with a message that names the problem.
+  const keyring = keyringFromEnv();
   const address = process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233';
   const namespace = process.env.TEMPORAL_NAMESPACE ?? 'default';
 
@@ -44,8 +47,8 @@ async function main() {
   const served = await startMetricsServer(metrics, metricsPort, process.env.OFFBOARD_METRICS_HOST ?? '127.0.0.1').catch((err: Error) => {
     throw new Error(`cannot serve metrics on port ${metricsPort}: ${err.message}. Set OFFBOARD_METRICS_PORT to a free port.`);
   });
-  const worker = await createOffboardingWorker({ connection, namespace, config, pool, connectors, metrics });
-  logger.info({ temporal: address, namespace, taskQueue: 'offboarding', systems: Object.keys(config.systems), database: describeDatabase(target.url), metrics: served.url }, 'worker started');
+  const worker = await createOffboardingWorker({ connection, namespace, config, pool, connectors, metrics, dataConverter: dataConverterFor(keyring) });
+  logger.info({ temporal: address, namespace, taskQueue: 'offboarding', systems: Object.keys(config.systems), database: describeDatabase(target.url), metrics: served.url, payloadEncryption: keyring ? `key ${keyring.current.id}` : 'off' }, 'worker started');
   // Runtime.install handles SIGINT/SIGTERM by shutting the worker down; run() resolves after that.
   await worker.run();
   await connection.close();
