@@ -10,7 +10,7 @@ import { projectRoot } from '../scripts/services.js';
 const run = (env: NodeJS.ProcessEnv) => spawnSync('docker-compose', ['config'], { cwd: projectRoot, encoding: 'utf8', env: { PATH: process.env.PATH, ...env } });
 
 describe('docker-compose.yml', () => {
-  const secrets = { TEMPORAL_DB_PASSWORD: 't-secret', AUDIT_DB_PASSWORD: 'a-secret', LDAP_ADMIN_PASSWORD: 'l-secret', OFFBOARD_LDAP_PASSWORD: 'o-secret' };
+  const secrets = { TEMPORAL_DB_PASSWORD: 't-secret', AUDIT_DB_PASSWORD: 'a-secret', LDAP_ADMIN_PASSWORD: 'l-secret', OFFBOARD_LDAP_PASSWORD: 'o-secret', OFFBOARD_PAYLOAD_KEYS: 'prod-1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=' };
 
   it('is valid and has the production services, wired together', () => {
     const result = run(secrets);
@@ -26,6 +26,6 @@ describe('docker-compose.yml', () => {
   it('refuses to start without its secrets instead of using defaults', () => {
     const result = run({});
     assert.notEqual(result.status, 0);
-    assert.match(result.stderr, /set (TEMPORAL_DB_PASSWORD|AUDIT_DB_PASSWORD|LDAP_ADMIN_PASSWORD|OFFBOARD_LDAP_PASSWORD)/);
+    assert.match(result.stderr, /set (TEMPORAL_DB_PASSWORD|AUDIT_DB_PASSWORD|LDAP_ADMIN_PASSWORD|OFFBOARD_LDAP_PASSWORD|OFFBOARD_PAYLOAD_KEYS)/);
   });
 });
