@@ -1,14 +1,20 @@
 /**
  * Starts the local servers offboard runs against — slapd, a throwaway PostgreSQL cluster, the
  * Temporal dev server — each on a free 127.0.0.1 port, from the tools scripts/toolchain.sh
- * installed. Used by `npm start` and by the tests.
+ * installed (and, for the Active Directory tests, a Samba AD DC, whose ports are fixed). Used by
+ * `npm start` and by the tests.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Attribute, Change, Client as LdapClient } from 'ldapts';
+import {
+  AD_ACCOUNT_OPERATORS_DN, AD_BASE_DN, AD_DISABLED_OU, AD_DOMAIN, AD_GROUPS_BASE, AD_PEOPLE_BASE, AD_REALM, AD_SERVICE_DN, AD_USER_PASSWORD, sampleAdEntries,
+} from '../sandbox/ad.js';
 import { groupDn, LDAP_GROUPS_BASE, LDAP_PEOPLE_BASE, LDAP_POLICY_DN, LDAP_SERVICE_DN, sampleLdif } from '../sandbox/ldif.js';
 import { SAMPLE_DOMAIN, SAMPLE_GROUPS } from '../sandbox/org.js';
 import { SEARCH_ATTRIBUTES } from '../workflows/search-attributes.js';
@@ -173,6 +179,169 @@ export async function startSlapd(options: { dir?: string; port?: number; adminPa
       if (temporary) rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+// ---- Samba AD DC -------------------------------------------------------------------------
+
+const SAMBA = '/usr/sbin/samba';
+const SAMBA_TOOL = '/usr/bin/samba-tool';
+/** Samba's LDAP server has no port settings: it always listens on these (and only "cldap port" moves). */
+const SAMBA_LDAP_PORTS = [389, 636, 3268, 3269];
+/** Any 127.x.y.z reaches this machine on Linux, so a second DC can run on its own loopback address. */
+const LOOPBACK_CANDIDATES = Array.from({ length: 16 }, (_, i) => `127.0.0.${i + 1}`);
+
+export interface SambaAdInstance {
+  /** ldaps:// — AD refuses simple binds without TLS. The certificate is self-signed. */
+  url: string;
+  address: string;
+  realm: string;
+  baseDn: string;
+  peopleBase: string;
+  groupsBase: string;
+  disabledOu: string;
+  /** For set-up and inspection; a UPN, which AD accepts as a bind name. */
+  adminDn: string;
+  adminPassword: string;
+  /** The account offboard binds as: a member of Account Operators, not of Domain Admins. */
+  serviceDn: string;
+  servicePassword: string;
+  /** Every sample person's password, to prove that a disabled account cannot bind. */
+  userPassword: string;
+  stop(): Promise<void>;
+}
+
+function runAsync(command: string, args: string[], what: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    const keep = (chunk: Buffer) => { output = (output + chunk.toString()).slice(-4000); };
+    child.stdout?.on('data', keep);
+    child.stderr?.on('data', keep);
+    child.once('error', reject);
+    child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${what} failed (exit ${code}): ${output}`))));
+  });
+}
+
+async function portsFree(address: string, ports: number[]): Promise<boolean> {
+  for (const port of ports) {
+    const free = await new Promise<boolean>((resolve) => {
+      const server = createServer();
+      server.once('error', () => resolve(false));
+      server.listen(port, address, () => server.close(() => resolve(true)));
+    });
+    if (!free) return false;
+  }
+  return true;
+}
+
+/**
+ * Waits until the DC answering on `address` is this one (its rootDSE names our host), or until it
+ * says its ports were taken: a DC that another run started between our check and our start must
+ * never be mistaken for ours.
+ */
+async function waitForOwnDc(address: string, hostName: string, child: ChildProcess, output: () => string, timeoutMs: number): Promise<'ready' | 'ports_taken'> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (output().includes('Failed to startup ldap server task')) return 'ports_taken';
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`samba exited (${child.exitCode ?? child.signalCode}) before it served LDAP on ${address}:\n${output()}`);
+    const client = new LdapClient({ url: `ldaps://${address}:636`, tlsOptions: { rejectUnauthorized: false }, connectTimeout: 1_000, timeout: 2_000 });
+    const dnsHostName = await client
+      .search('', { scope: 'base', attributes: ['dnsHostName'] })
+      .then(({ searchEntries }) => String(searchEntries[0]?.dnsHostName ?? ''))
+      .catch(() => '')
+      .finally(() => client.unbind().catch(() => undefined));
+    if (dnsHostName.toLowerCase().startsWith(`${hostName}.`)) return 'ready';
+    if (Date.now() > deadline) throw new Error(`samba did not serve LDAPS on ${address}:636 within ${timeoutMs} ms:\n${output()}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function seedSambaAd(url: string, adminDn: string, adminPassword: string, servicePassword: string): Promise<void> {
+  const client = new LdapClient({ url, tlsOptions: { rejectUnauthorized: false }, timeout: 30_000 });
+  try {
+    await client.bind(adminDn, adminPassword);
+    for (const entry of sampleAdEntries(servicePassword)) {
+      const attributes = Object.entries(entry.attributes).map(([type, value]) => new Attribute({ type, values: Array.isArray(value) ? value : [value] }));
+      // unicodePwd is the password in UTF-16LE between double quotes.
+      if (entry.password) attributes.push(new Attribute({ type: 'unicodePwd', values: [Buffer.from(`"${entry.password}"`, 'utf16le')] }));
+      await client.add(entry.dn, attributes);
+    }
+    await client.modify(AD_ACCOUNT_OPERATORS_DN, new Change({ operation: 'add', modification: new Attribute({ type: 'member', values: [AD_SERVICE_DN] }) }));
+  } finally {
+    await client.unbind().catch(() => undefined);
+  }
+}
+
+/**
+ * A throwaway Samba AD domain controller (EXAMPLE.TEST) seeded with the sample organisation, in a
+ * temp dir. Only the LDAP service runs (no SMB, DNS or KDC). Samba's LDAP ports are fixed at
+ * 389/636 (plus 3268/3269 for the global catalog), so the DC binds them on the first loopback
+ * address where they are free, 127.0.0.1 first. Needs root: the ports are privileged and samba
+ * refuses to run as another user. Provisioning takes about 5 s, the start about 1.5 s.
+ */
+export async function startSambaAd(options: { adminPassword?: string; servicePassword?: string } = {}): Promise<SambaAdInstance> {
+  if (!existsSync(SAMBA) || !existsSync(SAMBA_TOOL)) throw new Error('Samba AD DC is not installed: run `bash scripts/toolchain.sh test`');
+  if (process.getuid?.() !== 0) throw new Error('a Samba AD DC must run as root (it binds the fixed, privileged ports 389 and 636)');
+  const adminPassword = options.adminPassword ?? 'Sandbox-Admin-Password-1';
+  const servicePassword = options.servicePassword ?? 'Sandbox-Service-Password-1';
+  const dir = mkdtempSync(join(tmpdir(), 'offboard-samba-'));
+  // A name of our own (NetBIOS: at most 15 characters), so that waitForOwnDc can tell our DC apart.
+  const hostName = `ob${randomBytes(4).toString('hex')}`;
+  const run = join(dir, 'run');
+  mkdirSync(run);
+  let child: ChildProcess | undefined;
+  const stop = async () => {
+    // Everything is thrown away, so there is nothing to flush: no need to wait for a clean stop.
+    if (child) await stopChild(child, 500);
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    await runAsync(SAMBA_TOOL, [
+      'domain', 'provision', `--targetdir=${dir}`, `--realm=${AD_REALM}`, `--domain=${AD_DOMAIN}`, '--server-role=dc', '--dns-backend=NONE',
+      `--host-name=${hostName}`, `--adminpass=${adminPassword}`,
+      '--option=server services = ldap',
+      // Samba's defaults put these under /run/samba, shared with any other instance on the machine.
+      `--option=pid directory = ${run}`, `--option=ncalrpc dir = ${join(run, 'ncalrpc')}`, `--option=winbindd socket directory = ${join(run, 'winbindd')}`,
+      `--option=log file = ${join(dir, 'log.%m')}`,
+    ], 'samba-tool domain provision');
+    for (const address of LOOPBACK_CANDIDATES) {
+      if (!(await portsFree(address, SAMBA_LDAP_PORTS))) continue;
+      let output = '';
+      // "a.b.c.d/8" makes samba bind that address even where it is not configured on lo.
+      const started = spawn(SAMBA, ['-s', join(dir, 'etc', 'smb.conf'), '-i', '-M', 'single', `--option=interfaces = ${address}/8`, '--option=bind interfaces only = yes'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const keep = (chunk: Buffer) => { if (output.length < 20_000) output += chunk.toString(); };
+      started.stdout?.on('data', keep);
+      started.stderr?.on('data', keep);
+      child = started;
+      if ((await waitForOwnDc(address, hostName, started, () => output, 30_000)) === 'ports_taken') {
+        await stopChild(started, 500);
+        child = undefined;
+        continue;
+      }
+      const url = `ldaps://${address}:636`;
+      const adminDn = `Administrator@${AD_REALM.toLowerCase()}`;
+      await seedSambaAd(url, adminDn, adminPassword, servicePassword);
+      return {
+        url,
+        address,
+        realm: AD_REALM,
+        baseDn: AD_BASE_DN,
+        peopleBase: AD_PEOPLE_BASE,
+        groupsBase: AD_GROUPS_BASE,
+        disabledOu: AD_DISABLED_OU,
+        adminDn,
+        adminPassword,
+        serviceDn: AD_SERVICE_DN,
+        servicePassword,
+        userPassword: AD_USER_PASSWORD,
+        stop,
+      };
+    }
+    throw new Error(`no loopback address from ${LOOPBACK_CANDIDATES[0]} to ${LOOPBACK_CANDIDATES.at(-1)} has ports ${SAMBA_LDAP_PORTS.join(', ')} free for samba`);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
 }
 
 // ---- PostgreSQL --------------------------------------------------------------------------

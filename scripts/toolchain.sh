@@ -104,7 +104,9 @@ postgres_dir=""
 if [ "$purpose" = test ]; then
   test_server_path=$(test_server)
   postgres_dir=$(postgres_bin)
-  apt_install docker-compose
+  # samba-ad-provision holds the schema files `samba-tool domain provision` reads (only a
+  # Recommends of samba-ad-dc); the AD tests run their own DC, started by scripts/services.ts.
+  apt_install docker-compose samba samba-ad-dc samba-ad-provision winbind
 else
   # `start` installs nothing for tests, but keeps naming what an earlier `test` run installed.
   [ -x "$cache/temporal-test-server-$TEST_SERVER_VERSION/test-server" ] && test_server_path="$cache/temporal-test-server-$TEST_SERVER_VERSION/test-server"

@@ -7,11 +7,15 @@
  * Login is disabled with the ppolicy overlay's pwdAccountLockedTime (000001010000Z: locked until
  * an administrator unlocks it); groups are groupOfNames (member), groupOfUniqueNames
  * (uniqueMember) and posixGroup (memberUid).
+ *
+ * `mode: 'ad'` switches to Active Directory (userAccountControl, objectGUID, group objects): see
+ * active-directory.ts.
  */
 import { Attribute, Change, Client, EqualityFilter, OrFilter, AndFilter, ResultCodeError, type Filter, type Entry } from 'ldapts';
 import { z } from 'zod';
 import type { Action, Discovery, Entitlement } from '../../model/plan.js';
 import type { Subject } from '../../model/request.js';
+import { createActiveDirectoryConnector } from './active-directory.js';
 import { ConnectorError, type ApplyResult, type Connector } from './types.js';
 
 export const ldapSystemSchema = z.object({
@@ -22,8 +26,17 @@ export const ldapSystemSchema = z.object({
   bindPassword: z.string().min(1),
   peopleBase: z.string().min(1),
   groupsBase: z.string().min(1),
-  employeeIdAttribute: z.string().regex(/^[A-Za-z][A-Za-z0-9-]*$/).default('employeeNumber'),
+  /** `openldap` (ppolicy lock, entryUUID) or `ad` (userAccountControl, objectGUID; see active-directory.ts). */
+  mode: z.enum(['openldap', 'ad']).default('openldap'),
+  /** Where the HR id lives; employeeNumber for OpenLDAP and employeeID for AD when not set. */
+  employeeIdAttribute: z.string().regex(/^[A-Za-z][A-Za-z0-9-]*$/).optional(),
   timeoutMs: z.number().int().positive().default(10_000),
+  /** Verify the server's certificate. Turn off only for a test DC with a self-signed certificate. */
+  tlsRejectUnauthorized: z.boolean().default(true),
+  /** AD: an OU that disabled accounts are moved to (and moved back from by enable_login). */
+  disabledOu: z.string().min(1).optional(),
+  /** AD: where the OU a disabled account came from is kept while it sits in disabledOu. */
+  originalOuAttribute: z.string().regex(/^[A-Za-z][A-Za-z0-9-]*$/).default('adminDescription'),
 });
 export type LdapSystemConfig = z.infer<typeof ldapSystemSchema>;
 
@@ -77,8 +90,13 @@ interface Person {
 }
 
 export function createLdapConnector(system: string, config: LdapSystemConfig): Connector {
+  if (config.mode === 'ad') return createActiveDirectoryConnector(system, config);
+  const employeeIdAttribute = config.employeeIdAttribute ?? 'employeeNumber';
+
   async function withClient<T>(doing: string, work: (client: Client) => Promise<T>): Promise<T> {
-    const client = new Client({ url: config.url, timeout: config.timeoutMs, connectTimeout: config.timeoutMs });
+    // ldapts speaks TLS whenever tlsOptions is given, so it is passed for ldaps:// only.
+    const tls = config.url.startsWith('ldaps://') ? { tlsOptions: { rejectUnauthorized: config.tlsRejectUnauthorized } } : {};
+    const client = new Client({ url: config.url, timeout: config.timeoutMs, connectTimeout: config.timeoutMs, ...tls });
     try {
       await client.bind(config.bindDn, config.bindPassword);
       return await work(client);
@@ -110,7 +128,7 @@ export function createLdapConnector(system: string, config: LdapSystemConfig): C
   }
 
   const byEmployeeId = (client: Client, employeeId: string) =>
-    findOne(client, new EqualityFilter({ attribute: config.employeeIdAttribute, value: employeeId }), `${config.employeeIdAttribute}=${employeeId}`);
+    findOne(client, new EqualityFilter({ attribute: employeeIdAttribute, value: employeeId }), `${employeeIdAttribute}=${employeeId}`);
   const byUuid = (client: Client, uuid: string) => findOne(client, new EqualityFilter({ attribute: 'entryUUID', value: uuid }), `entryUUID=${uuid}`);
 
   function membershipFilter(person: Person): Filter {
