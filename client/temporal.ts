@@ -16,7 +16,9 @@ const LOCAL_PAYLOAD_KEYS = fileURLToPath(new URL('../.data/payload-keys', import
 
 export async function connectClient(env: NodeJS.ProcessEnv = process.env): Promise<Client> {
   const address = env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233';
-  const keys = env[PAYLOAD_KEYS_ENV] ?? (existsSync(LOCAL_PAYLOAD_KEYS) ? readFileSync(LOCAL_PAYLOAD_KEYS, 'utf8').trim() : undefined);
+  // The key file npm start makes belongs to npm start's own server: use it only when talking to that.
+  const local = address === `127.0.0.1:${env.OFFBOARD_TEMPORAL_PORT ?? 7233}` && existsSync(LOCAL_PAYLOAD_KEYS);
+  const keys = env[PAYLOAD_KEYS_ENV] ?? (local ? readFileSync(LOCAL_PAYLOAD_KEYS, 'utf8').trim() : undefined);
   // Before connecting: a key problem must not be reported as "cannot reach Temporal".
   const dataConverter = dataConverterFor(keyringFromEnv({ [PAYLOAD_KEYS_ENV]: keys }));
   try {

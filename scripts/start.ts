@@ -27,6 +27,7 @@ const uiPort = Number(env.OFFBOARD_TEMPORAL_UI_PORT ?? 8233);
 const ldapPort = Number(env.OFFBOARD_LDAP_PORT ?? 3389);
 const dbPort = Number(env.OFFBOARD_EMBEDDED_DB_PORT ?? EMBEDDED_DB_PORT_DEFAULT);
 const codecPort = Number(env.OFFBOARD_CODEC_PORT ?? 8081);
+const apiPort = Number(env.OFFBOARD_API_PORT ?? 8080);
 
 const say = (line: string) => process.stdout.write(`[offboard] ${line}\n`);
 
@@ -38,12 +39,28 @@ async function portTaken(port: number): Promise<boolean> {
   });
 }
 
+interface SandboxSecrets {
+  adminPassword: string;
+  servicePassword: string;
+  /** Standard Webhooks secret for the HR webhook. */
+  webhookSecret: string;
+  /** A bearer token per API role, for trying the API locally. */
+  apiTokens: Record<'security' | 'manager' | 'auditor' | 'hrSystem', string>;
+}
+
 /** Sandbox secrets are made once and kept under .data (mode 600), so a restart can bind again. */
-function sandboxSecrets(): { adminPassword: string; servicePassword: string } {
+function sandboxSecrets(): SandboxSecrets {
   const path = join(dataDir, 'sandbox-secrets.json');
-  if (existsSync(path)) return JSON.parse(readFileSync(path, 'utf8'));
-  const secrets = { adminPassword: randomBytes(18).toString('base64url'), servicePassword: randomBytes(18).toString('base64url') };
-  writeFileSync(path, JSON.stringify(secrets), { mode: 0o600 });
+  const random = (bytes: number) => randomBytes(bytes).toString('base64url');
+  const kept = (existsSync(path) ? JSON.parse(readFileSync(path, 'utf8')) : {}) as Partial<SandboxSecrets>;
+  // Fields added in later versions are filled in without replacing the ones already in use.
+  const secrets: SandboxSecrets = {
+    adminPassword: kept.adminPassword ?? random(18),
+    servicePassword: kept.servicePassword ?? random(18),
+    webhookSecret: kept.webhookSecret ?? `whsec_${randomBytes(32).toString('base64')}`,
+    apiTokens: kept.apiTokens ?? { security: random(32), manager: random(32), auditor: random(32), hrSystem: random(32) },
+  };
+  writeFileSync(path, JSON.stringify(secrets, null, 2), { mode: 0o600 });
   return secrets;
 }
 
@@ -59,6 +76,7 @@ function localPayloadKeys(): string {
 
 /** The sandbox config: the example policy, the directory at the local slapd, SaaS at the stand-ins. */
 function writeSandboxConfig(slapd: SlapdInstance, saas: SaasSandboxes): string {
+  const token = (name: string) => ({ env: `OFFBOARD_SANDBOX_API_TOKEN_${name}` });
   const example = parseYaml(readFileSync(join(projectRoot, 'config', 'offboard.example.yaml'), 'utf8')) as { policy: unknown };
   const config = {
     systems: {
@@ -70,6 +88,15 @@ function writeSandboxConfig(slapd: SlapdInstance, saas: SaasSandboxes): string {
     },
     policy: example.policy,
     notifications: saas.notifications,
+    api: {
+      tokens: [
+        { subject: 'sandbox-security', role: 'security', token: token('SECURITY') },
+        { subject: 'sandbox-manager', role: 'manager', token: token('MANAGER'), reports: ['E1001', 'E1002', 'E1003', 'E1004', 'E1005'] },
+        { subject: 'sandbox-auditor', role: 'auditor', token: token('AUDITOR') },
+        { subject: 'sandbox-hris', role: 'hr-system', token: token('HR_SYSTEM') },
+      ],
+      webhookSecrets: [{ env: 'OFFBOARD_SANDBOX_WEBHOOK_SECRET' }],
+    },
   };
   const path = join(dataDir, 'offboard.sandbox.yaml');
   writeFileSync(path, `# Written by npm start for the local sandbox; edit config/offboard.example.yaml instead.\n${stringify(config)}`);
@@ -92,7 +119,7 @@ async function main() {
   process.on('SIGTERM', () => void stopAll(0));
 
   try {
-    for (const [port, what, variable] of [[temporalPort, 'Temporal', 'OFFBOARD_TEMPORAL_PORT'], [uiPort, 'the Temporal UI', 'OFFBOARD_TEMPORAL_UI_PORT'], [codecPort, 'the codec server', 'OFFBOARD_CODEC_PORT']] as const) {
+    for (const [port, what, variable] of [[temporalPort, 'Temporal', 'OFFBOARD_TEMPORAL_PORT'], [uiPort, 'the Temporal UI', 'OFFBOARD_TEMPORAL_UI_PORT'], [codecPort, 'the codec server', 'OFFBOARD_CODEC_PORT'], [apiPort, 'the HTTP API', 'OFFBOARD_API_PORT']] as const) {
       if (await portTaken(port)) throw new Error(`port ${port} (for ${what}) is already in use — is another \`npm start\` running? Stop it, or set ${variable}.`);
     }
     // Payloads (names, emails) are encrypted; the UI reads them through a local codec server.
@@ -133,7 +160,15 @@ async function main() {
       stops.push(() => slapd.stop());
       const saas = await startSaasSandboxes();
       stops.push(() => saas.stop());
-      Object.assign(workerEnv, saas.env, { OFFBOARD_CONFIG: writeSandboxConfig(slapd, saas), OFFBOARD_SANDBOX_LDAP_PASSWORD: secrets.servicePassword });
+      Object.assign(workerEnv, saas.env, {
+        OFFBOARD_CONFIG: writeSandboxConfig(slapd, saas),
+        OFFBOARD_SANDBOX_LDAP_PASSWORD: secrets.servicePassword,
+        OFFBOARD_SANDBOX_WEBHOOK_SECRET: secrets.webhookSecret,
+        OFFBOARD_SANDBOX_API_TOKEN_SECURITY: secrets.apiTokens.security,
+        OFFBOARD_SANDBOX_API_TOKEN_MANAGER: secrets.apiTokens.manager,
+        OFFBOARD_SANDBOX_API_TOKEN_AUDITOR: secrets.apiTokens.auditor,
+        OFFBOARD_SANDBOX_API_TOKEN_HR_SYSTEM: secrets.apiTokens.hrSystem,
+      });
       ldapLine = `${slapd.url} (sandbox slapd, sample organisation, data in .data/slapd)`;
       saasLines = Object.entries(saas.servers).map(([name, server]) => `${name.padEnd(11)}  ${server.url} (stand-in; ${server.url.replace(/\/scim\/v2$/, '')}/_sandbox/state shows its state)`);
     }
@@ -151,6 +186,19 @@ async function main() {
         void stopAll(1);
       }
     });
+    // The HTTP API (HR webhook, operators) runs when the config has an `api` section.
+    let apiLine = 'not started (no `api` section in OFFBOARD_CONFIG)';
+    const config = parseYaml(readFileSync(String(workerEnv.OFFBOARD_CONFIG ?? join(projectRoot, 'offboard.config.yaml')), 'utf8')) as { api?: unknown } | null;
+    if (config?.api) {
+      const api: ChildProcess = spawn(process.execPath, ['--import', 'tsx', join(projectRoot, 'client', 'http', 'server.ts')], { env: { ...workerEnv, OFFBOARD_API_PORT: String(apiPort) }, stdio: 'inherit' });
+      stops.unshift(() => new Promise<void>((resolve) => {
+        if (api.exitCode !== null) return resolve();
+        api.once('exit', () => resolve());
+        api.kill('SIGTERM');
+      }));
+      await waitForPort(apiPort, 'the HTTP API', 60_000, api);
+      apiLine = `http://127.0.0.1:${apiPort} (OpenAPI at /openapi.json; sandbox tokens and webhook secret in .data/sandbox-secrets.json)`;
+    }
     await waitForPort(temporalPort, 'Temporal');
 
     say('ready:');
@@ -159,6 +207,7 @@ async function main() {
     say(`  audit DB     ${databaseLine}`);
     say(`  LDAP         ${ldapLine}`);
     for (const line of saasLines) say(`  ${line}`);
+    say(`  HTTP API     ${apiLine}`);
     say('  try:         ./bin/offboard.js terminate --employee E1004 --reason involuntary');
     say('               ./bin/offboard.js status E1004');
     say('Ctrl-C stops everything; state is kept for the next npm start.');

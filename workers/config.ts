@@ -14,6 +14,7 @@ import { slackSystemSchema } from '../activities/connectors/slack.js';
 import { githubSystemSchema } from '../activities/connectors/github.js';
 import { salesforceSystemSchema } from '../activities/connectors/salesforce.js';
 import { notificationsSchema } from '../activities/notify.js';
+import { apiConfigSchemaWith } from '../model/api-config.js';
 import { policySchema } from '../model/policy.js';
 import { describeIssues } from '../model/request.js';
 
@@ -52,6 +53,8 @@ export function configSchema(env: NodeJS.ProcessEnv) {
     .object({
       systems: z.record(z.string().regex(/^[a-z][a-z0-9-]{0,30}$/, 'system names: lower-case letters, digits and "-"'), system).default({}),
       policy: policySchema.prefault({}),
+      /** The HTTP API (client/http): tokens with roles, HR webhook secrets. */
+      api: apiConfigSchemaWith((plain) => secret(env).pipe(plain)).optional(),
       notifications: notificationsSchema.extend({
         slack: notificationsSchema.shape.slack.unwrap().extend({ token: secret(env) }).optional(),
       }).prefault({}),

@@ -1,0 +1,248 @@
+/**
+ * The operators', managers' and auditors' endpoints: list and read offboardings, steer them
+ * (hold, release, expedite, cancel, retry, skip: Updates, so a refusal comes back as 409 with the
+ * workflow's reason), verify the audit chain, look up an HR delivery.
+ *
+ * Every command's `by` is the bearer token's subject, never the body's: the body schemas are
+ * `model/commands.ts` without `by`, and a body that sends one is refused (400). So each command is
+ * attributed in the audit to whoever holds the token.
+ *
+ * The list is a Temporal visibility query over offboard's search attributes. Filter values are
+ * checked against closed alphabets (enums, the stage-name pattern, employee ids) before they are
+ * quoted into the query, so no input can change its shape.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { WorkflowNotFoundError, type Client, type WorkflowExecutionInfo, type WorkflowExecutionStatusName } from '@temporalio/client';
+import { z } from 'zod';
+import type { AuditStore } from '../../activities/audit.js';
+import { cancelCommandSchema, expediteCommandSchema, holdCommandSchema, releaseCommandSchema, retryCommandSchema, skipCommandSchema } from '../../model/commands.js';
+import { employeeIdSchema, workflowIdFor } from '../../model/request.js';
+import { OFFBOARDING_WORKFLOW_TYPE, type OffboardingStatus } from '../../workflows/messages.js';
+import { EffectiveAtKey, EmployeeIdKey, HeldKey, ModeKey, StageKey } from '../../workflows/search-attributes.js';
+import { CommandRefusedError, sendCommand, type CommandName } from '../temporal.js';
+import { guard, replyError, type AccessPolicy, type Authenticator, type Principal } from './auth.js';
+import type { HrEventsStore } from './hr-events-store.js';
+import { isJsonContentType } from './hr-webhook.js';
+
+export const OPERATOR_BODY_LIMIT = 64 * 1024;
+
+/** The commands' bodies: model/commands.ts without `by` (always the token's subject), nothing else accepted. */
+export const COMMAND_BODIES = {
+  hold: holdCommandSchema.omit({ by: true }).strict(),
+  release: releaseCommandSchema.omit({ by: true }).strict(),
+  expedite: expediteCommandSchema.omit({ by: true }).strict(),
+  cancel: cancelCommandSchema.omit({ by: true }).strict(),
+  retry: retryCommandSchema.omit({ by: true }).strict(),
+  skip: skipCommandSchema.omit({ by: true }).strict(),
+} satisfies Record<CommandName, z.ZodType>;
+
+/** Managers may hold and release their reports; everything else is security's. */
+export const COMMAND_POLICIES: Record<CommandName, AccessPolicy> = {
+  hold: { roles: ['security', 'manager'], managerReportsOnly: true },
+  release: { roles: ['security', 'manager'], managerReportsOnly: true },
+  expedite: { roles: ['security'] },
+  cancel: { roles: ['security'] },
+  retry: { roles: ['security'] },
+  skip: { roles: ['security'] },
+};
+export const READ_POLICY: AccessPolicy = { roles: ['security', 'auditor', 'manager'], managerReportsOnly: true };
+export const LIST_POLICY: AccessPolicy = { roles: ['security', 'auditor', 'manager'] };
+export const AUDIT_POLICY: AccessPolicy = { roles: ['security', 'auditor'] };
+export const HR_LOOKUP_POLICY: AccessPolicy = { roles: ['hr-system', 'security', 'auditor'] };
+
+const STATES = {
+  running: 'Running',
+  completed: 'Completed',
+  failed: 'Failed',
+  canceled: 'Canceled',
+  terminated: 'Terminated',
+  continued_as_new: 'ContinuedAsNew',
+  timed_out: 'TimedOut',
+} as const;
+type State = keyof typeof STATES;
+
+export const listFiltersSchema = z
+  .object({
+    state: z.enum(Object.keys(STATES) as [State, ...State[]]).optional(),
+    /** A stage name (policy stage names) or a phase: planning, waiting, held, running, restoring, completed, cancelled. */
+    stage: z.string().regex(/^[a-z0-9-]{1,40}$/, 'a stage name or phase: lower-case letters, digits and "-"').optional(),
+    held: z.enum(['true', 'false']).optional(),
+    mode: z.enum(['immediate', 'staged', 'pending']).optional(),
+    employeeId: employeeIdSchema.optional(),
+    limit: z.string().regex(/^\d{1,4}$/, 'a number from 1 to 1000').transform(Number).pipe(z.number().int().min(1).max(1000)).optional(),
+  })
+  .strict();
+export type ListFilters = z.infer<typeof listFiltersSchema>;
+
+export const employeeParamsSchema = z.object({ employeeId: employeeIdSchema }).strict();
+export const webhookParamsSchema = z.object({ webhookId: z.string().regex(/^[\x21-\x7e]{1,200}$/, 'a webhook id') }).strict();
+
+/**
+ * The visibility query for validated filters; null when the caller may see nobody (a manager
+ * without reports). Values are from closed alphabets, so quoting them is enough.
+ */
+export function visibilityQuery(filters: ListFilters, principal: Principal): string | null {
+  const clauses = [`WorkflowType = "${OFFBOARDING_WORKFLOW_TYPE}"`];
+  if (filters.state) clauses.push(`ExecutionStatus = "${STATES[filters.state]}"`);
+  if (filters.stage) clauses.push(`OffboardingStage = "${filters.stage}"`);
+  if (filters.held) clauses.push(`OffboardingHeld = ${filters.held}`);
+  if (filters.mode) clauses.push(`OffboardingMode = "${filters.mode}"`);
+  if (filters.employeeId) clauses.push(`OffboardingEmployeeId = "${filters.employeeId}"`);
+  if (principal.role === 'manager') {
+    const reports = [...principal.reports].filter((id) => employeeIdSchema.safeParse(id).success);
+    if (reports.length === 0) return null;
+    clauses.push(`OffboardingEmployeeId IN (${reports.map((id) => `"${id}"`).join(', ')})`);
+  }
+  return clauses.join(' AND ');
+}
+
+const stateOf = (name: WorkflowExecutionStatusName): string => (name === 'CANCELLED' ? 'canceled' : name.toLowerCase());
+
+export interface OffboardingSummary {
+  workflowId: string;
+  runId: string;
+  employeeId: string | null;
+  state: string;
+  stage: string | null;
+  mode: string | null;
+  held: boolean | null;
+  effectiveAt: string | null;
+  startedAt: string;
+  closedAt: string | null;
+}
+
+function summarise(info: WorkflowExecutionInfo): OffboardingSummary {
+  const attributes = info.typedSearchAttributes;
+  return {
+    workflowId: info.workflowId,
+    runId: info.runId,
+    employeeId: attributes.get(EmployeeIdKey) ?? null,
+    state: stateOf(info.status.name),
+    stage: attributes.get(StageKey) ?? null,
+    mode: attributes.get(ModeKey) ?? null,
+    held: attributes.get(HeldKey) ?? null,
+    effectiveAt: attributes.get(EffectiveAtKey)?.toISOString() ?? null,
+    startedAt: info.startTime.toISOString(),
+    closedAt: info.closeTime?.toISOString() ?? null,
+  };
+}
+
+const formatIssues = (error: z.ZodError) => error.issues.map((issue) => ({ path: issue.path.join('.') || '(root)', message: issue.message }));
+
+function invalid(reply: FastifyReply, what: string, error: z.ZodError) {
+  const errors = formatIssues(error);
+  return replyError(reply, 400, 'invalid_request', `${what}: ${errors.map((e) => `${e.path}: ${e.message}`).join('; ')}`, { errors });
+}
+
+/** A command's JSON body; an empty body is `{}`. */
+function jsonBody(request: FastifyRequest): { ok: true; value: unknown } | { ok: false; status: number; detail: string } {
+  const raw = Buffer.isBuffer(request.body) ? request.body : undefined;
+  if (!raw || raw.length === 0) return { ok: true, value: {} };
+  if (!isJsonContentType(request.headers['content-type'])) return { ok: false, status: 415, detail: 'send the body as application/json' };
+  try {
+    return { ok: true, value: JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(raw)) };
+  } catch {
+    return { ok: false, status: 400, detail: 'the body is not valid UTF-8 JSON' };
+  }
+}
+
+export interface OperatorDeps {
+  client: Client;
+  audit: AuditStore;
+  hrEvents: HrEventsStore;
+  auth: Authenticator;
+  temporalTimeoutMs: number;
+}
+
+export function registerOperatorRoutes(app: FastifyInstance, deps: OperatorDeps) {
+  const { client, auth } = deps;
+  const deadline = <T>(work: () => Promise<T>) => client.withDeadline(Date.now() + deps.temporalTimeoutMs, work);
+
+  app.get('/v1/offboardings', { preHandler: guard(auth, LIST_POLICY) }, async (request, reply) => {
+    const filters = listFiltersSchema.safeParse(request.query);
+    if (!filters.success) return invalid(reply, 'invalid filter', filters.error);
+    const query = visibilityQuery(filters.data, request.principal!);
+    const limit = filters.data.limit ?? 100;
+    const offboardings: OffboardingSummary[] = [];
+    if (query !== null) {
+      for await (const info of client.workflow.list({ query, pageSize: Math.min(limit, 1000) })) {
+        offboardings.push(summarise(info));
+        if (offboardings.length >= limit) break;
+      }
+    }
+    return reply.send({ offboardings });
+  });
+
+  app.get('/v1/offboardings/:employeeId', { preHandler: guard(auth, READ_POLICY) }, async (request, reply) => {
+    const params = employeeParamsSchema.safeParse(request.params);
+    if (!params.success) return invalid(reply, 'invalid employee id', params.error);
+    const workflowId = workflowIdFor(params.data.employeeId);
+    const handle = client.workflow.getHandle(workflowId);
+    let description;
+    try {
+      description = await deadline(() => handle.describe());
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return replyError(reply, 404, 'not_found', `no offboarding for ${params.data.employeeId}`);
+      throw err;
+    }
+    // The status query needs a worker; when none answers, the audit trail is still shown.
+    let status: OffboardingStatus | null = null;
+    let statusUnavailable: string | null = null;
+    try {
+      status = await deadline(() => handle.query<OffboardingStatus>('status'));
+    } catch (err) {
+      statusUnavailable = `the status query was not answered (is a worker running?): ${(err as Error).message}`;
+    }
+    const audit = await deps.audit.eventsFor(workflowId);
+    return reply.send({ workflowId, runId: description.runId, state: stateOf(description.status.name), status, statusUnavailable, audit });
+  });
+
+  for (const name of Object.keys(COMMAND_BODIES) as CommandName[]) {
+    app.post(`/v1/offboardings/:employeeId/${name}`, { bodyLimit: OPERATOR_BODY_LIMIT, preHandler: guard(auth, COMMAND_POLICIES[name]) }, async (request, reply) => {
+      const params = employeeParamsSchema.safeParse(request.params);
+      if (!params.success) return invalid(reply, 'invalid employee id', params.error);
+      const body = jsonBody(request);
+      if (!body.ok) return replyError(reply, body.status, body.status === 415 ? 'unsupported_media_type' : 'invalid_request', body.detail);
+      const command = COMMAND_BODIES[name].safeParse(body.value);
+      if (!command.success) return invalid(reply, `invalid ${name} command (\`by\` is taken from your token)`, command.error);
+      const by = request.principal!.subject;
+      const { employeeId } = params.data;
+      const workflowId = workflowIdFor(employeeId);
+      // Asked first: sendCommand reads any failed describe as "not found", which must not become a 404 while Temporal is away.
+      try {
+        await deadline(() => client.workflow.getHandle(workflowId).describe());
+      } catch (err) {
+        if (err instanceof WorkflowNotFoundError) return replyError(reply, 404, 'not_found', `no offboarding for ${employeeId}`);
+        throw err;
+      }
+      try {
+        const result = await deadline(() => sendCommand(client, employeeId, name, { ...command.data, by }));
+        request.log.info({ command: name, employeeId, by }, 'command accepted');
+        return reply.send({ workflowId, command: name, by, result });
+      } catch (err) {
+        if (err instanceof CommandRefusedError && !/^no offboarding for /.test(err.message)) {
+          request.log.info({ command: name, employeeId, by, refused: err.message }, 'command refused');
+          return replyError(reply, 409, 'refused', err.message);
+        }
+        if (err instanceof CommandRefusedError) return replyError(reply, 503, 'unavailable', 'Temporal did not answer; retry the command');
+        throw err;
+      }
+    });
+  }
+
+  app.get('/v1/audit/verify', { preHandler: guard(auth, AUDIT_POLICY) }, async (_request, reply) => reply.send(await deps.audit.verify()));
+
+  // ---- evidence report: another module will serve it here (HTML/CSV/JSON per offboarding) ----
+  app.get('/v1/offboardings/:employeeId/evidence', { preHandler: guard(auth, AUDIT_POLICY) }, async (_request, reply) =>
+    replyError(reply, 501, 'not_implemented', 'the evidence report is not available yet'),
+  );
+  // ---- end of the evidence report's place ----
+
+  app.get('/v1/hr/events/:webhookId', { preHandler: guard(auth, HR_LOOKUP_POLICY) }, async (request, reply) => {
+    const params = webhookParamsSchema.safeParse(request.params);
+    if (!params.success) return invalid(reply, 'invalid webhook id', params.error);
+    const record = await deps.hrEvents.find(params.data.webhookId);
+    if (!record) return replyError(reply, 404, 'not_found', 'no delivery with this webhook-id was accepted');
+    return reply.send(record);
+  });
+}
