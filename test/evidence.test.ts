@@ -134,13 +134,13 @@ describe('evidence report (built from the audit log of real offboardings)', func
     return { workflowId: handle.workflowId, request, groupsBefore, ...(await evidenceOf(handle.workflowId)) };
   }));
 
-  // E1029, not E1027: test/codec.test.ts offboards E1027 (to completion) against the same slapd.
+  // E1025: the sample people each test file offboards are listed in test/helpers/environment.ts.
   const cancelled = once(() => withWorker(async (taskQueue): Promise<Offboarded> => {
-    const groupsBefore = (await directoryState('E1029')).groups;
-    const { request, handle } = await start(taskQueue, 'E1029', 'voluntary');
+    const groupsBefore = (await directoryState('E1025')).groups;
+    const { request, handle } = await start(taskQueue, 'E1025', 'voluntary');
     await stageFinished(handle, 'disable');
-    assert.equal(await canBind('E1029'), false, 'locked before the cancel');
-    await sendCommand(env.client, 'E1029', 'cancel', { by: 'hr-system', reason: 'termination rescinded' });
+    assert.equal(await canBind('E1025'), false, 'locked before the cancel');
+    await sendCommand(env.client, 'E1025', 'cancel', { by: 'hr-system', reason: 'termination rescinded' });
     assert.equal((await handle.result()).phase, 'cancelled');
     return { workflowId: handle.workflowId, request, groupsBefore, ...(await evidenceOf(handle.workflowId)) };
   }));
@@ -240,7 +240,7 @@ describe('evidence report (built from the audit log of real offboardings)', func
 
   });
 
-  it('cancelled (E1029): the cancel with who and why, the login re-enabled, nothing left removed', async () => {
+  it('cancelled (E1025): the cancel with who and why, the login re-enabled, nothing left removed', async () => {
     const { events, evidence } = await cancelled();
     const cancelRow = row(events, 'cancel_requested');
     assert.deepEqual(
@@ -254,7 +254,7 @@ describe('evidence report (built from the audit log of real offboardings)', func
     assert.deepEqual([evidence.final.state, evidence.final.by], ['cancelled', 'hr-system']);
     assert.equal(evidence.sla.verdict, 'met', 'login was disabled in time before the cancel re-enabled it');
     // The directory helper's `locked` reads an absent attribute as present; a bind is the real test.
-    assert.equal(await canBind('E1029'), true, 'the person can log in again');
+    assert.equal(await canBind('E1025'), true, 'the person can log in again');
   });
 
   it('an app with no API (E1036): the operator\'s confirmation counts as met by operator; the manual tasks and the expedite with who and why', async () => {
