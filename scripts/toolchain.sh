@@ -106,7 +106,8 @@ if [ "$purpose" = test ]; then
   postgres_dir=$(postgres_bin)
   # samba-ad-provision holds the schema files `samba-tool domain provision` reads (only a
   # Recommends of samba-ad-dc); the AD tests run their own DC, started by scripts/services.ts.
-  apt_install docker-compose samba samba-ad-dc samba-ad-provision winbind
+  # chromium: the browser tests (Temporal UI, evidence report) drive Debian's build through playwright-core.
+  apt_install docker-compose samba samba-ad-dc samba-ad-provision winbind chromium
 else
   # `start` installs nothing for tests, but keeps naming what an earlier `test` run installed.
   [ -x "$cache/temporal-test-server-$TEST_SERVER_VERSION/test-server" ] && test_server_path="$cache/temporal-test-server-$TEST_SERVER_VERSION/test-server"
