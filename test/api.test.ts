@@ -325,6 +325,16 @@ describe('HTTP API: HR webhooks and the operator interface (Temporal dev server,
     const detail = await eventually(() => call('GET', '/v1/offboardings/E1038', { token: TOKENS.auditor }), (d) => d.status === 200 && commandRows(d.body).length === 3, 'the cancel_requested audit row');
     assert.deepEqual(commandRows(detail.body), [['hold_placed', 'mgr-dana'], ['hold_released', 'mgr-dana'], ['cancel_requested', 'sec-oncall']]);
     assert.equal((detail.body.status as OffboardingStatus).cancelled?.by, 'sec-oncall');
+
+    // The auditor's evidence report, from the audit log.
+    const html = await fetch(`${api.url}/v1/offboardings/E1038/evidence?format=html`, { headers: { authorization: `Bearer ${TOKENS.auditor}` } });
+    assert.equal(html.status, 200);
+    assert.match(html.headers.get('content-type') ?? '', /text\/html/);
+    assert.match(await html.text(), /sec-oncall/);
+    const csv = await fetch(`${api.url}/v1/offboardings/E1038/evidence?format=csv`, { headers: { authorization: `Bearer ${TOKENS.auditor}` } });
+    assert.match(csv.headers.get('content-type') ?? '', /text\/csv/);
+    const json = await call('GET', '/v1/offboardings/E1038/evidence', { token: TOKENS.auditor });
+    assert.equal((json.body.cancellation as { by?: string } | null)?.by, 'sec-oncall');
   });
 
   it('validates list filters strictly, so nothing reaches the visibility query unchecked', async () => {
@@ -352,7 +362,7 @@ describe('HTTP API: HR webhooks and the operator interface (Temporal dev server,
       ['POST', '/v1/offboardings/E1040/cancel', { reason: 'r' }, [401, 401, 403, 403, 404, 403]],
       ['POST', '/v1/offboardings/E1040/retry', { actionId: 'a' }, [401, 401, 403, 403, 404, 403]],
       ['POST', '/v1/offboardings/E1040/skip', { actionId: 'a', reason: 'r' }, [401, 401, 403, 403, 404, 403]],
-      ['GET', '/v1/offboardings/E1040/evidence', undefined, [401, 401, 403, 403, 501, 501]],
+      ['GET', '/v1/offboardings/E1040/evidence', undefined, [401, 401, 403, 403, 404, 404]],
       ['GET', '/v1/audit/verify', undefined, [401, 401, 403, 403, 200, 200]],
       ['GET', `/v1/hr/events/${encodeURIComponent(e1029WebhookId)}`, undefined, [401, 401, 200, 403, 200, 200]],
       ['POST', '/v1/hr/events', { employeeId: 'E1040' }, [401, 401, 401, 401, 401, 401]], // signed deliveries only
@@ -404,6 +414,13 @@ describe('HTTP API: HR webhooks and the operator interface (Temporal dev server,
     assert.deepEqual(doc.paths['/v1/hr/events']!.post!.security, [{ standardWebhooks: [] }]);
     assert.deepEqual(doc.paths['/healthz']!.get!.security, []);
     assert.ok(doc.paths['/v1/hr/events']!.post!.responses['202']);
+  });
+
+  it('/metrics counts HR deliveries accepted and rejected, and answers by route', async () => {
+    const text = await (await fetch(`${api.url}/metrics`)).text();
+    assert.match(text, /offboard_hr_events_total\{route="\/v1\/hr\/events",result="accepted"\} [1-9]/);
+    assert.match(text, /offboard_hr_events_total\{route="\/v1\/hr\/events",result="rejected"\} [1-9]/);
+    assert.match(text, /offboard_api_requests_total\{route="\/v1\/offboardings\/:employeeId\/:command",status="409"\} [1-9]|offboard_api_requests_total\{route="[^"]+",status="409"\} [1-9]/);
   });
 
   it('/healthz says which dependency does not answer', async () => {

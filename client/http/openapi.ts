@@ -137,6 +137,10 @@ export const OPERATIONS: Operation[] = [
     responses: { 200: { description: 'OpenAPI 3.1' } },
   },
   {
+    method: 'get', path: '/metrics', summary: 'Prometheus metrics: answers by route and status, HR deliveries accepted and rejected', tags: ['service'], auth: 'none',
+    responses: { 200: { description: 'Prometheus text format' } },
+  },
+  {
     method: 'post', path: '/v1/hr/events', summary: 'An HR event (generic JSON), signed with Standard Webhooks', tags: ['hr'], auth: 'standardWebhooks',
     headers: [
       { name: 'webhook-id', description: 'the delivery id: the idempotency key' },

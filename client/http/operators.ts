@@ -17,6 +17,7 @@ import { z } from 'zod';
 import type { AuditStore } from '../../activities/audit.js';
 import { cancelCommandSchema, expediteCommandSchema, holdCommandSchema, releaseCommandSchema, retryCommandSchema, skipCommandSchema } from '../../model/commands.js';
 import { employeeIdSchema, workflowIdFor } from '../../model/request.js';
+import { buildEvidence, evidenceToCsv, evidenceToHtml, evidenceToJson } from '../evidence.js';
 import { OFFBOARDING_WORKFLOW_TYPE, type OffboardingStatus } from '../../workflows/messages.js';
 import { EffectiveAtKey, EmployeeIdKey, HeldKey, ModeKey, StageKey } from '../../workflows/search-attributes.js';
 import { CommandRefusedError, sendCommand, type CommandName } from '../temporal.js';
@@ -232,11 +233,23 @@ export function registerOperatorRoutes(app: FastifyInstance, deps: OperatorDeps)
 
   app.get('/v1/audit/verify', { preHandler: guard(auth, AUDIT_POLICY) }, async (_request, reply) => reply.send(await deps.audit.verify()));
 
-  // ---- evidence report: another module will serve it here (HTML/CSV/JSON per offboarding) ----
-  app.get('/v1/offboardings/:employeeId/evidence', { preHandler: guard(auth, AUDIT_POLICY) }, async (_request, reply) =>
-    replyError(reply, 501, 'not_implemented', 'the evidence report is not available yet'),
-  );
-  // ---- end of the evidence report's place ----
+  // The evidence report, from the audit log alone (client/evidence.ts): what an auditor reads.
+  const evidenceQuerySchema = z.object({ format: z.enum(['html', 'csv', 'json']).default('json') }).strict();
+  app.get('/v1/offboardings/:employeeId/evidence', { preHandler: guard(auth, AUDIT_POLICY) }, async (request, reply) => {
+    const params = employeeParamsSchema.safeParse(request.params);
+    if (!params.success) return invalid(reply, 'invalid employee id', params.error);
+    const query = evidenceQuerySchema.safeParse(request.query ?? {});
+    if (!query.success) return invalid(reply, 'invalid query', query.error);
+    const workflowId = workflowIdFor(params.data.employeeId);
+    const [events, chain] = await Promise.all([deps.audit.eventsFor(workflowId), deps.audit.verify()]);
+    if (events.length === 0) return replyError(reply, 404, 'not_found', `no audit events for ${params.data.employeeId}`);
+    const evidence = buildEvidence(events, chain);
+    if (query.data.format === 'html') return reply.type('text/html; charset=utf-8').send(evidenceToHtml(evidence));
+    if (query.data.format === 'csv') {
+      return reply.type('text/csv; charset=utf-8').header('content-disposition', `attachment; filename="evidence-${params.data.employeeId}.csv"`).send(evidenceToCsv(evidence));
+    }
+    return reply.type('application/json').send(evidenceToJson(evidence));
+  });
 
   app.get('/v1/hr/events/:webhookId', { preHandler: guard(auth, HR_LOOKUP_POLICY) }, async (request, reply) => {
     const params = webhookParamsSchema.safeParse(request.params);

@@ -12,6 +12,7 @@
  */
 import { pathToFileURL } from 'node:url';
 import type { AddressInfo } from 'node:net';
+import { Counter, Registry } from 'prom-client';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import { isGrpcServiceError, ServiceError, type Client } from '@temporalio/client';
 import type pg from 'pg';
@@ -76,6 +77,17 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   const hrEvents = createHrEventsStore(deps.pool);
   const auth = createAuthenticator(deps.config.tokens);
   const hrDeps = { client: deps.client, hrEvents, audit, config: deps.config, log, taskQueue: deps.taskQueue, searchAttributes: deps.searchAttributes, now, temporalTimeoutMs };
+
+  // Prometheus: every answer by route and status, and HR deliveries by how they ended.
+  const registry = new Registry();
+  const requests = new Counter({ name: 'offboard_api_requests_total', help: 'API answers by route and status', labelNames: ['route', 'status'], registers: [registry] });
+  const hrDeliveries = new Counter({ name: 'offboard_hr_events_total', help: 'HR deliveries: accepted (202) or rejected (4xx/5xx), by source route', labelNames: ['route', 'result'], registers: [registry] });
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    requests.inc({ route, status: String(reply.statusCode) });
+    if (route.startsWith('/v1/hr/') && request.method === 'POST') hrDeliveries.inc({ route, result: reply.statusCode === 202 ? 'accepted' : 'rejected' });
+  });
+  app.get('/metrics', async (_request, reply) => reply.type(registry.contentType).send(await registry.metrics()));
 
   app.addHook('onResponse', async (request, reply) => {
     request.log.info(
