@@ -8,9 +8,8 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import { defaultPayloadConverter, type DataConverter, type Payload } from '@temporalio/common';
 import proto from '@temporalio/proto';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
-import type { ConnectionOptions } from '@temporalio/client';
 import { createAuditStore } from '../activities/audit.js';
 import { createActivities } from '../activities/index.js';
 import { createNotifier } from '../activities/notify.js';
@@ -18,7 +17,6 @@ import { startCodecServer, type CodecAuth, type CodecServer } from '../client/co
 import { startOffboarding } from '../client/temporal.js';
 import type { OffboardingRequest } from '../model/request.js';
 import { samplePerson } from '../sandbox/org.js';
-import { readToolchain } from '../scripts/services.js';
 import {
   createKeyring,
   dataConverterFor,
@@ -33,7 +31,7 @@ import { createConnectors } from '../workers/create-worker.js';
 import { logger } from '../workers/logger.js';
 import type { OffboardingStatus } from '../workflows/messages.js';
 import type { offboarding } from '../workflows/offboarding.js';
-import { directoryState, eventually, installRuntime, sharedPool, sharedSlapd, testConfig, workflowBundle } from './helpers/environment.js';
+import { directoryState, eventually, sharedPool, testConfig, timeSkippingEnvironment, workflowBundle } from './helpers/environment.js';
 
 const text = (bytes: Uint8Array | null | undefined) => Buffer.from(bytes ?? new Uint8Array()).toString('utf8');
 const newKey = (id: string) => ({ id, key: new Uint8Array(randomBytes(32)) });
@@ -325,18 +323,7 @@ describe('encrypted history (time-skipping server, real slapd)', function () {
   let env: TestWorkflowEnvironment;
 
   before(async function () {
-    installRuntime();
-    const { testServer } = readToolchain();
-    env = await TestWorkflowEnvironment.createTimeSkipping({
-      server: { executable: { type: 'existing-path', path: testServer } },
-      client: { dataConverter },
-      // As in workflow.test.ts: the Java test server answers frequent keepalive pings with GOAWAY.
-      plugins: [{
-        name: 'test-server-keepalive',
-        configureConnection: (options: ConnectionOptions) => ({ ...options, channelArgs: { ...options.channelArgs, 'grpc.keepalive_time_ms': 6 * 60_000, 'grpc.keepalive_permit_without_calls': 0 } }),
-      }],
-    });
-    await Promise.all([sharedSlapd(), sharedPool(), workflowBundle()]);
+    env = await timeSkippingEnvironment({ dataConverter });
   });
 
   after(async () => {

@@ -13,8 +13,8 @@ import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { ConnectionOptions, WorkflowHandle } from '@temporalio/client';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { WorkflowHandle } from '@temporalio/client';
 import type { Worker } from '@temporalio/worker';
 import { createAuditStore } from '../activities/audit.js';
 import { buildEvidence, evidenceSchema, evidenceToCsv, evidenceToHtml, evidenceToJson, slaClassFor, type Evidence } from '../client/evidence.js';
@@ -22,11 +22,10 @@ import { sendCommand, startOffboarding } from '../client/temporal.js';
 import type { ChainedAuditEvent } from '../model/audit.js';
 import type { ConfigInput } from '../workers/config.js';
 import type { OffboardingRequest } from '../model/request.js';
-import { readToolchain } from '../scripts/services.js';
 import { createOffboardingWorker } from '../workers/create-worker.js';
 import type { OffboardingStatus } from '../workflows/messages.js';
 import type { offboarding } from '../workflows/offboarding.js';
-import { canBind, directoryState, eventually, installRuntime, sharedPool, sharedSlapd, testConfig, workflowBundle } from './helpers/environment.js';
+import { canBind, directoryState, eventually, sharedPool, testConfig, timeSkippingEnvironment, workflowBundle } from './helpers/environment.js';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -46,17 +45,7 @@ describe('evidence report (built from the audit log of real offboardings)', func
   let env: TestWorkflowEnvironment;
 
   before(async function () {
-    installRuntime();
-    const { testServer } = readToolchain();
-    env = await TestWorkflowEnvironment.createTimeSkipping({
-      server: { executable: { type: 'existing-path', path: testServer } },
-      // As in workflow.test.ts: the Java test server answers frequent keepalive pings with GOAWAY.
-      plugins: [{
-        name: 'test-server-keepalive',
-        configureConnection: (options: ConnectionOptions) => ({ ...options, channelArgs: { ...options.channelArgs, 'grpc.keepalive_time_ms': 6 * 60_000, 'grpc.keepalive_permit_without_calls': 0 } }),
-      }],
-    });
-    await Promise.all([sharedSlapd(), sharedPool(), workflowBundle()]);
+    env = await timeSkippingEnvironment();
   });
 
   after(async () => {

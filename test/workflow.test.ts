@@ -5,17 +5,17 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
-import type { ConnectionOptions, WorkflowHandle } from '@temporalio/client';
+import type { WorkflowHandle } from '@temporalio/client';
 import { createAuditStore } from '../activities/audit.js';
 import { sendCommand, startOffboarding, CommandRefusedError } from '../client/temporal.js';
 import type { OffboardingRequest } from '../model/request.js';
-import { readToolchain, freePort } from '../scripts/services.js';
+import { freePort } from '../scripts/services.js';
 import { createOffboardingWorker } from '../workers/create-worker.js';
 import type { OffboardingStatus } from '../workflows/messages.js';
 import type { offboarding } from '../workflows/offboarding.js';
-import { canBind, directoryState, eventually, installRuntime, sharedPool, sharedSlapd, testConfig, workflowBundle } from './helpers/environment.js';
+import { canBind, directoryState, eventually, sharedPool, sharedSlapd, testConfig, timeSkippingEnvironment, workflowBundle } from './helpers/environment.js';
 import type { ConfigInput } from '../workers/config.js';
 import { createMetrics, startMetricsServer, type Metrics } from '../workers/metrics.js';
 import { slackUserIdFor, startSlackSandbox, SLACK_SANDBOX_TEAM_ID, SLACK_SANDBOX_TOKENS } from '../sandbox/slack.js';
@@ -28,18 +28,7 @@ describe('offboarding workflow (time-skipping server, real slapd and PostgreSQL)
   let env: TestWorkflowEnvironment;
 
   before(async function () {
-    installRuntime();
-    const { testServer } = readToolchain();
-    env = await TestWorkflowEnvironment.createTimeSkipping({
-      server: { executable: { type: 'existing-path', path: testServer } },
-      // The Java test server answers keepalive pings more often than every 5 minutes with GOAWAY
-      // ("too many pings"), which can strand a call in flight; the SDK pings every 30 s.
-      plugins: [{
-        name: 'test-server-keepalive',
-        configureConnection: (options: ConnectionOptions) => ({ ...options, channelArgs: { ...options.channelArgs, 'grpc.keepalive_time_ms': 6 * 60_000, 'grpc.keepalive_permit_without_calls': 0 } }),
-      }],
-    });
-    await Promise.all([sharedSlapd(), sharedPool(), workflowBundle()]);
+    env = await timeSkippingEnvironment();
   });
 
   after(async () => {

@@ -11,9 +11,12 @@
  * Stand-in tests (GitHub, Slack, Salesforce, SCIM) and the AD tests use servers of their own.
  */
 import { Runtime, DefaultLogger } from '@temporalio/worker';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { ConnectionOptions } from '@temporalio/client';
+import type { DataConverter } from '@temporalio/common';
 import type pg from 'pg';
 import { Client as LdapClient, type Entry } from 'ldapts';
-import { startPostgres, startSlapd, type PostgresInstance, type SlapdInstance } from '../../scripts/services.js';
+import { readToolchain, startPostgres, startSlapd, type PostgresInstance, type SlapdInstance } from '../../scripts/services.js';
 import { bundleWorkflows } from '../../workers/bundle.js';
 import { parseConfig, type ConfigInput, type OffboardConfig } from '../../workers/config.js';
 import { createPool, migrate } from '../../workers/database.js';
@@ -36,6 +39,25 @@ export const sharedPool = () =>
     return created;
   }));
 export const workflowBundle = () => (bundle ??= bundleWorkflows());
+
+/**
+ * Temporal's time-skipping test server (the toolchain's wrapper), with the shared servers ready.
+ * The Java test server answers keepalive pings more often than every 5 minutes with GOAWAY
+ * ("too many pings"), which can strand a call in flight; the SDK pings every 30 s by default.
+ */
+export async function timeSkippingEnvironment(client: { dataConverter?: DataConverter } = {}): Promise<TestWorkflowEnvironment> {
+  installRuntime();
+  const env = await TestWorkflowEnvironment.createTimeSkipping({
+    server: { executable: { type: 'existing-path', path: readToolchain().testServer } },
+    client,
+    plugins: [{
+      name: 'test-server-keepalive',
+      configureConnection: (options: ConnectionOptions) => ({ ...options, channelArgs: { ...options.channelArgs, 'grpc.keepalive_time_ms': 6 * 60_000, 'grpc.keepalive_permit_without_calls': 0 } }),
+    }],
+  });
+  await Promise.all([sharedSlapd(), sharedPool(), workflowBundle()]);
+  return env;
+}
 
 /** Runtime.install may run once per process; keep the SDK's own logs to errors (expected failures would flood the output). */
 export function installRuntime() {
