@@ -4,7 +4,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Client, Connection, WorkflowIdConflictPolicy, WorkflowUpdateFailedError } from '@temporalio/client';
+import { Client, Connection, WorkflowIdConflictPolicy, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { offboardingRequestSchema, workflowIdFor, describeIssues, type OffboardingRequest } from '../model/request.js';
 import { OFFBOARDING_TASK_QUEUE, OFFBOARDING_WORKFLOW_TYPE } from '../workflows/messages.js';
 import type { offboarding } from '../workflows/offboarding.js';
@@ -98,7 +98,14 @@ export async function sendCommand(client: Client, employeeId: string, name: Comm
   } catch (err) {
     if (err instanceof WorkflowUpdateFailedError) throw new CommandRefusedError(err.cause?.message ?? err.message);
     // An Update cannot reach a closed workflow; say whether it finished or never existed.
-    const closed = await handle.describe().then((d) => (d.status.name === 'RUNNING' ? undefined : d.status.name), () => null);
+    // Only "not found" means there is none: any other failure (Temporal away) is passed on as it is.
+    const closed = await handle.describe().then(
+      (d) => (d.status.name === 'RUNNING' ? undefined : d.status.name),
+      (describeError: unknown) => {
+        if (describeError instanceof WorkflowNotFoundError) return null;
+        throw err;
+      },
+    );
     if (closed === null) throw new CommandRefusedError(`no offboarding for ${employeeId} (workflow ${workflowId} not found)`);
     if (closed) throw new CommandRefusedError(`${name}: the offboarding of ${employeeId} has already finished (${closed.toLowerCase()})`);
     throw err;
