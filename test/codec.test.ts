@@ -9,12 +9,8 @@ import { request as httpRequest } from 'node:http';
 import { defaultPayloadConverter, type DataConverter, type Payload } from '@temporalio/common';
 import proto from '@temporalio/proto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker } from '@temporalio/worker';
-import { createAuditStore } from '../activities/audit.js';
-import { createActivities } from '../activities/index.js';
-import { createNotifier } from '../activities/notify.js';
 import { startCodecServer, type CodecAuth, type CodecServer } from '../client/codec-server.js';
-import { startOffboarding } from '../client/temporal.js';
+import { sendCommand, startOffboarding } from '../client/temporal.js';
 import type { OffboardingRequest } from '../model/request.js';
 import { samplePerson } from '../sandbox/org.js';
 import {
@@ -27,8 +23,7 @@ import {
   PayloadCodecError,
   type Keyring,
 } from '../workers/codec.js';
-import { createConnectors } from '../workers/create-worker.js';
-import { logger } from '../workers/logger.js';
+import { createOffboardingWorker } from '../workers/create-worker.js';
 import type { OffboardingStatus } from '../workflows/messages.js';
 import type { offboarding } from '../workflows/offboarding.js';
 import { directoryState, eventually, sharedPool, testConfig, timeSkippingEnvironment, workflowBundle } from './helpers/environment.js';
@@ -341,21 +336,18 @@ describe('encrypted history (time-skipping server, real slapd)', function () {
   }
 
   it('stores no name or email in the history; the codec client still reads the request', async () => {
-    const config = await testConfig();
+    // An app with no API makes every action fail into a manual task: its failure messages must
+    // be stored encrypted too.
+    const config = await testConfig({ systems: { payroll: { type: 'manual', app: 'Legacy payroll', owner: 'payroll-team' } } });
     const taskQueue = `test-${randomUUID()}`;
-    // createOffboardingWorker takes no dataConverter (yet), so the worker is assembled here as it does.
-    const worker = await Worker.create({
+    const worker = await createOffboardingWorker({
       connection: env.nativeConnection,
       namespace: env.namespace ?? 'default',
+      config,
+      pool: await sharedPool(),
       taskQueue,
       workflowBundle: await workflowBundle(),
       dataConverter,
-      activities: createActivities({
-        policy: config.policy,
-        connectors: createConnectors(config),
-        audit: createAuditStore(await sharedPool()),
-        notify: createNotifier(config.notifications, logger),
-      }),
     });
 
     const request: OffboardingRequest = {
@@ -372,6 +364,11 @@ describe('encrypted history (time-skipping server, real slapd)', function () {
       const started = await startOffboarding(env.client, request, { taskQueue, searchAttributes: false });
       const handle = env.client.workflow.getHandle<typeof offboarding>(started.workflowId, started.runId);
       // The status query's answer is encrypted by the worker and decrypted by this client.
+      const skipWhenOpen = async (taskId: string) => {
+        await eventually(() => handle.query<OffboardingStatus>('status'), (s) => s.manualTasks.some((t) => t.id === taskId && t.state === 'open'), taskId);
+        await sendCommand(env.client, person.employeeId, 'skip', { by: 'it-operator', actionId: taskId, reason: 'payroll-team confirmed' });
+      };
+      await skipWhenOpen('revoke/payroll/disable_login');
       const revoked = await eventually(
         () => handle.query<OffboardingStatus>('status'),
         (s) => s.stages.some((stage) => stage.name === 'revoke' && stage.finishedAt),
@@ -379,7 +376,9 @@ describe('encrypted history (time-skipping server, real slapd)', function () {
       );
       assert.match(revoked.accounts.directory ?? '', /^[0-9a-f-]{36}$/);
       assert.deepEqual(await directoryState(person.employeeId), { exists: true, locked: true, groups: [] });
-      assert.equal((await handle.result()).phase, 'completed'); // skips the retention period: delete_account runs too
+      await env.sleep('31 days'); // the retention period: delete_account runs, and payroll's becomes a task
+      await skipWhenOpen('delete/payroll/delete_account');
+      assert.equal((await handle.result()).phase, 'completed');
       return started;
     });
     assert.equal((await directoryState(person.employeeId)).exists, false);
@@ -399,7 +398,7 @@ describe('encrypted history (time-skipping server, real slapd)', function () {
     const events = pages.flatMap((page) => page.history?.events ?? []);
     assert.ok(events.length > 20, `a full offboarding's history (${events.length} events)`);
 
-    const secrets = [person.email, person.uid, person.givenName, person.sn];
+    const secrets = [person.email, person.uid, person.givenName, person.sn, 'Legacy payroll'];
     const raw = Buffer.concat(pages.map((page) => proto.temporal.api.workflowservice.v1.GetWorkflowExecutionHistoryResponse.encode(page).finish()));
     assert.equal(findAny(raw, secrets), undefined, 'no name or email anywhere in the stored history');
 
@@ -415,6 +414,7 @@ describe('encrypted history (time-skipping server, real slapd)', function () {
     const clear = Buffer.concat(decrypted.map(serialized));
     assert.equal(findAny(clear, [person.email]), person.email);
     assert.equal(findAny(clear, [person.uid]), person.uid, 'the DN (with the name) is in activity results');
+    assert.equal(findAny(clear, ['Legacy payroll']), 'Legacy payroll', 'the manual task\'s failure message is among the encrypted payloads');
 
     // The codec client reads the input back as the request that was sent.
     const startedEvent = events[0]?.workflowExecutionStartedEventAttributes;

@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { bundleWorkflowCode, type WorkerOptions } from '@temporalio/worker';
+import { FAILURE_CONVERTER_PATH } from './codec.js';
 
 export const workflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
@@ -13,6 +14,8 @@ const webpackConfigHook: WebpackConfigHook = (config) => {
 
 export const bundlerOptions: WorkerOptions['bundlerOptions'] = { webpackConfigHook };
 
+// Workers with and without payload keys run the same bundle: failures are encoded either way
+// (without a codec the encoded attributes are plain JSON, which every client decodes).
 export function bundleWorkflows() {
-  return bundleWorkflowCode({ workflowsPath, webpackConfigHook });
+  return bundleWorkflowCode({ workflowsPath, webpackConfigHook, failureConverterPath: FAILURE_CONVERTER_PATH });
 }

@@ -16,6 +16,7 @@
  *   data      IV (12 bytes) || ciphertext || GCM tag (16 bytes)
  * where the plaintext is the original Payload serialized as protobuf (metadata and all).
  */
+import { fileURLToPath } from 'node:url';
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import type { DataConverter, Payload, PayloadCodec } from '@temporalio/common';
 import proto from '@temporalio/proto';
@@ -208,7 +209,13 @@ export function keyringFromEnv(env: NodeJS.ProcessEnv = process.env): Keyring | 
   return createKeyring(parsed.data);
 }
 
-/** The data converter for clients and workers: the encryption codec, or undefined (the SDK default) without keys. */
+/** The module whose failure converter encodes failure messages (workflow bundles must use it too). */
+export const FAILURE_CONVERTER_PATH = fileURLToPath(new URL('./failure-converter.cjs', import.meta.url));
+
+/**
+ * The data converter for clients and workers: the encryption codec and a failure converter that
+ * sends failure messages through it, or undefined (the SDK default) without keys.
+ */
 export function dataConverterFor(keyring: Keyring | undefined): DataConverter | undefined {
-  return keyring ? { payloadCodecs: [new EncryptionCodec(keyring)] } : undefined;
+  return keyring ? { payloadCodecs: [new EncryptionCodec(keyring)], failureConverterPath: FAILURE_CONVERTER_PATH } : undefined;
 }
