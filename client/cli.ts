@@ -16,7 +16,8 @@ import { describeDatabase, createPool, databaseTarget } from '../workers/databas
 import type { OffboardingStatus } from '../workflows/messages.js';
 import { describeIssues, employeeIdSchema, offboardingRequestSchema } from '../model/request.js';
 import { buildEvidence, evidenceToCsv, evidenceToHtml, evidenceToJson } from './evidence.js';
-import { CommandRefusedError, InvalidRequestError, connectClient, listOffboardings, sendCommand, startOffboarding, type CommandName } from './temporal.js';
+import { CommandRefusedError, InvalidRequestError, connectClient, sendCommand, startOffboarding, type CommandName } from './temporal.js';
+import { EXECUTION_STATES, listFiltersSchema, listOffboardings } from './offboardings.js';
 
 class UnreachableError extends Error {}
 class ChainBrokenError extends Error {}
@@ -133,20 +134,21 @@ function buildProgram(): Command {
   program
     .command('list')
     .description('list offboardings, newest first (Temporal visibility)')
-    .addOption(new Option('--state <state>', 'execution state').choices(['running', 'completed', 'cancelled', 'failed', 'terminated']))
+    .addOption(new Option('--state <state>', 'execution state').choices(Object.keys(EXECUTION_STATES)))
     .option('--stage <stage>', 'e.g. waiting, held, revoke, completed')
-    .addOption(new Option('--mode <mode>').choices(['immediate', 'staged']))
+    .addOption(new Option('--mode <mode>').choices(['immediate', 'staged', 'pending']))
     .option('--held', 'only those on hold')
-    .option('--limit <n>', 'at most this many', '100')
+    .option('--limit <n>', 'at most this many (1-1000)', '100')
     .option('--json', 'print JSON')
     .action(async (options: { state?: string; stage?: string; mode?: string; held?: boolean; limit: string; json?: boolean }) => {
-      const limit = Number(options.limit);
-      if (!Number.isInteger(limit) || limit < 1) throw new CommanderError(2, 'usage', '--limit must be a positive whole number');
-      const rows = await withClient((client) => listOffboardings(client, { ...options, limit }));
+      // The API's filter schema, so that both check filters the same way.
+      const parsed = listFiltersSchema.safeParse({ state: options.state, stage: options.stage, mode: options.mode, held: options.held ? 'true' : undefined, limit: options.limit });
+      if (!parsed.success) throw new InvalidRequestError(describeIssues(parsed.error));
+      const rows = await withClient((client) => listOffboardings(client, parsed.data));
       print(Boolean(options.json), rows, () =>
         rows.length === 0
           ? 'no offboardings match'
-          : table([['WORKFLOW', 'STATUS', 'STAGE', 'MODE', 'HELD', 'EFFECTIVE'], ...rows.map((r) => [r.workflowId, r.status, r.stage ?? '', r.mode ?? '', r.held ? 'yes' : '', r.effectiveAt ?? ''])]),
+          : table([['WORKFLOW', 'STATE', 'STAGE', 'MODE', 'HELD', 'EFFECTIVE'], ...rows.map((r) => [r.workflowId, r.state, r.stage ?? '', r.mode ?? '', r.held ? 'yes' : '', r.effectiveAt ?? ''])]),
       );
     });
 

@@ -255,7 +255,7 @@ describe('offboarding on the Temporal dev server (real slapd and PostgreSQL)', f
     const listed = await cli('list', '--state', 'running', '--json');
     assert.equal(listed.code, 0, listed.err);
     assert.ok((JSON.parse(listed.out) as { workflowId: string }[]).some((r) => r.workflowId === 'offboarding-E1019'));
-    assert.match((await cli('list', '--stage', "x' OR 1=1")).err, /stage: lower-case letters/, 'filters cannot inject into the visibility query');
+    assert.match((await cli('list', '--stage', "x' OR 1=1")).err, /stage: a stage name or phase: lower-case letters/, 'filters cannot inject into the visibility query');
 
     // Bulk: a CSV with a new person, the same person again, a bad row and a second new person.
     const csv = join(mkdtempSync(join(tmpdir(), 'offboard-bulk-')), 'terminations.csv');

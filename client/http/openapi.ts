@@ -10,7 +10,8 @@ import { auditEventSchema } from '../../model/audit.js';
 import { hrEventSchema } from '../../model/hr-event.js';
 import { ROLES, type Role } from './auth.js';
 import { bambooHrPayloadSchema, WEBHOOK_BODY_LIMIT } from './hr-webhook.js';
-import { COMMAND_BODIES, COMMAND_POLICIES, employeeParamsSchema, listFiltersSchema, webhookParamsSchema, AUDIT_POLICY, HR_LOOKUP_POLICY, LIST_POLICY, READ_POLICY, OPERATOR_BODY_LIMIT } from './operators.js';
+import { listFiltersSchema } from '../offboardings.js';
+import { COMMAND_BODIES, COMMAND_POLICIES, employeeParamsSchema, webhookParamsSchema, AUDIT_POLICY, HR_LOOKUP_POLICY, LIST_POLICY, READ_POLICY, OPERATOR_BODY_LIMIT } from './operators.js';
 import type { CommandName } from '../temporal.js';
 
 const errorSchema = z.object({ error: z.string(), detail: z.string() });

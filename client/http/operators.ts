@@ -7,21 +7,19 @@
  * `model/commands.ts` without `by`, and a body that sends one is refused (400). So each command is
  * attributed in the audit to whoever holds the token.
  *
- * The list is a Temporal visibility query over offboard's search attributes. Filter values are
- * checked against closed alphabets (enums, the stage-name pattern, employee ids) before they are
- * quoted into the query, so no input can change its shape.
+ * The list is `client/offboardings.ts`, shared with the CLI; a manager's is scoped to their reports.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { WorkflowNotFoundError, type Client, type WorkflowExecutionInfo, type WorkflowExecutionStatusName } from '@temporalio/client';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { z } from 'zod';
 import type { AuditStore } from '../../activities/audit.js';
 import { cancelCommandSchema, expediteCommandSchema, holdCommandSchema, releaseCommandSchema, retryCommandSchema, skipCommandSchema } from '../../model/commands.js';
 import { employeeIdSchema, workflowIdFor } from '../../model/request.js';
 import { buildEvidence, evidenceToCsv, evidenceToHtml, evidenceToJson } from '../evidence.js';
-import { OFFBOARDING_WORKFLOW_TYPE, type OffboardingStatus } from '../../workflows/messages.js';
-import { EffectiveAtKey, EmployeeIdKey, HeldKey, ModeKey, StageKey } from '../../workflows/search-attributes.js';
+import type { OffboardingStatus } from '../../workflows/messages.js';
+import { listFiltersSchema, listOffboardings, stateOf } from '../offboardings.js';
 import { CommandRefusedError, sendCommand, type CommandName } from '../temporal.js';
-import { guard, replyError, type AccessPolicy, type Authenticator, type Principal } from './auth.js';
+import { guard, replyError, type AccessPolicy, type Authenticator } from './auth.js';
 import type { HrEventsStore } from './hr-events-store.js';
 import { isJsonContentType } from './hr-webhook.js';
 
@@ -51,82 +49,8 @@ export const LIST_POLICY: AccessPolicy = { roles: ['security', 'auditor', 'manag
 export const AUDIT_POLICY: AccessPolicy = { roles: ['security', 'auditor'] };
 export const HR_LOOKUP_POLICY: AccessPolicy = { roles: ['hr-system', 'security', 'auditor'] };
 
-const STATES = {
-  running: 'Running',
-  completed: 'Completed',
-  failed: 'Failed',
-  canceled: 'Canceled',
-  terminated: 'Terminated',
-  continued_as_new: 'ContinuedAsNew',
-  timed_out: 'TimedOut',
-} as const;
-type State = keyof typeof STATES;
-
-export const listFiltersSchema = z
-  .object({
-    state: z.enum(Object.keys(STATES) as [State, ...State[]]).optional(),
-    /** A stage name (policy stage names) or a phase: planning, waiting, held, running, restoring, completed, cancelled. */
-    stage: z.string().regex(/^[a-z0-9-]{1,40}$/, 'a stage name or phase: lower-case letters, digits and "-"').optional(),
-    held: z.enum(['true', 'false']).optional(),
-    mode: z.enum(['immediate', 'staged', 'pending']).optional(),
-    employeeId: employeeIdSchema.optional(),
-    limit: z.string().regex(/^\d{1,4}$/, 'a number from 1 to 1000').transform(Number).pipe(z.number().int().min(1).max(1000)).optional(),
-  })
-  .strict();
-export type ListFilters = z.infer<typeof listFiltersSchema>;
-
 export const employeeParamsSchema = z.object({ employeeId: employeeIdSchema }).strict();
 export const webhookParamsSchema = z.object({ webhookId: z.string().regex(/^[\x21-\x7e]{1,200}$/, 'a webhook id') }).strict();
-
-/**
- * The visibility query for validated filters; null when the caller may see nobody (a manager
- * without reports). Values are from closed alphabets, so quoting them is enough.
- */
-export function visibilityQuery(filters: ListFilters, principal: Principal): string | null {
-  const clauses = [`WorkflowType = "${OFFBOARDING_WORKFLOW_TYPE}"`];
-  if (filters.state) clauses.push(`ExecutionStatus = "${STATES[filters.state]}"`);
-  if (filters.stage) clauses.push(`OffboardingStage = "${filters.stage}"`);
-  if (filters.held) clauses.push(`OffboardingHeld = ${filters.held}`);
-  if (filters.mode) clauses.push(`OffboardingMode = "${filters.mode}"`);
-  if (filters.employeeId) clauses.push(`OffboardingEmployeeId = "${filters.employeeId}"`);
-  if (principal.role === 'manager') {
-    const reports = [...principal.reports].filter((id) => employeeIdSchema.safeParse(id).success);
-    if (reports.length === 0) return null;
-    clauses.push(`OffboardingEmployeeId IN (${reports.map((id) => `"${id}"`).join(', ')})`);
-  }
-  return clauses.join(' AND ');
-}
-
-const stateOf = (name: WorkflowExecutionStatusName): string => (name === 'CANCELLED' ? 'canceled' : name.toLowerCase());
-
-export interface OffboardingSummary {
-  workflowId: string;
-  runId: string;
-  employeeId: string | null;
-  state: string;
-  stage: string | null;
-  mode: string | null;
-  held: boolean | null;
-  effectiveAt: string | null;
-  startedAt: string;
-  closedAt: string | null;
-}
-
-function summarise(info: WorkflowExecutionInfo): OffboardingSummary {
-  const attributes = info.typedSearchAttributes;
-  return {
-    workflowId: info.workflowId,
-    runId: info.runId,
-    employeeId: attributes.get(EmployeeIdKey) ?? null,
-    state: stateOf(info.status.name),
-    stage: attributes.get(StageKey) ?? null,
-    mode: attributes.get(ModeKey) ?? null,
-    held: attributes.get(HeldKey) ?? null,
-    effectiveAt: attributes.get(EffectiveAtKey)?.toISOString() ?? null,
-    startedAt: info.startTime.toISOString(),
-    closedAt: info.closeTime?.toISOString() ?? null,
-  };
-}
 
 const formatIssues = (error: z.ZodError) => error.issues.map((issue) => ({ path: issue.path.join('.') || '(root)', message: issue.message }));
 
@@ -162,15 +86,8 @@ export function registerOperatorRoutes(app: FastifyInstance, deps: OperatorDeps)
   app.get('/v1/offboardings', { preHandler: guard(auth, LIST_POLICY) }, async (request, reply) => {
     const filters = listFiltersSchema.safeParse(request.query);
     if (!filters.success) return invalid(reply, 'invalid filter', filters.error);
-    const query = visibilityQuery(filters.data, request.principal!);
-    const limit = filters.data.limit ?? 100;
-    const offboardings: OffboardingSummary[] = [];
-    if (query !== null) {
-      for await (const info of client.workflow.list({ query, pageSize: Math.min(limit, 1000) })) {
-        offboardings.push(summarise(info));
-        if (offboardings.length >= limit) break;
-      }
-    }
+    const principal = request.principal!;
+    const offboardings = await listOffboardings(client, filters.data, principal.role === 'manager' ? principal : undefined);
     return reply.send({ offboardings });
   });
 
