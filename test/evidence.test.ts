@@ -25,7 +25,7 @@ import type { OffboardingRequest } from '../model/request.js';
 import { createOffboardingWorker } from '../workers/create-worker.js';
 import type { OffboardingStatus } from '../workflows/messages.js';
 import type { offboarding } from '../workflows/offboarding.js';
-import { canBind, directoryState, eventually, sharedPool, testConfig, timeSkippingEnvironment, workflowBundle } from './helpers/environment.js';
+import { canBind, directoryState, eventually, sharedPool, skipAhead, testConfig, timeSkippingEnvironment, workflowBundle } from './helpers/environment.js';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -116,7 +116,7 @@ describe('evidence report (built from the audit log of real offboardings)', func
     const { request, handle } = await start(taskQueue, 'E1026', 'voluntary');
     await stageFinished(handle, 'disable');
     await sendCommand(env.client, 'E1026', 'hold', { by: 'manager-7', reason: HOLD_REASON });
-    await env.sleep(2 * DAY); // past the remove-entitlements stage's due time: the hold keeps it waiting
+    await skipAhead(env, 2 * DAY); // past the remove-entitlements stage's due time: the hold keeps it waiting
     assert.equal((await handle.query<OffboardingStatus>('status')).phase, 'held');
     await sendCommand(env.client, 'E1026', 'release', { by: 'manager-7', reason: 'handover done' });
     assert.equal((await handle.result()).phase, 'completed');
@@ -143,7 +143,7 @@ describe('evidence report (built from the audit log of real offboardings)', func
     await stageFinished(handle, 'revoke');
     await sendCommand(env.client, 'E1036', 'expedite', { by: 'security-oncall', reason: 'close it out now' });
     await taskOpen(handle, 'delete/payroll/delete_account');
-    await env.sleep(DAY + 60_000);
+    await skipAhead(env, DAY + 60_000);
     await waitFor(handle, (s) => s.manualTasks.some((t) => t.id === 'delete/payroll/delete_account' && t.reminders === 1), 'a reminder');
     await sendCommand(env.client, 'E1036', 'skip', { by: 'it-operator', actionId: 'delete/payroll/delete_account', reason: 'payroll-team deleted it (PAY-8)' });
     assert.equal((await handle.result()).phase, 'completed');

@@ -15,7 +15,7 @@ import { freePort } from '../scripts/services.js';
 import { createOffboardingWorker } from '../workers/create-worker.js';
 import type { OffboardingStatus } from '../workflows/messages.js';
 import type { offboarding } from '../workflows/offboarding.js';
-import { canBind, directoryState, eventually, sharedPool, sharedSlapd, testConfig, timeSkippingEnvironment, workflowBundle } from './helpers/environment.js';
+import { canBind, directoryState, eventually, sharedPool, sharedSlapd, skipAhead, testConfig, timeSkippingEnvironment, workflowBundle } from './helpers/environment.js';
 import type { ConfigInput } from '../workers/config.js';
 import { createMetrics, startMetricsServer, type Metrics } from '../workers/metrics.js';
 import { slackUserIdFor, startSlackSandbox, SLACK_SANDBOX_TEAM_ID, SLACK_SANDBOX_TOKENS } from '../sandbox/slack.js';
@@ -27,11 +27,15 @@ const ALL_GROUPS_OF = (groups: string[]) => groups.length > 0;
 describe('offboarding workflow (time-skipping server, real slapd and PostgreSQL)', function () {
   let env: TestWorkflowEnvironment;
 
-  before(async function () {
+  // A fresh test server for every test. The server stops skipping time while any workflow task
+  // or activity is outstanding; a workflow left running by an earlier test, whose worker is gone,
+  // would hold that lock the moment one of its timers fires and make every later sleep wait in
+  // real time. One server per test (≈0.3 s to start) keeps the tests independent.
+  beforeEach(async function () {
     env = await timeSkippingEnvironment();
   });
 
-  after(async () => {
+  afterEach(async () => {
     await env?.teardown();
   });
 
@@ -114,7 +118,7 @@ describe('offboarding workflow (time-skipping server, real slapd and PostgreSQL)
       const waiting = await status(handle);
       assert.equal(waiting.nextStage?.name, 'remove-entitlements');
 
-      await env.sleep(DAY + 60_000);
+      await skipAhead(env, DAY + 60_000);
       await waitFor(handle, stageFinished('remove-entitlements'), 'the remove-entitlements stage');
       assert.deepEqual(await directoryState('E1002'), { exists: true, locked: true, groups: [] });
     });
@@ -125,11 +129,11 @@ describe('offboarding workflow (time-skipping server, real slapd and PostgreSQL)
       const before = await directoryState('E1003');
       const handle = await start(taskQueue, request('E1003', { effectiveAt: new Date(Date.now() + 3 * DAY).toISOString() }));
       await waitFor(handle, (s) => s.phase === 'waiting', 'waiting for the effective time');
-      await env.sleep(2 * DAY);
+      await skipAhead(env, 2 * DAY);
       assert.equal((await status(handle)).phase, 'waiting');
       assert.deepEqual(await directoryState('E1003'), before, 'nothing changes before the effective time');
 
-      await env.sleep(DAY + 60_000);
+      await skipAhead(env, DAY + 60_000);
       await waitFor(handle, stageFinished('revoke'), 'the revoke stage');
       assert.deepEqual(await directoryState('E1003'), { exists: true, locked: true, groups: [] });
     });
@@ -141,7 +145,7 @@ describe('offboarding workflow (time-skipping server, real slapd and PostgreSQL)
       await waitFor(handle, stageFinished('disable'), 'the disable stage');
       const groups = (await directoryState('E1004')).groups;
       assert.match(await sendCommand(env.client, 'E1004', 'hold', { by: 'manager-7', reason: 'handover of the finance reports' }), /held/);
-      await env.sleep(3 * DAY);
+      await skipAhead(env, 3 * DAY);
       const held = await status(handle);
       assert.equal(held.phase, 'held');
       assert.equal(held.holds[0]?.by, 'manager-7');
@@ -162,11 +166,11 @@ describe('offboarding workflow (time-skipping server, real slapd and PostgreSQL)
       await waitFor(handle, stageFinished('disable'), 'the disable stage');
       const until = new Date((await env.currentTimeMs()) + 3 * DAY).toISOString();
       await sendCommand(env.client, 'E1005', 'hold', { by: 'manager-2', reason: 'knowledge transfer', until });
-      await env.sleep(2 * DAY);
+      await skipAhead(env, 2 * DAY);
       assert.equal((await status(handle)).phase, 'held');
       assert.ok((await directoryState('E1005')).groups.length > 0);
 
-      await env.sleep(DAY + 60_000);
+      await skipAhead(env, DAY + 60_000);
       await waitFor(handle, stageFinished('remove-entitlements'), 'the stage after the hold expired');
       assert.deepEqual((await directoryState('E1005')).groups, []);
       assert.ok((await auditActions(handle.workflowId)).some((e) => e.action === 'hold_expired'));
@@ -248,9 +252,9 @@ describe('offboarding workflow (time-skipping server, real slapd and PostgreSQL)
       assert.match(opened.manualTasks.find((t) => t.id === taskId)!.error, /manual task for payroll-team: disable the login of E1020 in Legacy payroll/);
       await eventually(() => directoryState('E1020'), (d) => d.locked && d.groups.length === 0, 'the directory revoked meanwhile');
 
-      await env.sleep(DAY + 60_000);
+      await skipAhead(env, DAY + 60_000);
       await waitFor(handle, (s) => s.manualTasks.find((t) => t.id === taskId)!.reminders === 1, 'one reminder');
-      await env.sleep(3 * DAY);
+      await skipAhead(env, 3 * DAY);
       await waitFor(handle, (s) => s.manualTasks.find((t) => t.id === taskId)!.reminders === 4, 'reminders until overdue');
       await sendCommand(env.client, 'E1020', 'skip', { by: 'it-operator', actionId: taskId, reason: 'payroll-team confirmed removal on ticket PAY-118' });
       const done = await waitFor(handle, stageFinished('revoke'), 'the revoke stage');

@@ -59,6 +59,24 @@ export async function timeSkippingEnvironment(client: { dataConverter?: DataConv
   return env;
 }
 
+/**
+ * Skips the test server's clock ahead by `ms`, and fails with a reason instead of hanging. The
+ * server skips time only while nothing is outstanding; a workflow task or activity that no worker
+ * will ever pick up (its worker already stopped) holds that lock, and the sleep would then wait
+ * `ms` in real time.
+ */
+export async function skipAhead(env: TestWorkflowEnvironment, ms: number, realTimeLimitMs = 60_000): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const stuck = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`the test server did not skip ${ms} ms ahead within ${realTimeLimitMs / 1000} s of real time: a workflow task or activity no worker polls for holds its time-skipping lock`)), realTimeLimitMs);
+  });
+  try {
+    await Promise.race([env.sleep(ms), stuck]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Runtime.install may run once per process; keep the SDK's own logs to errors (expected failures would flood the output). */
 export function installRuntime() {
   if (runtimeInstalled) return;
