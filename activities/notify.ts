@@ -1,8 +1,11 @@
 /**
  * Notifications to the people around an offboarding: the IT/security channel hears when one
- * starts, is held, needs a person (manual task, reminder, overdue) and completes. Messages carry
- * identifiers only (employee id, systems, task ids), never names or emails. Every notification is
- * also a structured log line, so a deployment without Slack still has the trail.
+ * starts, is held, needs a person (manual task, reminder, overdue) and completes; the person's
+ * manager hears, by direct message, when it starts, is held, is overdue on a task, and ends.
+ * Messages carry identifiers only (employee id, systems, task ids), never names or emails. Every
+ * notification is also a structured log line (without the manager's email), so a deployment
+ * without Slack still has the trail. One notification is one message to one audience, so a retry
+ * never posts to the other audience twice.
  */
 import { WebClient } from '@slack/web-api';
 import { z } from 'zod';
@@ -18,6 +21,8 @@ export const notificationsSchema = z.object({
       channel: z.string().min(1),
       /** The Web API base URL; the default is Slack's own. */
       apiUrl: z.url().default('https://slack.com/api/'),
+      /** Direct-message the person's manager (found by email: users:read.email) as well. */
+      notifyManagers: z.boolean().default(true),
     })
     .optional(),
 });
@@ -28,26 +33,51 @@ export interface Notification {
   employeeId: string;
   workflowId: string;
   text: string;
+  /** `it` (the default) posts to the configured channel; `manager` sends a direct message to `managerEmail`. */
+  audience?: 'it' | 'manager';
+  managerEmail?: string;
 }
+
+const PERMANENT_SLACK_ERRORS = ['not_authed', 'invalid_auth', 'channel_not_found', 'not_in_channel', 'missing_scope', 'account_inactive', 'users_not_found'];
 
 export function createNotifier(config: NotificationsConfig, logger: pino.Logger) {
   const slack = config.slack
     ? new WebClient(config.slack.token, { slackApiUrl: config.slack.apiUrl, rejectRateLimitedCalls: true, retryConfig: { retries: 0 } })
     : undefined;
   return async function notify(notification: Notification): Promise<{ delivered: string[] }> {
-    logger.info({ notification: notification.event, employeeId: notification.employeeId, workflowId: notification.workflowId }, notification.text);
+    const audience = notification.audience ?? 'it';
+    logger.info({ notification: notification.event, audience, employeeId: notification.employeeId, workflowId: notification.workflowId }, notification.text);
     if (!slack || !config.slack) return { delivered: ['log'] };
+    const text = `[${notification.event}] ${notification.text}`;
     try {
-      await slack.chat.postMessage({ channel: config.slack.channel, text: `[${notification.event}] ${notification.text}`, unfurl_links: false });
-    } catch (err) {
-      const data = (err as { data?: { error?: string }; retryAfter?: number; code?: string });
-      if (data.code === 'slack_webapi_rate_limited_error') {
-        throw new ConnectorError('Slack rate-limited the notification', true, 'slack_ratelimited', (data.retryAfter ?? 1) * 1000);
+      if (audience === 'manager') {
+        if (!config.slack.notifyManagers) return { delivered: ['log'] };
+        if (!notification.managerEmail) throw new ConnectorError('no manager email to notify', false, 'manager_unknown');
+        // A user id as the channel opens (or reuses) the bot's direct message with that user.
+        const found = await slack.users.lookupByEmail({ email: notification.managerEmail });
+        if (!found.user?.id) throw new ConnectorError('Slack found no user for the manager\'s email', false, 'slack_users_not_found');
+        await slack.chat.postMessage({ channel: found.user.id, text, unfurl_links: false });
+        return { delivered: ['log', 'slack:manager'] };
       }
-      const error = data.data?.error;
-      const permanent = error && ['not_authed', 'invalid_auth', 'channel_not_found', 'not_in_channel', 'missing_scope', 'account_inactive'].includes(error);
-      throw new ConnectorError(`Slack notification failed: ${error ?? (err as Error).message}${permanent ? ' (check the bot token, its chat:write scope and that the bot is in the channel)' : ''}`, !permanent, `slack_${error ?? 'unreachable'}`);
+      await slack.chat.postMessage({ channel: config.slack.channel, text, unfurl_links: false });
+      return { delivered: ['log', 'slack'] };
+    } catch (err) {
+      throw slackFailure(err);
     }
-    return { delivered: ['log', 'slack'] };
   };
+}
+
+/** A Slack Web API error as a ConnectorError: rate limits wait as told, configuration errors do not retry. */
+function slackFailure(err: unknown): ConnectorError {
+  if (err instanceof ConnectorError) return err;
+  const data = err as { data?: { error?: string }; retryAfter?: number; code?: string };
+  if (data.code === 'slack_webapi_rate_limited_error') {
+    return new ConnectorError('Slack rate-limited the notification', true, 'slack_ratelimited', (data.retryAfter ?? 1) * 1000);
+  }
+  const error = data.data?.error;
+  const permanent = error !== undefined && PERMANENT_SLACK_ERRORS.includes(error);
+  const hint = error === 'users_not_found'
+    ? ' (the manager has no Slack account under that email, or it is deactivated)'
+    : permanent ? ' (check the bot token, its chat:write and users:read.email scopes and that the bot is in the channel)' : '';
+  return new ConnectorError(`Slack notification failed: ${error ?? (err as Error).message}${hint}`, !permanent, `slack_${error ?? 'unreachable'}`);
 }

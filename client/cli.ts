@@ -82,6 +82,7 @@ function buildProgram(): Command {
       .requiredOption('--employee <id>', 'the HR employee id (never a name or email)')
       .option('--effective <iso>', 'when access must end (ISO 8601); default now')
       .option('--email <email>', 'work email, for systems keyed by email')
+      .option('--manager-email <email>', 'the manager to notify; default: the directory\'s manager entry')
       .addOption(new Option('--employment-type <type>', 'employee, contractor or vendor').choices(['employee', 'contractor', 'vendor']).default('employee'))
       .option('--request-id <id>', 'the HR event id; default a new id')
       .option('--json', 'print JSON');
@@ -90,6 +91,7 @@ function buildProgram(): Command {
     const request = {
       requestId: options.requestId ?? `cli-${randomUUID()}`,
       subject: { employeeId: options.employee, ...(options.email ? { email: options.email } : {}) },
+      ...(options.managerEmail ? { manager: { email: options.managerEmail } } : {}),
       employmentType: options.employmentType,
       effectiveAt: options.effective ?? new Date().toISOString(),
       requestedBy: operator(),
@@ -113,9 +115,10 @@ function buildProgram(): Command {
     .addOption(new Option('--reason <reason>', 'why they leave').choices(['voluntary', 'involuntary', 'security']))
     .option('--effective <iso>', 'when access must end (ISO 8601); default now')
     .option('--email <email>', 'work email, for systems keyed by email')
+    .option('--manager-email <email>', 'the manager to notify; default: the directory\'s manager entry')
     .addOption(new Option('--employment-type <type>', 'employee, contractor or vendor').choices(['employee', 'contractor', 'vendor']).default('employee'))
     .option('--request-id <id>', 'the HR event id; default a new id')
-    .option('--file <csv>', 'bulk: a CSV with columns employee_id, reason[, effective_at, email, employment_type, request_id]')
+    .option('--file <csv>', 'bulk: a CSV with columns employee_id, reason[, effective_at, email, manager_email, employment_type, request_id]')
     .option('--json', 'print JSON')
     .action(async (options) => {
       if (options.file) {
@@ -268,7 +271,7 @@ async function terminateFromFile(path: string, json: boolean): Promise<void> {
     throw new InvalidRequestError(`cannot read ${path}: ${(err as Error).message}`);
   }
   const missing = ['employee_id', 'reason'].filter((column) => rows.length > 0 && !(column in rows[0]!));
-  if (rows.length === 0 || missing.length > 0) throw new InvalidRequestError(`${path}: ${rows.length === 0 ? 'no rows' : `missing column(s) ${missing.join(', ')}`}; expected employee_id, reason[, effective_at, email, employment_type, request_id]`);
+  if (rows.length === 0 || missing.length > 0) throw new InvalidRequestError(`${path}: ${rows.length === 0 ? 'no rows' : `missing column(s) ${missing.join(', ')}`}; expected employee_id, reason[, effective_at, email, manager_email, employment_type, request_id]`);
   const results: { row: number; employeeId: string; outcome: 'started' | 'joined' | 'failed'; workflowId?: string; error?: string }[] = [];
   const progress = (done: number) => {
     if (json) return;
@@ -283,6 +286,7 @@ async function terminateFromFile(path: string, json: boolean): Promise<void> {
       const request = {
         requestId: row.request_id || `csv-${randomUUID()}`,
         subject: { employeeId: row.employee_id, ...(row.email ? { email: row.email } : {}) },
+        ...(row.manager_email ? { manager: { email: row.manager_email } } : {}),
         trigger: 'termination',
         reason: row.reason,
         employmentType: row.employment_type || 'employee',

@@ -14,6 +14,9 @@ export const hrEventSchema = z.object({
   employmentType: employmentTypeSchema.default('employee'),
   effectiveAt: z.iso.datetime({ offset: true }),
   newRole: z.string().min(1).optional(),
+  /** The person's manager, told of the offboarding; either is enough (the directory can fill in the email). */
+  managerEmployeeId: employeeIdSchema.optional(),
+  managerEmail: z.email().optional(),
 });
 export type HrEvent = z.infer<typeof hrEventSchema>;
 
@@ -29,5 +32,8 @@ export function requestFromHrEvent(event: HrEvent, requestedBy: string): Offboar
     effectiveAt: event.effectiveAt,
     requestedBy,
     newRole: event.newRole,
+    ...(event.managerEmployeeId || event.managerEmail
+      ? { manager: { ...(event.managerEmployeeId ? { employeeId: event.managerEmployeeId } : {}), ...(event.managerEmail ? { email: event.managerEmail } : {}) } }
+      : {}),
   };
 }

@@ -107,7 +107,7 @@ export const discoverySchema = z.object({
   /** A system with no API: its actions are tasks for a person, and discovery cannot verify them. */
   manual: z.boolean().optional(),
   /** What this system knows of the person (a directory knows their email), for correlation elsewhere. */
-  identity: z.object({ email: z.string().optional() }).optional(),
+  identity: z.object({ email: z.string().optional(), managerEmail: z.string().optional() }).optional(),
   /** Accounts there cannot be deleted (Slack, Salesforce): after delete_account, disabled suffices. */
   permanentAccounts: z.boolean().optional(),
 });

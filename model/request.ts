@@ -18,6 +18,17 @@ export const subjectSchema = z.object({
   email: z.email().optional(),
 });
 
+/**
+ * The person's manager, who hears of the offboarding (start, hold, escalation, end). HR sends
+ * whichever it has; without an email the directory's `manager` entry supplies one.
+ */
+export const managerSchema = z
+  .object({
+    employeeId: employeeIdSchema.optional(),
+    email: z.email().optional(),
+  })
+  .refine((manager) => manager.employeeId !== undefined || manager.email !== undefined, 'give the manager\'s employeeId or email (or leave manager out)');
+
 export const offboardingRequestSchema = z
   .object({
     /** The HR event id (or an operator-chosen id): one offboarding per request id. */
@@ -30,6 +41,7 @@ export const offboardingRequestSchema = z
     requestedBy: z.string().min(1).max(200),
     /** For a role change: the role the person moves into (keys of policy.roles). */
     newRole: z.string().min(1).optional(),
+    manager: managerSchema.optional(),
   })
   .superRefine((request, ctx) => {
     if (request.trigger === 'termination' && !request.reason) {
@@ -41,6 +53,7 @@ export const offboardingRequestSchema = z
   });
 
 export type Subject = z.infer<typeof subjectSchema>;
+export type Manager = z.infer<typeof managerSchema>;
 export type Trigger = z.infer<typeof triggerSchema>;
 export type TerminationReason = z.infer<typeof terminationReasonSchema>;
 export type EmploymentType = z.infer<typeof employmentTypeSchema>;

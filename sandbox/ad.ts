@@ -4,7 +4,7 @@
  * AD's names (user and group objects, sAMAccountName, employeeID).
  */
 import { DUPLICATED_EMPLOYEE_ID } from './ldif.js';
-import { SAMPLE_GROUPS, SAMPLE_PEOPLE } from './org.js';
+import { SAMPLE_GROUPS, SAMPLE_PEOPLE, samplePerson } from './org.js';
 
 export const AD_REALM = 'EXAMPLE.TEST';
 export const AD_DOMAIN = 'EXAMPLE';
@@ -62,6 +62,8 @@ export function sampleAdEntries(servicePassword: string): AdSeedEntry[] {
         mail: person.email,
         employeeID: person.employeeId,
         employeeType: person.employmentType,
+        // A linked attribute: the manager's entry comes first in SAMPLE_PEOPLE, so it exists by now.
+        ...(person.managerEmployeeId ? { manager: adPersonDn(samplePerson(person.managerEmployeeId).uid) } : {}),
       }),
     ),
     // A data-entry mistake the connector must refuse to guess on: two accounts with one HR id.

@@ -1,4 +1,4 @@
-import { SAMPLE_DOMAIN, SAMPLE_GROUPS, SAMPLE_PEOPLE } from './org.js';
+import { SAMPLE_DOMAIN, SAMPLE_GROUPS, SAMPLE_PEOPLE, samplePerson } from './org.js';
 
 export const LDAP_PEOPLE_BASE = `ou=people,${SAMPLE_DOMAIN.baseDn}`;
 export const LDAP_GROUPS_BASE = `ou=groups,${SAMPLE_DOMAIN.baseDn}`;
@@ -38,6 +38,7 @@ export function sampleLdif(servicePassword: string): string {
       `gidNumber: ${10000 + i}`,
       `homeDirectory: /home/${person.uid}`,
       `userPassword: ${SAMPLE_USER_PASSWORD}`,
+      ...(person.managerEmployeeId ? [`manager: ${personDn(samplePerson(person.managerEmployeeId).uid)}`] : []),
     ].join('\n'));
   }
   // A data-entry mistake the connector must refuse to guess on: two entries with one HR id.

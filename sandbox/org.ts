@@ -11,6 +11,8 @@ export interface SamplePerson {
   employmentType: 'employee' | 'contractor';
   /** Group cns this person belongs to. */
   groups: string[];
+  /** Their manager's employee id (the directory's `manager` attribute); the keeper has none. */
+  managerEmployeeId?: string;
 }
 
 export interface SampleGroup {
@@ -42,6 +44,7 @@ const LAST = ['Lovelace', 'Turing', 'Liskov', 'Shannon', 'Vaughan', 'Dijkstra', 
  * E1000 (the keeper) is in every group and is never offboarded, so no group is ever left empty.
  * E1001..E1040 each hold one group of every kind plus, for every third person, privileged access;
  * E1008 is also in hr-records, which offboard may not change (a revocation that needs a person).
+ * The keeper manages everyone else, and is told of their offboardings.
  */
 export const SAMPLE_PEOPLE: SamplePerson[] = [
   { employeeId: 'E1000', uid: 'keeper', givenName: 'Kim', sn: 'Keeper', email: 'keeper@example.org', employmentType: 'employee', groups: SAMPLE_GROUPS.map((g) => g.cn) },
@@ -52,7 +55,7 @@ export const SAMPLE_PEOPLE: SamplePerson[] = [
     const groups = [i % 2 ? 'engineering' : 'finance', 'vpn-users', 'developers'];
     if (i % 3 === 0) groups.push('domain-admins', 'prod-access', 'sudoers');
     if (i === 7) groups.push('hr-records');
-    return { employeeId: `E${1001 + i}`, uid, givenName, sn, email: `${uid}@example.org`, employmentType: i % 5 === 4 ? 'contractor' : 'employee', groups };
+    return { employeeId: `E${1001 + i}`, uid, givenName, sn, email: `${uid}@example.org`, employmentType: i % 5 === 4 ? 'contractor' : 'employee', groups, managerEmployeeId: 'E1000' };
   }),
 ];
 

@@ -99,7 +99,7 @@ describe('LDAP connector, Active Directory mode (real Samba AD DC)', function ()
     const found = await ad.discover({ employeeId: 'E1031' });
     assert.match(found.account!.id, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
     assert.equal(found.account!.disabled, false);
-    assert.deepEqual(found.identity, { email: samplePerson('E1031').email });
+    assert.deepEqual(found.identity, { email: samplePerson('E1031').email, managerEmail: samplePerson('E1000').email }, 'the manager attribute is followed to their mail');
     assert.ok(found.entitlements.every((e) => e.kind === 'group'));
     assert.deepEqual(found.entitlements.map((e) => e.name).sort(), [...samplePerson('E1031').groups].sort());
     // The id is AD's own string form of the GUID: the DC resolves it as <GUID=...> to the same user.

@@ -214,8 +214,8 @@ describe('HTTP API: HR webhooks and the operator interface (Temporal dev server,
     const cases: { name: string; body: string | Buffer; contentType?: string; status: number; employeeId: string; paths?: string[] }[] = [
       {
         name: 'every field wrong',
-        body: JSON.stringify({ eventId: '', type: 'fired', employeeId: 'E1040)(uid=*', email: 'not-an-email', effectiveAt: 'tomorrow', employmentType: 'intern' }),
-        status: 400, employeeId: 'unknown', paths: ['effectiveAt', 'email', 'employeeId', 'employmentType', 'eventId', 'type'],
+        body: JSON.stringify({ eventId: '', type: 'fired', employeeId: 'E1040)(uid=*', email: 'not-an-email', effectiveAt: 'tomorrow', employmentType: 'intern', managerEmail: 'the boss' }),
+        status: 400, employeeId: 'unknown', paths: ['effectiveAt', 'email', 'employeeId', 'employmentType', 'eventId', 'managerEmail', 'type'],
       },
       {
         name: 'a termination without a reason, and no time zone',

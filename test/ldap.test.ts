@@ -8,6 +8,7 @@ import { createLdapConnector } from '../activities/connectors/ldap.js';
 import { ConnectorError, type Connector } from '../activities/connectors/types.js';
 import type { Action } from '../model/plan.js';
 import { DUPLICATED_EMPLOYEE_ID } from '../sandbox/ldif.js';
+import { samplePerson } from '../sandbox/org.js';
 import { canBind, directoryConfig, directoryState, sharedSlapd } from './helpers/environment.js';
 
 describe('LDAP connector (real slapd)', () => {
@@ -25,6 +26,7 @@ describe('LDAP connector (real slapd)', () => {
     assert.equal(found.account!.disabled, false);
     assert.deepEqual(found.entitlements.map((e) => e.kind).sort(), ['groupOfNames', 'groupOfNames', 'groupOfUniqueNames', 'groupOfUniqueNames', 'posixGroup', 'posixGroup']);
     assert.deepEqual(found.entitlements.map((e) => e.name).sort(), (await directoryState('E1031')).groups);
+    assert.deepEqual(found.identity, { email: samplePerson('E1031').email, managerEmail: samplePerson('E1000').email }, 'the manager attribute is followed to their mail');
   });
 
   it('disable, remove each group, enable: done the first time, already the second', async () => {

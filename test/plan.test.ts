@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { actionsForStage, defaultPolicy, leftoversAfterStage, plan, policySchema, type Discovery, type OffboardingRequest } from '../model/index.js';
+import { hrEventSchema, requestFromHrEvent } from '../model/hr-event.js';
+import { offboardingRequestSchema } from '../model/request.js';
 import { ConfigError, parseConfig } from '../workers/config.js';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -145,5 +147,26 @@ describe('config validation', () => {
     assert.equal(result.code, 1);
     assert.match(result.stderr, new RegExp(`invalid config in ${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
     assert.match(result.stderr, /policy\.retry\.maximumAttempts/);
+  });
+});
+
+describe('HR event → offboarding request', () => {
+  const event = { eventId: 'hris-42', type: 'termination', employeeId: 'E1040', reason: 'voluntary', effectiveAt: '2030-01-01T17:00:00+01:00' };
+
+  it('carries the manager HR names (either field), and leaves manager out when HR names none', () => {
+    const withManager = hrEventSchema.parse({ ...event, managerEmployeeId: 'E1000', managerEmail: 'keeper@example.org' });
+    assert.deepEqual(requestFromHrEvent(withManager, 'hr-system')?.manager, { employeeId: 'E1000', email: 'keeper@example.org' });
+    const emailOnly = hrEventSchema.parse({ ...event, managerEmail: 'keeper@example.org' });
+    assert.deepEqual(requestFromHrEvent(emailOnly, 'hr-system')?.manager, { email: 'keeper@example.org' });
+    const request = requestFromHrEvent(hrEventSchema.parse(event), 'hr-system');
+    assert.equal(request && 'manager' in request, false);
+    assert.ok(offboardingRequestSchema.safeParse(requestFromHrEvent(withManager, 'hr-system')).success);
+  });
+
+  it('refuses a manager that is neither an id nor an email, naming the field', () => {
+    const bad = hrEventSchema.safeParse({ ...event, managerEmail: 'the boss', managerEmployeeId: 'Jane Doe' });
+    assert.deepEqual(bad.error?.issues.map((i) => i.path.join('.')).sort(), ['managerEmail', 'managerEmployeeId']);
+    const empty = offboardingRequestSchema.safeParse({ ...requestFromHrEvent(hrEventSchema.parse(event), 'hr-system'), manager: {} });
+    assert.match(empty.error?.issues[0]?.message ?? '', /give the manager's employeeId or email/);
   });
 });

@@ -22,6 +22,7 @@ import { slackUserIdFor, startSlackSandbox, SLACK_SANDBOX_TEAM_ID, SLACK_SANDBOX
 import { samplePerson } from '../sandbox/org.js';
 
 const DAY = 86_400_000;
+const HOUR = 3_600_000;
 const ALL_GROUPS_OF = (groups: string[]) => groups.length > 0;
 
 describe('offboarding workflow (time-skipping server, real slapd and PostgreSQL)', function () {
@@ -80,9 +81,11 @@ describe('offboarding workflow (time-skipping server, real slapd and PostgreSQL)
   const waitFor = (handle: WorkflowHandle, done: (s: OffboardingStatus) => boolean, what: string) => eventually(() => status(handle), done, what);
   const stageFinished = (name: string) => (s: OffboardingStatus) => s.stages.some((stage) => stage.name === name && stage.finishedAt);
 
-  async function auditActions(workflowId: string) {
-    const events = await createAuditStore(await sharedPool()).eventsFor(workflowId);
-    return events;
+  /** The audit events of this run (a person may be offboarded by more than one test, each on its own server). */
+  async function auditActions(handle: WorkflowHandle) {
+    const events = await createAuditStore(await sharedPool()).eventsFor(handle.workflowId);
+    const { runId } = await handle.describe();
+    return events.filter((e) => e.id.startsWith(`${handle.workflowId}/${runId}/`));
   }
 
   it('immediate: locks the account and removes every group at the effective time, deletes after retention', async () => {
@@ -100,7 +103,7 @@ describe('offboarding workflow (time-skipping server, real slapd and PostgreSQL)
       assert.equal(result.phase, 'completed');
       assert.equal((await directoryState('E1001')).exists, false, 'the entry is deleted after retention');
 
-      const events = await auditActions(handle.workflowId);
+      const events = await auditActions(handle);
       const removals = events.filter((e) => e.action === 'remove_entitlement');
       assert.equal(removals.length, 6, 'one audit row per group removed');
       assert.equal(new Set(events.map((e) => e.id)).size, events.length);
@@ -154,7 +157,7 @@ describe('offboarding workflow (time-skipping server, real slapd and PostgreSQL)
       await sendCommand(env.client, 'E1004', 'release', { by: 'manager-7', reason: 'handover done' });
       await waitFor(handle, stageFinished('remove-entitlements'), 'the stage after release');
       assert.deepEqual((await directoryState('E1004')).groups, []);
-      const events = await auditActions(handle.workflowId);
+      const events = await auditActions(handle);
       assert.ok(events.some((e) => e.action === 'hold_placed' && e.actor === 'manager-7' && e.details.reason === 'handover of the finance reports'));
       assert.ok(events.some((e) => e.action === 'hold_released' && e.actor === 'manager-7'));
     });
@@ -173,7 +176,7 @@ describe('offboarding workflow (time-skipping server, real slapd and PostgreSQL)
       await skipAhead(env, DAY + 60_000);
       await waitFor(handle, stageFinished('remove-entitlements'), 'the stage after the hold expired');
       assert.deepEqual((await directoryState('E1005')).groups, []);
-      assert.ok((await auditActions(handle.workflowId)).some((e) => e.action === 'hold_expired'));
+      assert.ok((await auditActions(handle)).some((e) => e.action === 'hold_expired'));
     });
   });
 
@@ -187,7 +190,7 @@ describe('offboarding workflow (time-skipping server, real slapd and PostgreSQL)
       assert.deepEqual(final.holds, []);
       assert.equal(final.expedited?.by, 'security-oncall');
       assert.equal((await directoryState('E1006')).exists, false, 'even the delete stage ran');
-      const events = await auditActions(handle.workflowId);
+      const events = await auditActions(handle);
       assert.ok(events.some((e) => e.action === 'expedited' && e.details.holdsLifted === 1));
       assert.ok(events.filter((e) => e.action === 'stage_started').every((e) => e.actor === 'security-oncall'));
     });
@@ -204,7 +207,7 @@ describe('offboarding workflow (time-skipping server, real slapd and PostgreSQL)
       assert.equal(result.phase, 'cancelled');
       assert.deepEqual(await directoryState('E1007'), before, 'unlocked, and the groups were never removed');
       assert.equal(await canBind('E1007'), true);
-      const events = await auditActions(handle.workflowId);
+      const events = await auditActions(handle);
       assert.ok(events.some((e) => e.action === 'enable_login' && e.outcome === 'done' && e.actor === 'hr-system'));
       assert.ok(events.some((e) => e.action === 'offboarding_cancelled'));
     });
@@ -232,7 +235,7 @@ describe('offboarding workflow (time-skipping server, real slapd and PostgreSQL)
       assert.equal(done.manualTasks.find((t) => t.id === actionId)?.state, 'resolved');
       assert.deepEqual(done.systems, ['directory'], 'the skipped system is out of this offboarding');
 
-      const events = await auditActions(handle.workflowId);
+      const events = await auditActions(handle);
       assert.ok(events.some((e) => e.action === 'manual_task_skipped' && e.actor === 'it-operator' && e.details.reason === 'decommissioned last quarter'));
       assert.ok(events.some((e) => e.action === 'manual_task_retried' && e.actor === 'it-operator'));
       assert.ok(events.some((e) => e.action === 'remove_entitlement' && e.outcome === 'failed'));
@@ -260,7 +263,7 @@ describe('offboarding workflow (time-skipping server, real slapd and PostgreSQL)
       const done = await waitFor(handle, stageFinished('revoke'), 'the revoke stage');
       assert.equal(done.actions.find((a) => a.id === taskId)?.state, 'skipped');
 
-      const events = await auditActions(handle.workflowId);
+      const events = await auditActions(handle);
       assert.equal(events.filter((e) => e.action === 'manual_task_reminder').length, 2, 'reminders while within the 3-day window');
       assert.ok(events.filter((e) => e.action === 'manual_task_overdue').length >= 1, 'escalated once overdue');
       assert.ok(events.some((e) => e.action === 'manual_task_skipped' && e.details.reason === 'payroll-team confirmed removal on ticket PAY-118'));
@@ -283,6 +286,15 @@ describe('offboarding workflow (time-skipping server, real slapd and PostgreSQL)
         assert.match(texts[0]!, /^\[started\] offboarding-E1021: involuntary offboarding \(immediate\)/);
         assert.ok(texts.some((t) => /^\[manual_task\] offboarding-E1021: needs a person: disable_login in payroll/.test(t)), texts.join('\n'));
         assert.ok(texts.every((t) => !t.includes(samplePerson('E1021').email) && !t.includes(samplePerson('E1021').sn)), 'no email or name in any message');
+
+        // The manager the directory names (the keeper) hears of the start and the end by direct
+        // message, and not of the tasks that are IT's work.
+        const direct = slack.state.messages.filter((m) => m.channel === `D${slackUserIdFor('E1000')}`).map((m) => m.text);
+        assert.deepEqual(direct.map((t) => /^\[(\w+)\]/.exec(t)?.[1]), ['started', 'completed'], direct.join('\n'));
+        assert.ok(direct.every((t) => t.includes('offboarding-E1021') && !t.includes(samplePerson('E1021').email)), direct.join('\n'));
+        const events = await auditActions(handle);
+        assert.deepEqual(events.find((e) => e.action === 'identity_correlated' && e.details.field === 'managerEmail')?.details.from, ['directory']);
+        assert.ok(!events.some((e) => e.action === 'notification_failed'), 'every notification delivered');
       }, { payroll: { type: 'manual', app: 'Legacy payroll', owner: 'payroll-team' } }, {
         notifications: { slack: { token: { env: 'TEST_SLACK_BOT_TOKEN' }, channel: '#offboarding', apiUrl: slack.apiUrl } },
         env: { TEST_SLACK_BOT_TOKEN: SLACK_SANDBOX_TOKENS.bot },
@@ -302,8 +314,8 @@ describe('offboarding workflow (time-skipping server, real slapd and PostgreSQL)
         assert.equal(done.accounts.slack, userId);
         assert.ok(slack.state.workspaceRemovals.some((r) => r.userId === userId), 'removed from the workspace');
         assert.ok(Object.values(slack.state.usergroups).every((g) => !g.users.includes(userId)), 'out of every user group');
-        const events = await auditActions(handle.workflowId);
-        assert.deepEqual(events.find((e) => e.action === 'identity_correlated')?.details, { field: 'email', from: ['directory'] });
+        const events = await auditActions(handle);
+        assert.deepEqual(events.find((e) => e.action === 'identity_correlated' && e.details.field === 'email')?.details, { field: 'email', from: ['directory'] });
       }, {
         slack: { type: 'slack', apiUrl: slack.apiUrl, token: { env: 'TEST_SLACK_TOKEN' }, teamId: SLACK_SANDBOX_TEAM_ID },
       }, { env: { TEST_SLACK_TOKEN: SLACK_SANDBOX_TOKENS.orgAdmin } });
@@ -317,11 +329,18 @@ describe('offboarding workflow (time-skipping server, real slapd and PostgreSQL)
     const served = await startMetricsServer(metrics, 0);
     try {
       await withWorker(async (taskQueue) => {
-        const handle = await start(taskQueue, request('E1023'));
+        // HR reports the termination two hours ahead of its effective time.
+        const handle = await start(taskQueue, request('E1023', { effectiveAt: new Date(Date.now() + 2 * HOUR).toISOString() }));
+        await skipAhead(env, 2 * HOUR + 60_000);
         await waitFor(handle, (s) => s.manualTasks.some((t) => t.state === 'open'), 'the payroll task');
         await sendCommand(env.client, 'E1023', 'skip', { by: 'it-operator', actionId: 'revoke/payroll/disable_login', reason: 'confirmed' });
         await waitFor(handle, stageFinished('revoke'), 'the revoke stage');
-        const text = await eventually(async () => (await fetch(served.url)).text(), (t) => /offboard_effective_to_revocation_seconds_count 1/.test(t), 'the histogram');
+        const text = await eventually(async () => (await fetch(served.url)).text(), (t) => /offboard_hr_event_to_revocation_seconds_count 1/.test(t), 'the histogram');
+        // From the HR event: the two hours' wait and the revocation; from the effective time: the revocation alone.
+        const sum = (name: string) => Number(new RegExp(`^${name}_sum (\\S+)$`, 'm').exec(text)?.[1]);
+        assert.ok(sum('offboard_hr_event_to_revocation_seconds') >= 2 * 3600, text);
+        assert.ok(sum('offboard_effective_to_revocation_seconds') < 2 * 3600, text);
+        assert.match(text, /offboard_effective_to_revocation_seconds_count 1/);
         assert.match(text, /offboard_offboardings_total\{state="started"\} 1/);
         assert.match(text, /offboard_action_outcomes_total\{system="directory",action="disable_login",outcome="done"\} 1/);
         assert.match(text, /offboard_action_outcomes_total\{system="directory",action="remove_entitlement",outcome="done"\} [1-9]/);
@@ -345,7 +364,35 @@ describe('offboarding workflow (time-skipping server, real slapd and PostgreSQL)
       assert.equal(described.status.name, 'RUNNING');
       await sendCommand(env.client, 'E1009', 'cancel', { by: 'test', reason: 'clean up' });
       await handle.result();
+      // Cancelled before anything was discovered, with no manager from HR: nobody could be told.
+      const unknown = (await auditActions(handle)).find((e) => e.action === 'manager_unknown');
+      assert.deepEqual(unknown?.details.unsent, ['started', 'cancelled']);
     });
+  });
+
+  it('the manager HR names hears of the start, a hold and the end by direct message', async () => {
+    const slack = await startSlackSandbox();
+    try {
+      await withWorker(async (taskQueue) => {
+        // Future-dated and cancelled before its effective time: the directory is never touched.
+        const handle = await start(taskQueue, request('E1009', { effectiveAt: new Date(Date.now() + 10 * DAY).toISOString(), manager: { email: samplePerson('E1003').email } }));
+        await sendCommand(env.client, 'E1009', 'hold', { by: 'manager-e1003', reason: 'handover' });
+        await sendCommand(env.client, 'E1009', 'cancel', { by: 'hr-system', reason: 'rescinded' });
+        await handle.result();
+        const direct = await eventually(
+          async () => slack.state.messages.filter((m) => m.channel === `D${slackUserIdFor('E1003')}`).map((m) => m.text),
+          (texts) => texts.length >= 3, 'three direct messages',
+        );
+        assert.deepEqual(direct.map((t) => /^\[(\w+)\]/.exec(t)?.[1]), ['started', 'held', 'cancelled'], direct.join('\n'));
+        assert.equal(slack.state.messages.filter((m) => m.channel === 'C0OFFBOARD').length, 3, 'the IT channel hears the same three');
+        assert.ok(!(await auditActions(handle)).some((e) => e.action === 'manager_unknown'));
+      }, undefined, {
+        notifications: { slack: { token: { env: 'TEST_SLACK_BOT_TOKEN' }, channel: '#offboarding', apiUrl: slack.apiUrl } },
+        env: { TEST_SLACK_BOT_TOKEN: SLACK_SANDBOX_TOKENS.bot },
+      });
+    } finally {
+      await slack.stop();
+    }
   });
 
   it('refused Updates return their reason, and change nothing', async () => {

@@ -1,7 +1,7 @@
 /**
  * Prometheus metrics of the worker: offboardings started and finished, action outcomes per
- * system, escalations to people, and the time from the effective time to the end of the first
- * revoking stage. Counted from the audit events the workflow records, so every worker that
+ * system, escalations to people, the time from the HR event to the last revocation, and the time
+ * from the effective time to the end of the first stage that disables login (the SLA's clock). Counted from the audit events the workflow records, so every worker that
  * writes an event counts it once (Prometheus sums across workers).
  */
 import { createServer, type Server } from 'node:http';
@@ -23,6 +23,13 @@ export function createMetrics() {
     registers: [registry],
   });
 
+  const hrEventToRevocation = new Histogram({
+    name: 'offboard_hr_event_to_revocation_seconds',
+    help: 'Seconds from the HR event (the offboarding\'s start) to the end of its last revoking stage, verification included',
+    buckets: [1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 24 * 3600, 3 * 24 * 3600, 7 * 24 * 3600, 30 * 24 * 3600],
+    registers: [registry],
+  });
+
   return {
     registry,
     observe(event: AuditEvent) {
@@ -35,6 +42,8 @@ export function createMetrics() {
       else if (event.system && event.outcome && OUTCOMES.has(event.outcome)) actions.inc({ system: event.system, action: event.action, outcome: event.outcome });
       const seconds = event.details.secondsSinceEffective;
       if (event.action === 'stage_verified' && event.details.disablesLogin === true && typeof seconds === 'number') revocation.observe(Math.max(seconds, 0));
+      const sinceReceived = event.details.secondsSinceReceived;
+      if (event.action === 'stage_verified' && event.details.lastRevokingStage === true && typeof sinceReceived === 'number') hrEventToRevocation.observe(Math.max(sinceReceived, 0));
     },
   };
 }

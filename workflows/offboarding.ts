@@ -9,6 +9,7 @@ import {
   allHandlersFinished,
   condition,
   log,
+  patched,
   proxyActivities,
   setHandler,
   upsertSearchAttributes,
@@ -93,13 +94,73 @@ export async function offboarding(request: OffboardingRequest): Promise<Offboard
 
   // Notifications must not hold the offboarding up: a failed one is recorded and the work goes on.
   const { notify } = proxyActivities<Activities>({ startToCloseTimeout: '30 seconds', retry: { maximumAttempts: 5, maximumInterval: '1 minute' } });
-  function tell(event: Notification['event'], text: string) {
-    pendingAudit.push(
-      notify({ event, employeeId: request.subject.employeeId, workflowId: info.workflowId, text: `${info.workflowId}: ${text}` }).then(
+  // Manager notifications, delivery in order and telling the start first came with this patch;
+  // histories from before it replay without them.
+  const notifiesManager = patched('manager-notifications');
+
+  // One after another per audience, so that nobody reads "held" before "started".
+  const delivered: Record<'it' | 'manager', Promise<void>> = { it: Promise.resolve(), manager: Promise.resolve() };
+  function send(event: Notification['event'], text: string, manager?: { email: string }) {
+    const audience = manager ? 'manager' : 'it';
+    const notification: Notification = { event, employeeId: request.subject.employeeId, workflowId: info.workflowId, text: `${info.workflowId}: ${text}`, audience, ...(manager ? { managerEmail: manager.email } : {}) };
+    const deliver = () =>
+      notify(notification).then(
         () => undefined,
-        (err: ActivityFailure) => audit({ action: 'notification_failed', actor: 'workflow', outcome: 'failed', details: { event, error: err.cause?.message ?? err.message } }),
-      ),
-    );
+        (err: ActivityFailure) => audit({ action: 'notification_failed', actor: 'workflow', outcome: 'failed', details: { event, audience, error: err.cause?.message ?? err.message } }),
+      );
+    delivered[audience] = notifiesManager ? delivered[audience].then(deliver) : deliver();
+    pendingAudit.push(delivered[audience]);
+  }
+
+  // The manager hears of the start, holds, a task gone overdue, and the end. Their email comes
+  // from HR or, failing that, from the directories at the first discovery: what is said before
+  // then waits for it, and an offboarding whose manager nobody knows records that once.
+  const manager = { email: request.manager?.email, lookedUp: request.manager?.email !== undefined, waiting: [] as [Notification['event'], string][] };
+  function tellManager(event: Notification['event'], text: string) {
+    if (!notifiesManager) return;
+    if (manager.email) send(event, text, { email: manager.email });
+    else if (!manager.lookedUp) manager.waiting.push([event, text]);
+  }
+  /** Takes the manager's email from the directories (when they agree on one), then says what waited. */
+  function learnManager(found: Discovery[]) {
+    if (!notifiesManager || manager.lookedUp) return;
+    manager.lookedUp = true;
+    const emails = [...new Set(found.map((d) => d.identity?.managerEmail?.toLowerCase()).filter((e): e is string => Boolean(e)))];
+    if (emails.length === 1) {
+      manager.email = emails[0];
+      audit({ action: 'identity_correlated', actor: 'workflow', details: { field: 'managerEmail', from: found.filter((d) => d.identity?.managerEmail).map((d) => d.system) } });
+    }
+    sayWhatWaitedForManager();
+  }
+  function sayWhatWaitedForManager() {
+    const waiting = manager.waiting.splice(0);
+    if (manager.email) {
+      for (const [event, text] of waiting) send(event, text, { email: manager.email });
+    } else if (notifiesManager) {
+      audit({
+        action: 'manager_unknown', actor: 'workflow', outcome: 'failed',
+        details: { reason: 'HR sent no manager email and no directory names a manager with one: the manager is not notified', unsent: waiting.map(([event]) => event) },
+      });
+    }
+  }
+
+  const FOR_THE_MANAGER: ReadonlySet<Notification['event']> = new Set(['started', 'held', 'completed', 'cancelled']);
+  // A command that arrives while the plan is still being made (a hold within a second of the
+  // start) is told after the start itself.
+  const beforeStartTold: [Notification['event'], string, boolean][] = [];
+  let startTold = false;
+  /** Tells the IT channel, and the manager too for the events that concern them. */
+  function tell(event: Notification['event'], text: string, alsoManager = FOR_THE_MANAGER.has(event)) {
+    if (notifiesManager && !startTold && event !== 'started') {
+      beforeStartTold.push([event, text, alsoManager]);
+      return;
+    }
+    send(event, text);
+    if (alsoManager) tellManager(event, text);
+    if (event === 'started') {
+      startTold = true;
+      for (const told of beforeStartTold.splice(0)) tell(...told);
+    }
   }
 
   // Started without offboard's search attributes (a server that lacks them): keep none.
@@ -282,7 +343,9 @@ export async function offboarding(request: OffboardingRequest): Promise<Offboard
       task.reminders += 1;
       const overdue = Date.now() >= Date.parse(task.dueAt);
       audit({ action: overdue ? 'manual_task_overdue' : 'manual_task_reminder', actor: 'workflow', system, outcome: 'escalated', details: { taskId, reminders: task.reminders, dueAt: task.dueAt } });
-      tell(overdue ? 'overdue' : 'reminder', `${overdue ? 'OVERDUE since ' + task.dueAt : 'still open'}: ${description} (task ${taskId})`);
+      // The manager hears of a task once, when it goes overdue: the escalation, not every reminder.
+      const firstOverdue = overdue && Date.now() - plan.manualTasks.remindEveryMs < Date.parse(task.dueAt);
+      tell(overdue ? 'overdue' : 'reminder', `${overdue ? 'OVERDUE since ' + task.dueAt : 'still open'}: ${description} (task ${taskId})`, firstOverdue);
     }
     if (task.state === 'skipped') return 'skip';
     return task.state === 'retrying' ? 'retry' : 'cancelled';
@@ -330,6 +393,7 @@ export async function offboarding(request: OffboardingRequest): Promise<Offboard
 
   async function discoverAll(): Promise<Discovery[]> {
     const found = await discoverIn(status.systems);
+    learnManager(found);
     if (subject.email) return found;
     // No email from HR: take it from a directory when the directories agree on one, and look
     // again where no account was found by id alone. Disagreeing directories are not guessed from.
@@ -413,7 +477,16 @@ export async function offboarding(request: OffboardingRequest): Promise<Offboard
     const leftovers = leftoversAfterStage(stage, after, plan);
     audit({
       action: 'stage_verified', actor: 'workflow', outcome: leftovers.length ? 'leftovers' : 'clean',
-      details: { stage: stage.name, leftovers, disablesLogin: stage.steps.some((s) => s.action === 'disable_login'), secondsSinceEffective: Math.round((Date.now() - Date.parse(plan.effectiveAt)) / 1000) },
+      details: {
+        stage: stage.name,
+        leftovers,
+        disablesLogin: stage.steps.some((s) => s.action === 'disable_login'),
+        // After the last stage that takes access away (a later one only deletes what is already
+        // disabled), the metrics measure the time from the HR event: this offboarding's start.
+        lastRevokingStage: index === lastRevokingStage,
+        secondsSinceEffective: Math.round((Date.now() - Date.parse(plan.effectiveAt)) / 1000),
+        secondsSinceReceived: Math.round((Date.now() - info.startTime.getTime()) / 1000),
+      },
     });
     await Promise.all(leftovers.map(async (leftover, i) => {
       const taskId = `verify/${stage.name}/${i + 1}`;
@@ -427,6 +500,7 @@ export async function offboarding(request: OffboardingRequest): Promise<Offboard
   }
 
   // ---- the plan, stage by stage ----
+  const lastRevokingStage = plan.stages.findLastIndex((stage) => stage.steps.some((step) => step.action !== 'delete_account'));
   for (const [index, stage] of plan.stages.entries()) {
     await waitUntilDue(stage);
     if (status.cancelled) break;
@@ -450,6 +524,11 @@ export async function offboarding(request: OffboardingRequest): Promise<Offboard
   for (const action of status.actions) counts[action.state] = (counts[action.state] ?? 0) + 1;
   audit({ action: status.phase === 'cancelled' ? 'offboarding_cancelled' : 'offboarding_completed', actor: status.cancelled?.by ?? 'workflow', outcome: status.phase, details: { actions: counts, slaDeadline: plan.slaDeadline } });
   tell(status.phase === 'cancelled' ? 'cancelled' : 'completed', `${status.phase}: ${Object.entries(counts).map(([state, n]) => `${n} ${state}`).join(', ') || 'no actions'}`);
+  // Cancelled before anything was discovered: nobody learnt the manager's email.
+  if (notifiesManager && !manager.lookedUp) {
+    manager.lookedUp = true;
+    sayWhatWaitedForManager();
+  }
   await condition(allHandlersFinished);
   // A failed notification adds an audit event while we wait: drain until nothing is left.
   while (pendingAudit.length > 0) await Promise.all(pendingAudit.splice(0));

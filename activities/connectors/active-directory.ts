@@ -37,6 +37,7 @@ import { AndFilter, Attribute, Change, Client, Control, EqualityFilter, ResultCo
 import type { Action, Discovery, Entitlement } from '../../model/plan.js';
 import type { Subject } from '../../model/request.js';
 import type { LdapSystemConfig } from './ldap.js';
+import { directoryIdentity, managerEmailOf } from './directory-identity.js';
 import { ConnectorError, type ApplyResult, type Connector } from './types.js';
 
 const ACCOUNTDISABLE = 0x2;
@@ -138,6 +139,8 @@ interface AdUser {
   guid: string;
   userAccountControl: number;
   mail: string | undefined;
+  /** The DN in the user's `manager` attribute. */
+  manager: string | undefined;
   /** The OU offboard moved the entry from, when the mark is ours. */
   movedFrom: string | undefined;
   /** The mark attribute holds text offboard did not write. */
@@ -177,7 +180,7 @@ export function createActiveDirectoryConnector(system: string, config: LdapSyste
     const found: Entry[] = [];
     for (const base of userBases) {
       const { searchEntries } = await client
-        .search(base, { scope: 'sub', filter, attributes: ['objectGUID', 'userAccountControl', 'mail', markAttribute], explicitBufferAttributes: ['objectGUID'], sizeLimit: 2 })
+        .search(base, { scope: 'sub', filter, attributes: ['objectGUID', 'userAccountControl', 'mail', 'manager', markAttribute], explicitBufferAttributes: ['objectGUID'], sizeLimit: 2 })
         .catch((err: unknown) => {
           // sizeLimitExceeded (4) means more than one entry matched (Windows honours sizeLimit; Samba ignores it).
           if (err instanceof ResultCodeError && err.code === 4) return { searchEntries: [{ dn: '' }, { dn: '' }] as Entry[] };
@@ -198,6 +201,7 @@ export function createActiveDirectoryConnector(system: string, config: LdapSyste
       guid: guidToString(guid),
       userAccountControl: Number(text(entry, 'userAccountControl') ?? 0),
       mail: text(entry, 'mail'),
+      manager: text(entry, 'manager'),
       movedFrom: mark?.startsWith(MOVED_MARK) ? mark.slice(MOVED_MARK.length) : undefined,
       markTaken: mark !== undefined && mark !== '' && !mark.startsWith(MOVED_MARK),
     };
@@ -371,7 +375,7 @@ export function createActiveDirectoryConnector(system: string, config: LdapSyste
           account: { id: user.guid, disabled: isDisabled(user) },
           entitlements: await memberships(client, user),
           credentials: [],
-          ...(user.mail ? { identity: { email: user.mail } } : {}),
+          ...directoryIdentity(user.mail, await managerEmailOf(client, user.manager)),
         };
       });
     },

@@ -16,6 +16,7 @@ import { z } from 'zod';
 import type { Action, Discovery, Entitlement } from '../../model/plan.js';
 import type { Subject } from '../../model/request.js';
 import { createActiveDirectoryConnector } from './active-directory.js';
+import { directoryIdentity, managerEmailOf } from './directory-identity.js';
 import { ConnectorError, type ApplyResult, type Connector } from './types.js';
 
 export const ldapSystemSchema = z.object({
@@ -86,6 +87,8 @@ interface Person {
   uuid: string;
   uid: string | undefined;
   mail: string | undefined;
+  /** The DN in the entry's `manager` attribute. */
+  manager: string | undefined;
   locked: boolean;
 }
 
@@ -112,7 +115,7 @@ export function createLdapConnector(system: string, config: LdapSystemConfig): C
     const { searchEntries } = await client.search(config.peopleBase, {
       scope: 'sub',
       filter,
-      attributes: ['entryUUID', 'uid', 'mail', 'pwdAccountLockedTime'],
+      attributes: ['entryUUID', 'uid', 'mail', 'manager', 'pwdAccountLockedTime'],
       sizeLimit: 2,
     }).catch((err: unknown) => {
       // sizeLimitExceeded (4) means more than one entry matched.
@@ -124,7 +127,7 @@ export function createLdapConnector(system: string, config: LdapSystemConfig): C
     }
     const entry = searchEntries[0];
     if (!entry) return undefined;
-    return { dn: entry.dn, uuid: first(entry, 'entryUUID') ?? '', uid: first(entry, 'uid'), mail: first(entry, 'mail'), locked: all(entry, 'pwdAccountLockedTime').length > 0 };
+    return { dn: entry.dn, uuid: first(entry, 'entryUUID') ?? '', uid: first(entry, 'uid'), mail: first(entry, 'mail'), manager: first(entry, 'manager'), locked: all(entry, 'pwdAccountLockedTime').length > 0 };
   }
 
   const byEmployeeId = (client: Client, employeeId: string) =>
@@ -245,8 +248,9 @@ export function createLdapConnector(system: string, config: LdapSystemConfig): C
           account: { id: person.uuid, disabled: person.locked },
           entitlements: await memberships(client, person),
           credentials: [],
-          // The directory is where the rest of the company's systems learn a person's email.
-          ...(person.mail ? { identity: { email: person.mail } } : {}),
+          // The directory is where the rest of the company's systems learn a person's email, and
+          // where the manager's notifications learn whom to tell.
+          ...directoryIdentity(person.mail, await managerEmailOf(client, person.manager)),
         };
       });
     },
