@@ -1,8 +1,10 @@
 /**
  * `npm run record-histories`: runs representative offboardings on the time-skipping server
  * (real slapd and PostgreSQL) and saves their histories to test/histories/, which the replay
- * test replays against the current workflow code. Re-record only when a change to the workflow
- * is meant to be incompatible (and then version the workflow for the runs already in flight).
+ * test replays against the current workflow code. Files are named `<scenario>.<label>.binpb`, the
+ * label naming the workflow version they were recorded with (`npm run record-histories -- <label>`).
+ * Record a new label after a patched change (e.g. `manager-notifications`) and keep the older
+ * files: runs started under every version may still be in flight, and each must keep replaying.
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -16,6 +18,11 @@ import type { OffboardingStatus } from '../workflows/messages.js';
 import { projectRoot, readToolchain } from './services.js';
 
 const DAY = 86_400_000;
+const label = process.argv[2];
+if (!label || !/^[a-z0-9-]+$/.test(label)) {
+  process.stderr.write('usage: npm run record-histories -- <label>   (the workflow version, e.g. manager-notifications; lower case, digits, -)\n');
+  process.exit(2);
+}
 
 installRuntime();
 const env = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: readToolchain().testServer } } });
@@ -54,8 +61,8 @@ await worker.runUntil(async () => {
     const workflowId = await run();
     const history = await env.client.workflow.getHandle(workflowId).fetchHistory();
     // Protobuf binary: the wire format itself, with no JSON mapping in between.
-    writeFileSync(join(projectRoot, 'test', 'histories', `${name}.binpb`), proto.temporal.api.history.v1.History.encode(history).finish());
-    process.stdout.write(`recorded ${name} (${history.events?.length} events)\n`);
+    writeFileSync(join(projectRoot, 'test', 'histories', `${name}.${label}.binpb`), proto.temporal.api.history.v1.History.encode(history).finish());
+    process.stdout.write(`recorded ${name}.${label} (${history.events?.length} events)\n`);
   }
 });
 await env.teardown();
