@@ -352,12 +352,18 @@ export interface PostgresInstance {
   stop(): Promise<void>;
 }
 
-/** A throwaway PostgreSQL cluster in a temp dir on a free port (root runs it as `postgres`). */
-export async function startPostgres(): Promise<PostgresInstance> {
+/**
+ * A PostgreSQL cluster on loopback (root runs it as `postgres`). By default a throwaway one in a
+ * temp dir on a free port, removed on stop; with `dir`, a kept one there (made on first use,
+ * reused after), on `port`, without a Unix socket.
+ */
+export async function startPostgres(options: { dir?: string; port?: number } = {}): Promise<PostgresInstance> {
   const tools = readToolchain();
   if (!tools.postgresBin) throw new Error('PostgreSQL is not installed: run `bash scripts/toolchain.sh test`');
-  const dir = mkdtempSync(join(tmpdir(), 'offboard-pg-'));
-  const port = await freePort();
+  const kept = options.dir !== undefined;
+  const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'offboard-pg-'));
+  mkdirSync(dir, { recursive: true });
+  const port = options.port ?? (await freePort());
   const asRoot = process.getuid?.() === 0;
   let uid: number | undefined;
   if (asRoot) {
@@ -368,16 +374,20 @@ export async function startPostgres(): Promise<PostgresInstance> {
     chownSync(dir, uid, gid);
   }
   const dataDir = join(dir, 'data');
-  const initdb = spawnSync(join(tools.postgresBin, 'initdb'), ['-D', dataDir, '-U', 'postgres', '-A', 'trust', '--no-sync', '-E', 'UTF8', '--locale=C'], { encoding: 'utf8', uid });
-  if (initdb.status !== 0) throw new Error(`initdb failed: ${initdb.stderr}`);
-  const args = ['-D', dataDir, '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off', '-c', 'full_page_writes=off'];
+  if (!existsSync(join(dataDir, 'PG_VERSION'))) {
+    const initdb = spawnSync(join(tools.postgresBin, 'initdb'), ['-D', dataDir, '-U', 'postgres', '-A', 'trust', '--no-sync', '-E', 'UTF8', '--locale=C'], { encoding: 'utf8', uid });
+    if (initdb.status !== 0) throw new Error(`initdb failed: ${initdb.stderr}`);
+  }
+  // A throwaway cluster need not survive a crash; a kept one keeps fsync on.
+  const durability = kept ? [] : ['-c', 'fsync=off', '-c', 'full_page_writes=off'];
+  const args = ['-D', dataDir, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', kept ? 'unix_socket_directories=' : `unix_socket_directories=${dir}`, ...durability];
   const child = await spawnServer(join(tools.postgresBin, 'postgres'), args, port, 'postgres', 30_000, uid);
   return {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
     port,
     async stop() {
       await stopChild(child);
-      rmSync(dir, { recursive: true, force: true });
+      if (!kept) rmSync(dir, { recursive: true, force: true });
     },
   };
 }

@@ -2,8 +2,9 @@
  * `npm start`: the whole service on this machine, on its embedded defaults.
  *   - Temporal dev server (state in .data/temporal.db), UI on http://127.0.0.1:8233
  *   - the audit database: embedded PostgreSQL (PGlite, .data/audit-db) unless DATABASE_URL is set
- *   - unless OFFBOARD_CONFIG is set: slapd seeded with the sample organisation (.data/slapd) and
- *     the GitHub, Slack, Salesforce and SCIM stand-ins (in memory: they start afresh each time)
+ *   - unless OFFBOARD_CONFIG is set: slapd seeded with the sample organisation (.data/slapd), a
+ *     PostgreSQL "warehouse" with a login role per sample person (.data/warehouse-pg), and the
+ *     GitHub, Slack, Salesforce and SCIM stand-ins (in memory: they start afresh each time)
  *   - the worker
  * Ctrl-C stops everything; the next `npm start` continues with the same state.
  */
@@ -14,7 +15,9 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { parse as parseYaml } from 'yaml';
 import { EMBEDDED_DB_PORT_DEFAULT, describeDatabase, startEmbeddedDatabase } from '../workers/database.js';
-import { projectRoot, startSlapd, startTemporalDevServer, waitForPort, type SlapdInstance } from './services.js';
+import pg from 'pg';
+import { projectRoot, startPostgres, startSlapd, startTemporalDevServer, waitForPort, type PostgresInstance, type SlapdInstance } from './services.js';
+import { seedWarehouseRoles, WAREHOUSE_ARCHIVE_ROLE } from '../sandbox/postgres.js';
 import { startSaasSandboxes, type SaasSandboxes } from '../sandbox/index.js';
 import { EncryptionCodec, keyringFromEnv, PAYLOAD_KEYS_ENV } from '../workers/codec.js';
 import { startCodecServer } from '../client/codec-server.js';
@@ -25,6 +28,7 @@ const env = process.env;
 const temporalPort = Number(env.OFFBOARD_TEMPORAL_PORT ?? 7233);
 const uiPort = Number(env.OFFBOARD_TEMPORAL_UI_PORT ?? 8233);
 const ldapPort = Number(env.OFFBOARD_LDAP_PORT ?? 3389);
+const warehousePort = Number(env.OFFBOARD_WAREHOUSE_PORT ?? 55433);
 const dbPort = Number(env.OFFBOARD_EMBEDDED_DB_PORT ?? EMBEDDED_DB_PORT_DEFAULT);
 const codecPort = Number(env.OFFBOARD_CODEC_PORT ?? 8081);
 const apiPort = Number(env.OFFBOARD_API_PORT ?? 8080);
@@ -75,7 +79,7 @@ function localPayloadKeys(): string {
 }
 
 /** The sandbox config: the example policy, the directory at the local slapd, SaaS at the stand-ins. */
-function writeSandboxConfig(slapd: SlapdInstance, saas: SaasSandboxes): string {
+function writeSandboxConfig(slapd: SlapdInstance, warehouse: PostgresInstance, saas: SaasSandboxes): string {
   const token = (name: string) => ({ env: `OFFBOARD_SANDBOX_API_TOKEN_${name}` });
   const example = parseYaml(readFileSync(join(projectRoot, 'config', 'offboard.example.yaml'), 'utf8')) as { policy: unknown };
   const config = {
@@ -84,6 +88,8 @@ function writeSandboxConfig(slapd: SlapdInstance, saas: SaasSandboxes): string {
         type: 'ldap', url: slapd.url, bindDn: slapd.serviceDn, bindPassword: { env: 'OFFBOARD_SANDBOX_LDAP_PASSWORD' },
         peopleBase: slapd.peopleBase, groupsBase: slapd.groupsBase, employeeIdAttribute: 'employeeNumber',
       },
+      // A local cluster on loopback with trust auth: its superuser URL holds no password.
+      warehouse: { type: 'postgres', url: { env: 'OFFBOARD_SANDBOX_WAREHOUSE_URL' }, roleName: '{employeeId}', reassignOwnedTo: WAREHOUSE_ARCHIVE_ROLE },
       ...saas.systems,
     },
     policy: example.policy,
@@ -152,16 +158,28 @@ async function main() {
     }
 
     let ldapLine = 'from OFFBOARD_CONFIG';
+    let warehouseLine = 'from OFFBOARD_CONFIG';
     let saasLines: string[] = [];
     if (!env.OFFBOARD_CONFIG) {
       if (await portTaken(ldapPort)) throw new Error(`port ${ldapPort} (for the sandbox slapd) is already in use; set OFFBOARD_LDAP_PORT`);
       const secrets = sandboxSecrets();
       const slapd = await startSlapd({ dir: join(dataDir, 'slapd'), port: ldapPort, ...secrets });
       stops.push(() => slapd.stop());
+      if (await portTaken(warehousePort)) throw new Error(`port ${warehousePort} (for the sample warehouse's PostgreSQL) is already in use; set OFFBOARD_WAREHOUSE_PORT`);
+      const warehouse = await startPostgres({ dir: join(dataDir, 'warehouse-pg'), port: warehousePort });
+      stops.push(() => warehouse.stop());
+      const admin = new pg.Client({ connectionString: warehouse.url });
+      await admin.connect();
+      try {
+        await seedWarehouseRoles(admin); // only on first use: later starts keep what was offboarded
+      } finally {
+        await admin.end();
+      }
       const saas = await startSaasSandboxes();
       stops.push(() => saas.stop());
       Object.assign(workerEnv, saas.env, {
-        OFFBOARD_CONFIG: writeSandboxConfig(slapd, saas),
+        OFFBOARD_CONFIG: writeSandboxConfig(slapd, warehouse, saas),
+        OFFBOARD_SANDBOX_WAREHOUSE_URL: warehouse.url,
         OFFBOARD_SANDBOX_LDAP_PASSWORD: secrets.servicePassword,
         OFFBOARD_SANDBOX_WEBHOOK_SECRET: secrets.webhookSecret,
         OFFBOARD_SANDBOX_API_TOKEN_SECURITY: secrets.apiTokens.security,
@@ -170,6 +188,7 @@ async function main() {
         OFFBOARD_SANDBOX_API_TOKEN_HR_SYSTEM: secrets.apiTokens.hrSystem,
       });
       ldapLine = `${slapd.url} (sandbox slapd, sample organisation, data in .data/slapd)`;
+      warehouseLine = `${warehouse.url} (sample warehouse: a login role per person, e.g. e1004; data in .data/warehouse-pg)`;
       saasLines = Object.entries(saas.servers).map(([name, server]) => `${name.padEnd(11)}  ${server.url} (stand-in; ${server.url.replace(/\/scim\/v2$/, '')}/_sandbox/state shows its state)`);
     }
 
@@ -206,6 +225,7 @@ async function main() {
     say(`  Temporal UI  ${temporal.uiUrl} (payloads decrypted by the codec server at ${codec.url})`);
     say(`  audit DB     ${databaseLine}`);
     say(`  LDAP         ${ldapLine}`);
+    say(`  warehouse    ${warehouseLine}`);
     for (const line of saasLines) say(`  ${line}`);
     say(`  HTTP API     ${apiLine}`);
     say('  try:         ./bin/offboard.js terminate --employee E1004 --reason involuntary');

@@ -3,8 +3,8 @@
 # idempotent. Built tools live in a per-user cache keyed by version, so a fresh clone (CI) reuses
 # them; the paths are written to .tools/toolchain.json for the Node code to read.
 #
-#   scripts/toolchain.sh start   Temporal CLI, slapd
-#   scripts/toolchain.sh test    the above, plus the time-skipping test server, PostgreSQL, docker-compose
+#   scripts/toolchain.sh start   Temporal CLI, slapd, PostgreSQL (the sample warehouse)
+#   scripts/toolchain.sh test    the above, plus the time-skipping test server, docker-compose, Samba AD, chromium
 set -euo pipefail
 
 purpose=${1:-test}
@@ -100,10 +100,10 @@ slapd_bin() {
 temporal=$(temporal_cli)
 slapd_dir=$(slapd_bin)
 test_server_path=""
-postgres_dir=""
+# PostgreSQL: throwaway clusters for the tests, and the sample warehouse that `npm start` offboards from.
+postgres_dir=$(postgres_bin)
 if [ "$purpose" = test ]; then
   test_server_path=$(test_server)
-  postgres_dir=$(postgres_bin)
   # samba-ad-provision holds the schema files `samba-tool domain provision` reads (only a
   # Recommends of samba-ad-dc); the AD tests run their own DC, started by scripts/services.ts.
   # chromium: the browser tests (Temporal UI, evidence report) drive Debian's build through playwright-core.
@@ -111,7 +111,6 @@ if [ "$purpose" = test ]; then
 else
   # `start` installs nothing for tests, but keeps naming what an earlier `test` run installed.
   [ -x "$cache/temporal-test-server-$TEST_SERVER_VERSION/test-server" ] && test_server_path="$cache/temporal-test-server-$TEST_SERVER_VERSION/test-server"
-  postgres_dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
 fi
 
 cat > "$root/.tools/toolchain.json" <<JSON
