@@ -485,6 +485,10 @@ function manualTasksFrom(rows: Row[], actions: EvidenceAction[], cancel: { by: s
     } else if (row.action === 'manual_task_retried') {
       task.retries.push({ by: row.actor, at: row.occurredAt });
       task.state = 'retrying';
+    } else if (row.action === 'manual_task_resolved') {
+      const lastRetry = task.retries.at(-1);
+      task.state = 'resolved';
+      task.resolution = { how: 'retried', by: lastRetry?.by ?? row.actor, at: row.occurredAt, reason: null };
     } else if (row.action === 'manual_task_skipped') {
       task.state = 'skipped';
       task.resolution = { how: 'skipped', by: row.actor, at: row.occurredAt, reason: text(row.details.reason) };
@@ -506,8 +510,9 @@ function manualTasksFrom(rows: Row[], actions: EvidenceAction[], cancel: { by: s
 }
 
 /**
- * A retry is not audited as resolved; its effect is: the action's success row, a discovery in
- * the system, or (for a verification task) the offboarding moving on to a later stage or its end.
+ * For histories from before `manual_task_resolved` was audited: a retry's success is read from its
+ * effect: the action's success row, a discovery in the system, or (for a verification task) the
+ * offboarding moving on to a later stage or its end.
  */
 function retrySucceeded(taskId: string, retriedAt: string, rows: Row[], actions: EvidenceAction[]): boolean {
   const later = rows.filter((row) => Date.parse(row.occurredAt) >= Date.parse(retriedAt));

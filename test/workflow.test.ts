@@ -9,6 +9,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
 import type { WorkflowHandle } from '@temporalio/client';
 import { createAuditStore } from '../activities/audit.js';
+import { buildEvidence } from '../client/evidence.js';
 import { sendCommand, startOffboarding, CommandRefusedError } from '../client/temporal.js';
 import type { OffboardingRequest } from '../model/request.js';
 import { freePort } from '../scripts/services.js';
@@ -238,7 +239,11 @@ describe('offboarding workflow (time-skipping server, real slapd and PostgreSQL)
       const events = await auditActions(handle);
       assert.ok(events.some((e) => e.action === 'manual_task_skipped' && e.actor === 'it-operator' && e.details.reason === 'decommissioned last quarter'));
       assert.ok(events.some((e) => e.action === 'manual_task_retried' && e.actor === 'it-operator'));
-      assert.ok(events.some((e) => e.action === 'remove_entitlement' && e.outcome === 'failed'));
+      assert.ok(events.some((e) => e.action === 'remove_entitlement' && e.outcome === 'failed' && e.details.stage === 'revoke'));
+      assert.deepEqual(events.filter((e) => e.action === 'manual_task_resolved').map((e) => e.details), [{ taskId: actionId, how: 'retried' }], 'the retry that worked is on record');
+      const evidence = buildEvidence(events, { ok: true, rows: events.length });
+      assert.deepEqual(evidence.manualTasks.find((t) => t.id === actionId)?.resolution?.how, 'retried');
+      assert.equal(evidence.manualTasks.find((t) => t.id === actionId)?.resolution?.by, 'it-operator', 'the operator who retried');
     }, {
       'legacy-directory': {
         type: 'ldap', url: `ldap://127.0.0.1:${unreachable}`, bindDn: ldap.serviceDn, bindPassword: { env: 'TEST_LDAP_PASSWORD' },

@@ -351,9 +351,14 @@ export async function offboarding(request: OffboardingRequest): Promise<Offboard
     return task.state === 'retrying' ? 'retry' : 'cancelled';
   }
 
+  // The audit says when an operator's retry worked (patched: older histories have no such row,
+  // and the evidence report infers it for them).
+  const auditsResolutions = patched('manual-task-resolved');
   function resolveTask(taskId: string) {
     const task = status.manualTasks.find((t) => t.id === taskId && t.state === 'retrying');
-    if (task) task.state = 'resolved';
+    if (!task) return;
+    task.state = 'resolved';
+    if (auditsResolutions) audit({ action: 'manual_task_resolved', actor: 'workflow', system: task.system, outcome: 'resolved', details: { taskId, how: 'retried' } });
   }
 
   /**
@@ -421,7 +426,7 @@ export async function offboarding(request: OffboardingRequest): Promise<Offboard
         entry.attempts += err instanceof ActivityFailure && err.retryState === 'MAXIMUM_ATTEMPTS_REACHED' ? plan.retry.maximumAttempts : 1;
         entry.state = 'failed';
         entry.lastError = err instanceof ActivityFailure ? (err.cause?.message ?? err.message) : String(err);
-        audit({ action: action.kind, actor, system: action.system, outcome: 'failed', details: { actionId: action.id, target: action.target?.id ?? null, error: entry.lastError, attempts: entry.attempts } });
+        audit({ action: action.kind, actor, system: action.system, outcome: 'failed', details: { actionId: action.id, stage: action.stage, target: action.target?.id ?? null, error: entry.lastError, attempts: entry.attempts } });
         throw err;
       }
     }, ignoreCancel);
