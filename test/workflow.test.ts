@@ -34,10 +34,18 @@ describe('offboarding workflow (time-skipping server, real slapd and PostgreSQL)
   // would hold that lock the moment one of its timers fires and make every later sleep wait in
   // real time. One server per test (≈0.3 s to start) keeps the tests independent.
   beforeEach(async function () {
+    this.timeout(120_000); // the first one also starts slapd and PostgreSQL and bundles the workflow
     env = await timeSkippingEnvironment();
   });
 
-  afterEach(async () => {
+  // A test that failed or timed out may leave its worker polling; it must stop before the
+  // connection it holds can close, or the teardown fails and mocha skips every later test.
+  const running = new Set<Worker>();
+  afterEach(async function () {
+    this.timeout(60_000);
+    for (const worker of running) if (worker.getState() === 'RUNNING') worker.shutdown();
+    await eventually(async () => [...running].map((w) => w.getState()), (states) => states.every((state) => state === 'STOPPED' || state === 'FAILED'), 'the workers to stop');
+    running.clear();
     await env?.teardown();
   });
 
@@ -53,7 +61,12 @@ describe('offboarding workflow (time-skipping server, real slapd and PostgreSQL)
       taskQueue,
       workflowBundle: await workflowBundle(),
     });
-    return worker.runUntil(body(taskQueue));
+    running.add(worker);
+    const work = body(taskQueue);
+    // A body that outlives its test (a timeout) fails later against a closed connection; that
+    // failure belongs to the test already reported, not to whichever test runs then.
+    work.catch(() => undefined);
+    return worker.runUntil(work);
   }
 
   function request(employeeId: string, overrides: Partial<OffboardingRequest> = {}): OffboardingRequest {
