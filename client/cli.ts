@@ -104,7 +104,7 @@ function buildProgram(): Command {
     print(Boolean(options.json), result, () =>
       result.started
         ? `started ${result.workflowId} (run ${result.runId})`
-        : `joined ${result.workflowId}: an offboarding for this person is already running (started by request ${result.startedBy})`,
+        : `${result.outcome} ${result.workflowId}: an offboarding for this person is already running (started by request ${result.startedBy}); ${result.detail}`,
     );
   };
 
@@ -272,7 +272,7 @@ async function terminateFromFile(path: string, json: boolean): Promise<void> {
   }
   const missing = ['employee_id', 'reason'].filter((column) => rows.length > 0 && !(column in rows[0]!));
   if (rows.length === 0 || missing.length > 0) throw new InvalidRequestError(`${path}: ${rows.length === 0 ? 'no rows' : `missing column(s) ${missing.join(', ')}`}; expected employee_id, reason[, effective_at, email, manager_email, employment_type, request_id]`);
-  const results: { row: number; employeeId: string; outcome: 'started' | 'joined' | 'failed'; workflowId?: string; error?: string }[] = [];
+  const results: { row: number; employeeId: string; outcome: 'started' | 'joined' | 'superseded' | 'failed'; workflowId?: string; detail?: string; error?: string }[] = [];
   const progress = (done: number) => {
     if (json) return;
     const width = 30;
@@ -299,7 +299,7 @@ async function terminateFromFile(path: string, json: boolean): Promise<void> {
       } else {
         try {
           const started = await startOffboarding(client, parsed.data);
-          results.push({ row: rowNumber, employeeId: parsed.data.subject.employeeId, outcome: started.started ? 'started' : 'joined', workflowId: started.workflowId });
+          results.push({ row: rowNumber, employeeId: parsed.data.subject.employeeId, outcome: started.outcome, workflowId: started.workflowId, ...(started.detail ? { detail: started.detail } : {}) });
         } catch (err) {
           results.push({ row: rowNumber, employeeId: parsed.data.subject.employeeId, outcome: 'failed', error: (err as Error).message });
         }
@@ -309,9 +309,9 @@ async function terminateFromFile(path: string, json: boolean): Promise<void> {
   });
   if (!json && process.stderr.isTTY) process.stderr.write('\n');
   const count = (outcome: string) => results.filter((r) => r.outcome === outcome).length;
-  const summary = { started: count('started'), joined: count('joined'), failed: count('failed'), results };
+  const summary = { started: count('started'), joined: count('joined'), superseded: count('superseded'), failed: count('failed'), results };
   print(json, summary, () => [
-    `${summary.started} started, ${summary.joined} joined (already running), ${summary.failed} failed`,
+    `${summary.started} started, ${summary.joined} joined (already running), ${summary.superseded} superseded a running plan, ${summary.failed} failed`,
     ...results.filter((r) => r.outcome === 'failed').map((r) => `  row ${r.row} (${r.employeeId || 'no employee_id'}): ${r.error}`),
   ].join('\n'));
   if (summary.failed > 0) throw new PartialFailureError(`${summary.failed} of ${rows.length} rows failed`);

@@ -167,6 +167,18 @@ export const evidenceSchema = z.object({
     auditSeq: z.number(),
   })),
   expedite: z.object({ by: z.string(), at: time, reason: z.string(), holdsLifted: z.number() }).nullable(),
+  /** HR events for this person after the one that started it: each replaced the plan or joined it. */
+  laterRequests: z.array(z.object({
+    requestId: z.string(),
+    trigger: z.string(),
+    reason: z.string().nullable(),
+    effectiveAt: time.nullable(),
+    at: time,
+    by: z.string(),
+    outcome: z.enum(['superseded', 'joined']),
+    why: z.string(),
+    auditSeq: z.number(),
+  })),
   cancellation: z.object({
     by: z.string(),
     at: time,
@@ -240,7 +252,8 @@ const first = (rows: Row[], action: string) => rows.find((row) => row.action ===
 const KNOWN_ROWS = new Set([
   'offboarding_started', 'plan_made', 'stage_started', 'access_discovered', 'identity_correlated',
   ...actionKindSchema.options,
-  'manual_task_opened', 'manual_task_reminder', 'manual_task_overdue', 'manual_task_retried', 'manual_task_skipped',
+  'manual_task_opened', 'manual_task_reminder', 'manual_task_overdue', 'manual_task_retried', 'manual_task_skipped', 'manual_task_resolved',
+  'plan_replaced', 'hr_event_joined', 'manager_unknown',
   'hold_placed', 'hold_released', 'hold_expired', 'expedited', 'cancel_requested',
   'stage_rechecked', 'stage_verified', 'command_refused', 'notification_failed',
   'offboarding_completed', 'offboarding_cancelled',
@@ -293,6 +306,17 @@ export function buildEvidence(events: ChainedAuditEvent[], chain: VerifyResult, 
     identityCorrelations: rows.filter((row) => row.action === 'identity_correlated').map((row) => ({ at: row.occurredAt, field: text(row.details.field) ?? '', from: strings(row.details.from) })),
     actions,
     holds: holdsFrom(rows),
+    laterRequests: rows.filter((row) => row.action === 'plan_replaced' || row.action === 'hr_event_joined').map((row) => ({
+      requestId: text(row.details.requestId) ?? '',
+      trigger: text(row.details.trigger) ?? '',
+      reason: text(row.details.reason),
+      effectiveAt: text(row.details.effectiveAt),
+      at: row.occurredAt,
+      by: row.actor,
+      outcome: row.action === 'plan_replaced' ? ('superseded' as const) : ('joined' as const),
+      why: text(row.details.why) ?? '',
+      auditSeq: row.seq,
+    })),
     expedite: expediteRow ? { by: expediteRow.actor, at: expediteRow.occurredAt, reason: text(expediteRow.details.reason) ?? '', holdsLifted: number(expediteRow.details.holdsLifted) } : null,
     cancellation: cancel ? {
       ...cancel,
@@ -326,11 +350,17 @@ function requestFrom(rows: Row[]): Evidence['request'] {
 
 type PlanEvidence = Evidence['plan'] & { slaDeadline: string | null };
 
+/** The plan in force at the end: the first one, or the last that replaced it (a later HR event); stages of every one. */
 function planFrom(rows: Row[]): PlanEvidence {
-  const planned = first(rows, 'plan_made');
+  const plans = rows.filter((row) => row.action === 'plan_made' || row.action === 'plan_replaced');
+  const planned = plans.at(-1);
   const stageRows = rows.filter((row) => row.action === 'stage_started');
-  const plannedStages = Array.isArray(planned?.details.stages) ? (planned.details.stages as unknown[]) : [];
-  const names = [...new Set([...plannedStages.map((s) => text((s as Record<string, unknown>)?.name)), ...stageRows.map((row) => text(row.details.stage))].filter((n): n is string => n !== null))];
+  // Later plans first, so that a stage name is dated by the plan that ran it.
+  const plannedStages = [...plans].reverse().flatMap((row) => (Array.isArray(row.details.stages) ? (row.details.stages as unknown[]) : []));
+  // The stages that ran, in order, then those the plan in force has yet to run (a replaced plan's
+  // unstarted stages never run, so they are not listed).
+  const inForce = Array.isArray(planned?.details.stages) ? (planned.details.stages as unknown[]) : [];
+  const names = [...new Set([...stageRows.map((row) => text(row.details.stage)), ...inForce.map((s) => text((s as Record<string, unknown>)?.name))].filter((n): n is string => n !== null))];
   return {
     playbook: text(planned?.details.playbook),
     mode: text(planned?.details.mode),
@@ -953,6 +983,18 @@ export function evidenceToHtml(evidence: Evidence): string {
       ]),
       'No hold was placed.',
     ),
+    evidence.laterRequests.length
+      ? table(
+        ['Later HR event', 'Received', 'From', 'Effect'],
+        evidence.laterRequests.map((r) => [
+          lines(r.requestId, `${r.trigger}${r.reason ? ` (${r.reason})` : ''}${r.effectiveAt ? `, effective ${formatTime(r.effectiveAt)}` : ''}`),
+          formatTime(r.at),
+          r.by,
+          lines(r.outcome === 'superseded' ? 'Replaced the plan' : 'Joined: no change', r.why),
+        ]),
+        '',
+      )
+      : '',
     evidence.expedite
       ? facts([['Expedited', `${formatTime(evidence.expedite.at)} by ${evidence.expedite.by}`], ['Why', evidence.expedite.reason], ['Holds lifted', evidence.expedite.holdsLifted]])
       : '<p class="empty">Not expedited.</p>',
@@ -967,7 +1009,7 @@ export function evidenceToHtml(evidence: Evidence): string {
       ])
       : '<p class="empty">Not cancelled.</p>',
   ].join('');
-  const interventionsSection = section('5. Holds, expedite and cancellation', 'Every decision by a person to pause, hurry or stop this offboarding, with who and why.', interventions);
+  const interventionsSection = section('5. Holds, later HR events, expedite and cancellation', 'Every decision to pause, escalate, hurry or stop this offboarding, with who and why.', interventions);
 
   const tasksSection = section('6. Manual tasks', 'Work that needed a person: an action that failed after its retries, an app with no API, or something verification still found.', table(
     ['Task', 'System', 'Opened', 'Reminders', 'State', 'Resolved'],

@@ -6,6 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Client, Connection, WorkflowIdConflictPolicy, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { offboardingRequestSchema, workflowIdFor, describeIssues, type OffboardingRequest } from '../model/request.js';
+import type { SupersedeCommand } from '../model/commands.js';
 import { OFFBOARDING_TASK_QUEUE, OFFBOARDING_WORKFLOW_TYPE } from '../workflows/messages.js';
 import type { offboarding } from '../workflows/offboarding.js';
 import { dataConverterFor, keyringFromEnv, PAYLOAD_KEYS_ENV } from '../workers/codec.js';
@@ -38,18 +39,27 @@ export interface StartResult {
   started: boolean;
   /** The request id of the run that is in progress. */
   startedBy: string | null;
+  /**
+   * `started`; `superseded` when this request joined a running offboarding and replaced its plan
+   * (it goes further or sooner); `joined` when the running plan already covers it.
+   */
+  outcome: 'started' | 'joined' | 'superseded';
+  /** For a join: what the running offboarding made of this request. */
+  detail: string | null;
 }
 
-/**
- * Starts the offboarding for one person, or joins the one already running (USE_EXISTING): an HR
- * system that sends the same event twice gets one offboarding.
- */
 export interface StartOptions {
   taskQueue?: string;
   /** false where the server has no offboard search attributes (Temporal's time-skipping test server). */
   searchAttributes?: boolean;
 }
 
+/**
+ * Starts the offboarding for one person, or joins the one already running (USE_EXISTING): an HR
+ * system that sends the same event twice gets one offboarding. A different request for a running
+ * offboarding is handed to it (Update `supersede`), which replaces its plan when the request goes
+ * further or sooner (a security termination during a notice period) and records it otherwise.
+ */
 export async function startOffboarding(client: Client, input: unknown, options: StartOptions = {}): Promise<StartResult> {
   const { taskQueue = OFFBOARDING_TASK_QUEUE, searchAttributes = true } = options;
   const parsed = offboardingRequestSchema.safeParse(input);
@@ -78,8 +88,17 @@ export async function startOffboarding(client: Client, input: unknown, options: 
   });
   // The server does not say whether it started or joined; the memo names the request that started it.
   const description = await handle.describe();
-  const startedBy = (description.memo as { requestId?: string } | undefined)?.requestId;
-  return { workflowId, runId: description.runId, started: startedBy === request.requestId, startedBy: startedBy ?? null };
+  const startedBy = (description.memo as { requestId?: string } | undefined)?.requestId ?? null;
+  const joined = { workflowId, runId: description.runId, started: false, startedBy };
+  if (startedBy === request.requestId) return { ...joined, started: true, outcome: 'started', detail: null };
+  try {
+    const answer = await handle.executeUpdate<string, [SupersedeCommand]>('supersede', { args: [{ by: request.requestedBy, request }] });
+    return { ...joined, outcome: answer.startsWith('superseded') ? 'superseded' : 'joined', detail: answer };
+  } catch (err) {
+    // Refused (this request is already part of it, or it ended meanwhile): the join stands, with the reason.
+    if (err instanceof WorkflowUpdateFailedError) return { ...joined, outcome: 'joined', detail: err.cause?.message ?? err.message };
+    throw err;
+  }
 }
 
 export type CommandName = 'hold' | 'release' | 'expedite' | 'cancel' | 'retry' | 'skip';

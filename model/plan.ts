@@ -173,3 +173,39 @@ export function leftoversAfterStage(stage: PlannedStage, discoveries: Discovery[
   }
   return leftovers;
 }
+
+/** How far a request goes: a role change keeps the account; among terminations, the more urgent ranks higher. */
+function severity(request: OffboardingRequest): number {
+  if (request.trigger === 'role_change') return 0;
+  if (request.trigger === 'contract_end') return 1;
+  return { voluntary: 1, involuntary: 2, security: 3 }[request.reason ?? 'voluntary'];
+}
+
+const describeRequest = (request: OffboardingRequest) =>
+  request.trigger === 'termination' ? `${request.reason} termination` : request.trigger === 'role_change' ? `role change to ${request.newRole}` : 'contract end';
+
+/**
+ * Whether a second HR event for a person whose offboarding is running replaces its plan. It does
+ * when it goes further (a security termination during a voluntary one's notice period, a
+ * termination during a role change), when it moves the same kind of offboarding earlier, or when a
+ * role change names another role. It never delays: a later effective time, or a milder event,
+ * leaves the running plan as it is (a hold is how an offboarding is delayed).
+ */
+export function supersession(current: OffboardingRequest, next: OffboardingRequest): { supersedes: boolean; why: string } {
+  const [was, now] = [severity(current), severity(next)];
+  if (now > was) return { supersedes: true, why: `a ${describeRequest(next)} supersedes the running ${describeRequest(current)}` };
+  if (now < was) return { supersedes: false, why: `a ${describeRequest(next)} goes no further than the running ${describeRequest(current)}` };
+  if (next.trigger === 'role_change' && next.newRole !== current.newRole) {
+    return { supersedes: true, why: `a ${describeRequest(next)} replaces the running ${describeRequest(current)}` };
+  }
+  if (Date.parse(next.effectiveAt) < Date.parse(current.effectiveAt)) {
+    return { supersedes: true, why: `the effective time moves earlier, to ${next.effectiveAt}` };
+  }
+  return { supersedes: false, why: `the running ${describeRequest(current)} already covers it (a later effective time does not delay an offboarding: hold it instead)` };
+}
+
+/** The request a superseding event is planned from: its own, but never effective later than the running one. */
+export function supersedingRequest(current: OffboardingRequest, next: OffboardingRequest): OffboardingRequest {
+  const effectiveAt = Date.parse(next.effectiveAt) <= Date.parse(current.effectiveAt) ? next.effectiveAt : current.effectiveAt;
+  return { ...next, effectiveAt, subject: { ...current.subject, ...next.subject } };
+}

@@ -262,7 +262,7 @@ describe('offboarding on the Temporal dev server (real slapd and PostgreSQL)', f
     writeFileSync(csv, 'employee_id,reason,effective_at\nE1034,involuntary,\nE1034,involuntary,\n*bad*,fired,\nE1037,voluntary,2030-01-01T00:00:00Z\n');
     const bulk = await cli('terminate', '--file', csv);
     assert.equal(bulk.code, 1, 'a failed row makes the exit code non-zero');
-    assert.match(bulk.out, /^2 started, 1 joined \(already running\), 1 failed$/m);
+    assert.match(bulk.out, /^2 started, 1 joined \(already running\), 0 superseded a running plan, 1 failed$/m);
     assert.match(bulk.out, /row 4 \(\*bad\*\): subject\.employeeId: must be .*reason: Invalid option/);
     assert.match(bulk.err, /\[#+\] 4\/4/, 'progress is shown');
     assert.equal((await client.workflow.getHandle('offboarding-E1037').describe()).status.name, 'RUNNING');

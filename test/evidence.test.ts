@@ -332,7 +332,7 @@ describe('evidence report (built from the audit log of real offboardings)', func
     assert.equal(/<script/i.test(html), false, 'no script element, from the data or otherwise');
     assert.equal(/(src|href)\s*=|@import|url\(/i.test(html), false, 'no external resource');
     assert.match(html, /@media print/);
-    for (const heading of ['SLA: when login was disabled', 'Accounts found', 'Actions taken', 'Holds, expedite and cancellation', 'Manual tasks', 'Verification', 'Audit log']) {
+    for (const heading of ['SLA: when login was disabled', 'Accounts found', 'Actions taken', 'Holds, later HR events, expedite and cancellation', 'Manual tasks', 'Verification', 'Audit log']) {
       assert.ok(html.includes(heading), heading);
     }
     assert.ok(html.includes(evidence.auditTrail.firstHash) && html.includes(evidence.auditTrail.lastHash));

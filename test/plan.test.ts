@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { actionsForStage, defaultPolicy, leftoversAfterStage, plan, policySchema, type Discovery, type OffboardingRequest } from '../model/index.js';
+import { actionsForStage, defaultPolicy, leftoversAfterStage, plan, policySchema, supersedingRequest, supersession, type Discovery, type OffboardingRequest } from '../model/index.js';
 import { hrEventSchema, requestFromHrEvent } from '../model/hr-event.js';
 import { offboardingRequestSchema } from '../model/request.js';
 import { ConfigError, parseConfig } from '../workers/config.js';
@@ -168,5 +168,36 @@ describe('HR event → offboarding request', () => {
     assert.deepEqual(bad.error?.issues.map((i) => i.path.join('.')).sort(), ['managerEmail', 'managerEmployeeId']);
     const empty = offboardingRequestSchema.safeParse({ ...requestFromHrEvent(hrEventSchema.parse(event), 'hr-system'), manager: {} });
     assert.match(empty.error?.issues[0]?.message ?? '', /give the manager's employeeId or email/);
+  });
+});
+
+describe('supersession(): what a second HR event does to a running offboarding', () => {
+  const base: OffboardingRequest = {
+    requestId: 'hr-1', subject: { employeeId: 'E1040' }, trigger: 'termination', reason: 'voluntary', employmentType: 'employee',
+    effectiveAt: '2030-01-15T17:00:00Z', requestedBy: 'hr-system',
+  };
+  const next = (overrides: Partial<OffboardingRequest>): OffboardingRequest => ({ ...base, requestId: 'hr-2', ...overrides });
+
+  it('replaces the plan when the event goes further, sooner, or to another role', () => {
+    assert.equal(supersession(base, next({ reason: 'security' })).supersedes, true);
+    assert.equal(supersession(base, next({ reason: 'involuntary' })).supersedes, true);
+    assert.equal(supersession(next({ trigger: 'role_change', reason: undefined, newRole: 'sales' }), base).supersedes, true, 'a termination during a role change');
+    assert.deepEqual(supersession(base, next({ effectiveAt: '2030-01-10T17:00:00Z' })), { supersedes: true, why: 'the effective time moves earlier, to 2030-01-10T17:00:00Z' });
+    const roleChange = next({ trigger: 'role_change', reason: undefined, newRole: 'sales' });
+    assert.equal(supersession(roleChange, { ...roleChange, requestId: 'hr-3', newRole: 'support' }).supersedes, true);
+  });
+
+  it('never delays or softens: a milder event or a later date leaves the plan as it is', () => {
+    assert.equal(supersession(next({ reason: 'security' }), base).supersedes, false);
+    assert.equal(supersession(base, next({ trigger: 'role_change', reason: undefined, newRole: 'sales' })).supersedes, false);
+    assert.match(supersession(base, next({ effectiveAt: '2030-02-01T17:00:00Z' })).why, /does not delay an offboarding: hold it instead/);
+    assert.equal(supersession(base, next({ trigger: 'contract_end', reason: undefined })).supersedes, false, 'as far as a voluntary termination goes');
+  });
+
+  it('plans the superseding event from the earlier of the two effective times, with what both know of the person', () => {
+    const merged = supersedingRequest({ ...base, subject: { employeeId: 'E1040', email: 'p@example.org' } }, next({ reason: 'security', effectiveAt: '2030-03-01T00:00:00Z' }));
+    assert.equal(merged.effectiveAt, base.effectiveAt);
+    assert.equal(merged.subject.email, 'p@example.org');
+    assert.equal(merged.reason, 'security');
   });
 });

@@ -413,6 +413,45 @@ describe('offboarding workflow (time-skipping server, real slapd and PostgreSQL)
     }
   });
 
+  it('a security termination during a voluntary one\'s notice period replaces the plan and revokes everything at once', async () => {
+    await withWorker(async (taskQueue) => {
+      const voluntary = request('E1009', { reason: 'voluntary' });
+      const handle = await start(taskQueue, voluntary);
+      await waitFor(handle, stageFinished('disable'), 'the disable stage');
+      assert.ok((await directoryState('E1009')).groups.length > 0, 'groups stay until the voluntary plan\'s second day');
+
+      // The same person, now a security case: HR (or security) sends a second event.
+      const now = new Date(await env.currentTimeMs()).toISOString();
+      const escalated = await startOffboarding(env.client, { ...voluntary, requestId: 'hr-security-1', reason: 'security', effectiveAt: now }, { taskQueue, searchAttributes: false });
+      assert.equal(escalated.outcome, 'superseded', escalated.detail ?? '');
+      assert.match(escalated.detail ?? '', /a security termination supersedes the running voluntary termination/);
+      const done = await waitFor(handle, stageFinished('revoke'), 'the security plan\'s revoke stage, without waiting a day');
+      assert.deepEqual(await directoryState('E1009'), { exists: true, locked: true, groups: [] });
+      assert.equal(done.mode, 'immediate');
+      assert.deepEqual(done.stages.map((st) => st.name), ['disable', 'revoke', 'delete'], 'the voluntary plan\'s later stages are gone');
+      assert.equal(done.laterRequests[0]?.outcome, 'superseded');
+
+      // A milder event afterwards changes nothing, and says why.
+      const milder = await startOffboarding(env.client, { ...voluntary, requestId: 'hr-voluntary-again' }, { taskQueue, searchAttributes: false });
+      assert.deepEqual([milder.outcome, milder.detail], ['joined', 'joined: a voluntary termination goes no further than the running security termination']);
+      const again = await startOffboarding(env.client, { ...voluntary, requestId: 'hr-voluntary-again' }, { taskQueue, searchAttributes: false });
+      assert.match(again.detail ?? '', /request hr-voluntary-again is already part of this offboarding/);
+
+      const events = await auditActions(handle);
+      const replaced = events.find((e) => e.action === 'plan_replaced');
+      assert.equal(replaced?.actor, 'hr-system');
+      assert.deepEqual([replaced?.details.requestId, replaced?.details.playbook], ['hr-security-1', 'security']);
+      assert.equal(events.filter((e) => e.action === 'hr_event_joined').length, 1);
+
+      // The auditor's report: the plan in force is the security one, and both later events are in it.
+      const evidence = buildEvidence(events, { ok: true, rows: events.length });
+      assert.deepEqual([evidence.plan.playbook, evidence.plan.mode], ['security', 'immediate']);
+      assert.deepEqual(evidence.plan.stages.map((st) => st.name), ['disable', 'revoke', 'delete'], 'what ran, then what the plan in force has left');
+      assert.deepEqual(evidence.laterRequests.map((r) => [r.requestId, r.outcome]), [['hr-security-1', 'superseded'], ['hr-voluntary-again', 'joined']]);
+      assert.deepEqual(evidence.auditTrail.unrecognised, []);
+    });
+  });
+
   it('refused Updates return their reason, and change nothing', async () => {
     await withWorker(async (taskQueue) => {
       const handle = await start(taskQueue, request('E1010', { reason: 'voluntary', effectiveAt: new Date(Date.now() + 2 * DAY).toISOString() }));

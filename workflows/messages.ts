@@ -1,5 +1,5 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { CancelCommand, ExpediteCommand, HoldCommand, ReleaseCommand, RetryCommand, SkipCommand } from '../model/commands.js';
+import type { CancelCommand, ExpediteCommand, HoldCommand, ReleaseCommand, RetryCommand, SkipCommand, SupersedeCommand } from '../model/commands.js';
 import type { Action, Plan } from '../model/plan.js';
 
 export const OFFBOARDING_TASK_QUEUE = 'offboarding';
@@ -40,6 +40,8 @@ export type Phase = 'planning' | 'waiting' | 'held' | 'running' | 'restoring' | 
 export interface OffboardingStatus {
   employeeId: string;
   requestId: string;
+  /** Later HR events for this person, and what each did to the plan. */
+  laterRequests: { requestId: string; trigger: string; reason: string | null; effectiveAt: string; receivedAt: string; outcome: 'superseded' | 'joined'; why: string }[];
   phase: Phase;
   playbook: Plan['playbook'] | null;
   mode: Plan['mode'] | null;
@@ -72,5 +74,7 @@ export const expediteUpdate = defineUpdate<string, [ExpediteCommand]>('expedite'
 export const cancelUpdate = defineUpdate<string, [CancelCommand]>('cancel');
 export const retryUpdate = defineUpdate<string, [RetryCommand]>('retry');
 export const skipUpdate = defineUpdate<string, [SkipCommand]>('skip');
+/** A later HR event: replaces the plan when it goes further or sooner, else is recorded as joined. */
+export const supersedeUpdate = defineUpdate<string, [SupersedeCommand]>('supersede');
 
 export const statusQuery = defineQuery<OffboardingStatus>('status');

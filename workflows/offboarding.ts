@@ -18,12 +18,12 @@ import {
 import type { Activities } from '../activities/index.js';
 import type { Notification } from '../activities/notify.js';
 import type { AuditEvent } from '../model/audit.js';
-import type { CancelCommand, ExpediteCommand, HoldCommand, ReleaseCommand, RetryCommand, SkipCommand } from '../model/commands.js';
-import { actionsForStage, leftoversAfterStage, type Action, type Discovery, type PlannedStage } from '../model/plan.js';
+import type { CancelCommand, ExpediteCommand, HoldCommand, ReleaseCommand, RetryCommand, SkipCommand, SupersedeCommand } from '../model/commands.js';
+import { actionsForStage, leftoversAfterStage, supersedingRequest, supersession, type Action, type Discovery, type Plan, type PlannedStage } from '../model/plan.js';
 import type { OffboardingRequest } from '../model/request.js';
 import {
   cancelSignal, cancelUpdate, expediteSignal, expediteUpdate, holdSignal, holdUpdate, releaseSignal, releaseUpdate,
-  retrySignal, retryUpdate, skipSignal, skipUpdate, statusQuery,
+  retrySignal, retryUpdate, skipSignal, skipUpdate, statusQuery, supersedeUpdate,
   type ActionStatus, type ManualTask, type OffboardingStatus, type Phase,
 } from './messages.js';
 import { EmployeeIdKey, HeldKey, ModeKey, StageKey } from './search-attributes.js';
@@ -53,6 +53,7 @@ export async function offboarding(request: OffboardingRequest): Promise<Offboard
   const status: OffboardingStatus = {
     employeeId: request.subject.employeeId,
     requestId: request.requestId,
+    laterRequests: [],
     phase: 'planning',
     playbook: null,
     mode: null,
@@ -71,6 +72,8 @@ export async function offboarding(request: OffboardingRequest): Promise<Offboard
   };
   // Bumped by every command, so that waits re-evaluate holds, expedite and cancel.
   let commandVersion = 0;
+  // Set once the first plan is made; a later HR event waits for it.
+  let planned = false;
 
   // ---- audit: one event per step, with an id that is the same on every replay ----
   let auditStep = 0;
@@ -144,7 +147,7 @@ export async function offboarding(request: OffboardingRequest): Promise<Offboard
     }
   }
 
-  const FOR_THE_MANAGER: ReadonlySet<Notification['event']> = new Set(['started', 'held', 'completed', 'cancelled']);
+  const FOR_THE_MANAGER: ReadonlySet<Notification['event']> = new Set(['started', 'held', 'superseded', 'completed', 'cancelled']);
   // A command that arrives while the plan is still being made (a hold within a second of the
   // start) is told after the start itself.
   const beforeStartTold: [Notification['event'], string, boolean][] = [];
@@ -280,13 +283,85 @@ export async function offboarding(request: OffboardingRequest): Promise<Offboard
   }
   setHandler(statusQuery, () => status);
 
+  // ---- a later HR event for the same person ----
+  // The request the current plan was made from (a superseding event replaces it).
+  let planRequest = request;
+  setHandler(supersedeUpdate, async (command: SupersedeCommand) => {
+    await condition(() => planned); // an event that arrives while the first plan is made waits for it
+    const receivedAt = now();
+    const { supersedes, why } = supersession(planRequest, command.request);
+    const record = { requestId: command.request.requestId, trigger: command.request.trigger, reason: command.request.reason ?? null, effectiveAt: command.request.effectiveAt, receivedAt, why };
+    if (!supersedes || finished() || status.cancelled) {
+      status.laterRequests.push({ ...record, outcome: 'joined' });
+      audit({ action: 'hr_event_joined', actor: command.by, outcome: 'no_change', details: { requestId: record.requestId, trigger: record.trigger, reason: record.reason, effectiveAt: record.effectiveAt, why } });
+      return `joined: ${why}`;
+    }
+    const next = supersedingRequest(planRequest, command.request);
+    const replacement = await setup.makePlan(next);
+    if (finished() || status.cancelled) {
+      status.laterRequests.push({ ...record, outcome: 'joined', why: `${why}, but the offboarding ended meanwhile` });
+      return 'joined: the offboarding ended while the new plan was made';
+    }
+    replacePlan(next, replacement);
+    status.laterRequests.push({ ...record, outcome: 'superseded' });
+    audit({
+      action: 'plan_replaced', actor: command.by,
+      details: { requestId: next.requestId, trigger: next.trigger, reason: next.reason ?? null, effectiveAt: next.effectiveAt, why, playbook: plan.playbook, mode: plan.mode, slaDeadline: plan.slaDeadline, stages: remaining.map((st) => ({ name: st.name, dueAt: st.dueAt })), systems: status.systems },
+    });
+    tell('superseded', `${why}: now ${plan.playbook} (${plan.mode}), next ${remaining[0] ? `${remaining[0].name} due ${remaining[0].dueAt}` : 'nothing'}`);
+    return `superseded: ${why}`;
+  }, {
+    validator: (command: SupersedeCommand) => {
+      if (typeof command?.by !== 'string' || command.by.length === 0) throw new Error('supersede: "by" (who sends it) is required');
+      if (command.request?.subject?.employeeId !== request.subject.employeeId) throw new Error(`supersede: the request is for ${String(command.request?.subject?.employeeId)}, not ${request.subject.employeeId}`);
+      const seen = [request.requestId, ...status.laterRequests.map((r) => r.requestId)];
+      if (seen.includes(command.request.requestId)) throw new Error(`supersede: request ${command.request.requestId} is already part of this offboarding`);
+      if (finished() || status.cancelled) throw new Error(`supersede: the offboarding has already ${status.cancelled ? 'been cancelled' : 'completed'}`);
+    },
+  });
+
+  /**
+   * Puts the stages of a new plan in place of those not started yet. Stages already run stay in
+   * the status; a new stage whose name was used before gets a suffix, so its action ids are new.
+   */
+  function replacePlan(next: OffboardingRequest, replacement: Plan) {
+    const used = new Set(status.stages.filter((st) => st.startedAt).map((st) => st.name));
+    const renamed = replacement.stages.map((st) => {
+      if (!used.has(st.name)) return st;
+      let n = 2;
+      while (used.has(`${st.name}-${n}`)) n += 1;
+      return { ...st, name: `${st.name}-${n}` };
+    });
+    // The tighter deadline holds: a replan never loosens the SLA already promised.
+    const slaDeadline = plan.slaDeadline && Date.parse(plan.slaDeadline) < Date.parse(replacement.slaDeadline) ? plan.slaDeadline : replacement.slaDeadline;
+    plan = { ...replacement, slaDeadline, stages: renamed };
+    planRequest = next;
+    remaining = [...renamed];
+    if (next.subject.email && !subject.email) subject = { ...subject, email: next.subject.email };
+    if (next.manager?.email && !manager.email) {
+      manager.email = next.manager.email;
+      if (manager.lookedUp) sayWhatWaitedForManager();
+    }
+    status.playbook = plan.playbook;
+    status.mode = plan.mode;
+    status.slaDeadline = plan.slaDeadline;
+    status.effectiveAt = plan.effectiveAt;
+    status.stages = [...status.stages.filter((st) => st.startedAt), ...renamed.map((st) => ({ name: st.name, dueAt: st.dueAt }))];
+    planVersion += 1;
+    commandVersion += 1; // wakes a wait for the old plan's next stage
+    publishSearchAttributes();
+  }
+
   // ---- start ----
   audit({
     action: 'offboarding_started',
     actor: request.requestedBy,
     details: { requestId: request.requestId, trigger: request.trigger, reason: request.reason ?? null, employmentType: request.employmentType, effectiveAt: request.effectiveAt, newRole: request.newRole ?? null },
   });
-  const plan = await setup.makePlan(request);
+  let plan = await setup.makePlan(request);
+  // The stages not started yet, and a count of plan replacements (a wait for a replaced stage ends).
+  let remaining: PlannedStage[] = [...plan.stages];
+  let planVersion = 0;
   status.playbook = plan.playbook;
   status.mode = plan.mode;
   status.slaDeadline = plan.slaDeadline;
@@ -294,6 +369,7 @@ export async function offboarding(request: OffboardingRequest): Promise<Offboard
   status.systems = await setup.configuredSystems();
   tell('started', `${plan.playbook} offboarding (${plan.mode}), effective ${plan.effectiveAt}, requested by ${request.requestedBy}`);
   audit({ action: 'plan_made', actor: 'workflow', details: { playbook: plan.playbook, mode: plan.mode, slaDeadline: plan.slaDeadline, stages: plan.stages.map((s) => ({ name: s.name, dueAt: s.dueAt })), systems: status.systems } });
+  planned = true;
 
   const retry = {
     initialInterval: plan.retry.initialIntervalMs,
@@ -306,8 +382,9 @@ export async function offboarding(request: OffboardingRequest): Promise<Offboard
   /** Waits until a stage is due and no hold is in force; expedite and cancel end the wait at once. */
   async function waitUntilDue(stage: PlannedStage) {
     const dueMs = Date.parse(stage.dueAt);
+    const version = planVersion;
     for (;;) {
-      if (status.cancelled || status.expedited) return;
+      if (status.cancelled || status.expedited || planVersion !== version) return;
       const nowMs = Date.now();
       const expired = status.holds.filter((hold) => hold.until && Date.parse(hold.until) <= nowMs);
       if (expired.length > 0) {
@@ -440,11 +517,12 @@ export async function offboarding(request: OffboardingRequest): Promise<Offboard
     return entry;
   }
 
-  async function runStage(stage: PlannedStage, index: number) {
+  async function runStage(stage: PlannedStage) {
+    const stageStatus = status.stages.find((st) => st.name === stage.name)!;
     status.phase = 'running';
     status.stage = stage.name;
-    status.nextStage = plan.stages[index + 1] ? { name: plan.stages[index + 1]!.name, dueAt: plan.stages[index + 1]!.dueAt } : null;
-    status.stages[index]!.startedAt = now();
+    status.nextStage = remaining[0] ? { name: remaining[0].name, dueAt: remaining[0].dueAt } : null;
+    stageStatus.startedAt = now();
     publishSearchAttributes();
     const actor = status.expedited ? status.expedited.by : 'workflow';
     audit({ action: 'stage_started', actor, details: { stage: stage.name, dueAt: stage.dueAt, expedited: status.expedited !== null } });
@@ -488,7 +566,7 @@ export async function offboarding(request: OffboardingRequest): Promise<Offboard
         disablesLogin: stage.steps.some((s) => s.action === 'disable_login'),
         // After the last stage that takes access away (a later one only deletes what is already
         // disabled), the metrics measure the time from the HR event: this offboarding's start.
-        lastRevokingStage: index === lastRevokingStage,
+        lastRevokingStage: revokes(stage) && !remaining.some(revokes),
         secondsSinceEffective: Math.round((Date.now() - Date.parse(plan.effectiveAt)) / 1000),
         secondsSinceReceived: Math.round((Date.now() - info.startTime.getTime()) / 1000),
       },
@@ -501,15 +579,20 @@ export async function offboarding(request: OffboardingRequest): Promise<Offboard
         if (!leftoversAfterStage(stage, await discoverAll(), plan).includes(leftover)) return resolveTask(taskId);
       }
     }));
-    status.stages[index]!.finishedAt = now();
+    stageStatus.finishedAt = now();
   }
 
   // ---- the plan, stage by stage ----
-  const lastRevokingStage = plan.stages.findLastIndex((stage) => stage.steps.some((step) => step.action !== 'delete_account'));
-  for (const [index, stage] of plan.stages.entries()) {
+  /** A stage that takes access away (a later one may only delete what is already disabled). */
+  const revokes = (stage: PlannedStage) => stage.steps.some((step) => step.action !== 'delete_account');
+  while (remaining.length > 0) {
+    const stage = remaining[0]!;
+    const version = planVersion;
     await waitUntilDue(stage);
     if (status.cancelled) break;
-    await runStage(stage, index);
+    if (planVersion !== version) continue; // replaced while waiting: the new plan's stages are next
+    remaining.shift();
+    await runStage(stage);
     if (status.cancelled) break;
   }
 

@@ -29,7 +29,7 @@ export const HR_EVENTS_MIGRATIONS = [
 ];
 
 /** started: a new offboarding; joined: one was already running for the person; cancelled / nothing_running: a rescinded termination. */
-export type HrOutcome = 'started' | 'joined' | 'cancelled' | 'nothing_running';
+export type HrOutcome = 'started' | 'joined' | 'superseded' | 'cancelled' | 'nothing_running';
 
 export interface HrDelivery {
   webhookId: string;

@@ -23,7 +23,10 @@
  * one `hr_event_rejected` audit row: reason, webhook id, status; never the body, a secret or a
  * signature. `termination_rescinded` cancels the running offboarding (Update `cancel`, by
  * `hr-system`) and never starts one: outcome `cancelled`, or `nothing_running` with the reason.
- * A future effective time is accepted as is: the workflow waits for it durably.
+ * A future effective time is accepted as is: the workflow waits for it durably. A new event for a
+ * person whose offboarding is running is handed to it: `superseded` when it goes further or sooner
+ * (a security termination during a voluntary one's notice period; the plan is replaced), else
+ * `joined`, with the reason in `detail`.
  *
  * ## `POST /v1/hr/bamboohr` — BambooHR's event-based webhook
  *
@@ -350,9 +353,8 @@ export function registerHrWebhookRoutes(app: FastifyInstance, deps: HrWebhookDep
       }
     }
     const started = await deadline(() => startOffboarding(deps.client, request, { taskQueue: deps.taskQueue, searchAttributes: deps.searchAttributes }));
-    return started.started
-      ? { outcome: 'started', detail: null }
-      : { outcome: 'joined', detail: `an offboarding for this person was already running (started by request ${started.startedBy})` };
+    if (started.outcome === 'started') return { outcome: 'started', detail: null };
+    return { outcome: started.outcome, detail: `an offboarding for this person was already running (started by request ${started.startedBy}); ${started.detail}` };
   }
 
   async function accept(request: FastifyRequest, reply: FastifyReply, source: Source, webhookId: string, event: HrEvent) {

@@ -20,7 +20,7 @@ const healthSchema = z.object({ ok: z.boolean(), temporal: z.string().describe('
 const hrAcceptedSchema = z.object({
   workflowId: z.string().nullable().describe('the offboarding (offboarding-<employeeId>); null when the delivery was ignored'),
   duplicate: z.boolean().describe('true when this delivery or this event id was accepted before: nothing was started again'),
-  outcome: z.enum(['started', 'joined', 'cancelled', 'nothing_running', 'ignored']),
+  outcome: z.enum(['started', 'joined', 'superseded', 'cancelled', 'nothing_running', 'ignored']),
   detail: z.string().nullable(),
 });
 const hrEventRecordSchema = z.object({
@@ -31,7 +31,7 @@ const hrEventRecordSchema = z.object({
   employeeId: z.string(),
   receivedAt: z.string(),
   workflowId: z.string(),
-  outcome: z.enum(['started', 'joined', 'cancelled', 'nothing_running']),
+  outcome: z.enum(['started', 'joined', 'superseded', 'cancelled', 'nothing_running']),
   detail: z.string().nullable(),
 });
 const summarySchema = z.object({
