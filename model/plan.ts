@@ -174,11 +174,11 @@ export function leftoversAfterStage(stage: PlannedStage, discoveries: Discovery[
   return leftovers;
 }
 
-/** How far a request goes: a role change keeps the account; among terminations, the more urgent ranks higher. */
+/** How far a request goes (DESIGN.md): role change < voluntary < contract end < involuntary < security. */
 function severity(request: OffboardingRequest): number {
   if (request.trigger === 'role_change') return 0;
-  if (request.trigger === 'contract_end') return 1;
-  return { voluntary: 1, involuntary: 2, security: 3 }[request.reason ?? 'voluntary'];
+  if (request.trigger === 'contract_end') return 2;
+  return { voluntary: 1, involuntary: 3, security: 4 }[request.reason ?? 'voluntary'];
 }
 
 const describeRequest = (request: OffboardingRequest) =>

@@ -297,6 +297,12 @@ describe('HTTP API: HR webhooks and the operator interface (Temporal dev server,
     const body = hrEvent({ type: 'termination', employeeId: 'E1038', reason: 'voluntary', effectiveAt: future });
     assert.equal((await deliver(body, signedHeaders(body))).body.outcome, 'started', 'a future-dated event just starts');
     await eventually(() => statusOf('E1038'), (s) => s.phase === 'waiting', 'E1038 waiting for its effective time');
+    // HR moves the last day an hour earlier: a new event, which replaces the running plan.
+    const sooner = hrEvent({ type: 'termination', employeeId: 'E1038', reason: 'voluntary', effectiveAt: new Date(Date.parse(future) - 3600_000).toISOString() });
+    const moved = await deliver(sooner, signedHeaders(sooner));
+    assert.deepEqual([moved.status, moved.body.workflowId, moved.body.outcome], [202, 'offboarding-E1038', 'superseded']);
+    assert.match(String(moved.body.detail), /the effective time moves earlier/);
+    assert.equal((await statusOf('E1038')).effectiveAt, JSON.parse(sooner).effectiveAt);
 
     const held = await command(TOKENS.manager, 'E1038', 'hold', { reason: 'handover to the new lead' });
     assert.deepEqual([held.status, held.body.by, held.body.result], [200, 'mgr-dana', 'held until released']);

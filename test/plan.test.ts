@@ -191,7 +191,8 @@ describe('supersession(): what a second HR event does to a running offboarding',
     assert.equal(supersession(next({ reason: 'security' }), base).supersedes, false);
     assert.equal(supersession(base, next({ trigger: 'role_change', reason: undefined, newRole: 'sales' })).supersedes, false);
     assert.match(supersession(base, next({ effectiveAt: '2030-02-01T17:00:00Z' })).why, /does not delay an offboarding: hold it instead/);
-    assert.equal(supersession(base, next({ trigger: 'contract_end', reason: undefined })).supersedes, false, 'as far as a voluntary termination goes');
+    assert.equal(supersession(next({ trigger: 'contract_end', reason: undefined }), base).supersedes, false, 'a voluntary termination goes less far than a contract end');
+    assert.equal(supersession(base, next({ trigger: 'contract_end', reason: undefined })).supersedes, true, 'and a contract end further than a voluntary termination');
   });
 
   it('plans the superseding event from the earlier of the two effective times, with what both know of the person', () => {
