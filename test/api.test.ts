@@ -409,6 +409,36 @@ describe('HTTP API: HR webhooks and the operator interface (Temporal dev server,
     }
   });
 
+  it('refusals beyond the per-sender limit are counted into one summary row, so the append-only audit cannot be flooded', async () => {
+    const since = new Date();
+    const bounded = buildApi({ client, pool, config: apiConfigSchema.parse(API_CONFIG), logger: pino({ level: 'silent' }), rejectionAuditLimit: { limit: 3, windowMs: 500 } });
+    const forged = async (n: number) => {
+      const ids: string[] = [];
+      for (let i = 0; i < n; i += 1) {
+        const body = hrEvent({ type: 'termination', employeeId: 'E1040', reason: 'security' });
+        const headers = signedHeaders(body, { signature: () => 'v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=' });
+        const answer = await bounded.inject({ method: 'POST', url: '/v1/hr/events', payload: body, headers });
+        assert.equal(answer.statusCode, 401, 'every refusal is answered the same, counted or not');
+        ids.push(headers['webhook-id']!);
+      }
+      return ids;
+    };
+    const summaries = async () =>
+      (await pool.query<{ details: Record<string, unknown> }>(`SELECT details FROM audit_events WHERE action = 'hr_event_rejected' AND details ? 'suppressed' AND occurred_at >= $1 ORDER BY seq`, [since])).rows.map((r) => r.details);
+    try {
+      const first = await forged(10);
+      assert.deepEqual(await Promise.all(first.map(async (id) => (await rejectionsFor(id)).length)), [1, 1, 1, 0, 0, 0, 0, 0, 0, 0], 'three rows of their own');
+      const [summary] = await eventually(summaries, (rows) => rows.length === 1, 'the summary row when the window ends');
+      assert.deepEqual([summary!.suppressed, summary!.statuses, summary!.remoteAddress], [7, { 401: 7 }, '127.0.0.1']);
+
+      await forged(5); // a new window: three rows, two counted, written when the server closes
+    } finally {
+      await bounded.close();
+    }
+    assert.deepEqual((await summaries()).map((row) => row.suppressed), [7, 2], 'nothing counted is lost at shutdown');
+    await noWorkflowFor('E1040');
+  });
+
   it('/openapi.json describes every route the server serves, with its security and schemas', async () => {
     const doc = (await call('GET', '/openapi.json')).body as { openapi: string; paths: Record<string, Record<string, { security: unknown[]; requestBody?: unknown; responses: Record<string, unknown> }>> };
     assert.equal(doc.openapi, '3.1.0');

@@ -21,7 +21,8 @@
  * offboarding's workflow id, `duplicate: true` for a delivery or an event id seen before (same
  * workflow id, nothing started again). A rejected delivery starts nothing and writes nothing but
  * one `hr_event_rejected` audit row: reason, webhook id, status; never the body, a secret or a
- * signature. `termination_rescinded` cancels the running offboarding (Update `cancel`, by
+ * signature. Past 60 refusals a minute from one address, further ones are counted into one
+ * summary row per minute instead (`rejection-ledger.ts`): the append-only audit cannot be flooded. `termination_rescinded` cancels the running offboarding (Update `cancel`, by
  * `hr-system`) and never starts one: outcome `cancelled`, or `nothing_running` with the reason.
  * A future effective time is accepted as is: the workflow waits for it durably. A new event for a
  * person whose offboarding is running is handed to it: `superseded` when it goes further or sooner
@@ -81,7 +82,7 @@
  * The relay signs each attempt afresh (`webhook-timestamp` = now) but keeps the `webhook-id`, and
  * retries with back-off for as long as it needs: both the webhook id and the event id dedupe.
  */
-import { createHash, createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
@@ -92,6 +93,7 @@ import { employeeIdSchema, offboardingRequestSchema, workflowIdFor } from '../..
 import { CommandRefusedError, InvalidRequestError, sendCommand, startOffboarding } from '../temporal.js';
 import { replyError, type ApiConfig } from './auth.js';
 import type { ClaimResult, HrDelivery, HrEventsStore, HrOutcome } from './hr-events-store.js';
+import type { RejectionLedger } from './rejection-ledger.js';
 
 export const WEBHOOK_BODY_LIMIT = 256 * 1024;
 export const TIMESTAMP_TOLERANCE_SECONDS = 5 * 60;
@@ -104,6 +106,8 @@ export interface HrWebhookDeps {
   audit: AuditStore;
   config: ApiConfig;
   log: FastifyBaseLogger;
+  /** Where refused deliveries are recorded (bounded per sender). */
+  rejections: RejectionLedger;
   taskQueue?: string;
   searchAttributes?: boolean;
   /** Milliseconds since the epoch (tests move the clock). */
@@ -289,7 +293,7 @@ export const sourceOfRoute = (url: string | undefined): Source | undefined =>
  * the webhook id and the status. Nothing else is written and nothing is started.
  */
 export async function rejectDelivery(
-  deps: Pick<HrWebhookDeps, 'audit' | 'log' | 'now'>,
+  deps: Pick<HrWebhookDeps, 'rejections' | 'log'>,
   request: FastifyRequest,
   reply: FastifyReply,
   source: Source,
@@ -299,21 +303,13 @@ export async function rejectDelivery(
   const employeeId = employeeIdOf(Buffer.isBuffer(request.body) ? request.body : undefined, source);
   const reason = rejection.errors ? `${rejection.detail}: ${rejection.errors.map((e) => e.path).join(', ')}` : rejection.detail;
   deps.log.warn({ source, webhookId, status: rejection.status, reason }, 'hr event rejected');
-  try {
-    await deps.audit.append({
-      id: `${REJECTED_OFFBOARDING_ID}/${randomUUID()}`,
-      occurredAt: new Date(deps.now()).toISOString(),
-      offboardingId: REJECTED_OFFBOARDING_ID,
-      employeeId,
-      system: null,
-      action: 'hr_event_rejected',
-      outcome: 'rejected',
-      actor: source === 'bamboohr' ? 'bamboohr' : 'hr-webhook',
-      details: { reason, webhookId, status: rejection.status, source },
-    });
-  } catch (err) {
-    deps.log.error({ source, webhookId, reason: (err as Error).message }, 'could not record a rejected hr event in the audit');
-  }
+  await deps.rejections.record(request.ip, {
+    employeeId,
+    actor: source === 'bamboohr' ? 'bamboohr' : 'hr-webhook',
+    details: { reason, webhookId, status: rejection.status, source },
+    status: rejection.status,
+    source,
+  });
   return replyError(reply, rejection.status, rejection.error, rejection.detail, rejection.errors ? { errors: rejection.errors } : {});
 }
 

@@ -23,7 +23,8 @@ import { logger } from '../../workers/logger.js';
 import { connectClient } from '../temporal.js';
 import { createAuthenticator, replyError, type ApiConfig } from './auth.js';
 import { createHrEventsStore, HR_EVENTS_MIGRATIONS } from './hr-events-store.js';
-import { registerHrWebhookRoutes, rejectDelivery, sourceOfRoute, WEBHOOK_BODY_LIMIT } from './hr-webhook.js';
+import { registerHrWebhookRoutes, rejectDelivery, REJECTED_OFFBOARDING_ID, sourceOfRoute, WEBHOOK_BODY_LIMIT } from './hr-webhook.js';
+import { createRejectionLedger } from './rejection-ledger.js';
 import { buildOpenApi } from './openapi.js';
 import { OPERATOR_BODY_LIMIT, registerOperatorRoutes } from './operators.js';
 
@@ -39,6 +40,8 @@ export interface ApiDeps {
   now?: () => number;
   /** Deadline for each Temporal call made for a request (default 15 s). */
   temporalTimeoutMs?: number;
+  /** Audit rows of their own for refused HR deliveries, per sender and window (default 60 a minute). */
+  rejectionAuditLimit?: { limit: number; windowMs: number };
 }
 
 const registered = new WeakMap<FastifyInstance, string[]>();
@@ -76,7 +79,9 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   const audit = createAuditStore(deps.pool);
   const hrEvents = createHrEventsStore(deps.pool);
   const auth = createAuthenticator(deps.config.tokens);
-  const hrDeps = { client: deps.client, hrEvents, audit, config: deps.config, log, taskQueue: deps.taskQueue, searchAttributes: deps.searchAttributes, now, temporalTimeoutMs };
+  const rejections = createRejectionLedger({ audit, log, now, offboardingId: REJECTED_OFFBOARDING_ID, ...deps.rejectionAuditLimit });
+  app.addHook('onClose', async () => rejections.close());
+  const hrDeps = { client: deps.client, hrEvents, audit, rejections, config: deps.config, log, taskQueue: deps.taskQueue, searchAttributes: deps.searchAttributes, now, temporalTimeoutMs };
 
   // Prometheus: every answer by route and status, and HR deliveries by how they ended.
   const registry = new Registry();
