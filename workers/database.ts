@@ -8,7 +8,9 @@ import { mkdirSync } from 'node:fs';
 import pg from 'pg';
 import { AUDIT_MIGRATIONS } from '../activities/audit.js';
 
-export const EMBEDDED_DB_PORT_DEFAULT = 55432;
+// Below 32768: Linux hands out 32768-60999 as the local ports of outgoing connections, and one of
+// those (the dev server makes many) would make a listen there fail now and then.
+export const EMBEDDED_DB_PORT_DEFAULT = 15432;
 
 export function embeddedDatabaseUrl(env: NodeJS.ProcessEnv = process.env): string {
   const port = env.OFFBOARD_EMBEDDED_DB_PORT ?? String(EMBEDDED_DB_PORT_DEFAULT);

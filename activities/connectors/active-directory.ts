@@ -380,6 +380,10 @@ export function createActiveDirectoryConnector(system: string, config: LdapSyste
       });
     },
     apply,
+    /** Binds with the service account and reads the people base: the credentials and the base DN both work. */
+    async check() {
+      await withClient('check', (client) => client.search(config.peopleBase, { scope: 'base', attributes: ['1.1'] }));
+    },
     async close() {},
   };
 }

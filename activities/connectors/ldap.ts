@@ -255,6 +255,10 @@ export function createLdapConnector(system: string, config: LdapSystemConfig): C
       });
     },
     apply,
+    /** Binds with the service account and reads the people base: the credentials and the base DN both work. */
+    async check() {
+      await withClient('check', (client) => client.search(config.peopleBase, { scope: 'base', attributes: ['1.1'] }));
+    },
     async close() {},
   };
 }
