@@ -57,6 +57,8 @@ export function formatStatus(workflowId: string, status: OffboardingStatus): str
   ];
   if (status.expedited) lines.push(`  expedited     by ${status.expedited.by}: ${status.expedited.reason}`);
   if (status.cancelled) lines.push(`  cancelled     by ${status.cancelled.by}: ${status.cancelled.reason}`);
+  // Workflows started before later HR events were handled have no such list.
+  for (const later of status.laterRequests ?? []) lines.push(`  later event   ${later.requestId} (${later.reason ?? later.trigger}): ${later.outcome}: ${later.why}`);
   lines.push(`  systems       ${status.systems.map((system) => (system in status.accounts && status.accounts[system] === null ? `${system} (no account found)` : system)).join(', ') || '-'}`);
   if (status.actions.length > 0) {
     lines.push('', table([['STATE', 'STAGE', 'SYSTEM', 'ACTION', 'TARGET', 'ATTEMPTS'], ...status.actions.map((a) => [a.state, a.stage, a.system, a.kind, a.target?.id ?? '', String(a.attempts)])]).replace(/^/gm, '  '));
