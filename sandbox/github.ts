@@ -16,6 +16,16 @@
  *
  * Requests need `authorization: token <t>` or `Bearer <t>` with a sandbox token (401 otherwise);
  * the read-only token answers 403 "Resource not accessible by integration" to every write.
+ * GitHub App authentication: the stand-in is app `GITHUB_SANDBOX_APP.appId`, installed on the
+ * organisation as installation `GITHUB_SANDBOX_APP.installationId`, with a key pair made at start
+ * (`appPrivateKey`). `POST /app/installations/{id}/access_tokens` takes the app's RS256 JWT
+ * (`iss` = app id, `exp` at most 10 minutes after `iat`, not expired) and answers 201 with an
+ * installation token valid for one hour (`installationTokenTtlMs` shortens it for tests), which
+ * then works like the read-write token; an expired one answers 401 "Bad credentials". JWT errors
+ * use the messages GitHub is seen to send ("'Expiration time' claim ('exp') is too far in the
+ * future", "… must be a numeric value representing the future time …", "A JSON web token could
+ * not be decoded"); which one GitHub sends for a bad signature or an unknown app is assumed (the
+ * last).
  * Faults (per test, or `POST /_sandbox/faults`): latency, a deterministic 5xx rate, a burst of
  * secondary-rate-limit answers (429 or 403 with `retry-after`), an exhausted primary limit (403,
  * remaining 0, `x-ratelimit-reset`), and connection resets. `GET /_sandbox/state` shows the state.
@@ -27,6 +37,7 @@
  * three months; owner-only rules such as refusing to remove the last owner; repository
  * invitations; team maintainers' rights; enterprise-managed users.
  */
+import { generateKeyPairSync, randomBytes, verify, type KeyObject } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { DUPLICATED_EMPLOYEE_ID } from './ldif.js';
@@ -37,6 +48,8 @@ export const GITHUB_SANDBOX_ORG = 'example-org';
 export const GITHUB_SANDBOX_TOKEN = 'ghs_sandboxInstallationTokenReadWrite0001';
 /** An installation token whose app may read but not write: every write answers 403. */
 export const GITHUB_SANDBOX_READ_ONLY_TOKEN = 'ghs_sandboxInstallationTokenReadOnly00001';
+/** The GitHub App the stand-in knows, and its installation on the organisation. */
+export const GITHUB_SANDBOX_APP = { appId: 424242, installationId: 1 } as const;
 /** The team whose membership an identity provider owns (team synchronization). */
 export const GITHUB_SYNCED_TEAM = 'security';
 export const GITHUB_TWIN_LOGINS = ['twin-a', 'twin-b'];
@@ -72,6 +85,8 @@ export interface GithubSandboxState {
   /** Per token: requests used in the current window and when it resets (epoch seconds). */
   rateLimits: Record<string, { used: number; reset: number }>;
   requests: number;
+  /** Installation tokens issued to the app (`token` → expiry, epoch ms). */
+  installationTokens: Record<string, number>;
 }
 
 export interface GithubFaults {
@@ -88,6 +103,8 @@ export interface GithubFaults {
 
 export interface GithubSandbox {
   url: string;
+  /** The GitHub App's private key (PKCS#8 PEM), made when the stand-in starts. */
+  appPrivateKey: string;
   readonly state: GithubSandboxState;
   inject(faults: GithubFaults): void;
   reset(): void;
@@ -112,6 +129,7 @@ function seed(): GithubSandboxState {
     ssoAuthorizations: [],
     rateLimits: {},
     requests: 0,
+    installationTokens: {},
   };
   const team = (slug: string) => state.teams.find((t) => t.slug === slug)!;
   const addUser = (login: string) => { state.users[lower(login)] ??= 100_000 + Object.keys(state.users).length; };
@@ -183,8 +201,12 @@ function paginate(ctx: Context, items: unknown[]): Answer {
   return { status: 200, body: items.slice((page - 1) * perPage, page * perPage), headers: links.length ? { link: links.join(', ') } : {} };
 }
 
-export async function startGithubSandbox(options: { port?: number } = {}): Promise<GithubSandbox> {
+export async function startGithubSandbox(options: { port?: number; installationTokenTtlMs?: number } = {}): Promise<GithubSandbox> {
   let state = seed();
+  const appKeys = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const appPrivateKey = appKeys.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+  const appPublicKey: KeyObject = appKeys.publicKey;
+  const installationTokenTtlMs = options.installationTokenTtlMs ?? 3600_000;
   let faults: GithubFaults = {};
   let faultCounter = 0;
 
@@ -378,7 +400,47 @@ export async function startGithubSandbox(options: { port?: number } = {}): Promi
   ];
 
   const tokenOf = (authorization: string | undefined) => /^(?:token|bearer)\s+(\S+)$/i.exec(authorization ?? '')?.[1];
-  const isSandboxToken = (token: string | undefined): token is string => token === GITHUB_SANDBOX_TOKEN || token === GITHUB_SANDBOX_READ_ONLY_TOKEN;
+  const isInstallationToken = (token: string | undefined) => token !== undefined && (state.installationTokens[token] ?? 0) > Date.now();
+  const isSandboxToken = (token: string | undefined): token is string => token === GITHUB_SANDBOX_TOKEN || token === GITHUB_SANDBOX_READ_ONLY_TOKEN || isInstallationToken(token);
+  /** May write: the read-write token, or a live installation token of the app. */
+  const mayWrite = (token: string | undefined) => token === GITHUB_SANDBOX_TOKEN || isInstallationToken(token);
+
+  const APP_DOCS = `${DOCS}/apps/apps#create-an-installation-access-token-for-an-app`;
+  /** `POST /app/installations/{id}/access_tokens`, authenticated by the app's JWT. */
+  function createInstallationToken(authorization: string | undefined, installationId: string): Answer {
+    const jwt = /^bearer\s+(\S+)$/i.exec(authorization ?? '')?.[1];
+    if (!jwt) return error(401, 'A JSON web token could not be decoded', APP_DOCS);
+    const [header, payload, signature] = jwt.split('.');
+    let claims: { iss?: unknown; iat?: unknown; exp?: unknown };
+    try {
+      const alg = (JSON.parse(Buffer.from(header ?? '', 'base64url').toString()) as { alg?: string }).alg;
+      const signed = verify('RSA-SHA256', Buffer.from(`${header}.${payload}`), appPublicKey, Buffer.from(signature ?? '', 'base64url'));
+      if (alg !== 'RS256' || !signed) throw new Error('not signed by the app');
+      claims = JSON.parse(Buffer.from(payload ?? '', 'base64url').toString()) as typeof claims;
+    } catch {
+      return error(401, 'A JSON web token could not be decoded', APP_DOCS);
+    }
+    const nowSeconds = Math.floor(Date.now() / 1000);
+    if (String(claims.iss) !== String(GITHUB_SANDBOX_APP.appId)) return error(401, 'A JSON web token could not be decoded', APP_DOCS);
+    if (typeof claims.exp !== 'number' || claims.exp <= nowSeconds) {
+      return error(401, "'Expiration time' claim ('exp') must be a numeric value representing the future time at which the assertion expires", APP_DOCS);
+    }
+    if (typeof claims.iat !== 'number' || claims.iat > nowSeconds + 60) return error(401, "'Issued at' claim ('iat') must be an Integer representing the time that the assertion was issued", APP_DOCS);
+    if (claims.exp - Math.max(claims.iat, nowSeconds - 60) > 600 || claims.exp > nowSeconds + 600) return error(401, "'Expiration time' claim ('exp') is too far in the future", APP_DOCS);
+    if (installationId !== String(GITHUB_SANDBOX_APP.installationId)) return notFound(APP_DOCS);
+    const token = `ghs_${randomBytes(18).toString('hex')}`;
+    const expiresAt = Date.now() + installationTokenTtlMs;
+    state.installationTokens[token] = expiresAt;
+    return {
+      status: 201,
+      body: {
+        token,
+        expires_at: new Date(expiresAt).toISOString().replace(/\.\d{3}Z$/, 'Z'),
+        permissions: { members: 'write', organization_administration: 'read', organization_personal_access_tokens: 'write' },
+        repository_selection: 'all',
+      },
+    };
+  }
 
   /** The primary limit's window for a token (unauthenticated callers share one, of 60). */
   function bucketFor(key: string) {
@@ -400,6 +462,8 @@ export async function startGithubSandbox(options: { port?: number } = {}): Promi
   }
 
   function answerApi(ctx: Context, method: string, authorization: string | undefined): Answer {
+    const app = /^\/app\/installations\/([^/]+)\/access_tokens$/.exec(ctx.url.pathname);
+    if (app && method === 'POST') return createInstallationToken(authorization, decodeURIComponent(app[1]!));
     const token = tokenOf(authorization);
     const { bucket, limit } = bucketFor(isSandboxToken(token) ? token : 'anonymous');
     if (bucket.used >= limit) {
@@ -420,7 +484,7 @@ export async function startGithubSandbox(options: { port?: number } = {}): Promi
     const path = ctx.url.pathname;
     const route = routes.find((r) => r.method === method && r.pattern.test(path));
     if (!route) return notFound(DOCS);
-    if (method !== 'GET' && token !== GITHUB_SANDBOX_TOKEN) return error(403, 'Resource not accessible by integration', route.docs);
+    if (method !== 'GET' && !mayWrite(token)) return error(403, 'Resource not accessible by integration', route.docs);
     const params = (route.pattern.exec(path) ?? []).slice(1).map(decodeURIComponent);
     return route.handle(ctx, params);
   }
@@ -520,6 +584,7 @@ export async function startGithubSandbox(options: { port?: number } = {}): Promi
 
   return {
     url: `http://127.0.0.1:${port}`,
+    appPrivateKey,
     get state() {
       return state;
     },

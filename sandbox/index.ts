@@ -4,7 +4,7 @@
  * stand-ins' own, handed to the worker as environment variables like any real secret.
  */
 import type { ConfigInput } from '../workers/config.js';
-import { GITHUB_SANDBOX_ORG, GITHUB_SANDBOX_TOKEN, sampleGithubLogins, startGithubSandbox } from './github.js';
+import { GITHUB_SANDBOX_APP, GITHUB_SANDBOX_ORG, sampleGithubLogins, startGithubSandbox } from './github.js';
 import { SANDBOX_SALESFORCE_TOKEN, startSalesforceSandbox } from './salesforce.js';
 import { SCIM_DEFAULT_TOKEN, startScimSandbox } from './scim.js';
 import { SLACK_SANDBOX_TEAM_ID, SLACK_SANDBOX_TOKENS, startSlackSandbox } from './slack.js';
@@ -24,7 +24,11 @@ export async function startSaasSandboxes(ports: SandboxPorts = {}) {
     startScimSandbox({ port: ports.scim }),
   ]);
   const systems: NonNullable<ConfigInput['systems']> = {
-    github: { type: 'github', baseUrl: github.url, token: { env: 'OFFBOARD_SANDBOX_GITHUB_TOKEN' }, org: GITHUB_SANDBOX_ORG, logins: sampleGithubLogins() },
+    // As a GitHub App, the production shape: installation tokens are minted and renewed by the client.
+    github: {
+      type: 'github', baseUrl: github.url, org: GITHUB_SANDBOX_ORG, logins: sampleGithubLogins(),
+      app: { appId: GITHUB_SANDBOX_APP.appId, installationId: GITHUB_SANDBOX_APP.installationId, privateKey: { env: 'OFFBOARD_SANDBOX_GITHUB_APP_KEY' } },
+    },
     slack: { type: 'slack', apiUrl: slack.apiUrl, token: { env: 'OFFBOARD_SANDBOX_SLACK_TOKEN' }, teamId: SLACK_SANDBOX_TEAM_ID },
     salesforce: { type: 'salesforce', instanceUrl: salesforce.url, accessToken: { env: 'OFFBOARD_SANDBOX_SALESFORCE_TOKEN' } },
     // A SCIM 2.0 app (a company wiki, say): any number of these can be configured.
@@ -34,7 +38,7 @@ export async function startSaasSandboxes(ports: SandboxPorts = {}) {
     slack: { token: { env: 'OFFBOARD_SANDBOX_SLACK_BOT_TOKEN' }, channel: '#offboarding', apiUrl: slack.apiUrl },
   };
   const env: Record<string, string> = {
-    OFFBOARD_SANDBOX_GITHUB_TOKEN: GITHUB_SANDBOX_TOKEN,
+    OFFBOARD_SANDBOX_GITHUB_APP_KEY: github.appPrivateKey,
     OFFBOARD_SANDBOX_SLACK_TOKEN: SLACK_SANDBOX_TOKENS.orgAdmin,
     OFFBOARD_SANDBOX_SLACK_BOT_TOKEN: SLACK_SANDBOX_TOKENS.bot,
     OFFBOARD_SANDBOX_SALESFORCE_TOKEN: SANDBOX_SALESFORCE_TOKEN,

@@ -4,10 +4,12 @@
  * Outcomes are checked in the stand-in's state, not only in what the connector returns.
  */
 import assert from 'node:assert/strict';
-import { createGithubConnector, githubSystemSchema } from '../activities/connectors/github.js';
+import { generateKeyPairSync } from 'node:crypto';
+import { createGithubConnector, githubAuthIssues, githubSystemSchema } from '../activities/connectors/github.js';
 import { ConnectorError, type Connector } from '../activities/connectors/types.js';
 import type { Action } from '../model/plan.js';
 import {
+  GITHUB_SANDBOX_APP,
   GITHUB_SANDBOX_ORG,
   GITHUB_SANDBOX_READ_ONLY_TOKEN,
   GITHUB_SANDBOX_TOKEN,
@@ -200,8 +202,36 @@ describe('GitHub connector (stand-in)', () => {
 
   it('bad credentials (401) are not retried, and the message says to fix the token without showing it', async () => {
     await assert.rejects(connector({ token: 'ghs_notTheRightToken' }).discover(subject('E1001')), failsWith({
-      retryable: false, code: 'github_401', message: /Bad credentials: .*valid GitHub App installation token/,
+      retryable: false, code: 'github_401', message: /Bad credentials: the credentials were refused — check the GitHub App's ID, installation ID and private key .* or the owner's token/,
     }));
+  });
+
+  it('as a GitHub App: the client signs a JWT, gets an installation token, reuses it for reads and writes', async () => {
+    const app = connector({ token: undefined, app: { appId: GITHUB_SANDBOX_APP.appId, installationId: GITHUB_SANDBOX_APP.installationId, privateKey: sandbox.appPrivateKey } });
+    const login = loginOf('E1004');
+    const found = await app.discover(subject('E1004'));
+    assert.equal(found.account?.id, login);
+    assert.equal((await app.apply(action('disable_login', login), subject('E1004'))).outcome, 'done');
+    assert.equal(sandbox.state.memberships[login], undefined, 'removed with the installation token');
+    assert.equal(Object.keys(sandbox.state.installationTokens).length, 1, 'one installation token, cached across calls');
+  });
+
+  it('as a GitHub App: a private key written with \\n in an environment variable works; a wrong key is refused without retrying', async () => {
+    const escaped = sandbox.appPrivateKey.trim().replaceAll('\n', '\\n');
+    const fromEnv = connector({ token: undefined, app: { appId: String(GITHUB_SANDBOX_APP.appId), installationId: GITHUB_SANDBOX_APP.installationId, privateKey: escaped } });
+    assert.equal((await fromEnv.discover(subject('E1005'))).account?.id, loginOf('E1005'));
+
+    const otherKey = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    const wrong = connector({ token: undefined, app: { appId: GITHUB_SANDBOX_APP.appId, installationId: GITHUB_SANDBOX_APP.installationId, privateKey: otherKey } });
+    await assert.rejects(wrong.discover(subject('E1005')), failsWith({ retryable: false, code: 'github_401', message: /JSON web token could not be decoded: .*GitHub App's ID, installation ID and private key/ }));
+    assert.ok(!JSON.stringify(sandbox.state).includes(otherKey.slice(40, 80)), 'the key never leaves the client');
+  });
+
+  it('takes exactly one of app and token, and says so', () => {
+    const base = { type: 'github', baseUrl: sandbox.url, org: GITHUB_SANDBOX_ORG };
+    const neither = githubSystemSchema.superRefine(githubAuthIssues).safeParse(base);
+    const both = githubSystemSchema.superRefine(githubAuthIssues).safeParse({ ...base, token: 't', app: { appId: 1, installationId: 1, privateKey: 'k' } });
+    for (const result of [neither, both]) assert.match(result.error?.issues[0]?.message ?? '', /give either `app` .* or `token`/);
   });
 
   it('a token that may not write gets a non-retryable permission error (403 without rate-limit signs)', async () => {

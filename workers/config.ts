@@ -11,7 +11,7 @@ import { postgresSystemSchema } from '../activities/connectors/postgres.js';
 import { manualSystemSchema } from '../activities/connectors/manual.js';
 import { scimSystemSchema } from '../activities/connectors/scim.js';
 import { slackSystemSchema } from '../activities/connectors/slack.js';
-import { githubSystemSchema } from '../activities/connectors/github.js';
+import { githubAuthIssues, githubSystemSchema } from '../activities/connectors/github.js';
 import { salesforceSystemSchema } from '../activities/connectors/salesforce.js';
 import { notificationsSchema } from '../activities/notify.js';
 import { apiConfigSchemaWith } from '../model/api-config.js';
@@ -46,7 +46,12 @@ export function configSchema(env: NodeJS.ProcessEnv) {
     manualSystemSchema,
     scimSystemSchema.extend({ bearerToken: secret(env) }),
     slackSystemSchema.extend({ token: secret(env).pipe(slackSystemSchema.shape.token) }),
-    githubSystemSchema.extend({ token: secret(env) }),
+    githubSystemSchema
+      .extend({
+        token: secret(env).optional(),
+        app: githubSystemSchema.shape.app.unwrap().extend({ privateKey: secret(env) }).optional(),
+      })
+      .superRefine(githubAuthIssues),
     salesforceSystemSchema.extend({ accessToken: secret(env) }),
   ]);
   return z

@@ -44,12 +44,19 @@
  * - delete_account, transfer_ownership: not_applicable (personal accounts; repositories belong
  *   to the organisation).
  *
+ * Credentials: a GitHub App (`app: { appId, installationId, privateKey }`, the production shape):
+ * @octokit/auth-app signs a JWT with the app's key, exchanges it for an installation token
+ * (valid one hour), caches it and mints a new one before it expires, so a staged offboarding days
+ * long keeps working. Or a static `token`: an organisation owner's classic PAT with admin:org (an
+ * installation token pasted into the config would stop working after an hour). Exactly one.
+ *
  * Retries: Octokit core retries nothing by itself, and the retry and throttling plugins are not
  * loaded, so each activity attempt sends each request once and Temporal's retry policy stays in
  * charge. Rate limits become retryable ConnectorErrors with `retryAfterMs`: `retry-after` first,
  * then `x-ratelimit-remaining: 0` (wait until `x-ratelimit-reset`), then a "secondary rate limit"
  * message or a bare 429 (a minute, as GitHub advises). A 403 without those is a permission error.
  */
+import { createAppAuth } from '@octokit/auth-app';
 import { Octokit } from '@octokit/rest';
 import { z } from 'zod';
 import type { Action, Credential, Discovery, Entitlement } from '../../model/plan.js';
@@ -62,8 +69,16 @@ const loginSchema = z.string().regex(/^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9]
 export const githubSystemSchema = z.object({
   type: z.literal('github'),
   baseUrl: z.url().default('https://api.github.com'),
-  /** A GitHub App installation token (or an owner's token with admin:org): a secret. */
-  token: z.string().min(1),
+  /** A static token: an organisation owner's classic PAT with admin:org (a secret). Or `app`. */
+  token: z.string().min(1).optional(),
+  /** A GitHub App installed on the organisation; the private key (PEM) is a secret. Or `token`. */
+  app: z
+    .object({
+      appId: z.union([z.number().int().positive(), z.string().regex(/^\d+$/, 'the numeric App ID')]),
+      installationId: z.number().int().positive(),
+      privateKey: z.string().min(1),
+    })
+    .optional(),
   org: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9-]{0,38}$/, 'an organisation login'),
   /** Employee id → GitHub login. Several logins for one person are refused as ambiguous. */
   logins: z.record(z.string(), z.union([loginSchema, z.array(loginSchema).min(1)])).default({}),
@@ -74,6 +89,18 @@ export const githubSystemSchema = z.object({
   timeoutMs: z.number().int().positive().default(15_000),
 });
 export type GithubSystemConfig = z.infer<typeof githubSystemSchema>;
+
+const AUTH_CHOICE = 'give either `app` (appId, installationId, privateKey: a GitHub App, recommended) or `token` (an owner\'s PAT with admin:org), not both';
+/**
+ * Exactly one of `app` and `token`. Kept out of the schema itself (which the config file extends,
+ * and zod cannot extend a refined object): apply it with `.superRefine(githubAuthIssues)`.
+ */
+export function githubAuthIssues(config: { token?: unknown; app?: unknown }, ctx: z.RefinementCtx): void {
+  if ((config.token === undefined) === (config.app === undefined)) ctx.addIssue({ code: 'custom', path: ['token'], message: AUTH_CHOICE });
+}
+
+/** A PEM from an environment variable may arrive with its newlines written as `\n`. */
+const pem = (key: string) => (key.includes('\\n') && !key.includes('\n') ? key.replaceAll('\\n', '\n') : key);
 
 const API_VERSION = '2022-11-28';
 const ADMIN_ROLE = 'org-role:admin';
@@ -148,7 +175,7 @@ function classify(err: unknown, doing: string): ConnectorError {
   }
   const { status } = failure;
   if (status === 401) {
-    return new ConnectorError(`GitHub ${doing} failed: 401 ${said}: the token is missing, wrong or expired — put a valid GitHub App installation token (or an owner's token with admin:org) in the config`, false, 'github_401');
+    return new ConnectorError(`GitHub ${doing} failed: 401 ${said}: the credentials were refused — check the GitHub App's ID, installation ID and private key (and that the clock is right), or the owner's token`, false, 'github_401');
   }
   if (status === 403) {
     return new ConnectorError(`GitHub ${doing} was refused: 403 ${said}: the token lacks permission — it needs organisation owner rights (GitHub App: Members read/write, Administration read, Personal access tokens read/write)`, false, 'github_403');
@@ -164,8 +191,11 @@ const loginsOf = (value: string | string[]) => [...new Set((Array.isArray(value)
 
 export function createGithubConnector(system: string, config: GithubSystemConfig): Connector {
   const { org } = config;
+  if ((config.token === undefined) === (config.app === undefined)) throw new Error(`GitHub system ${system}: ${AUTH_CHOICE}`);
   const octokit = new Octokit({
-    auth: config.token,
+    ...(config.app
+      ? { authStrategy: createAppAuth, auth: { appId: config.app.appId, installationId: config.app.installationId, privateKey: pem(config.app.privateKey) } }
+      : { auth: config.token }),
     baseUrl: config.baseUrl.replace(/\/+$/, ''),
     userAgent: 'offboard',
     // Failures surface as ConnectorErrors; Octokit's own error log would repeat every expected 404.
