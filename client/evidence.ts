@@ -1031,7 +1031,9 @@ export function evidenceToHtml(evidence: Evidence): string {
   ));
 
   const other = [
-    table(['When', 'Identity correlation'], evidence.identityCorrelations.map((c) => [formatTime(c.at), `HR sent no ${c.field}; the one ${c.from.join(', ')} holds (not shown here) was used to find the person's accounts in the other systems`]), 'No identity correlation.'),
+    table(['When', 'Identity correlation'], evidence.identityCorrelations.map((c) => [formatTime(c.at), c.field === 'managerEmail'
+      ? `HR named no manager's email; the one ${c.from.join(', ')} holds for the person's manager (not shown here) was used to notify them`
+      : `HR sent no ${c.field}; the one ${c.from.join(', ')} holds (not shown here) was used to find the person's accounts in the other systems`]), 'No identity correlation.'),
     evidence.refusedCommands.length ? table(['When', 'Refused command', 'By', 'Why refused'], evidence.refusedCommands.map((c) => [formatTime(c.at), c.command, c.by, c.reason]), '') : '',
     evidence.notificationFailures.length ? table(['When', 'Notification not delivered', 'Error'], evidence.notificationFailures.map((n) => [formatTime(n.at), n.event, n.error]), '') : '',
   ].join('');
