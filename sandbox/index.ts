@@ -5,7 +5,7 @@
  */
 import type { ConfigInput } from '../workers/config.js';
 import { GITHUB_SANDBOX_APP, GITHUB_SANDBOX_ORG, sampleGithubLogins, startGithubSandbox } from './github.js';
-import { SANDBOX_SALESFORCE_TOKEN, startSalesforceSandbox } from './salesforce.js';
+import { SANDBOX_SALESFORCE_CLIENT_ID, SANDBOX_SALESFORCE_CLIENT_SECRET, startSalesforceSandbox } from './salesforce.js';
 import { SCIM_DEFAULT_TOKEN, startScimSandbox } from './scim.js';
 import { SLACK_SANDBOX_TEAM_ID, SLACK_SANDBOX_TOKENS, startSlackSandbox } from './slack.js';
 
@@ -30,7 +30,8 @@ export async function startSaasSandboxes(ports: SandboxPorts = {}) {
       app: { appId: GITHUB_SANDBOX_APP.appId, installationId: GITHUB_SANDBOX_APP.installationId, privateKey: { env: 'OFFBOARD_SANDBOX_GITHUB_APP_KEY' } },
     },
     slack: { type: 'slack', apiUrl: slack.apiUrl, token: { env: 'OFFBOARD_SANDBOX_SLACK_TOKEN' }, teamId: SLACK_SANDBOX_TEAM_ID },
-    salesforce: { type: 'salesforce', instanceUrl: salesforce.url, accessToken: { env: 'OFFBOARD_SANDBOX_SALESFORCE_TOKEN' } },
+    // OAuth client credentials of a Connected App, the production shape: sessions renewed on expiry.
+    salesforce: { type: 'salesforce', instanceUrl: salesforce.url, clientCredentials: { clientId: SANDBOX_SALESFORCE_CLIENT_ID, clientSecret: { env: 'OFFBOARD_SANDBOX_SALESFORCE_CLIENT_SECRET' } } },
     // A SCIM 2.0 app (a company wiki, say): any number of these can be configured.
     wiki: { type: 'scim', baseUrl: wiki.url, bearerToken: { env: 'OFFBOARD_SANDBOX_SCIM_TOKEN' }, matchBy: 'externalId' },
   };
@@ -41,7 +42,7 @@ export async function startSaasSandboxes(ports: SandboxPorts = {}) {
     OFFBOARD_SANDBOX_GITHUB_APP_KEY: github.appPrivateKey,
     OFFBOARD_SANDBOX_SLACK_TOKEN: SLACK_SANDBOX_TOKENS.orgAdmin,
     OFFBOARD_SANDBOX_SLACK_BOT_TOKEN: SLACK_SANDBOX_TOKENS.bot,
-    OFFBOARD_SANDBOX_SALESFORCE_TOKEN: SANDBOX_SALESFORCE_TOKEN,
+    OFFBOARD_SANDBOX_SALESFORCE_CLIENT_SECRET: SANDBOX_SALESFORCE_CLIENT_SECRET,
     OFFBOARD_SANDBOX_SCIM_TOKEN: SCIM_DEFAULT_TOKEN,
   };
   return {

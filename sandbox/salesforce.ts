@@ -8,6 +8,28 @@
  * with an instanceUrl and an access token calls nothing first (no identity or version lookup);
  * `GET /services/data` and `/services/data/v62.0` are served for people poking at it.
  *
+ * OAuth client credentials flow (a Connected App / External Client App whose run-as user is the
+ * integration user): `POST /services/oauth2/token`, form `grant_type=client_credentials` with
+ * `client_id` and `client_secret` in the body or as HTTP Basic auth. 200 answers
+ * `{access_token, signature, scope, instance_url, id, token_type:'Bearer', issued_at}` (issued_at in
+ * epoch milliseconds as a string, id the identity URL `<instance>/id/<orgId>/<userId>`, signature
+ * the base64 HMAC-SHA256 of id + issued_at keyed with the client secret; no refresh_token and no
+ * expires_in, as Salesforce). 400 `{error, error_description}`: `unsupported_grant_type` "grant type
+ * not supported" for any other grant, `invalid_client_id` "client identifier invalid" for an unknown
+ * client id, `invalid_client` "invalid client credentials" for a wrong secret. A token issued so
+ * carries the integration user's rights; its session times out after `sessionTimeoutMs` (default
+ * 2 hours) without use, each use starting the countdown again, and is then answered like any bad
+ * session (401 INVALID_SESSION_ID). `state.oauth` counts the tokens issued; a test shortens the
+ * timeout with the start option or `state.oauth.sessionTimeoutMs`, or ends every issued session at
+ * once with `expireSessions()` / `POST /_sandbox/expire-sessions`.
+ * Checked against public sources: the success body's fields and issued_at in milliseconds
+ * (Salesforce's own sample response), invalid_client_id's body (a captured Salesforce answer), the
+ * idle-timeout semantics (Salesforce Stack Exchange), no expires_in. Not confirmed against
+ * Salesforce documentation: the exact bodies of invalid_client and unsupported_grant_type, the
+ * order in which Salesforce checks grant, client id and secret, which of Basic auth and body wins
+ * when both are sent (the header, here), `invalid_request` "must use HTTP POST" for other methods,
+ * and the response headers (only `Cache-Control: no-store` here).
+ *
  * Modelled: User (IsActive; the Default Workflow User cannot be deactivated,
  * FIELD_INTEGRITY_EXCEPTION; reactivation needs a free licence, LICENSE_LIMIT_EXCEEDED), UserLogin
  * (IsFrozen), PermissionSet (profile-owned ones too) and PermissionSetAssignment (DELETE; a deleted
@@ -25,11 +47,13 @@
  * query paging (nextRecordsUrl; results here are small), OR/LIKE/IN/sub-queries, permission set
  * groups, record ownership, session parent/child families, deactivation ending sessions or
  * tokens, the concurrent long-request limit, the rolling window of the daily limit (usage only
- * grows until reset), the OAuth token and userinfo endpoints. Salesforce documents no 429 for the
+ * grows until reset), OAuth grants other than client credentials, the run-as user missing
+ * (`invalid_grant`), issued sessions as AuthSession rows, the userinfo and introspection
+ * endpoints. Salesforce documents no 429 for the
  * REST API (its limits answer 403 REQUEST_LIMIT_EXCEEDED); the 429 fault stands for an edge
  * proxy's answer, with Retry-After, so that the connector's handling of it is exercised.
  */
-import { createHash } from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
@@ -40,6 +64,16 @@ export const SALESFORCE_API_VERSION = '62.0';
 export const SANDBOX_SALESFORCE_TOKEN = '00DSANDBOX000001!offboard.integration';
 /** A read-only auditor's token: no Manage Users, no Customize Application. */
 export const SANDBOX_SALESFORCE_READONLY_TOKEN = '00DSANDBOX000001!readonly.auditor';
+/**
+ * The consumer key of the stand-in's Connected App, whose client credentials flow runs as the
+ * integration user (fictitious, like every credential here).
+ */
+export const SANDBOX_SALESFORCE_CLIENT_ID = '3MVG9SANDBOX.offboard.integration.app';
+/** That app's consumer secret. */
+export const SANDBOX_SALESFORCE_CLIENT_SECRET = 'SANDBOX0FFB0ARD5ECRET0000000000000000000000000000000000000000001';
+/** Salesforce's default session timeout: an issued session unused this long is over. */
+export const DEFAULT_SESSION_TIMEOUT_MS = 2 * 60 * 60 * 1000;
+const ORG_ID = '00DSANDBOX000001AAA';
 
 /** Process Automation Settings name this person's user: Salesforce refuses to deactivate it. */
 export const DEFAULT_WORKFLOW_EMPLOYEE_ID = 'E1010';
@@ -75,6 +109,9 @@ interface AccessToken {
   userId: string;
   manageUsers: boolean;
   customizeApplication: boolean;
+  /** Tokens issued at /services/oauth2/token: the client, and when the session was last used (epoch ms). */
+  clientId?: string;
+  lastUsedAt?: number;
 }
 
 export interface SalesforceState {
@@ -85,6 +122,12 @@ export interface SalesforceState {
   licences: { total: number };
   api: { usage: number; limit: number };
   accessTokens: Record<string, AccessToken>;
+  oauth: {
+    /** An issued session unused for this long answers INVALID_SESSION_ID. */
+    sessionTimeoutMs: number;
+    /** Access tokens issued by the token endpoint so far. */
+    tokensIssued: number;
+  };
   /** `METHOD /path` of every request to /services, faults included: what the client really sent. */
   requests: string[];
 }
@@ -106,6 +149,8 @@ export interface SalesforceSandbox {
   url: string;
   state: SalesforceState;
   inject(faults: SalesforceFaults): void;
+  /** Ends every session issued by the token endpoint, as if each had timed out. */
+  expireSessions(): void;
   reset(): void;
   stop(): Promise<void>;
 }
@@ -114,7 +159,7 @@ export interface SalesforceSandbox {
 
 const CREATED = '2024-01-15T09:00:00.000+0000';
 
-function seed(): SalesforceState {
+function seed(sessionTimeoutMs: number): SalesforceState {
   const counters = new Map<string, number>();
   const newId = (type: SObjectType) => {
     const prefix = SOBJECTS[type].prefix;
@@ -198,6 +243,7 @@ function seed(): SalesforceState {
       [SANDBOX_SALESFORCE_TOKEN]: { userId: integrationUser, manageUsers: true, customizeApplication: true },
       [SANDBOX_SALESFORCE_READONLY_TOKEN]: { userId: auditorUser, manageUsers: false, customizeApplication: false },
     },
+    oauth: { sessionTimeoutMs, tokensIssued: 0 },
     requests: [],
   };
 }
@@ -430,10 +476,45 @@ function send(res: http.ServerResponse, status: number, body?: unknown, headers:
 const sendError = (res: http.ServerResponse, failure: SalesforceFailure, headers: Record<string, string> = {}) =>
   send(res, failure.status, [{ message: failure.message, errorCode: failure.errorCode, fields: failure.fields }], headers);
 
-export async function startSalesforceSandbox(options: { port?: number } = {}): Promise<SalesforceSandbox> {
-  const state = seed();
+/** Connected Apps with the client credentials flow on: secret, and whose rights (a seeded token's) their sessions get. */
+const CLIENTS: Record<string, { secret: string; runAs: string }> = {
+  [SANDBOX_SALESFORCE_CLIENT_ID]: { secret: SANDBOX_SALESFORCE_CLIENT_SECRET, runAs: SANDBOX_SALESFORCE_TOKEN },
+};
+
+const sameSecret = (given: string, expected: string) => {
+  const a = createHash('sha256').update(given).digest();
+  const b = createHash('sha256').update(expected).digest();
+  return timingSafeEqual(a, b);
+};
+
+/** The client's id and secret from HTTP Basic auth (form-encoded, RFC 6749 2.3.1) or else the form. */
+function clientOf(req: http.IncomingMessage, form: URLSearchParams): { id: string | null; secret: string | null } {
+  const basic = /^Basic\s+(\S+)$/i.exec(req.headers.authorization ?? '');
+  if (basic) {
+    const decoded = Buffer.from(basic[1]!, 'base64').toString('utf8');
+    const colon = decoded.indexOf(':');
+    const decode = (part: string) => {
+      try {
+        return decodeURIComponent(part.replace(/\+/g, ' '));
+      } catch {
+        return part;
+      }
+    };
+    return colon < 0 ? { id: decode(decoded), secret: null } : { id: decode(decoded.slice(0, colon)), secret: decode(decoded.slice(colon + 1)) };
+  }
+  return { id: form.get('client_id'), secret: form.get('client_secret') };
+}
+
+/**
+ * `sessionTimeoutMs`: how long a session issued by the token endpoint lasts without use (default
+ * 2 hours, Salesforce's default); `state.oauth.sessionTimeoutMs` changes it while running.
+ */
+export async function startSalesforceSandbox(options: { port?: number; sessionTimeoutMs?: number } = {}): Promise<SalesforceSandbox> {
+  const sessionTimeoutMs = options.sessionTimeoutMs ?? DEFAULT_SESSION_TIMEOUT_MS;
+  const state = seed(sessionTimeoutMs);
   let faults: SalesforceFaults = {};
   let served = 0;
+  let instanceUrl = '';
 
   /** Answers for the faults in force; true when the request has been answered (or dropped). */
   async function injectFaults(req: http.IncomingMessage, res: http.ServerResponse): Promise<boolean> {
@@ -475,9 +556,58 @@ export async function startSalesforceSandbox(options: { port?: number } = {}): P
     send(res, 200);
   }
 
-  async function data(req: http.IncomingMessage, res: http.ServerResponse, url: URL, rest: string): Promise<void> {
+  async function token(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const refuse = (error: string, description: string) => send(res, 400, { error, error_description: description }, { 'cache-control': 'no-store' });
+    if (req.method !== 'POST') return refuse('invalid_request', 'must use HTTP POST');
+    const form = new URLSearchParams(await readBody(req));
+    if (form.get('grant_type') !== 'client_credentials') return refuse('unsupported_grant_type', 'grant type not supported');
+    const { id, secret } = clientOf(req, form);
+    const client = id ? CLIENTS[id] : undefined;
+    if (!id || !client) return refuse('invalid_client_id', 'client identifier invalid');
+    if (secret === null || !sameSecret(secret, client.secret)) return refuse('invalid_client', 'invalid client credentials');
+    const runAs = state.accessTokens[client.runAs];
+    if (!runAs) throw new Error(`no seeded token ${client.runAs} to run as`);
+
+    const now = Date.now();
+    const accessToken = `${ORG_ID.slice(0, 15)}!${randomBytes(48).toString('base64url')}`;
+    state.accessTokens[accessToken] = { userId: runAs.userId, manageUsers: runAs.manageUsers, customizeApplication: runAs.customizeApplication, clientId: id, lastUsedAt: now };
+    state.oauth.tokensIssued += 1;
+    const identity = `${instanceUrl}/id/${ORG_ID}/${runAs.userId}`;
+    const issuedAt = String(now);
+    send(
+      res,
+      200,
+      {
+        access_token: accessToken,
+        signature: createHmac('sha256', client.secret).update(identity + issuedAt).digest('base64'),
+        scope: 'api',
+        instance_url: instanceUrl,
+        id: identity,
+        token_type: 'Bearer',
+        issued_at: issuedAt,
+      },
+      { 'cache-control': 'no-store' },
+    );
+  }
+
+  /** The caller of a data request: a seeded token, or an issued one whose session has not timed out. */
+  function callerOf(req: http.IncomingMessage): AccessToken | undefined {
     const match = /^(?:Bearer|OAuth) (.+)$/.exec(req.headers.authorization ?? '');
-    const caller = match ? state.accessTokens[match[1]!] : undefined;
+    if (!match) return undefined;
+    const key = match[1]!;
+    const caller = Object.hasOwn(state.accessTokens, key) ? state.accessTokens[key] : undefined;
+    if (!caller || caller.lastUsedAt === undefined) return caller;
+    const now = Date.now();
+    if (now - caller.lastUsedAt >= state.oauth.sessionTimeoutMs) {
+      delete state.accessTokens[key];
+      return undefined;
+    }
+    caller.lastUsedAt = now;
+    return caller;
+  }
+
+  async function data(req: http.IncomingMessage, res: http.ServerResponse, url: URL, rest: string): Promise<void> {
+    const caller = callerOf(req);
     if (!caller) {
       sendError(res, new SalesforceFailure(401, 'INVALID_SESSION_ID', 'Session expired or invalid'));
       return;
@@ -554,12 +684,17 @@ export async function startSalesforceSandbox(options: { port?: number } = {}): P
       reset();
       return send(res, 204);
     }
+    if (url.pathname === '/_sandbox/expire-sessions' && method === 'POST') {
+      expireSessions();
+      return send(res, 204);
+    }
     if (!url.pathname.startsWith('/services/')) return sendError(res, new SalesforceFailure(404, 'NOT_FOUND', 'The requested resource does not exist'));
 
     state.requests.push(`${method} ${url.pathname}`);
     if (await injectFaults(req, res)) return;
     try {
       if (url.pathname === '/services/oauth2/revoke') return await revoke(req, res, url);
+      if (url.pathname === '/services/oauth2/token') return await token(req, res);
       if (url.pathname === '/services/data' || url.pathname === '/services/data/') {
         return send(res, 200, [{ label: "Summer '24", url: dataPath, version: SALESFORCE_API_VERSION }]);
       }
@@ -576,8 +711,13 @@ export async function startSalesforceSandbox(options: { port?: number } = {}): P
     served = 0;
   }
   function reset(): void {
-    Object.assign(state, seed());
+    Object.assign(state, seed(sessionTimeoutMs));
     inject({});
+  }
+  function expireSessions(): void {
+    for (const [key, token] of Object.entries(state.accessTokens)) {
+      if (token.lastUsedAt !== undefined) delete state.accessTokens[key];
+    }
   }
 
   const server = http.createServer((req, res) => {
@@ -587,11 +727,13 @@ export async function startSalesforceSandbox(options: { port?: number } = {}): P
   });
   await new Promise<void>((resolve) => server.listen(options.port ?? 0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
+  instanceUrl = `http://127.0.0.1:${port}`;
 
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: instanceUrl,
     state,
     inject,
+    expireSessions,
     reset,
     stop: () =>
       new Promise<void>((resolve, reject) => {

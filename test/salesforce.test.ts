@@ -1,10 +1,12 @@
 /**
  * The Salesforce connector (jsforce) against the local stand-in of the REST API: discovery and
  * identity resolution, each action and its idempotency, the freeze fallback, cancel, and how
- * failures are classified — asserted in the stand-in's state and in the requests it received.
+ * failures are classified; the OAuth client credentials flow, its session renewal and its
+ * configuration — asserted in the stand-in's state and in the requests it received.
  */
 import assert from 'node:assert/strict';
-import { createSalesforceConnector, salesforceSystemSchema } from '../activities/connectors/salesforce.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createSalesforceConnector, salesforceAuthIssues, salesforceSystemSchema } from '../activities/connectors/salesforce.js';
 import { ConnectorError, type Connector } from '../activities/connectors/types.js';
 import type { Action } from '../model/plan.js';
 import { samplePerson } from '../sandbox/org.js';
@@ -14,6 +16,8 @@ import {
   EMAIL_ONLY_EMPLOYEE_ID,
   FOREIGN_FEDERATION_EMPLOYEE_ID,
   INACTIVE_EMPLOYEE_ID,
+  SANDBOX_SALESFORCE_CLIENT_ID,
+  SANDBOX_SALESFORCE_CLIENT_SECRET,
   SANDBOX_SALESFORCE_READONLY_TOKEN,
   SANDBOX_SALESFORCE_TOKEN,
   salesforceUsersOf,
@@ -26,6 +30,11 @@ describe('Salesforce connector (jsforce against the REST stand-in)', () => {
   let salesforce: Connector;
   const connectorWith = (settings: Record<string, unknown> = {}) =>
     createSalesforceConnector('salesforce', salesforceSystemSchema.parse({ type: 'salesforce', instanceUrl: sandbox.url, accessToken: SANDBOX_SALESFORCE_TOKEN, ...settings }));
+  /** As the worker's config would have it: the schema with the credentials refinement. */
+  const checkedSchema = salesforceSystemSchema.superRefine(salesforceAuthIssues);
+  const clientCredentialsConnector = (clientSecret = SANDBOX_SALESFORCE_CLIENT_SECRET, clientId = SANDBOX_SALESFORCE_CLIENT_ID) =>
+    createSalesforceConnector('salesforce', checkedSchema.parse({ type: 'salesforce', instanceUrl: sandbox.url, clientCredentials: { clientId, clientSecret } }));
+  const issuedSessions = () => Object.values(sandbox.state.accessTokens).filter((t) => t.clientId !== undefined);
 
   before(async () => {
     sandbox = await startSalesforceSandbox();
@@ -261,5 +270,196 @@ describe('Salesforce connector (jsforce against the REST stand-in)', () => {
     assert.deepEqual([limited.status, limited.headers.get('retry-after')], [429, '3']);
     const state = (await (await fetch(`${sandbox.url}/_sandbox/state`)).json()) as { records: { User: unknown[] } };
     assert.equal(state.records.User.length, sandbox.state.records.User.length);
+  });
+
+  describe('OAuth client credentials flow', () => {
+    const TOKEN_REQUEST = 'POST /services/oauth2/token';
+    const QUERY = 'GET /services/data/v62.0/query';
+
+    it('discovers and revokes a person’s access with client credentials only, on one session', async () => {
+      const salesforceApp = clientCredentialsConnector();
+      const userId = userIdOf('E1003');
+      const found = await salesforceApp.discover(subject('E1003'));
+      assert.deepEqual(found.account, { id: userId, disabled: false });
+      assert.ok(found.entitlements.length > 0 && found.credentials.length > 0);
+
+      const applied = [
+        await salesforceApp.apply(action('disable_login', userId), subject('E1003')),
+        await salesforceApp.apply(action('revoke_sessions', userId), subject('E1003')),
+        await salesforceApp.apply(action('revoke_tokens', userId), subject('E1003')),
+      ];
+      for (const entitlement of found.entitlements) applied.push(await salesforceApp.apply(action('remove_entitlement', userId, entitlement), subject('E1003')));
+      assert.ok(applied.every((r) => r.outcome === 'done'), JSON.stringify(applied.map((r) => r.outcome)));
+
+      assert.equal(userOf('E1003').IsActive, false);
+      assert.deepEqual([sessionsOf(userId).length, tokensOf(userId).length], [0, 0]);
+      assert.deepEqual(permissionSetsOf(userId).map((p) => p.ownedByProfile), [true], 'only the profile’s own assignment is left');
+      assert.equal(sandbox.state.oauth.tokensIssued, 1, 'one session served every call');
+      assert.equal(sandbox.state.requests[0], TOKEN_REQUEST, 'the session was requested before the first call');
+      assert.deepEqual(issuedSessions().map((t) => t.clientId), [SANDBOX_SALESFORCE_CLIENT_ID]);
+      assert.deepEqual((await salesforceApp.discover(subject('E1003'))).account, { id: userId, disabled: true });
+    });
+
+    it('a session that expires between two calls is renewed and the call succeeds', async () => {
+      const salesforceApp = clientCredentialsConnector();
+      const userId = userIdOf('E1002');
+      assert.equal((await salesforceApp.discover(subject('E1002'))).account?.id, userId);
+      assert.equal(sandbox.state.oauth.tokensIssued, 1);
+      const [first] = Object.keys(sandbox.state.accessTokens).filter((key) => sandbox.state.accessTokens[key]!.clientId);
+
+      sandbox.expireSessions(); // the days between two stages of an offboarding
+      const before = sandbox.state.requests.length;
+      const disabled = await salesforceApp.apply(action('disable_login', userId), subject('E1002'));
+      assert.deepEqual([disabled.outcome, disabled.details.deactivated], ['done', true]);
+      assert.equal(userOf('E1002').IsActive, false);
+      assert.equal(sandbox.state.oauth.tokensIssued, 2, 'a second session was issued');
+      assert.deepEqual(sandbox.state.requests.slice(before), [QUERY, TOKEN_REQUEST, QUERY, `PATCH /services/data/v62.0/sobjects/User/${userId}`], 'refused once, renewed, repeated by jsforce');
+      assert.equal(issuedSessions().length, 1);
+      assert.ok(!Object.hasOwn(sandbox.state.accessTokens, first!), 'the expired session is gone');
+
+      sandbox.expireSessions();
+      const found = await Promise.all(['E1004', 'E1005'].map((id) => salesforceApp.discover(subject(id))));
+      assert.deepEqual(found.map((d) => d.account?.id), [userIdOf('E1004'), userIdOf('E1005')]);
+      assert.equal(sandbox.state.oauth.tokensIssued, 3, 'calls refused at the same time share one renewal');
+    });
+
+    it('a renewed session that is refused too fails non-retryably instead of renewing in a loop; the next call renews again', async () => {
+      const salesforceApp = clientCredentialsConnector();
+      sandbox.state.oauth.sessionTimeoutMs = 0; // every session is over as soon as it is issued
+      await assert.rejects(salesforceApp.discover(subject('E1002')), failsWith((err) => !err.retryable && err.code === 'salesforce_session_refused' && /refused as well/.test(err.message) && /run-as user/.test(err.message)));
+      assert.equal(sandbox.state.oauth.tokensIssued, 2, 'the first session and one renewal, no more');
+      assert.deepEqual(sandbox.state.requests, [TOKEN_REQUEST, QUERY, TOKEN_REQUEST, QUERY]);
+
+      sandbox.state.oauth.sessionTimeoutMs = 60_000;
+      assert.equal((await salesforceApp.discover(subject('E1002'))).account?.id, userIdOf('E1002'));
+      assert.equal(sandbox.state.oauth.tokensIssued, 3);
+    });
+
+    it('a wrong client secret or id fails non-retryably, saying what to fix, without the secret', async () => {
+      const wrongSecret = 'wrong-consumer-secret-7c1e9a';
+      await assert.rejects(
+        clientCredentialsConnector(wrongSecret).discover(subject('E1002')),
+        failsWith(
+          (err) =>
+            !err.retryable &&
+            err.code === 'salesforce_invalid_client' &&
+            /clientCredentials\.clientSecret/.test(err.message) &&
+            /Consumer Secret/.test(err.message) &&
+            /run-as user/.test(err.message) &&
+            !err.message.includes(wrongSecret) &&
+            !err.message.includes(SANDBOX_SALESFORCE_CLIENT_SECRET),
+        ),
+      );
+      assert.deepEqual(sandbox.state.requests, [TOKEN_REQUEST], 'no API call without a session');
+      assert.equal(sandbox.state.oauth.tokensIssued, 0);
+
+      await assert.rejects(
+        clientCredentialsConnector(SANDBOX_SALESFORCE_CLIENT_SECRET, '3MVG9NOT.A.KNOWN.APP').discover(subject('E1002')),
+        failsWith((err) => !err.retryable && err.code === 'salesforce_invalid_client_id' && /Consumer Key/.test(err.message) && /run-as user/.test(err.message) && !err.message.includes(SANDBOX_SALESFORCE_CLIENT_SECRET)),
+      );
+      assert.equal(userOf('E1002').IsActive, true);
+    });
+
+    it('the token endpoint unreachable or answering 5xx is retryable, for the first session and for a renewal', async () => {
+      const salesforceApp = clientCredentialsConnector();
+      sandbox.inject({ serverErrorRate: 1 });
+      await assert.rejects(salesforceApp.discover(subject('E1002')), failsWith((err) => err.retryable && err.code === 'salesforce_503' && /getting a session/.test(err.message)));
+      sandbox.inject({ connectionResets: 1 });
+      await assert.rejects(salesforceApp.discover(subject('E1002')), failsWith((err) => err.retryable && err.code === 'salesforce_unreachable' && /token endpoint/.test(err.message)));
+      assert.deepEqual(sandbox.state.requests, [TOKEN_REQUEST, TOKEN_REQUEST]);
+      assert.equal((await salesforceApp.discover(subject('E1002'))).account?.id, userIdOf('E1002'));
+
+      sandbox.expireSessions();
+      sandbox.inject({ serverErrorRate: 0.5 }); // the refused query passes, the renewal gets the 503
+      const before = sandbox.state.requests.length;
+      await assert.rejects(salesforceApp.discover(subject('E1002')), failsWith((err) => err.retryable && err.code === 'salesforce_503' && /getting a session/.test(err.message)));
+      assert.deepEqual(sandbox.state.requests.slice(before), [QUERY, TOKEN_REQUEST]);
+      sandbox.inject({});
+      assert.equal((await salesforceApp.discover(subject('E1002'))).account?.id, userIdOf('E1002'));
+    });
+
+    it('config: exactly one of accessToken and clientCredentials, refused with a clear message otherwise', () => {
+      const base = { type: 'salesforce', instanceUrl: 'https://acme.my.salesforce.com' };
+      const clientCredentials = { clientId: '3MVG9abc', clientSecret: 's3cr3t' };
+      const issuesOf = (input: Record<string, unknown>) => checkedSchema.safeParse(input).error?.issues.map((i) => ({ path: i.path, message: i.message }));
+
+      const neither = issuesOf(base);
+      assert.equal(neither?.length, 1);
+      assert.deepEqual(neither[0]!.path, ['accessToken']);
+      assert.match(neither[0]!.message, /no credentials: give clientCredentials \(\{ clientId, clientSecret \}.*or an accessToken/);
+      const both = issuesOf({ ...base, accessToken: 'x', clientCredentials });
+      assert.deepEqual(both?.map((i) => i.path), [['accessToken']]);
+      assert.match(both[0]!.message, /either clientCredentials or accessToken, not both/);
+      assert.deepEqual(checkedSchema.parse({ ...base, clientCredentials }).clientCredentials, clientCredentials);
+      assert.equal(checkedSchema.parse({ ...base, accessToken: 'x' }).accessToken, 'x');
+      assert.equal(checkedSchema.safeParse({ ...base, clientCredentials: { clientId: '3MVG9abc', clientSecret: '' } }).success, false);
+
+      // The connector refuses too, and the plain schema can still be extended (the worker's config does).
+      assert.throws(() => createSalesforceConnector('crm', salesforceSystemSchema.parse(base)), /Salesforce system "crm": no credentials/);
+      assert.throws(() => createSalesforceConnector('crm', salesforceSystemSchema.parse({ ...base, accessToken: 'x', clientCredentials })), /not both/);
+      assert.doesNotThrow(() => salesforceSystemSchema.extend({ accessToken: salesforceSystemSchema.shape.accessToken }).superRefine(salesforceAuthIssues));
+    });
+
+    it('the stand-in’s token endpoint speaks Salesforce’s format: form or Basic auth, its errors, sessions that time out', async () => {
+      const tokenRequest = (form: Record<string, string>, headers: Record<string, string> = {}) =>
+        fetch(`${sandbox.url}/services/oauth2/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body: new URLSearchParams(form) });
+      const query = (accessToken: string) => fetch(`${sandbox.url}/services/data/v62.0/query?q=${encodeURIComponent('SELECT Id FROM User LIMIT 1')}`, { headers: { authorization: `Bearer ${accessToken}` } });
+
+      const issued = await tokenRequest({ grant_type: 'client_credentials', client_id: SANDBOX_SALESFORCE_CLIENT_ID, client_secret: SANDBOX_SALESFORCE_CLIENT_SECRET });
+      assert.equal(issued.status, 200);
+      const body = (await issued.json()) as Record<string, string>;
+      assert.deepEqual(Object.keys(body).sort(), ['access_token', 'id', 'instance_url', 'issued_at', 'scope', 'signature', 'token_type']);
+      assert.equal(body.token_type, 'Bearer');
+      assert.equal(body.instance_url, sandbox.url);
+      const integrationUserId = sandbox.state.accessTokens[SANDBOX_SALESFORCE_TOKEN]!.userId;
+      assert.match(body.id!, new RegExp(`^${sandbox.url}/id/00D\\w+/${integrationUserId}$`));
+      assert.ok(Math.abs(Number(body.issued_at) - Date.now()) < 60_000, 'issued_at in epoch milliseconds');
+      assert.equal((await query(body.access_token!)).status, 200);
+
+      const basic = `Basic ${Buffer.from(`${SANDBOX_SALESFORCE_CLIENT_ID}:${SANDBOX_SALESFORCE_CLIENT_SECRET}`).toString('base64')}`;
+      assert.equal((await tokenRequest({ grant_type: 'client_credentials' }, { authorization: basic })).status, 200);
+      assert.equal(sandbox.state.oauth.tokensIssued, 2);
+
+      const refusals = [
+        [{ grant_type: 'password', client_id: SANDBOX_SALESFORCE_CLIENT_ID, client_secret: SANDBOX_SALESFORCE_CLIENT_SECRET }, { error: 'unsupported_grant_type', error_description: 'grant type not supported' }],
+        [{ grant_type: 'client_credentials', client_id: 'nobody', client_secret: SANDBOX_SALESFORCE_CLIENT_SECRET }, { error: 'invalid_client_id', error_description: 'client identifier invalid' }],
+        [{ grant_type: 'client_credentials', client_id: SANDBOX_SALESFORCE_CLIENT_ID, client_secret: 'nope' }, { error: 'invalid_client', error_description: 'invalid client credentials' }],
+      ] as const;
+      for (const [form, expected] of refusals) {
+        const refused = await tokenRequest(form);
+        assert.deepEqual([refused.status, await refused.json()], [400, expected]);
+      }
+      assert.equal(sandbox.state.oauth.tokensIssued, 2);
+
+      // Sessions time out without use; an expired one is answered like any bad session.
+      const expiredAnswer = [{ message: 'Session expired or invalid', errorCode: 'INVALID_SESSION_ID', fields: [] }];
+      sandbox.state.oauth.sessionTimeoutMs = 40;
+      await sleep(80);
+      const expired = await query(body.access_token!);
+      assert.deepEqual([expired.status, await expired.json()], [401, expiredAnswer]);
+      assert.equal((await query(SANDBOX_SALESFORCE_TOKEN)).status, 200, 'the seeded tokens do not expire');
+
+      sandbox.state.oauth.sessionTimeoutMs = 60_000;
+      const fresh = ((await (await tokenRequest({ grant_type: 'client_credentials' }, { authorization: basic })).json()) as { access_token: string }).access_token;
+      assert.equal((await fetch(`${sandbox.url}/_sandbox/expire-sessions`, { method: 'POST' })).status, 204);
+      const ended = await query(fresh);
+      assert.deepEqual([ended.status, await ended.json()], [401, expiredAnswer]);
+    });
+
+    it('the stand-in’s session timeout is a start option, 2 hours by default', async () => {
+      assert.equal(sandbox.state.oauth.sessionTimeoutMs, 2 * 60 * 60 * 1000);
+      const short = await startSalesforceSandbox({ sessionTimeoutMs: 250 }); // far above the gaps between one discovery's requests
+      try {
+        const salesforceApp = createSalesforceConnector('salesforce', checkedSchema.parse({ type: 'salesforce', instanceUrl: short.url, clientCredentials: { clientId: SANDBOX_SALESFORCE_CLIENT_ID, clientSecret: SANDBOX_SALESFORCE_CLIENT_SECRET } }));
+        assert.equal((await salesforceApp.discover(subject('E1002'))).account !== null, true);
+        await sleep(400);
+        assert.equal((await salesforceApp.discover(subject('E1002'))).account !== null, true);
+        assert.equal(short.state.oauth.tokensIssued, 2);
+        short.reset();
+        assert.equal(short.state.oauth.sessionTimeoutMs, 250, 'reset keeps the option');
+      } finally {
+        await short.stop();
+      }
+    });
   });
 });

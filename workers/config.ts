@@ -12,7 +12,7 @@ import { manualSystemSchema } from '../activities/connectors/manual.js';
 import { scimSystemSchema } from '../activities/connectors/scim.js';
 import { slackSystemSchema } from '../activities/connectors/slack.js';
 import { githubAuthIssues, githubSystemSchema } from '../activities/connectors/github.js';
-import { salesforceSystemSchema } from '../activities/connectors/salesforce.js';
+import { salesforceAuthIssues, salesforceSystemSchema } from '../activities/connectors/salesforce.js';
 import { notificationsSchema } from '../activities/notify.js';
 import { apiConfigSchemaWith } from '../model/api-config.js';
 import { policySchema } from '../model/policy.js';
@@ -52,7 +52,12 @@ export function configSchema(env: NodeJS.ProcessEnv) {
         app: githubSystemSchema.shape.app.unwrap().extend({ privateKey: secret(env) }).optional(),
       })
       .superRefine(githubAuthIssues),
-    salesforceSystemSchema.extend({ accessToken: secret(env) }),
+    salesforceSystemSchema
+      .extend({
+        accessToken: secret(env).optional(),
+        clientCredentials: salesforceSystemSchema.shape.clientCredentials.unwrap().extend({ clientSecret: secret(env) }).optional(),
+      })
+      .superRefine(salesforceAuthIssues),
   ]);
   return z
     .object({

@@ -28,6 +28,25 @@
  * assignment ids, so that the policy can name privileged sets (`Modify_All_Data_Admin`) and keep
  * those a new role grants; the assignment is looked up when it is removed.
  *
+ * Credentials: exactly one of
+ * - `clientCredentials: { clientId, clientSecret }` (production): the Consumer Key and Consumer
+ *   Secret of a Connected App (or External Client App) with the OAuth 2.0 client credentials flow
+ *   enabled and a run-as user, the integration user. jsforce's OAuth2 requests a session at
+ *   `<instanceUrl>/services/oauth2/token` (the org's My Domain: login.salesforce.com does not serve
+ *   this flow) before the first call; when the session times out (2 hours without use by default,
+ *   so between the stages of a long offboarding), the 401 INVALID_SESSION_ID makes the Connection's
+ *   refreshFn request a new one and jsforce repeats the request. Data calls go to the instance_url
+ *   the token endpoint answers (the same My Domain). A renewed session that is refused
+ *   too is not renewed again in a loop: the call fails non-retryably. A wrong consumer key
+ *   (`invalid_client_id`) or secret (`invalid_client`), a missing run-as user (`invalid_grant`) or
+ *   a URL that does not serve the grant (`unsupported_grant_type`) fail non-retryably, saying what
+ *   to fix, never with the secret; the token endpoint unreachable, 429 or 5xx is retryable.
+ * - `accessToken` (kept for compatibility): a static OAuth access token of the integration user.
+ *   It is never renewed: once Salesforce ends its session, every call fails non-retryably with
+ *   INVALID_SESSION_ID until the secret is replaced.
+ * The config schema stays a plain object (other files extend it); `salesforceAuthIssues` is the
+ * "exactly one" refinement to apply after extending, and the connector refuses to start otherwise.
+ *
  * The integration user needs "Manage Users" (users, UserLogin, AuthSession, assignments) and
  * "Customize Application": without the latter the OauthToken query silently returns only the
  * integration user's own tokens, so other people's tokens would go unseen.
@@ -39,7 +58,7 @@
  * the rolling window has room. The concurrent-request limit is retried after a short pause.
  */
 import { createHash } from 'node:crypto';
-import { Connection } from 'jsforce';
+import { Connection, type TokenResponse } from 'jsforce';
 import { z } from 'zod';
 import type { Action, Credential, Discovery, Entitlement } from '../../model/plan.js';
 import type { Subject } from '../../model/request.js';
@@ -54,14 +73,50 @@ export const salesforceSystemSchema = z.object({
     .url()
     .refine((value) => { const url = new URL(value); return url.protocol === 'https:' || isLocal(url); }, 'an https:// URL (http:// only for 127.0.0.1/localhost)')
     .transform((value) => value.replace(/\/+$/, '')),
-  /** An OAuth access token of the integration user: a secret. */
-  accessToken: z.string().min(1),
+  /**
+   * A static OAuth access token of the integration user: a secret. It expires with its session and
+   * is not renewed; prefer clientCredentials. Exactly one of the two (see salesforceAuthIssues).
+   */
+  accessToken: z.string().min(1).optional(),
+  /** The Connected App's client credentials flow: sessions are requested and renewed as needed. */
+  clientCredentials: z
+    .object({
+      /** The app's Consumer Key. */
+      clientId: z.string().min(1),
+      /** The app's Consumer Secret: a secret. */
+      clientSecret: z.string().min(1),
+    })
+    .optional(),
   /** The REST API version; jsforce's own default (50.0) is too old for some fields used here. */
   apiVersion: z.string().regex(/^\d{2,3}\.0$/, 'like 62.0').default('62.0'),
   /** How long one HTTP request may take before it counts as a (retryable) failure. */
   timeoutMs: z.number().int().positive().default(30_000),
 });
 export type SalesforceSystemConfig = z.infer<typeof salesforceSystemSchema>;
+
+const present = (value: unknown) => value !== undefined && value !== null && value !== '';
+
+/** What is wrong with a config's credentials (not exactly one of the two), or undefined. */
+function authProblem(config: { accessToken?: unknown; clientCredentials?: unknown }): string | undefined {
+  const token = present(config.accessToken);
+  const client = present(config.clientCredentials);
+  if (token && client) return 'give either clientCredentials or accessToken, not both: with client credentials, remove accessToken';
+  if (!token && !client) {
+    return 'no credentials: give clientCredentials ({ clientId, clientSecret }: the Consumer Key and Secret of a Connected App with the client credentials flow and a run-as user; sessions are renewed automatically), or an accessToken (static, not renewed when it expires)';
+  }
+  return undefined;
+}
+
+/**
+ * The refinement a Salesforce system's config needs: exactly one of `accessToken` and
+ * `clientCredentials`; otherwise an issue at path `['accessToken']` saying what to give. It is not
+ * on salesforceSystemSchema itself, which stays a plain object because zod 4 refuses `.extend()` on
+ * a refined object: extend first, then `.superRefine(salesforceAuthIssues)`.
+ */
+export function salesforceAuthIssues(config: { accessToken?: unknown; clientCredentials?: unknown }, ctx: z.RefinementCtx): void {
+  const problem = authProblem(config);
+  if (problem) ctx.addIssue({ code: 'custom', path: ['accessToken'], message: problem });
+}
 
 type Transport = Connection['_transport'];
 type HttpResponse = Awaited<ReturnType<Transport['httpRequest']>>;
@@ -107,6 +162,9 @@ function messageIn(body: string): string {
     const first = Array.isArray(parsed) ? parsed[0] : parsed;
     const found = salesforceError(first);
     if (found) return `${found.errorCode}: ${found.message}`;
+    // The OAuth endpoints answer `{error, error_description}`.
+    const { error, error_description: description } = (first ?? {}) as { error?: unknown; error_description?: unknown };
+    if (typeof error === 'string') return typeof description === 'string' ? `${error}: ${description}` : error;
   } catch {
     // not JSON: a proxy's page; its status says enough
   }
@@ -130,12 +188,13 @@ function transientFailure(response: HttpResponse): ConnectorError | undefined {
  * Wraps jsforce's transport so that each request is sent exactly once (no built-in retries), with
  * a timeout, and so that 429/5xx surface with their Retry-After.
  */
-function oneAttemptTransport(inner: Transport, timeoutMs: number): Transport {
+function oneAttemptTransport(inner: Transport, timeoutMs: number, onResponse?: (status: number) => void): Transport {
   return {
     getRequestStreamCreator: () => inner.getRequestStreamCreator(),
     httpRequest(request, options = {}) {
       const pending = inner.httpRequest(request, { ...options, timeout: timeoutMs, retry: { maxRetries: 0, methods: [], statusCodes: [], errorCodes: [] } });
       const checked = pending.then((response) => {
+        onResponse?.(response.statusCode);
         const failure = transientFailure(response);
         if (failure) throw failure;
         return response;
@@ -145,22 +204,33 @@ function oneAttemptTransport(inner: Transport, timeoutMs: number): Transport {
   };
 }
 
-function classify(err: unknown, doing: string): ConnectorError {
+/** Why a request got no answer (socket errors, timeouts); the URL, which carries SOQL and so an email, stays out. */
+function networkReason(err: unknown): string {
+  const code = (err as { code?: unknown } | null)?.code;
+  // jsforce aborts a request that outlives its timeout (AbortError), or reports 'Request Timeout'.
+  const timedOut = err instanceof Error && (err.name === 'AbortError' || err.message === 'Request Timeout');
+  return timedOut ? 'no answer within the timeout' : typeof code === 'string' ? code : 'network error';
+}
+
+type AuthMode = 'accessToken' | 'clientCredentials';
+
+function classify(err: unknown, doing: string, auth: AuthMode = 'accessToken'): ConnectorError {
   const prefix = `Salesforce ${doing}`;
   if (err instanceof ConnectorError) return new ConnectorError(`${prefix}: ${err.message}`, err.retryable, err.code, err.retryAfterMs);
   const sf = salesforceError(err);
-  if (!sf) {
-    // Socket errors and timeouts. The URL (which carries the SOQL, and so an email) stays out.
-    const code = (err as { code?: unknown }).code;
-    // jsforce aborts a request that outlives its timeout (AbortError), or reports 'Request Timeout'.
-    const timedOut = err instanceof Error && (err.name === 'AbortError' || err.message === 'Request Timeout');
-    const reason = timedOut ? 'no answer within the timeout' : typeof code === 'string' ? code : 'network error';
-    return new ConnectorError(`${prefix} failed: ${reason}; Salesforce may be unreachable`, true, 'salesforce_unreachable');
-  }
+  if (!sf) return new ConnectorError(`${prefix} failed: ${networkReason(err)}; Salesforce may be unreachable`, true, 'salesforce_unreachable');
   const { errorCode, message } = sf;
   const code = `salesforce_${errorCode.toLowerCase()}`;
+  if (errorCode === 'INVALID_SESSION_ID' && auth === 'clientCredentials') {
+    // jsforce renews on a 401 except for the answers it knows a new session would not cure.
+    return new ConnectorError(
+      `${prefix} failed: Salesforce refused the session issued to the Connected App (INVALID_SESSION_ID: ${message}): check the app's OAuth scopes (it needs "api"), its session and IP policies, and that its run-as user may use the API`,
+      false,
+      code,
+    );
+  }
   if (errorCode === 'INVALID_SESSION_ID') {
-    return new ConnectorError(`${prefix} failed: the access token expired or is invalid (INVALID_SESSION_ID): issue a new token for the integration user and update the accessToken secret`, false, code);
+    return new ConnectorError(`${prefix} failed: the access token expired or is invalid (INVALID_SESSION_ID): issue a new token for the integration user and update the accessToken secret, or configure clientCredentials so that sessions are renewed automatically`, false, code);
   }
   if (errorCode.startsWith('INSUFFICIENT_ACCESS')) {
     return new ConnectorError(
@@ -191,6 +261,45 @@ function classify(err: unknown, doing: string): ConnectorError {
     return new ConnectorError(`${prefix} failed: no free Salesforce licence to reactivate the user (${message}): free or buy a licence, then retry`, false, code);
   }
   return new ConnectorError(`${prefix} failed: ${errorCode}: ${message}`, false, code);
+}
+
+const RUN_AS_USER =
+  'the app needs "Enable Client Credentials Flow" on, with a run-as user: the integration user (active, API Enabled, with "Manage Users" and "Customize Application")';
+
+/**
+ * A failed session request of the client credentials flow, classified. jsforce's OAuth2 throws the
+ * token endpoint's `{error, error_description}` as an Error named after `error` (ERROR_HTTP_<status>
+ * when the body is not JSON); 429/5xx arrive already classified by the transport; anything else
+ * got no answer. The secret never reaches the message, even if an odd answer echoed it.
+ */
+function sessionFailure(err: unknown, client: { clientId: string; clientSecret: string }, tokenUrl: string): ConnectorError {
+  const redact = (text: string) => text.split(client.clientSecret).join('[redacted]').slice(0, 500);
+  const doing = 'getting a session (OAuth client credentials flow)';
+  if (err instanceof ConnectorError) return new ConnectorError(redact(`${doing}: ${err.message}`), err.retryable, err.code, err.retryAfterMs);
+  const name = err instanceof Error ? err.name : '';
+  if (!/^[a-z]+(?:_[a-z]+)*$/.test(name) && !/^ERROR_HTTP_\d{3}$/.test(name)) {
+    return new ConnectorError(`${doing} failed: ${networkReason(err)}; the token endpoint ${tokenUrl} may be unreachable`, true, 'salesforce_unreachable');
+  }
+  const refusal = redact(`${name}: ${(err as Error).message}`);
+  const fail = (what: string) => new ConnectorError(`${doing} failed: ${what}`, false, `salesforce_${name.toLowerCase()}`);
+  switch (name) {
+    case 'invalid_client_id':
+      return fail(`the org does not know clientCredentials.clientId "${client.clientId}" (${refusal}): set it to the Consumer Key of the Connected App (or External Client App) in this org; ${RUN_AS_USER}`);
+    case 'invalid_client':
+      return fail(`the Consumer Secret was refused for clientCredentials.clientId "${client.clientId}" (${refusal}): set clientCredentials.clientSecret to the app's current Consumer Secret (Manage Consumer Details; update it here after a rotation); ${RUN_AS_USER}`);
+    case 'invalid_grant':
+      return fail(`Salesforce refused the client credentials grant (${refusal}): ${RUN_AS_USER}; set it in the app's OAuth policies`);
+    case 'unsupported_grant_type':
+      return fail(`${tokenUrl} does not accept the client credentials grant (${refusal}): instanceUrl must be the org's My Domain URL (https://<mydomain>.my.salesforce.com), and ${RUN_AS_USER}`);
+    case 'inactive_user':
+      return fail(`the app's run-as user is inactive (${refusal}): reactivate it or choose another run-as user in the app's OAuth policies`);
+    case 'inactive_org':
+      return fail(`the org is inactive or locked (${refusal}): check instanceUrl and the org's status`);
+    case 'rate_limit_exceeded':
+      return new ConnectorError(`${doing}: too many session requests (${refusal}); retried later`, true, 'salesforce_rate_limit_exceeded', DEFAULT_RETRY_AFTER_MS);
+    default:
+      return fail(`${refusal}; check clientCredentials and the app's OAuth policies (${RUN_AS_USER})`);
+  }
 }
 
 /**
@@ -264,16 +373,92 @@ interface SessionRow {
 }
 
 export function createSalesforceConnector(system: string, config: SalesforceSystemConfig): Connector {
-  // The revoke endpoint is the org's own (My Domain), not login.salesforce.com.
-  const conn = new Connection({ instanceUrl: config.instanceUrl, loginUrl: config.instanceUrl, accessToken: config.accessToken, version: config.apiVersion });
-  conn._transport = oneAttemptTransport(conn._transport, config.timeoutMs);
+  const problem = authProblem(config);
+  if (problem) throw new Error(`Salesforce system "${system}": ${problem}`);
+  const client = config.clientCredentials;
+  const auth: AuthMode = client ? 'clientCredentials' : 'accessToken';
+
+  // Client credentials: one session for every call, requested when first needed, renewed on expiry.
+  let firstSession: Promise<void> | undefined;
+  /** Sessions issued by renewal since a data request last succeeded: one more 401 means the new session is refused too. */
+  let renewalsUnproven = 0;
+  /** jsforce wraps a refreshFn's error in a plain Error; this is the classified original. */
+  let lastSessionFailure: ConnectorError | undefined;
+
+  // The token and revoke endpoints are the org's own (My Domain), not login.salesforce.com.
+  const conn = client
+    ? new Connection({
+        instanceUrl: config.instanceUrl,
+        loginUrl: config.instanceUrl,
+        version: config.apiVersion,
+        oauth2: { clientId: client.clientId, clientSecret: client.clientSecret, loginUrl: config.instanceUrl },
+        // Called by jsforce on a 401 INVALID_SESSION_ID; it then repeats the request with the new session.
+        refreshFn: (_conn, callback) => renewSession(callback),
+      })
+    : new Connection({ instanceUrl: config.instanceUrl, loginUrl: config.instanceUrl, accessToken: config.accessToken, version: config.apiVersion });
+  // A data answer other than 401 proves the current session works.
+  conn._transport = oneAttemptTransport(conn._transport, config.timeoutMs, (status) => {
+    if (status !== 401) renewalsUnproven = 0;
+  });
   conn.oauth2._transport = oneAttemptTransport(conn.oauth2._transport, config.timeoutMs);
+
+  async function requestSession(): Promise<string> {
+    try {
+      await conn.authorize({ grant_type: 'client_credentials' });
+    } catch (err) {
+      lastSessionFailure = sessionFailure(err, client!, conn.oauth2.tokenServiceUrl);
+      throw lastSessionFailure;
+    }
+    if (!conn.accessToken) {
+      lastSessionFailure = new ConnectorError('getting a session (OAuth client credentials flow) failed: the token endpoint answered no access_token', false, 'salesforce_no_access_token');
+      throw lastSessionFailure;
+    }
+    return conn.accessToken;
+  }
+
+  function renewSession(callback: (err: Error | null, accessToken?: string, response?: TokenResponse) => void): void {
+    if (renewalsUnproven > 0) {
+      // The session just issued was refused as well: another one would be too, and jsforce would loop.
+      renewalsUnproven = 0;
+      lastSessionFailure = new ConnectorError(
+        'a newly issued session was refused as well (INVALID_SESSION_ID): check the Connected App\'s OAuth scopes (it needs "api"), its session and IP policies, and that its run-as user is active and API Enabled',
+        false,
+        'salesforce_session_refused',
+      );
+      callback(lastSessionFailure);
+      return;
+    }
+    requestSession().then(
+      (accessToken) => {
+        renewalsUnproven += 1; // until a data request with it succeeds
+        callback(null, accessToken);
+      },
+      (err: unknown) => callback(err as Error),
+    );
+  }
+
+  async function ensureSession(): Promise<void> {
+    if (!client || conn.accessToken) return;
+    firstSession ??= requestSession()
+      .then(() => undefined)
+      .finally(() => {
+        firstSession = undefined;
+      });
+    await firstSession;
+  }
+
+  /** A session failure that reached us through jsforce's renewal, as classified here. */
+  function sessionFailureIn(err: unknown): ConnectorError | undefined {
+    if (!lastSessionFailure || err instanceof ConnectorError || !(err instanceof Error)) return undefined;
+    return err.message.includes(lastSessionFailure.message) ? lastSessionFailure : undefined;
+  }
 
   async function guarded<T>(doing: string, work: () => Promise<T>): Promise<T> {
     try {
+      await ensureSession();
       return await work();
     } catch (err) {
-      throw classify(err, doing);
+      throw classify(sessionFailureIn(err) ?? err, doing, auth);
     }
   }
 
