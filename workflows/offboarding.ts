@@ -339,8 +339,10 @@ export async function offboarding(request: OffboardingRequest): Promise<Offboard
     remaining = [...renamed];
     if (next.subject.email && !subject.email) subject = { ...subject, email: next.subject.email };
     if (next.manager?.email && !manager.email) {
+      // HR names the manager now: what waited for the first discovery goes to them at once.
       manager.email = next.manager.email;
-      if (manager.lookedUp) sayWhatWaitedForManager();
+      manager.lookedUp = true;
+      sayWhatWaitedForManager();
     }
     status.playbook = plan.playbook;
     status.mode = plan.mode;
