@@ -291,17 +291,21 @@ export async function offboarding(request: OffboardingRequest): Promise<Offboard
     const receivedAt = now();
     const { supersedes, why } = supersession(planRequest, command.request);
     const record = { requestId: command.request.requestId, trigger: command.request.trigger, reason: command.request.reason ?? null, effectiveAt: command.request.effectiveAt, receivedAt, why };
-    if (!supersedes || finished() || status.cancelled) {
-      status.laterRequests.push({ ...record, outcome: 'joined' });
-      audit({ action: 'hr_event_joined', actor: command.by, outcome: 'no_change', details: { requestId: record.requestId, trigger: record.trigger, reason: record.reason, effectiveAt: record.effectiveAt, why } });
-      return `joined: ${why}`;
-    }
+    /** Records the event as joined, with why it changes nothing. */
+    const joined = (reason: string) => {
+      status.laterRequests.push({ ...record, outcome: 'joined', why: reason });
+      audit({ action: 'hr_event_joined', actor: command.by, outcome: 'no_change', details: { requestId: record.requestId, trigger: record.trigger, reason: record.reason, effectiveAt: record.effectiveAt, why: reason } });
+      return `joined: ${reason}`;
+    };
+    if (finished() || status.cancelled) return joined('the offboarding has already ended');
+    if (!supersedes) return joined(why);
     const next = supersedingRequest(planRequest, command.request);
     const replacement = await setup.makePlan(next);
-    if (finished() || status.cancelled) {
-      status.laterRequests.push({ ...record, outcome: 'joined', why: `${why}, but the offboarding ended meanwhile` });
-      return 'joined: the offboarding ended while the new plan was made';
-    }
+    if (finished() || status.cancelled) return joined(`${why}, but the offboarding ended while the new plan was made`);
+    // Another event may have replaced the plan while this one's was made: compare again, so that
+    // of two events arriving together the further-reaching one stands.
+    const again = supersession(planRequest, command.request);
+    if (!again.supersedes) return joined(again.why);
     replacePlan(next, replacement);
     status.laterRequests.push({ ...record, outcome: 'superseded' });
     audit({
