@@ -452,6 +452,20 @@ describe('offboarding workflow (time-skipping server, real slapd and PostgreSQL)
     });
   });
 
+  it('of two later events arriving together, the further-reaching one stands, whichever plan is made first', async () => {
+    await withWorker(async (taskQueue) => {
+      // Future-dated, so nothing is revoked meanwhile: only the plan is at stake.
+      const voluntary = request('E1009', { reason: 'voluntary', effectiveAt: new Date(Date.now() + 10 * DAY).toISOString() });
+      const handle = await start(taskQueue, voluntary);
+      const send = (requestId: string, reason: OffboardingRequest['reason']) => startOffboarding(env.client, { ...voluntary, requestId, reason }, { taskQueue, searchAttributes: false });
+      const answers = await Promise.all([send('hr-involuntary', 'involuntary'), send('hr-security', 'security'), send('hr-involuntary-2', 'involuntary')]);
+      assert.equal(answers[1]!.outcome, 'superseded', answers[1]!.detail ?? '');
+      const final = await status(handle);
+      assert.equal(final.playbook, 'security', JSON.stringify(final.laterRequests));
+      assert.equal(final.laterRequests.length, 3);
+    });
+  });
+
   it('refused Updates return their reason, and change nothing', async () => {
     await withWorker(async (taskQueue) => {
       const handle = await start(taskQueue, request('E1010', { reason: 'voluntary', effectiveAt: new Date(Date.now() + 2 * DAY).toISOString() }));
