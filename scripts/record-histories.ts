@@ -54,6 +54,16 @@ const scenarios: Record<string, () => Promise<string>> = {
     await handle.result();
     return workflowId;
   },
+  // Voluntary, then a security termination for the same person: the plan is replaced (Update supersede).
+  'voluntary-superseded-by-security': async () => {
+    const voluntary = await request('E1024', 'voluntary');
+    const { workflowId } = await startOffboarding(env.client, voluntary, { taskQueue, searchAttributes: false });
+    const handle = env.client.workflow.getHandle(workflowId);
+    await eventually(() => handle.query<OffboardingStatus>('status'), (s) => s.stages[0]?.finishedAt !== undefined, 'the disable stage');
+    await startOffboarding(env.client, { ...voluntary, requestId: 'record-E1024-security', reason: 'security' }, { taskQueue, searchAttributes: false });
+    await handle.result();
+    return workflowId;
+  },
 };
 
 await worker.runUntil(async () => {
