@@ -253,7 +253,7 @@ const KNOWN_ROWS = new Set([
   'offboarding_started', 'plan_made', 'stage_started', 'access_discovered', 'identity_correlated',
   ...actionKindSchema.options,
   'manual_task_opened', 'manual_task_reminder', 'manual_task_overdue', 'manual_task_retried', 'manual_task_skipped', 'manual_task_resolved',
-  'plan_replaced', 'hr_event_joined', 'manager_unknown',
+  'plan_replaced', 'hr_event_joined', 'manager_unknown', 'preflight_failed',
   'hold_placed', 'hold_released', 'hold_expired', 'expedited', 'cancel_requested',
   'stage_rechecked', 'stage_verified', 'command_refused', 'notification_failed',
   'offboarding_completed', 'offboarding_cancelled',

@@ -3,8 +3,9 @@
  * (real slapd and PostgreSQL) and saves their histories to test/histories/, which the replay
  * test replays against the current workflow code. Files are named `<scenario>.<label>.binpb`, the
  * label naming the workflow version they were recorded with (`npm run record-histories -- <label>`).
- * Record a new label after a patched change (e.g. `manager-notifications`) and keep the older
- * files: runs started under every version may still be in flight, and each must keep replaying.
+ * Record a new label after a patched change (the date it lands, e.g. `2026-11-26`) and keep the
+ * older files: runs started under every released version may still be in flight, and each must
+ * keep replaying.
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -20,7 +21,7 @@ import { projectRoot, readToolchain } from './services.js';
 const DAY = 86_400_000;
 const label = process.argv[2];
 if (!label || !/^[a-z0-9-]+$/.test(label)) {
-  process.stderr.write('usage: npm run record-histories -- <label>   (the workflow version, e.g. manager-notifications; lower case, digits, -)\n');
+  process.stderr.write('usage: npm run record-histories -- <label>   (the workflow version: the date it lands, e.g. 2026-11-26; lower case, digits, -)\n');
   process.exit(2);
 }
 
@@ -61,6 +62,16 @@ const scenarios: Record<string, () => Promise<string>> = {
     const handle = env.client.workflow.getHandle(workflowId);
     await eventually(() => handle.query<OffboardingStatus>('status'), (s) => s.stages[0]?.finishedAt !== undefined, 'the disable stage');
     await startOffboarding(env.client, { ...voluntary, requestId: 'record-E1024-security', reason: 'security' }, { taskQueue, searchAttributes: false });
+    await handle.result();
+    return workflowId;
+  },
+  // Due in three days: the pre-flight discovery at once, then a cancel before anything is revoked.
+  'future-dated-cancelled': async () => {
+    const ahead = { ...(await request('E1025', 'involuntary')), effectiveAt: new Date((await env.currentTimeMs()) + 3 * DAY).toISOString() };
+    const { workflowId } = await startOffboarding(env.client, ahead, { taskQueue, searchAttributes: false });
+    const handle = env.client.workflow.getHandle(workflowId);
+    await eventually(() => handle.query<OffboardingStatus>('status'), (s) => s.accounts.directory !== undefined, 'the pre-flight discovery');
+    await sendCommand(env.client, 'E1025', 'cancel', { by: 'hr-system', reason: 'termination rescinded' });
     await handle.result();
     return workflowId;
   },

@@ -382,9 +382,33 @@ describe('offboarding workflow (time-skipping server, real slapd and PostgreSQL)
       assert.equal(described.status.name, 'RUNNING');
       await sendCommand(env.client, 'E1009', 'cancel', { by: 'test', reason: 'clean up' });
       await handle.result();
-      // Cancelled before anything was discovered, with no manager from HR: nobody could be told.
-      const unknown = (await auditActions(handle)).find((e) => e.action === 'manager_unknown');
-      assert.deepEqual(unknown?.details.unsent, ['started', 'cancelled']);
+    });
+  });
+
+  it('pre-flight: a future-dated offboarding maps access at once; what it cannot reach is reported ahead and holds nothing up', async () => {
+    const unreachable = await freePort();
+    const ldap = await sharedSlapd();
+    await withWorker(async (taskQueue) => {
+      // The keeper: never revoked here (it is due in ten days), and the one person with no manager.
+      const handle = await start(taskQueue, request('E1000', { reason: 'voluntary', effectiveAt: new Date(Date.now() + 10 * DAY).toISOString() }));
+      const events = await eventually(() => auditActions(handle), (rows) => rows.some((e) => e.action === 'manager_unknown'), 'the pre-flight discovery');
+      const waiting = await status(handle);
+      assert.equal(waiting.phase, 'waiting');
+      assert.match(waiting.accounts.directory ?? '', /^[0-9a-f-]{36}$/, 'the directory entry, found ten days ahead');
+      assert.deepEqual(waiting.manualTasks, [], 'nothing waits for an operator yet');
+      const failed = events.find((e) => e.action === 'preflight_failed');
+      assert.equal(failed?.system, 'legacy-directory');
+      assert.match(String(failed?.details.error), /LDAP discover failed/);
+      assert.ok(events.some((e) => e.action === 'access_discovered' && e.system === 'directory' && e.details.stage === 'preflight'));
+      assert.deepEqual(events.find((e) => e.action === 'manager_unknown')?.details.unsent, ['started'], 'no manager from HR or the directory: recorded once');
+      assert.equal((await directoryState('E1000')).locked, false, 'read-only');
+      await sendCommand(env.client, 'E1000', 'cancel', { by: 'test', reason: 'clean up' });
+      await handle.result();
+    }, {
+      'legacy-directory': {
+        type: 'ldap', url: `ldap://127.0.0.1:${unreachable}`, bindDn: ldap.serviceDn, bindPassword: { env: 'TEST_LDAP_PASSWORD' },
+        peopleBase: ldap.peopleBase, groupsBase: ldap.groupsBase, timeoutMs: 1_000,
+      },
     });
   });
 

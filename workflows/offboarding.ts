@@ -465,22 +465,24 @@ export async function offboarding(request: OffboardingRequest): Promise<Offboard
   // The person as the systems know them; the email may be learnt from the directory.
   let subject = request.subject;
 
-  async function discoverIn(systems: string[]): Promise<Discovery[]> {
-    const results = await Promise.all(
-      systems.map(async (system) => {
-        const found = await withOperatorFallback(`discover/${system}`, system, `map access in ${system}`, () => discover({ system, subject }));
-        // Skipping a system's discovery takes it out of this offboarding (e.g. decommissioned).
-        if (!found && status.manualTasks.some((t) => t.id === `discover/${system}` && t.state === 'skipped')) {
-          status.systems = status.systems.filter((s) => s !== system);
-        }
-        return found;
-      }),
-    );
+  type Lookup = (system: string) => Promise<Discovery | undefined>;
+  /** Discovery for a stage: what fails after its retries waits for an operator. */
+  const lookupForStage: Lookup = async (system) => {
+    const found = await withOperatorFallback(`discover/${system}`, system, `map access in ${system}`, () => discover({ system, subject }));
+    // Skipping a system's discovery takes it out of this offboarding (e.g. decommissioned).
+    if (!found && status.manualTasks.some((t) => t.id === `discover/${system}` && t.state === 'skipped')) {
+      status.systems = status.systems.filter((s) => s !== system);
+    }
+    return found;
+  };
+
+  async function discoverIn(systems: string[], lookup: Lookup): Promise<Discovery[]> {
+    const results = await Promise.all(systems.map(lookup));
     return results.filter((result): result is Discovery => result !== undefined);
   }
 
-  async function discoverAll(): Promise<Discovery[]> {
-    const found = await discoverIn(status.systems);
+  async function discoverAll(lookup: Lookup = lookupForStage): Promise<Discovery[]> {
+    const found = await discoverIn(status.systems, lookup);
     learnManager(found);
     if (subject.email) return found;
     // No email from HR: take it from a directory when the directories agree on one, and look
@@ -492,8 +494,33 @@ export async function offboarding(request: OffboardingRequest): Promise<Offboard
     audit({ action: 'identity_correlated', actor: 'workflow', details: { field: 'email', from: sources } });
     const retry = found.filter((d) => d.account === null).map((d) => d.system);
     if (retry.length === 0) return found;
-    const again = await discoverIn(retry);
+    const again = await discoverIn(retry, lookup);
     return [...found.filter((d) => !retry.includes(d.system)), ...again];
+  }
+
+  // Pre-flight: an offboarding due later maps access as soon as it starts, read-only, so that a
+  // system it cannot reach (expired credentials, a renamed org) or a person it cannot find is
+  // known days ahead rather than at the effective time, and the manager hears of it now. A
+  // failure here opens no task and holds nothing up: it is audited and told to the IT channel,
+  // and the stage's own discovery deals with whatever is still wrong then.
+  const PREFLIGHT_MIN_LEAD_MS = 60 * 60 * 1000;
+  const { discover: discoverAhead } = proxyActivities<Activities>({ startToCloseTimeout: '2 minutes', retry: { maximumAttempts: 3, initialInterval: '2 seconds' } });
+  const lookupAhead: Lookup = async (system) => {
+    try {
+      return await discoverAhead({ system, subject });
+    } catch (err) {
+      const error = err instanceof ActivityFailure ? (err.cause?.message ?? err.message) : String(err);
+      audit({ action: 'preflight_failed', actor: 'workflow', system, outcome: 'failed', details: { error, dueAt: remaining[0]?.dueAt ?? null } });
+      tell('preflight', `pre-flight: cannot map access in ${system} — ${error}; fix it before ${remaining[0]?.dueAt ?? 'the first stage'}`);
+      return undefined;
+    }
+  };
+  async function preflight() {
+    const found = await discoverAll(lookupAhead);
+    for (const discovery of found) {
+      status.accounts[discovery.system] = discovery.account?.id ?? null;
+      audit({ action: 'access_discovered', actor: 'workflow', system: discovery.system, details: { stage: 'preflight', account: discovery.account, entitlements: discovery.entitlements.map((e) => ({ id: e.id, kind: e.kind })), credentials: discovery.credentials.length } });
+    }
   }
 
   async function runAction(action: Action, actor: string, ignoreCancel = false): Promise<ActionStatus> {
@@ -591,6 +618,8 @@ export async function offboarding(request: OffboardingRequest): Promise<Offboard
   // ---- the plan, stage by stage ----
   /** A stage that takes access away (a later one may only delete what is already disabled). */
   const revokes = (stage: PlannedStage) => stage.steps.some((step) => step.action !== 'delete_account');
+  const firstDue = remaining[0] ? Date.parse(remaining[0].dueAt) : Date.now();
+  if (firstDue - Date.now() > PREFLIGHT_MIN_LEAD_MS && patched('preflight-discovery')) await preflight();
   while (remaining.length > 0) {
     const stage = remaining[0]!;
     const version = planVersion;
