@@ -61,10 +61,16 @@ export interface StartOptions {
  * further or sooner (a security termination during a notice period) and records it otherwise.
  */
 export async function startOffboarding(client: Client, input: unknown, options: StartOptions = {}): Promise<StartResult> {
-  const { taskQueue = OFFBOARDING_TASK_QUEUE, searchAttributes = true } = options;
   const parsed = offboardingRequestSchema.safeParse(input);
   if (!parsed.success) throw new InvalidRequestError(describeIssues(parsed.error));
-  const request: OffboardingRequest = parsed.data;
+  const first = await startOrHandOver(client, parsed.data, options);
+  // The run it joined ended before the Update reached it (completed, or cancelled by a rescind):
+  // this request is then a new offboarding, not a no-op. Once is enough: a run it starts now is its own.
+  return first === 'ended' ? ((await startOrHandOver(client, parsed.data, options)) as StartResult) : first;
+}
+
+async function startOrHandOver(client: Client, request: OffboardingRequest, options: StartOptions): Promise<StartResult | 'ended'> {
+  const { taskQueue = OFFBOARDING_TASK_QUEUE, searchAttributes = true } = options;
   const workflowId = workflowIdFor(request.subject.employeeId);
   const handle = await client.workflow.start<typeof offboarding>(OFFBOARDING_WORKFLOW_TYPE, {
     workflowId,
@@ -95,7 +101,14 @@ export async function startOffboarding(client: Client, input: unknown, options: 
     const answer = await handle.executeUpdate<string, [SupersedeCommand]>('supersede', { args: [{ by: request.requestedBy, request }] });
     return { ...joined, outcome: answer.startsWith('superseded') ? 'superseded' : 'joined', detail: answer };
   } catch (err) {
-    // Refused (this request is already part of it, or it ended meanwhile): the join stands, with the reason.
+    const running = await handle.describe().then((d) => d.status.name === 'RUNNING', () => true);
+    if (!running) return 'ended';
+    // Cancelled and still re-enabling what it disabled: wait for it to end, then start anew.
+    if (err instanceof WorkflowUpdateFailedError && /has already been cancelled/.test(err.cause?.message ?? '')) {
+      await handle.result().catch(() => undefined);
+      return 'ended';
+    }
+    // Refused while it runs (this request is already part of it): the join stands, with the reason.
     if (err instanceof WorkflowUpdateFailedError) return { ...joined, outcome: 'joined', detail: err.cause?.message ?? err.message };
     throw err;
   }

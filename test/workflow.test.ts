@@ -490,6 +490,19 @@ describe('offboarding workflow (time-skipping server, real slapd and PostgreSQL)
     });
   });
 
+  it('a new termination right after a rescinded one starts a new run instead of joining the ending one', async () => {
+    await withWorker(async (taskQueue) => {
+      const first = request('E1009', { reason: 'voluntary', effectiveAt: new Date(Date.now() + 10 * DAY).toISOString() });
+      const handle = await start(taskQueue, first);
+      const firstRun = (await handle.describe()).runId;
+      await sendCommand(env.client, 'E1009', 'cancel', { by: 'hr-system', reason: 'termination rescinded' });
+      const again = await startOffboarding(env.client, { ...first, requestId: 'hr-terminated-after-all', reason: 'involuntary' }, { taskQueue, searchAttributes: false });
+      assert.equal(again.outcome, 'started', again.detail ?? '');
+      assert.notEqual(again.runId, firstRun, 'a run of its own');
+      assert.equal((await handle.result()).phase, 'cancelled');
+    });
+  });
+
   it('refused Updates return their reason, and change nothing', async () => {
     await withWorker(async (taskQueue) => {
       const handle = await start(taskQueue, request('E1010', { reason: 'voluntary', effectiveAt: new Date(Date.now() + 2 * DAY).toISOString() }));
