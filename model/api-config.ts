@@ -3,6 +3,7 @@
  * model/ so that the worker's config loader can validate it without importing the API.
  */
 import { z } from 'zod';
+import { durationSchema } from './duration.js';
 import { employeeIdSchema, employmentTypeSchema, terminationReasonSchema } from './request.js';
 
 export const ROLES = ['hr-system', 'manager', 'security', 'auditor'] as const;
@@ -58,6 +59,11 @@ export function apiConfigSchemaWith(wrap: SecretWrap) {
       webhookSecrets: z.array(webhookSecret).default([]),
       /** The BambooHR webhook's private key; without it `POST /v1/hr/bamboohr` refuses every delivery. */
       bamboohrSecret: wrap(z.string().min(1)).optional(),
+      /**
+       * How long a delivery's dedupe record (identifiers only) is kept. Senders retry for days at
+       * most (Standard Webhooks: about three), so a year is ample; older records are deleted daily.
+       */
+      hrEventsRetention: durationSchema.refine((ms) => ms >= 7 * 86_400_000, 'at least 7d: senders retry for days, and a redelivery must still be recognised').default(400 * 86_400_000),
       /** What a BambooHR delivery cannot say (see client/http/hr-webhook.ts). */
       bamboohrMapping: z
         .object({

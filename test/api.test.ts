@@ -439,6 +439,27 @@ describe('HTTP API: HR webhooks and the operator interface (Temporal dev server,
     await noWorkflowFor('E1040');
   });
 
+  it('dedupe records past their retention are deleted at start, recorded in the audit; newer ones stay', async () => {
+    const insert = (webhookId: string, receivedAt: Date) =>
+      pool.query(`INSERT INTO hr_events (webhook_id, event_id, source, event_type, employee_id, received_at, workflow_id, outcome) VALUES ($1, $1, 'standard-webhooks', 'termination', 'E1040', $2, 'offboarding-E1040', 'started')`, [webhookId, receivedAt]);
+    const old = `msg_old_${randomUUID()}`;
+    const recent = `msg_recent_${randomUUID()}`;
+    await insert(old, new Date(Date.now() - 500 * 86_400_000));
+    await insert(recent, new Date(Date.now() - 300 * 86_400_000));
+    const app = buildApi({ client, pool, config: apiConfigSchema.parse(API_CONFIG), logger: pino({ level: 'silent' }) });
+    try {
+      await app.ready();
+      assert.deepEqual([(await hrRows('webhook_id', old)).length, (await hrRows('webhook_id', recent)).length], [0, 1], 'the default retention is 400 days');
+      const pruned = await pool.query<{ details: Record<string, unknown> }>(`SELECT details FROM audit_events WHERE action = 'hr_events_pruned' ORDER BY seq DESC LIMIT 1`);
+      assert.equal(pruned.rows[0]?.details.retentionDays, 400);
+      assert.ok(Number(pruned.rows[0]?.details.deleted) >= 1);
+    } finally {
+      await app.close();
+      await pool.query('DELETE FROM hr_events WHERE webhook_id = $1', [recent]);
+    }
+    assert.throws(() => apiConfigSchema.parse({ ...API_CONFIG, hrEventsRetention: '2d' }), /at least 7d/);
+  });
+
   it('/openapi.json describes every route the server serves, with its security and schemas', async () => {
     const doc = (await call('GET', '/openapi.json')).body as { openapi: string; paths: Record<string, Record<string, { security: unknown[]; requestBody?: unknown; responses: Record<string, unknown> }>> };
     assert.equal(doc.openapi, '3.1.0');

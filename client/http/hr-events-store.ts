@@ -2,8 +2,9 @@
  * The HR deliveries already acted on, so that a sender retrying for days (Standard Webhooks
  * senders do) starts exactly one offboarding. One row per HR event: unique by the delivery's
  * `webhook-id` and by the HR system's `eventId`, so the same event under a new webhook-id is a
- * duplicate too. Rows hold identifiers only (no names, emails or bodies) and are kept: a
- * duplicate must be recognised however late it comes.
+ * duplicate too. Rows hold identifiers only (no names, emails or bodies) and are kept for
+ * `api.hrEventsRetention` (400 days by default), far longer than any sender retries; the API
+ * deletes older ones at start and daily, and says so in the audit.
  *
  * `claim` inserts the row and runs the start (or cancel) inside one transaction. A concurrent
  * duplicate's insert waits on the unique index until that transaction ends: after a commit it
@@ -128,6 +129,11 @@ export function createHrEventsStore(pool: pg.Pool) {
     },
 
     /** Whether the table is there and the database answers (for /healthz). */
+    /** Deletes the records received before `before`; returns how many. */
+    async prune(before: Date): Promise<number> {
+      const result = await pool.query('DELETE FROM hr_events WHERE received_at < $1', [before]);
+      return result.rowCount ?? 0;
+    },
     async check(): Promise<void> {
       await pool.query('SELECT 1 FROM hr_events LIMIT 0');
     },

@@ -10,6 +10,7 @@
  * itself after its own checks. Logs are one line per request (method, route, status, time, the
  * token's subject): never a body, a header value, a token or an email.
  */
+import { randomUUID } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
 import type { AddressInfo } from 'node:net';
 import { Counter, Registry } from 'prom-client';
@@ -139,6 +140,30 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
 
   registerHrWebhookRoutes(app, hrDeps);
   registerOperatorRoutes(app, { client: deps.client, audit, hrEvents, auth, temporalTimeoutMs });
+
+  // Dedupe records past their retention go at start and then daily; the audit says how many.
+  async function pruneHrEvents() {
+    const before = new Date(now() - deps.config.hrEventsRetention);
+    try {
+      const deleted = await hrEvents.prune(before);
+      if (deleted === 0) return;
+      log.info({ deleted, before: before.toISOString() }, 'hr event records past their retention deleted');
+      await audit.append({
+        id: `${REJECTED_OFFBOARDING_ID}/${randomUUID()}`, occurredAt: new Date(now()).toISOString(), offboardingId: REJECTED_OFFBOARDING_ID,
+        employeeId: 'unknown', system: null, action: 'hr_events_pruned', outcome: 'deleted', actor: 'hr-webhook',
+        details: { deleted, receivedBefore: before.toISOString(), retentionDays: Math.round(deps.config.hrEventsRetention / 86_400_000) },
+      });
+    } catch (err) {
+      log.error({ reason: (err as Error).message }, 'could not delete hr event records past their retention; retrying tomorrow');
+    }
+  }
+  let pruning: NodeJS.Timeout | undefined;
+  app.addHook('onReady', async () => {
+    await pruneHrEvents();
+    pruning = setInterval(() => void pruneHrEvents(), 86_400_000);
+    pruning.unref();
+  });
+  app.addHook('onClose', async () => clearInterval(pruning));
   return app;
 }
 
