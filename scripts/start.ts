@@ -117,6 +117,8 @@ async function main() {
     if (stopping) return;
     stopping = true;
     say('stopping…');
+    // Last started, first stopped: the API and the worker go before the Temporal server and the
+    // databases they need to shut down cleanly.
     for (const stop of stops.reverse()) await stop().catch((err: Error) => say(`while stopping: ${err.message}`));
     say('stopped');
     process.exit(code);
@@ -194,7 +196,7 @@ async function main() {
 
     say('starting the worker…');
     const worker: ChildProcess = spawn(process.execPath, ['--import', 'tsx', join(projectRoot, 'workers', 'worker.ts')], { env: workerEnv, stdio: 'inherit' });
-    stops.unshift(() => new Promise<void>((resolve) => {
+    stops.push(() => new Promise<void>((resolve) => {
       if (worker.exitCode !== null) return resolve();
       worker.once('exit', () => resolve());
       worker.kill('SIGTERM');
@@ -210,7 +212,7 @@ async function main() {
     const config = parseYaml(readFileSync(String(workerEnv.OFFBOARD_CONFIG ?? join(projectRoot, 'offboard.config.yaml')), 'utf8')) as { api?: unknown } | null;
     if (config?.api) {
       const api: ChildProcess = spawn(process.execPath, ['--import', 'tsx', join(projectRoot, 'client', 'http', 'server.ts')], { env: { ...workerEnv, OFFBOARD_API_PORT: String(apiPort) }, stdio: 'inherit' });
-      stops.unshift(() => new Promise<void>((resolve) => {
+      stops.push(() => new Promise<void>((resolve) => {
         if (api.exitCode !== null) return resolve();
         api.once('exit', () => resolve());
         api.kill('SIGTERM');
