@@ -63,10 +63,14 @@ export interface StartOptions {
 export async function startOffboarding(client: Client, input: unknown, options: StartOptions = {}): Promise<StartResult> {
   const parsed = offboardingRequestSchema.safeParse(input);
   if (!parsed.success) throw new InvalidRequestError(describeIssues(parsed.error));
-  const first = await startOrHandOver(client, parsed.data, options);
-  // The run it joined ended before the Update reached it (completed, or cancelled by a rescind):
-  // this request is then a new offboarding, not a no-op. Once is enough: a run it starts now is its own.
-  return first === 'ended' ? ((await startOrHandOver(client, parsed.data, options)) as StartResult) : first;
+  // When the run it joined ends before the Update reaches it (completed, or cancelled by a
+  // rescind), this request is a new offboarding, not a no-op: start again. The next start makes a
+  // run of its own unless yet another request raced it, so a few rounds always settle.
+  for (let round = 0; round < 3; round += 1) {
+    const result = await startOrHandOver(client, parsed.data, options);
+    if (result !== 'ended') return result;
+  }
+  throw new Error(`the offboarding of ${parsed.data.subject.employeeId} kept ending as this request arrived; send it again`);
 }
 
 async function startOrHandOver(client: Client, request: OffboardingRequest, options: StartOptions): Promise<StartResult | 'ended'> {
