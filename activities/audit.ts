@@ -92,28 +92,47 @@ export function createAuditStore(pool: pg.Pool) {
   return {
     /** Appends one event; a second append of the same id is a no-op (activities run at least once). */
     async append(event: AuditEvent): Promise<{ seq: number; inserted: boolean }> {
+      const [result] = await this.appendAll([event]);
+      return result!;
+    },
+
+    /**
+     * Appends events in order in one transaction; an id already stored is skipped, so a retried
+     * batch inserts each row once.
+     */
+    async appendAll(events: AuditEvent[]): Promise<{ seq: number; inserted: boolean }[]> {
       const client = await pool.connect();
       try {
         await client.query('BEGIN');
         await client.query('LOCK TABLE audit_events IN EXCLUSIVE MODE');
-        const existing = await client.query<{ seq: string }>('SELECT seq FROM audit_events WHERE id = $1', [event.id]);
-        if (existing.rows[0]) {
-          await client.query('COMMIT');
-          return { seq: Number(existing.rows[0].seq), inserted: false };
-        }
+        const ids = events.map((event) => event.id);
+        const stored = await client.query<{ id: string; seq: string }>('SELECT id, seq FROM audit_events WHERE id = ANY($1)', [ids]);
+        const existing = new Map(stored.rows.map((row) => [row.id, Number(row.seq)]));
         const last = await client.query<{ seq: string; hash: string }>('SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1');
-        const seq = last.rows[0] ? Number(last.rows[0].seq) + 1 : 1;
-        const prevHash = last.rows[0]?.hash ?? GENESIS_HASH;
-        // Stored and hashed with the same millisecond precision, so verify recomputes the same text.
-        const occurredAt = new Date(event.occurredAt).toISOString();
-        const hash = chainHash(prevHash, { ...event, occurredAt, seq });
-        await client.query(
-          `INSERT INTO audit_events (seq, id, occurred_at, offboarding_id, employee_id, system, action, outcome, actor, details, prev_hash, hash)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-          [seq, event.id, occurredAt, event.offboardingId, event.employeeId, event.system, event.action, event.outcome, event.actor, JSON.stringify(event.details), prevHash, hash],
-        );
+        let seq = last.rows[0] ? Number(last.rows[0].seq) : 0;
+        let prevHash = last.rows[0]?.hash ?? GENESIS_HASH;
+        const results: { seq: number; inserted: boolean }[] = [];
+        for (const event of events) {
+          const known = existing.get(event.id);
+          if (known !== undefined) {
+            results.push({ seq: known, inserted: false });
+            continue;
+          }
+          seq += 1;
+          // Stored and hashed with the same millisecond precision, so verify recomputes the same text.
+          const occurredAt = new Date(event.occurredAt).toISOString();
+          const hash = chainHash(prevHash, { ...event, occurredAt, seq });
+          await client.query(
+            `INSERT INTO audit_events (seq, id, occurred_at, offboarding_id, employee_id, system, action, outcome, actor, details, prev_hash, hash)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+            [seq, event.id, occurredAt, event.offboardingId, event.employeeId, event.system, event.action, event.outcome, event.actor, JSON.stringify(event.details), prevHash, hash],
+          );
+          existing.set(event.id, seq);
+          prevHash = hash;
+          results.push({ seq, inserted: true });
+        }
         await client.query('COMMIT');
-        return { seq, inserted: true };
+        return results;
       } catch (err) {
         await client.query('ROLLBACK').catch(() => undefined);
         throw err;

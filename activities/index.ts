@@ -74,6 +74,14 @@ export function createActivities({ policy, connectors, audit, notify, observe }:
       // Counted once: a retried activity that finds its row already written is not counted again.
       if (inserted) observe?.(event);
     },
+
+    /** The events of one workflow step, in order, in one transaction (one activity, not one per row). */
+    async recordAudits(events: AuditEvent[]): Promise<void> {
+      const results = await audit.appendAll(events.map((event) => auditEventSchema.parse(event)));
+      results.forEach(({ inserted }, i) => {
+        if (inserted) observe?.(events[i]!);
+      });
+    },
   };
 }
 

@@ -29,7 +29,7 @@ export const notificationsSchema = z.object({
 export type NotificationsConfig = z.infer<typeof notificationsSchema>;
 
 export interface Notification {
-  event: 'started' | 'held' | 'superseded' | 'preflight' | 'manual_task' | 'reminder' | 'overdue' | 'completed' | 'cancelled';
+  event: 'started' | 'held' | 'superseded' | 'preflight' | 'stalled' | 'manual_task' | 'reminder' | 'overdue' | 'completed' | 'cancelled';
   employeeId: string;
   workflowId: string;
   text: string;

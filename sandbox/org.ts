@@ -42,13 +42,13 @@ const LAST = ['Lovelace', 'Turing', 'Liskov', 'Shannon', 'Vaughan', 'Dijkstra', 
 
 /**
  * E1000 (the keeper) is in every group and is never offboarded, so no group is ever left empty.
- * E1001..E1040 each hold one group of every kind plus, for every third person, privileged access;
+ * E1001..E1060 each hold one group of every kind plus, for every third person, privileged access;
  * E1008 is also in hr-records, which offboard may not change (a revocation that needs a person).
  * The keeper manages everyone else, and is told of their offboardings.
  */
 export const SAMPLE_PEOPLE: SamplePerson[] = [
   { employeeId: 'E1000', uid: 'keeper', givenName: 'Kim', sn: 'Keeper', email: 'keeper@example.org', employmentType: 'employee', groups: SAMPLE_GROUPS.map((g) => g.cn) },
-  ...Array.from({ length: 40 }, (_, i): SamplePerson => {
+  ...Array.from({ length: 60 }, (_, i): SamplePerson => {
     const givenName = FIRST[i % FIRST.length]!;
     const sn = LAST[(i * 7) % LAST.length]!;
     const uid = `${givenName}.${sn}.${i + 1}`.toLowerCase();

@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import net from 'node:net';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
 import type { WorkflowHandle } from '@temporalio/client';
@@ -520,7 +521,119 @@ describe('offboarding workflow (time-skipping server, real slapd and PostgreSQL)
       await assert.rejects(sendCommand(env.client, 'E9876', 'hold', { by: 'm', reason: 'r' }), /no offboarding for E9876/);
     });
   });
+
+  // No system waits for another: each fault holds up only its own system. While the faulty
+  // system is stuck, the healthy directory is already locked and stripped, read back in slapd.
+  const faults: { fault: string; employeeId: string; make: () => Promise<Fault> }[] = [
+    {
+      fault: 'one system hangs (its server accepts connections and never answers)',
+      employeeId: 'E1041',
+      make: async () => {
+        const silent = await listen(net.createServer(() => undefined));
+        return { config: await ldapAt(silent.port), taskId: 'discover/faulty', resolve: 'skip', close: silent.close };
+      },
+    },
+    {
+      fault: 'one system is down until an operator retries',
+      employeeId: 'E1042',
+      make: async () => {
+        const port = await freePort();
+        let forwarder: Listening | undefined;
+        const slapdPort = Number(new URL((await sharedSlapd()).url).port);
+        return {
+          config: await ldapAt(port),
+          taskId: 'discover/faulty',
+          resolve: 'retry',
+          // The system comes back: a forwarder to the real slapd on the port it is configured with.
+          fix: async () => {
+            forwarder = await listen(net.createServer((socket) => socket.pipe(net.connect(slapdPort, '127.0.0.1')).pipe(socket)), port);
+          },
+          close: () => forwarder?.close(),
+        };
+      },
+    },
+    {
+      fault: 'one system waits for a person (an app with no API)',
+      employeeId: 'E1043',
+      make: async () => ({ config: { type: 'manual', app: 'Legacy payroll', owner: 'payroll-team' }, taskId: 'revoke/faulty/disable_login', resolve: 'skip', close: () => undefined }),
+    },
+  ];
+  for (const { fault, employeeId, make } of faults) {
+    it(`${fault}: the other systems are revoked at their due time, and status shows the stuck one`, async () => {
+      const faulty = await make();
+      try {
+        await withWorker(async (taskQueue) => {
+          const handle = await start(taskQueue, request(employeeId));
+          const stuckAndDone = (s: OffboardingStatus) =>
+            s.manualTasks.some((t) => t.id === faulty.taskId && t.state === 'open') && (s.pipelines?.directory?.stagesDone.includes('revoke') ?? false);
+          const stuck = await waitFor(handle, stuckAndDone, `the faulty system's task, and the directory's revoke stage done`);
+          // The healthy system did not wait: locked, every group gone, verified clean.
+          const healthy = await eventually(() => directoryState(employeeId), (d) => d.locked && d.groups.length === 0, 'the directory revoked');
+          assert.deepEqual(healthy, { exists: true, locked: true, groups: [] });
+          const now = await status(handle);
+          assert.equal(now.pipelines?.faulty?.doing, 'awaiting_operator', 'status names the stuck system');
+          assert.ok((now.manualTasks.find((t) => t.id === faulty.taskId)?.error ?? '').length > 0, 'and why');
+          assert.ok(now.pipelines?.directory?.stagesDone.includes('revoke'), JSON.stringify(now.pipelines));
+          const rows = await auditActions(handle);
+          const verified = rows.filter((e) => e.action === 'stage_verified');
+          assert.deepEqual(verified.map((e) => [e.system, e.outcome]), [['directory', 'clean']], 'only the directory has verified so far');
+          assert.ok(stuck.manualTasks.length >= 1);
+
+          await faulty.fix?.();
+          const by = 'it-operator';
+          if (faulty.resolve === 'retry') await sendCommand(env.client, employeeId, 'retry', { by, actionId: faulty.taskId });
+          else await sendCommand(env.client, employeeId, 'skip', { by, actionId: faulty.taskId, reason: 'confirmed by the owner' });
+          const done = await waitFor(handle, stageFinished('revoke'), 'the revoke stage in every system');
+          assert.equal(done.manualTasks.find((t) => t.id === faulty.taskId)?.state, faulty.resolve === 'retry' ? 'resolved' : 'skipped');
+          if (faulty.resolve === 'retry') {
+            // Back, the system reads the entry the directory already locked: "already", read back.
+            assert.equal(done.actions.find((a) => a.id === 'revoke/faulty/disable_login')?.state, 'already');
+          }
+        }, { faulty: faulty.config });
+      } finally {
+        faulty.close();
+      }
+    });
+  }
 });
+
+interface Listening {
+  port: number;
+  close: () => void;
+}
+
+interface Fault {
+  config: NonNullable<ConfigInput['systems']>[string];
+  taskId: string;
+  resolve: 'retry' | 'skip';
+  fix?: () => Promise<void>;
+  close: () => void;
+}
+
+/** Listens on 127.0.0.1 (a given port or any); close() also ends the connections it accepted. */
+async function listen(server: net.Server, port = 0): Promise<Listening> {
+  const sockets = new Set<net.Socket>();
+  server.on('connection', (socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => undefined);
+  });
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  const close = () => {
+    for (const socket of sockets) socket.destroy();
+    server.close();
+  };
+  return { port: (server.address() as net.AddressInfo).port, close };
+}
+
+/** A second LDAP system for the same people, reached at a port of the test's choosing. */
+async function ldapAt(port: number): Promise<Fault['config']> {
+  const ldap = await sharedSlapd();
+  return {
+    type: 'ldap', url: `ldap://127.0.0.1:${port}`, bindDn: ldap.serviceDn, bindPassword: { env: 'TEST_LDAP_PASSWORD' },
+    peopleBase: ldap.peopleBase, groupsBase: ldap.groupsBase, timeoutMs: 1_000,
+  };
+}
 
 async function removeMemberAsAdmin(ldap: Awaited<ReturnType<typeof sharedSlapd>>, group: string, employeeId: string) {
   const { Client, Change, Attribute } = await import('ldapts');

@@ -35,6 +35,39 @@ export interface Hold {
   placedAt: string;
 }
 
+/** What one system's pipeline is doing now. */
+export type SystemStep =
+  | 'waiting'
+  | 'held'
+  | 'discovering'
+  | 'disabling'
+  | 'revoking'
+  | 'verifying'
+  | 'awaiting_operator'
+  | 'done'
+  | 'restoring'
+  | 'cancelled'
+  | 'removed';
+
+/** One system's own way through the plan: no system waits for another. */
+export interface SystemProgress {
+  /** The stage it is in, or last finished. */
+  stage: string | null;
+  doing: SystemStep;
+  /** When it began doing that (ISO). */
+  since: string;
+  /** The activities in flight (their ids), so a client can add attempt and last failure from Temporal. */
+  calls: string[];
+  nextStage: { name: string; dueAt: string } | null;
+  stagesDone: string[];
+}
+
+export interface OffboardingResult {
+  phase: 'completed' | 'cancelled';
+  actions: Record<string, number>;
+  manualTasksSkipped: number;
+}
+
 export type Phase = 'planning' | 'waiting' | 'held' | 'running' | 'restoring' | 'completed' | 'cancelled';
 
 export interface OffboardingStatus {
@@ -58,6 +91,8 @@ export interface OffboardingStatus {
   accounts: Record<string, string | null>;
   actions: ActionStatus[];
   manualTasks: ManualTask[];
+  /** Per system, its pipeline (absent in runs started before per-system pipelines). */
+  pipelines?: Record<string, SystemProgress>;
 }
 
 export const holdSignal = defineSignal<[HoldCommand]>('hold');

@@ -1,0 +1,49 @@
+/**
+ * The activities the offboarding calls, with the options each is sized to. Types only: no I/O
+ * code enters the workflow bundle.
+ */
+import { proxyActivities, type ActivityOptions } from '@temporalio/workflow';
+import type { Activities } from '../../activities/index.js';
+import type { Plan } from '../../model/plan.js';
+
+export const setup = proxyActivities<Activities>({
+  startToCloseTimeout: '1 minute',
+  retry: { maximumAttempts: 10, maximumInterval: '1 minute' },
+});
+
+// The audit log must not lose an event: keep retrying for as long as the database is away.
+export const { recordAudits } = proxyActivities<Activities>({
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '1 second', maximumInterval: '1 minute' },
+});
+
+// Notifications must not hold the offboarding up: a failed one is recorded and the work goes on.
+export const { notify } = proxyActivities<Activities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { maximumAttempts: 5, maximumInterval: '1 minute' },
+});
+
+// Read-only mapping ahead of the effective time: three quick attempts, and no task if it fails.
+export const { discover: discoverAhead } = proxyActivities<Activities>({
+  startToCloseTimeout: '2 minutes',
+  retry: { maximumAttempts: 3, initialInterval: '2 seconds' },
+});
+
+/**
+ * The calls into a target system, with the plan's retry policy. Each call has its own activity
+ * id, named in the system's status, so a client can show its attempt and last failure.
+ * Every call inside is bounded (activities/), so one attempt ends well within startToClose.
+ */
+export function systemCalls(plan: Plan, activityId: string) {
+  const options: ActivityOptions = {
+    activityId,
+    startToCloseTimeout: '10 minutes',
+    retry: {
+      initialInterval: plan.retry.initialIntervalMs,
+      maximumInterval: plan.retry.maximumIntervalMs,
+      backoffCoefficient: plan.retry.backoffCoefficient,
+      maximumAttempts: plan.retry.maximumAttempts,
+    },
+  };
+  return proxyActivities<Activities>(options);
+}

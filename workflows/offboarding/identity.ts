@@ -1,0 +1,124 @@
+/**
+ * Mapping access, and the person as the systems know them. Each system is mapped on its own;
+ * what a directory knows (the email, the manager) is learnt once every system has been mapped
+ * at least once. The one wait across systems is here, and only for a person HR sent without an
+ * email: a system that found nobody by id alone waits for the directories' answers, then looks
+ * again by the email they agree on. Disagreeing directories are not guessed from.
+ */
+import { ActivityFailure, condition } from '@temporalio/workflow';
+import type { Discovery, PlannedStage } from '../../model/plan.js';
+import { discoverAhead, systemCalls } from './activities.js';
+import type { Offboarding } from './context.js';
+import { trackCall, type OffboardingState } from './state.js';
+
+const everyoneMapped = (state: OffboardingState) => state.status.systems.every((system) => system in state.discoveries);
+
+/** Records a system's discovery (null: it could not be mapped), and learns from all of them once each has one. */
+function noteDiscovery({ state, recorder, notifier }: Offboarding, system: string, found: Discovery | null) {
+  const first = !everyoneMapped(state);
+  state.discoveries[system] = found;
+  if (found) state.status.accounts[system] = found.account?.id ?? null;
+  if (!first || !everyoneMapped(state)) return;
+  const all = Object.values(state.discoveries).filter((d): d is Discovery => d !== null);
+  notifier.learnManager(all);
+  if (state.subject.email) return;
+  const emails = [...new Set(all.map((d) => d.identity?.email?.toLowerCase()).filter((e): e is string => Boolean(e)))];
+  if (emails.length !== 1) return;
+  state.subject = { ...state.subject, email: emails[0] };
+  const from = all.filter((d) => d.identity?.email).map((d) => d.system);
+  recorder.audit({ action: 'identity_correlated', actor: 'workflow', details: { field: 'email', from } });
+}
+
+function auditDiscovered({ recorder }: Offboarding, found: Discovery, stage: string) {
+  recorder.audit({
+    action: 'access_discovered',
+    actor: 'workflow',
+    system: found.system,
+    details: {
+      stage,
+      account: found.account,
+      entitlements: found.entitlements.map((e) => ({ id: e.id, kind: e.kind })),
+      credentials: found.credentials.length,
+    },
+  });
+}
+
+/**
+ * Maps one system's access; what fails after its retries waits for an operator. Undefined when
+ * the task was skipped (the system leaves this offboarding) or the offboarding was cancelled.
+ */
+async function discoverWithFallback(ctx: Offboarding, system: string): Promise<Discovery | undefined> {
+  const { state, tasks } = ctx;
+  const taskId = `discover/${system}`;
+  const spec = { id: taskId, system, description: `map access in ${system}` };
+  const found = await tasks.withOperatorFallback(spec, async () => {
+    try {
+      return await trackCall(state, system, 'discover', (id) => systemCalls(state.plan, id).discover({ system, subject: state.subject }));
+    } catch (err) {
+      // Mapped or not, the system has answered for the correlation of identity.
+      if (!(system in state.discoveries)) noteDiscovery(ctx, system, null);
+      throw err;
+    }
+  });
+  if (!found && tasks.wasSkipped(taskId)) {
+    // Skipping a system's discovery takes it out of this offboarding (e.g. decommissioned).
+    state.status.systems = state.status.systems.filter((s) => s !== system);
+  }
+  return found;
+}
+
+/** Reads a system's access back after a stage's actions, to verify them. */
+export async function readBack(ctx: Offboarding, system: string): Promise<Discovery | undefined> {
+  const found = await discoverWithFallback(ctx, system);
+  if (found) noteDiscovery(ctx, system, found);
+  return found;
+}
+
+/** Maps a system's access at the start of a stage. */
+export async function mapAccess(ctx: Offboarding, system: string, stage: PlannedStage): Promise<Discovery | undefined> {
+  const { state } = ctx;
+  let found = await discoverWithFallback(ctx, system);
+  if (!found) return undefined;
+  noteDiscovery(ctx, system, found);
+  if (found.account === null && !state.subject.email) {
+    await condition(() => state.subject.email !== undefined || everyoneMapped(state));
+    if (state.subject.email) found = (await discoverWithFallback(ctx, system)) ?? found;
+    noteDiscovery(ctx, system, found);
+  }
+  auditDiscovered(ctx, found, stage.name);
+  return found;
+}
+
+/**
+ * Pre-flight: an offboarding due later maps access as soon as it starts, read-only, so that a
+ * system it cannot reach (expired credentials, a renamed org) or a person it cannot find is
+ * known days ahead, and the manager hears of it now. A failure opens no task and holds nothing
+ * up: it is audited and told to IT, and the stage's own mapping deals with what is still wrong.
+ */
+export async function preflight(ctx: Offboarding): Promise<void> {
+  const { state, recorder, notifier } = ctx;
+  const dueAt = state.plan.stages[0]?.dueAt ?? null;
+  const lookup = async (system: string): Promise<Discovery | null> => {
+    try {
+      return await discoverAhead({ system, subject: state.subject });
+    } catch (err) {
+      const error = err instanceof ActivityFailure ? (err.cause?.message ?? err.message) : String(err);
+      recorder.audit({ action: 'preflight_failed', actor: 'workflow', system, outcome: 'failed', details: { error, dueAt } });
+      notifier.tell('preflight', `pre-flight: cannot map access in ${system} — ${error}; fix it before ${dueAt ?? 'the first stage'}`);
+      return null;
+    }
+  };
+  const found = await Promise.all(state.status.systems.map(lookup));
+  found.forEach((discovery, i) => noteDiscovery(ctx, state.status.systems[i]!, discovery));
+  // Found by id alone before the email was learnt: look again by email.
+  const again = state.subject.email ? found.filter((d) => d?.account === null) : [];
+  for (const [i, discovery] of (await Promise.all(again.map((d) => lookup(d!.system)))).entries()) {
+    if (discovery) state.discoveries[again[i]!.system] = discovery;
+  }
+  for (const discovery of Object.values(state.discoveries)) {
+    if (!discovery) continue;
+    state.preflight[discovery.system] = discovery;
+    state.status.accounts[discovery.system] = discovery.account?.id ?? null;
+    auditDiscovered(ctx, discovery, 'preflight');
+  }
+}

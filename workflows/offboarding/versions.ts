@@ -1,0 +1,24 @@
+/**
+ * Every `patched()` id of the offboarding workflow, and what it gates. A patch follows
+ * `patched` → `deprecatePatch` → removed, once no run started before it is open.
+ */
+import { patched } from '@temporalio/workflow';
+
+export const PATCHES = {
+  /**
+   * 2026-12-01: each system runs its own pipeline through the plan (workflows/offboarding/).
+   * Runs started before it continue on workflows/legacy/stage-barrier.ts, where each stage is a
+   * barrier across all systems; that file still holds the three patches below, which every run
+   * of the pipeline version has on unconditionally.
+   */
+  perSystemPipelines: 'per-system-pipelines',
+  /** 2026-11-26 (legacy only): manager notifications, delivery in order, the start told first. */
+  managerNotifications: 'manager-notifications',
+  /** 2026-11-26 (legacy only): a `manual_task_resolved` row when an operator's retry worked. */
+  manualTaskResolved: 'manual-task-resolved',
+  /** 2026-11-26 (legacy only): pre-flight discovery for offboardings due more than an hour ahead. */
+  preflightDiscovery: 'preflight-discovery',
+} as const;
+
+/** False only while replaying a run started before per-system pipelines. */
+export const runsPerSystemPipelines = (): boolean => patched(PATCHES.perSystemPipelines);
