@@ -16,7 +16,7 @@ import { describeDatabase, createPool, databaseTarget } from '../workers/databas
 import type { OffboardingStatus } from '../workflows/messages.js';
 import { describeIssues, employeeIdSchema, offboardingRequestSchema } from '../model/request.js';
 import { buildEvidence, evidenceToCsv, evidenceToHtml, evidenceToJson } from './evidence.js';
-import { CommandRefusedError, InvalidRequestError, connectClient, sendCommand, startOffboarding, type CommandName } from './temporal.js';
+import { CommandRefusedError, InvalidRequestError, connectClient, readStatus, sendCommand, startOffboarding, type CallInFlight, type CommandName } from './temporal.js';
 import { EXECUTION_STATES, listFiltersSchema, listOffboardings } from './offboardings.js';
 
 class UnreachableError extends Error {}
@@ -47,7 +47,21 @@ function table(rows: string[][]): string {
   return rows.map((row) => row.map((cell, col) => cell.padEnd(widths[col]!)).join('  ').trimEnd()).join('\n');
 }
 
-export function formatStatus(workflowId: string, status: OffboardingStatus): string {
+const secondsSince = (iso: string, nowMs: number) => `${Math.max(0, Math.round((nowMs - Date.parse(iso)) / 1000))} s`;
+
+/** Per system: its stage, what it is doing and for how long, and its calls with their attempt. */
+function pipelineRows(status: OffboardingStatus, calls: CallInFlight[], nowMs: number): string[][] {
+  return Object.entries(status.pipelines ?? {}).map(([system, p]) => {
+    const inFlight = p.calls.map(({ activityId, call, since }) => {
+      const attempt = calls.find((c) => c.activityId === activityId)?.attempt ?? 1;
+      return `${call}, attempt ${attempt}, ${secondsSince(since, nowMs)}`;
+    });
+    const next = p.nextStage ? `${p.nextStage.name} at ${p.nextStage.dueAt}` : '';
+    return [system, p.stage ?? '-', p.doing, secondsSince(p.since, nowMs), inFlight.join('; '), next];
+  });
+}
+
+export function formatStatus(workflowId: string, status: OffboardingStatus, calls: CallInFlight[] = [], nowMs = Date.now()): string {
   const lines = [
     `${workflowId}: ${status.phase}${status.playbook ? ` (${status.playbook}, ${status.mode})` : ''}`,
     `  effective     ${status.effectiveAt}`,
@@ -60,6 +74,10 @@ export function formatStatus(workflowId: string, status: OffboardingStatus): str
   // Workflows started before later HR events were handled have no such list.
   for (const later of status.laterRequests ?? []) lines.push(`  later event   ${later.requestId} (${later.reason ?? later.trigger}): ${later.outcome}: ${later.why}`);
   lines.push(`  systems       ${status.systems.map((system) => (system in status.accounts && status.accounts[system] === null ? `${system} (no account found)` : system)).join(', ') || '-'}`);
+  const pipelines = pipelineRows(status, calls, nowMs);
+  if (pipelines.length > 0) {
+    lines.push('', table([['SYSTEM', 'STAGE', 'DOING', 'FOR', 'CALLS IN FLIGHT', 'NEXT'], ...pipelines]).replace(/^/gm, '  '));
+  }
   if (status.actions.length > 0) {
     lines.push('', table([['STATE', 'STAGE', 'SYSTEM', 'ACTION', 'TARGET', 'ATTEMPTS'], ...status.actions.map((a) => [a.state, a.stage, a.system, a.kind, a.target?.id ?? '', String(a.attempts)])]).replace(/^/gm, '  '));
   }
@@ -163,17 +181,8 @@ function buildProgram(): Command {
     .option('--json', 'print JSON')
     .action(async (employeeId: string, options: { json?: boolean }) => {
       const workflowId = `offboarding-${employeeId}`;
-      const status = await withClient(async (client) => {
-        try {
-          return await client.workflow.getHandle(workflowId).query<OffboardingStatus>('status');
-        } catch (err) {
-          if ((err as Error).name === 'WorkflowNotFoundError' || /not found/i.test((err as Error).message)) {
-            throw new CommandRefusedError(`no offboarding for ${employeeId} (workflow ${workflowId} not found)`);
-          }
-          throw err;
-        }
-      });
-      print(Boolean(options.json), status, () => formatStatus(workflowId, status));
+      const { status, calls } = await withClient((client) => readStatus(client, employeeId));
+      print(Boolean(options.json), { ...status, callsInFlight: calls }, () => formatStatus(workflowId, status, calls));
     });
 
   const command = (name: CommandName, description: string) =>

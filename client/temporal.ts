@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { Client, Connection, WorkflowIdConflictPolicy, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { offboardingRequestSchema, workflowIdFor, describeIssues, type OffboardingRequest } from '../model/request.js';
 import type { SupersedeCommand } from '../model/commands.js';
-import { OFFBOARDING_TASK_QUEUE, OFFBOARDING_WORKFLOW_TYPE } from '../workflows/messages.js';
+import { OFFBOARDING_TASK_QUEUE, OFFBOARDING_WORKFLOW_TYPE, statusQuery, type OffboardingStatus } from '../workflows/messages.js';
 import type { offboarding } from '../workflows/offboarding.js';
 import { dataConverterFor, keyringFromEnv, PAYLOAD_KEYS_ENV } from '../workers/codec.js';
 import { EffectiveAtKey, EmployeeIdKey, HeldKey, ModeKey, StageKey } from '../workflows/search-attributes.js';
@@ -122,6 +122,43 @@ export type CommandName = 'hold' | 'release' | 'expedite' | 'cancel' | 'retry' |
 
 export class CommandRefusedError extends Error {}
 
+/** The person has no offboarding (none was ever started, or its history was deleted). */
+export class NoSuchOffboardingError extends CommandRefusedError {
+  constructor(readonly employeeId: string) {
+    super(`no offboarding for ${employeeId} (workflow ${workflowIdFor(employeeId)} not found)`);
+    this.name = 'NoSuchOffboardingError';
+  }
+}
+
+/** A call into a target system in flight, as Temporal sees it (the workflow cannot see attempts). */
+export interface CallInFlight {
+  activityId: string;
+  attempt: number;
+  /** When its current attempt started (ISO), or when it was scheduled if not started yet. */
+  since: string | null;
+}
+
+/**
+ * An offboarding's status query, and the system calls in flight with their attempt from
+ * Temporal's description, so an operator reads "slack: discover, attempt 2, 40 s".
+ */
+export async function readStatus(client: Client, employeeId: string): Promise<{ status: OffboardingStatus; calls: CallInFlight[] }> {
+  const handle = client.workflow.getHandle(workflowIdFor(employeeId));
+  const description = await handle.describe().catch((err: unknown) => {
+    if (err instanceof WorkflowNotFoundError) throw new NoSuchOffboardingError(employeeId);
+    throw err;
+  });
+  const status = await handle.query(statusQuery);
+  const toIso = (time: { seconds?: unknown; nanos?: number | null } | null | undefined) =>
+    time?.seconds != null ? new Date(Number(time.seconds) * 1000 + Math.floor((time.nanos ?? 0) / 1e6)).toISOString() : null;
+  const calls = (description.raw.pendingActivities ?? []).map((activity) => ({
+    activityId: activity.activityId ?? '',
+    attempt: activity.attempt ?? 1,
+    since: toIso(activity.lastStartedTime) ?? toIso(activity.scheduledTime),
+  }));
+  return { status, calls };
+}
+
 /**
  * Sends an operator command as an Update, so that a refusal comes back at once with the
  * workflow's reason (e.g. "release: there is no hold to release").
@@ -142,7 +179,7 @@ export async function sendCommand(client: Client, employeeId: string, name: Comm
         throw err;
       },
     );
-    if (closed === null) throw new CommandRefusedError(`no offboarding for ${employeeId} (workflow ${workflowId} not found)`);
+    if (closed === null) throw new NoSuchOffboardingError(employeeId);
     if (closed) throw new CommandRefusedError(`${name}: the offboarding of ${employeeId} has already finished (${closed.toLowerCase()})`);
     throw err;
   }

@@ -56,8 +56,8 @@ export interface SystemProgress {
   doing: SystemStep;
   /** When it began doing that (ISO). */
   since: string;
-  /** The activities in flight (their ids), so a client can add attempt and last failure from Temporal. */
-  calls: string[];
+  /** The calls in flight; a client adds each one's attempt from Temporal by its activity id. */
+  calls: { activityId: string; call: string; since: string }[];
   nextStage: { name: string; dueAt: string } | null;
   stagesDone: string[];
 }

@@ -157,10 +157,10 @@ export async function trackCall<T>(state: OffboardingState, system: string, call
   state.calls += 1;
   const activityId = `${system}:${call}:${state.calls}`;
   const progress = progressOf(state, system);
-  progress.calls.push(activityId);
+  progress.calls.push({ activityId, call, since: nowIso() });
   try {
     return await run(activityId);
   } finally {
-    progress.calls = progress.calls.filter((id) => id !== activityId);
+    progress.calls = progress.calls.filter((c) => c.activityId !== activityId);
   }
 }
