@@ -6,13 +6,7 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { ldapSystemSchema } from '../activities/connectors/ldap.js';
-import { postgresSystemSchema } from '../activities/connectors/postgres.js';
-import { manualSystemSchema } from '../activities/connectors/manual.js';
-import { scimSystemSchema } from '../activities/connectors/scim.js';
-import { slackSystemSchema } from '../activities/connectors/slack.js';
-import { githubAuthIssues, githubSystemSchema } from '../activities/connectors/github.js';
-import { salesforceAuthIssues, salesforceSystemSchema } from '../activities/connectors/salesforce.js';
+import { systemConfigSchemaWith } from '../activities/connectors/registry.js';
 import { notificationsSchema } from '../activities/notify.js';
 import { apiConfigSchemaWith } from '../model/api-config.js';
 import { policySchema } from '../model/policy.js';
@@ -39,26 +33,9 @@ function secret(env: NodeJS.ProcessEnv) {
 }
 
 export function configSchema(env: NodeJS.ProcessEnv) {
-  const system = z.discriminatedUnion('type', [
-    ldapSystemSchema.extend({ bindPassword: secret(env) }),
-    // The URL carries the connector role's password.
-    postgresSystemSchema.extend({ url: secret(env) }),
-    manualSystemSchema,
-    scimSystemSchema.extend({ bearerToken: secret(env) }),
-    slackSystemSchema.extend({ token: secret(env).pipe(slackSystemSchema.shape.token) }),
-    githubSystemSchema
-      .extend({
-        token: secret(env).optional(),
-        app: githubSystemSchema.shape.app.unwrap().extend({ privateKey: secret(env) }).optional(),
-      })
-      .superRefine(githubAuthIssues),
-    salesforceSystemSchema
-      .extend({
-        accessToken: secret(env).optional(),
-        clientCredentials: salesforceSystemSchema.shape.clientCredentials.unwrap().extend({ clientSecret: secret(env) }).optional(),
-      })
-      .superRefine(salesforceAuthIssues),
-  ]);
+  // One schema per registered connector type (activities/connectors/registry.ts), each secret
+  // field of its descriptor resolved from `{ env: NAME }` and then checked as the connector expects.
+  const system = systemConfigSchemaWith((plain) => secret(env).pipe(plain));
   return z
     .object({
       systems: z.record(z.string().regex(/^[a-z][a-z0-9-]{0,30}$/, 'system names: lower-case letters, digits and "-"'), system).default({}),

@@ -2,13 +2,7 @@ import { NativeConnection, Worker } from '@temporalio/worker';
 import type pg from 'pg';
 import type { DataConverter } from '@temporalio/common';
 import { createAuditStore } from '../activities/audit.js';
-import { createLdapConnector } from '../activities/connectors/ldap.js';
-import { createPostgresConnector } from '../activities/connectors/postgres.js';
-import { createManualConnector } from '../activities/connectors/manual.js';
-import { createScimConnector } from '../activities/connectors/scim.js';
-import { createSlackConnector } from '../activities/connectors/slack.js';
-import { createGithubConnector } from '../activities/connectors/github.js';
-import { createSalesforceConnector } from '../activities/connectors/salesforce.js';
+import { createConnector } from '../activities/connectors/registry.js';
 import type { Connector } from '../activities/connectors/types.js';
 import { createActivities } from '../activities/index.js';
 import { createNotifier } from '../activities/notify.js';
@@ -21,29 +15,7 @@ import type { OffboardConfig } from './config.js';
 export function createConnectors(config: OffboardConfig): Map<string, Connector> {
   const connectors = new Map<string, Connector>();
   for (const [name, system] of Object.entries(config.systems)) {
-    switch (system.type) {
-      case 'ldap':
-        connectors.set(name, createLdapConnector(name, system));
-        break;
-      case 'postgres':
-        connectors.set(name, createPostgresConnector(name, system));
-        break;
-      case 'manual':
-        connectors.set(name, createManualConnector(name, system));
-        break;
-      case 'scim':
-        connectors.set(name, createScimConnector(name, system));
-        break;
-      case 'slack':
-        connectors.set(name, createSlackConnector(name, system));
-        break;
-      case 'github':
-        connectors.set(name, createGithubConnector(name, system));
-        break;
-      case 'salesforce':
-        connectors.set(name, createSalesforceConnector(name, system));
-        break;
-    }
+    connectors.set(name, createConnector(name, system));
   }
   return connectors;
 }

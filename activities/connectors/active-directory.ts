@@ -36,7 +36,7 @@
 import { AndFilter, Attribute, Change, Client, Control, EqualityFilter, ResultCodeError, type Entry, type Filter } from 'ldapts';
 import type { Action, Discovery, Entitlement } from '../../model/plan.js';
 import type { Subject } from '../../model/request.js';
-import type { LdapSystemConfig } from './ldap.js';
+import type { LdapSystemConfig } from './ldap-common.js';
 import { directoryIdentity, managerEmailOf } from './directory-identity.js';
 import { ConnectorError, type ApplyResult, type Connector } from './types.js';
 

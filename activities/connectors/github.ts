@@ -61,6 +61,7 @@ import { Octokit } from '@octokit/rest';
 import { z } from 'zod';
 import type { Action, Credential, Discovery, Entitlement } from '../../model/plan.js';
 import type { Subject } from '../../model/request.js';
+import { defineConnector } from './descriptor.js';
 import { ConnectorError, type ApplyResult, type Connector } from './types.js';
 
 /** GitHub's own rule for logins: alphanumerics and single inner hyphens, at most 39 characters. */
@@ -89,6 +90,15 @@ export const githubSystemSchema = z.object({
   timeoutMs: z.number().int().positive().default(15_000),
 });
 export type GithubSystemConfig = z.infer<typeof githubSystemSchema>;
+
+export const githubConnector = defineConnector({
+  type: 'github',
+  configSchema: githubSystemSchema,
+  secretFields: ['token', 'app.privateKey'],
+  refine: githubAuthIssues,
+  capabilities: { actions: ['disable_login', 'enable_login', 'revoke_tokens', 'remove_entitlement'], discover: true, verify: true, check: true },
+  create: (config, { system }) => createGithubConnector(system, config),
+});
 
 const AUTH_CHOICE = 'give either `app` (appId, installationId, privateKey: a GitHub App, recommended) or `token` (an owner\'s PAT with admin:org), not both';
 /**

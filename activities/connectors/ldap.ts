@@ -12,34 +12,24 @@
  * active-directory.ts.
  */
 import { Attribute, Change, Client, EqualityFilter, OrFilter, AndFilter, ResultCodeError, type Filter, type Entry } from 'ldapts';
-import { z } from 'zod';
 import type { Action, Discovery, Entitlement } from '../../model/plan.js';
 import type { Subject } from '../../model/request.js';
 import { createActiveDirectoryConnector } from './active-directory.js';
+import { defineConnector } from './descriptor.js';
 import { directoryIdentity, managerEmailOf } from './directory-identity.js';
+import { ldapSystemSchema, type LdapSystemConfig } from './ldap-common.js';
 import { ConnectorError, type ApplyResult, type Connector } from './types.js';
 
-export const ldapSystemSchema = z.object({
-  type: z.literal('ldap'),
-  url: z.string().regex(/^ldaps?:\/\/.+/, 'an ldap:// or ldaps:// URL'),
-  bindDn: z.string().min(1),
-  /** Resolved from the environment variable the config names; never written in the file. */
-  bindPassword: z.string().min(1),
-  peopleBase: z.string().min(1),
-  groupsBase: z.string().min(1),
-  /** `openldap` (ppolicy lock, entryUUID) or `ad` (userAccountControl, objectGUID; see active-directory.ts). */
-  mode: z.enum(['openldap', 'ad']).default('openldap'),
-  /** Where the HR id lives; employeeNumber for OpenLDAP and employeeID for AD when not set. */
-  employeeIdAttribute: z.string().regex(/^[A-Za-z][A-Za-z0-9-]*$/).optional(),
-  timeoutMs: z.number().int().positive().default(10_000),
-  /** Verify the server's certificate. Turn off only for a test DC with a self-signed certificate. */
-  tlsRejectUnauthorized: z.boolean().default(true),
-  /** AD: an OU that disabled accounts are moved to (and moved back from by enable_login). */
-  disabledOu: z.string().min(1).optional(),
-  /** AD: where the OU a disabled account came from is kept while it sits in disabledOu. */
-  originalOuAttribute: z.string().regex(/^[A-Za-z][A-Za-z0-9-]*$/).default('adminDescription'),
+export { ldapSystemSchema, type LdapSystemConfig } from './ldap-common.js';
+
+export const ldapConnector = defineConnector({
+  type: 'ldap',
+  configSchema: ldapSystemSchema,
+  secretFields: ['bindPassword'],
+  // The same in `mode: ad` (active-directory.ts): sessions and tokens are not_applicable in both.
+  capabilities: { actions: ['disable_login', 'enable_login', 'remove_entitlement', 'delete_account'], discover: true, verify: true, check: true },
+  create: (config, { system }) => createLdapConnector(system, config),
 });
-export type LdapSystemConfig = z.infer<typeof ldapSystemSchema>;
 
 const LOCKED_FOREVER = '000001010000Z';
 

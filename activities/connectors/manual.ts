@@ -8,6 +8,7 @@
 import { z } from 'zod';
 import type { Action, Discovery } from '../../model/plan.js';
 import type { Subject } from '../../model/request.js';
+import { defineConnector } from './descriptor.js';
 import { ConnectorError, type ApplyResult, type Connector } from './types.js';
 
 export const manualSystemSchema = z.object({
@@ -18,6 +19,14 @@ export const manualSystemSchema = z.object({
   owner: z.string().min(1),
 });
 export type ManualSystemConfig = z.infer<typeof manualSystemSchema>;
+
+export const manualConnector = defineConnector({
+  type: 'manual',
+  configSchema: manualSystemSchema,
+  secretFields: [],
+  capabilities: { actions: ['disable_login', 'enable_login', 'delete_account'], discover: false, verify: false, check: false, manualTasks: true },
+  create: (config, { system }) => createManualConnector(system, config),
+});
 
 const TASKS: Partial<Record<Action['kind'], string>> = {
   disable_login: 'disable the login of',

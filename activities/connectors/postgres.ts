@@ -12,6 +12,7 @@ import pg from 'pg';
 import { z } from 'zod';
 import type { Action, Discovery } from '../../model/plan.js';
 import type { Subject } from '../../model/request.js';
+import { defineConnector } from './descriptor.js';
 import { ConnectorError, type ApplyResult, type Connector } from './types.js';
 
 export const postgresSystemSchema = z.object({
@@ -26,6 +27,15 @@ export const postgresSystemSchema = z.object({
   databases: z.array(z.string().min(1)).default([]),
 });
 export type PostgresSystemConfig = z.infer<typeof postgresSystemSchema>;
+
+export const postgresConnector = defineConnector({
+  type: 'postgres',
+  configSchema: postgresSystemSchema,
+  // The URL carries the connector role's password.
+  secretFields: ['url'],
+  capabilities: { actions: ['disable_login', 'enable_login', 'revoke_sessions', 'remove_entitlement', 'delete_account'], discover: true, verify: true, check: true },
+  create: (config, { system }) => createPostgresConnector(system, config),
+});
 
 // SQLSTATEs whose retry cannot help: privileges, dependencies, objects in use.
 const PERMANENT: Record<string, string> = {
@@ -65,7 +75,8 @@ export function createPostgresConnector(system: string, config: PostgresSystemCo
   const databases = config.databases.length > 0 ? config.databases : [defaultDatabase];
 
   async function withClient<T>(doing: string, work: (client: pg.Client) => Promise<T>, url = config.url): Promise<T> {
-    const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000 });
+    // Bounded below the activity's 60 s call bound, so the connector's own classified error comes first.
+    const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000, statement_timeout: 45_000, query_timeout: 50_000 });
     try {
       await client.connect();
       return await work(client);

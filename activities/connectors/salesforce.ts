@@ -62,6 +62,7 @@ import { Connection, type TokenResponse } from 'jsforce';
 import { z } from 'zod';
 import type { Action, Credential, Discovery, Entitlement } from '../../model/plan.js';
 import type { Subject } from '../../model/request.js';
+import { defineConnector } from './descriptor.js';
 import { ConnectorError, type ApplyResult, type Connector } from './types.js';
 
 const isLocal = (url: URL) => url.hostname === '127.0.0.1' || url.hostname === 'localhost' || url.hostname === '[::1]';
@@ -93,6 +94,15 @@ export const salesforceSystemSchema = z.object({
   timeoutMs: z.number().int().positive().default(30_000),
 });
 export type SalesforceSystemConfig = z.infer<typeof salesforceSystemSchema>;
+
+export const salesforceConnector = defineConnector({
+  type: 'salesforce',
+  configSchema: salesforceSystemSchema,
+  secretFields: ['accessToken', 'clientCredentials.clientSecret'],
+  refine: salesforceAuthIssues,
+  capabilities: { actions: ['disable_login', 'enable_login', 'revoke_sessions', 'revoke_tokens', 'remove_entitlement'], discover: true, verify: true, check: true },
+  create: (config, { system }) => createSalesforceConnector(system, config),
+});
 
 const present = (value: unknown) => value !== undefined && value !== null && value !== '';
 

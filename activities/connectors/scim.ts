@@ -25,6 +25,7 @@
 import { z } from 'zod';
 import type { Action, Discovery, Entitlement } from '../../model/plan.js';
 import type { Subject } from '../../model/request.js';
+import { defineConnector } from './descriptor.js';
 import { ConnectorError, type ApplyResult, type Connector } from './types.js';
 
 export const scimSystemSchema = z.object({
@@ -50,6 +51,14 @@ export const scimSystemSchema = z.object({
   timeoutMs: z.number().int().positive().default(15_000),
 });
 export type ScimSystemConfig = z.infer<typeof scimSystemSchema>;
+
+export const scimConnector = defineConnector({
+  type: 'scim',
+  configSchema: scimSystemSchema,
+  secretFields: ['bearerToken'],
+  capabilities: { actions: ['disable_login', 'enable_login', 'remove_entitlement', 'delete_account'], discover: true, verify: true, check: true },
+  create: (config, { system }) => createScimConnector(system, config),
+});
 export type ScimSystemInput = z.input<typeof scimSystemSchema>;
 
 const PATCH_OP = 'urn:ietf:params:scim:api:messages:2.0:PatchOp';

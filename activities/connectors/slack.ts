@@ -42,6 +42,7 @@ import { LogLevel, WebAPIHTTPError, WebAPIPlatformError, WebAPIRateLimitedError,
 import { z } from 'zod';
 import type { Action, Discovery, Entitlement } from '../../model/plan.js';
 import type { Subject } from '../../model/request.js';
+import { defineConnector } from './descriptor.js';
 import { ConnectorError, type ApplyResult, type Connector, type Outcome } from './types.js';
 
 export const slackSystemSchema = z.object({
@@ -57,6 +58,14 @@ export const slackSystemSchema = z.object({
   timeoutMs: z.number().int().positive().default(30_000),
 });
 export type SlackSystemConfig = z.infer<typeof slackSystemSchema>;
+
+export const slackConnector = defineConnector({
+  type: 'slack',
+  configSchema: slackSystemSchema,
+  secretFields: ['token'],
+  capabilities: { actions: ['disable_login', 'enable_login', 'revoke_sessions', 'remove_entitlement', 'delete_account'], discover: true, verify: true, check: true },
+  create: (config, { system }) => createSlackConnector(system, config),
+});
 
 // Only the fields the connector relies on are parsed; Slack's objects carry many more.
 const slackUserSchema = z.object({
