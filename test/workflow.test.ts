@@ -595,6 +595,38 @@ describe('offboarding workflow (time-skipping server, real slapd and PostgreSQL)
       }
     });
   }
+
+  it('a burst under faults: every healthy system revokes every person, and every fault is a task someone sees', async () => {
+    const silent = await listen(net.createServer(() => undefined));
+    const people = ['E1050', 'E1051', 'E1052', 'E1053', 'E1054', 'E1055'];
+    try {
+      await withWorker(async (taskQueue) => {
+        const handles = await Promise.all(people.map((id) => start(taskQueue, request(id))));
+        const stuck = (s: OffboardingStatus) =>
+          ['discover/hanging', 'revoke/payroll/disable_login'].every((id) => s.manualTasks.some((t) => t.id === id && t.state === 'open'))
+          && (s.pipelines?.directory?.stagesDone.includes('revoke') ?? false);
+        await Promise.all(handles.map((handle) => waitFor(handle, stuck, `${handle.workflowId}: both faults as tasks, the directory done`)));
+        for (const id of people) assert.deepEqual(await directoryState(id), { exists: true, locked: true, groups: [] }, id);
+        for (const handle of handles) {
+          const rows = await auditActions(handle);
+          const opened = rows.filter((e) => e.action === 'manual_task_opened').map((e) => e.system).sort();
+          assert.deepEqual(opened, ['hanging', 'payroll'], `${handle.workflowId}: every fault is on record`);
+          assert.ok(rows.some((e) => e.action === 'stage_verified' && e.system === 'directory' && e.outcome === 'clean'));
+        }
+        for (const id of people) {
+          const by = 'it-operator';
+          await sendCommand(env.client, id, 'skip', { by, actionId: 'discover/hanging', reason: 'decommissioned' });
+          await sendCommand(env.client, id, 'skip', { by, actionId: 'revoke/payroll/disable_login', reason: 'done by payroll' });
+        }
+        await Promise.all(handles.map((handle) => waitFor(handle, stageFinished('revoke'), `${handle.workflowId}: the revoke stage`)));
+      }, {
+        hanging: await ldapAt(silent.port),
+        payroll: { type: 'manual', app: 'Legacy payroll', owner: 'payroll-team' },
+      });
+    } finally {
+      silent.close();
+    }
+  });
 });
 
 interface Listening {
