@@ -9,7 +9,8 @@ import type { Policy } from '../model/policy.js';
 import type { OffboardingRequest, Subject } from '../model/request.js';
 import type { AuditStore } from './audit.js';
 import type { Notification } from './notify.js';
-import { ConnectorError, type ApplyResult, type Connector } from './connectors/types.js';
+import { boundedCall, DEFAULT_CALL_BOUNDS, SystemPauses, toFailure, type CallBounds } from './call-bounds.js';
+import type { ApplyResult, Connector } from './connectors/types.js';
 
 export interface ActivityDeps {
   policy: Policy;
@@ -18,22 +19,23 @@ export interface ActivityDeps {
   notify: (notification: Notification) => Promise<{ delivered: string[] }>;
   /** Counts what the audit records (Prometheus); optional. */
   observe?: (event: AuditEvent) => void;
+  /** How long one connector call (discover, apply) may take before it fails retryably; default 60 s. */
+  callTimeoutMs?: number;
+  /** How often a connector call heartbeats while it runs or waits for a rate limit; default 5 s. */
+  heartbeatEveryMs?: number;
+  /** How long after it began a connector call may wait out rate limits in one attempt; default 8 min. */
+  maxRateLimitWaitMs?: number;
 }
 
-/** Turns a connector's classified error into the failure Temporal retries, or does not. */
-function toFailure(err: unknown): never {
-  if (err instanceof ConnectorError) {
-    throw ApplicationFailure.create({
-      message: err.message,
-      type: err.code,
-      nonRetryable: !err.retryable,
-      nextRetryDelay: err.retryAfterMs,
-    });
-  }
-  throw err;
-}
+export function createActivities({ policy, connectors, audit, notify, observe, ...bounds }: ActivityDeps) {
+  const callBounds: CallBounds = {
+    callTimeoutMs: bounds.callTimeoutMs ?? DEFAULT_CALL_BOUNDS.callTimeoutMs,
+    heartbeatEveryMs: bounds.heartbeatEveryMs ?? DEFAULT_CALL_BOUNDS.heartbeatEveryMs,
+    maxRateLimitWaitMs: bounds.maxRateLimitWaitMs ?? DEFAULT_CALL_BOUNDS.maxRateLimitWaitMs,
+  };
+  // Rate-limit pauses per system, shared by every activity of this worker.
+  const pauses = new SystemPauses();
 
-export function createActivities({ policy, connectors, audit, notify, observe }: ActivityDeps) {
   function connectorFor(system: string): Connector {
     const connector = connectors.get(system);
     if (!connector) {
@@ -57,16 +59,20 @@ export function createActivities({ policy, connectors, audit, notify, observe }:
     },
 
     async discover({ system, subject }: { system: string; subject: Subject }): Promise<Discovery> {
-      return connectorFor(system).discover(subject).catch(toFailure);
+      const connector = connectorFor(system);
+      return boundedCall({ system, call: 'discover' }, callBounds, pauses, () => connector.discover(subject));
     },
 
     async applyAction({ action, subject }: { action: Action; subject: Subject }): Promise<ApplyResult & { attempt: number }> {
-      const result = await connectorFor(action.system).apply(action, subject).catch(toFailure);
+      const connector = connectorFor(action.system);
+      const result = await boundedCall({ system: action.system, call: `apply ${action.kind}` }, callBounds, pauses, () => connector.apply(action, subject));
       return { ...result, attempt: Context.current().info.attempt };
     },
 
     async notify(notification: Notification): Promise<{ delivered: string[] }> {
-      return notify(notification).catch(toFailure);
+      return notify(notification).catch((err: unknown) => {
+        throw toFailure(err);
+      });
     },
 
     async recordAudit(event: AuditEvent): Promise<void> {

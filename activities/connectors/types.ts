@@ -23,8 +23,9 @@ export interface Connector {
 }
 
 /**
- * A failure a connector has classified. Retryable ones (network, busy, 5xx, 429) are retried by
- * Temporal, honouring `retryAfterMs`; the others (credentials, permissions, configuration, an
+ * A failure a connector has classified. Retryable ones (network, busy, 5xx) are retried by
+ * Temporal; one with `retryAfterMs` (429) pauses the system and is repeated within the attempt
+ * (activities/call-bounds.ts); the others (credentials, permissions, configuration, an
  * ambiguous identity) go straight to an operator with `message` saying what to fix.
  */
 export class ConnectorError extends Error {
