@@ -26,6 +26,7 @@ export const { notify } = proxyActivities<Activities>({
 // Read-only mapping ahead of the effective time: three quick attempts, and no task if it fails.
 export const { discover: discoverAhead } = proxyActivities<Activities>({
   startToCloseTimeout: '2 minutes',
+  heartbeatTimeout: '30 seconds',
   retry: { maximumAttempts: 3, initialInterval: '2 seconds' },
 });
 
@@ -37,7 +38,10 @@ export const { discover: discoverAhead } = proxyActivities<Activities>({
 export function systemCalls(plan: Plan, activityId: string) {
   const options: ActivityOptions = {
     activityId,
+    // A call is bounded at 60 s and a Retry-After is waited out inside the attempt (up to 8
+    // minutes), heartbeating every 5 s: a worker that died is noticed in 30 s, not 10 minutes.
     startToCloseTimeout: '10 minutes',
+    heartbeatTimeout: '30 seconds',
     retry: {
       initialInterval: plan.retry.initialIntervalMs,
       maximumInterval: plan.retry.maximumIntervalMs,
