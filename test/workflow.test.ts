@@ -596,6 +596,34 @@ describe('offboarding workflow (time-skipping server, real slapd and PostgreSQL)
     });
   }
 
+  it('one system is rate-limited: it waits out Retry-After without using attempts, and the others are revoked meanwhile', async () => {
+    const slack = await startSlackSandbox();
+    const employeeId = 'E1056';
+    try {
+      await withWorker(async (taskQueue) => {
+        // Slack answers every request 429 (Retry-After: 1 s) until the test lifts it.
+        slack.inject({ rateLimit: { count: 1_000_000, retryAfterSeconds: 1 } });
+        const handle = await start(taskQueue, request(employeeId, { subject: { employeeId, email: samplePerson(employeeId).email } }));
+        const waiting = await waitFor(handle, (s) => (s.pipelines?.directory?.stagesDone.includes('revoke') ?? false) && (s.pipelines?.slack?.calls.length ?? 0) > 0, 'the directory done while Slack waits');
+        assert.deepEqual(await directoryState(employeeId), { exists: true, locked: true, groups: [] });
+        assert.equal(waiting.pipelines?.slack?.doing, 'discovering', 'status shows Slack still mapping access');
+        assert.deepEqual(slack.state.workspaceRemovals.filter((r) => r.userId === slackUserIdFor(employeeId)), []);
+        assert.deepEqual(waiting.manualTasks, [], 'a rate limit is waited out, not escalated');
+
+        slack.inject({});
+        const done = await waitFor(handle, stageFinished('revoke'), 'the revoke stage in Slack too');
+        assert.ok(slack.state.workspaceRemovals.some((r) => r.userId === slackUserIdFor(employeeId)), 'removed from the workspace');
+        const slackActions = done.actions.filter((a) => a.system === 'slack');
+        assert.ok(slackActions.length > 0);
+        assert.deepEqual(slackActions.map((a) => a.attempts), slackActions.map(() => 1), 'every Slack action in its first attempt');
+      }, {
+        slack: { type: 'slack', apiUrl: slack.apiUrl, token: { env: 'TEST_SLACK_TOKEN' }, teamId: SLACK_SANDBOX_TEAM_ID },
+      }, { env: { TEST_SLACK_TOKEN: SLACK_SANDBOX_TOKENS.orgAdmin } });
+    } finally {
+      await slack.stop();
+    }
+  });
+
   it('a burst under faults: every healthy system revokes every person, and every fault is a task someone sees', async () => {
     const silent = await listen(net.createServer(() => undefined));
     const people = ['E1050', 'E1051', 'E1052', 'E1053', 'E1054', 'E1055'];
