@@ -2,7 +2,9 @@
  * The evidence report: what an auditor reads to see that one person's access was removed, in
  * time, by whose decision. It is built from the hash-chained audit log alone, never from
  * Temporal: the log is the protected, attributable record (NIST AU-9/AU-10) and it outlives the
- * workflow's history retention. Every claim in the report names the audit row it rests on.
+ * workflow's history retention. Every claim in the report names the audit row it rests on. Rows
+ * are read through the audit-event contract (`model/audit-events.ts`); one it cannot read is listed
+ * under "Unrecognised events", never left out.
  *
  * `buildEvidence(rows, chain)` folds one offboarding run's rows into an `Evidence` value
  * (`evidenceSchema`, so the API can publish it); `evidenceToJson`, `evidenceToCsv` and
@@ -31,6 +33,10 @@
 import { z } from 'zod';
 import type { VerifyResult } from '../activities/audit.js';
 import type { ChainedAuditEvent } from '../model/audit.js';
+import {
+  ACTION_ROW_KEYS, eventsOf, firstOf, isActionKindEvent, isEvent, lastOf, parseAuditRows, successOutcomeSchema,
+  type ActionKindEvent, type AuditAction, type KnownAuditRow, type ParsedAuditRow,
+} from '../model/audit-events.js';
 import { actionKindSchema } from '../model/policy.js';
 
 // ---- the SLA classes ------------------------------------------------------------------------
@@ -62,7 +68,6 @@ export interface EvidenceOptions {
 // ---- the Evidence shape ---------------------------------------------------------------------
 
 const time = z.iso.datetime({ offset: true });
-const successOutcomeSchema = z.enum(['done', 'already', 'not_applicable']);
 const actionOutcomeSchema = z.enum(['done', 'already', 'not_applicable', 'failed', 'skipped']);
 const operatorDecisionSchema = z.object({ by: z.string(), at: time, reason: z.string().nullable() });
 
@@ -207,7 +212,16 @@ export const evidenceSchema = z.object({
     outcome: z.string(),
     leftovers: z.array(z.string()),
     recheck: z.object({ at: time, leftovers: z.array(z.string()) }).nullable(),
+    /** Each system's own verification of the stage (per-system pipelines); one row with system null for older runs. */
+    systems: z.array(z.object({ system: z.string().nullable(), verifiedAt: time, outcome: z.string(), leftovers: z.array(z.string()), auditSeq: z.number() })),
   })),
+  /** When the last system still in the offboarding disabled login, and when every one verified its last revoking stage. */
+  milestones: z.object({
+    loginsDisabled: z.object({ at: time, msSinceReceived: z.number(), systems: z.array(z.string()), auditSeq: z.number() }).nullable(),
+    revocationVerified: z.object({ at: time, msSinceReceived: z.number(), msSinceEffective: z.number(), systems: z.array(z.string()), leftovers: z.number(), auditSeq: z.number() }).nullable(),
+  }),
+  /** A system's step that ran past the stall threshold: told to IT while the other systems went on. */
+  stalls: z.array(z.object({ at: time, system: z.string(), stage: z.string(), step: z.string(), since: time, seconds: z.number() })),
   refusedCommands: z.array(z.object({ at: time, by: z.string(), command: z.string(), reason: z.string() })),
   notificationFailures: z.array(z.object({ at: time, event: z.string(), error: z.string() })),
   final: z.object({
@@ -226,7 +240,7 @@ export const evidenceSchema = z.object({
     /** Earlier or later runs for the same person, reported separately. */
     otherRuns: z.array(z.string()),
     /** Rows of a kind this report does not know: listed so that nothing is left out silently. */
-    unrecognised: z.array(z.object({ seq: z.number(), action: z.string() })),
+    unrecognised: z.array(z.object({ seq: z.number(), action: z.string(), reason: z.string() })),
     chain: z.object({
       ok: z.boolean(),
       rowsVerified: z.number(),
@@ -243,55 +257,53 @@ type Row = ChainedAuditEvent;
 
 // ---- reading rows ---------------------------------------------------------------------------
 
-const text = (value: unknown): string | null => (typeof value === 'string' ? value : null);
-const number = (value: unknown): number => (typeof value === 'number' && Number.isFinite(value) ? value : 0);
-const strings = (value: unknown): string[] => (Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : []);
-const ms = (iso: string | null) => (iso === null ? null : Date.parse(iso));
-const first = (rows: Row[], action: string) => rows.find((row) => row.action === action);
+/** Each row as the audit-event contract reads it: typed by its action, or unknown (kept, listed). */
+type Parsed = ParsedAuditRow<Row>;
+type Of<A extends AuditAction> = Extract<KnownAuditRow<Row>, { action: A }>;
+type ActionRow = Extract<KnownAuditRow<Row>, { action: ActionKindEvent['action'] }>;
 
-const KNOWN_ROWS = new Set([
-  'offboarding_started', 'plan_made', 'stage_started', 'access_discovered', 'identity_correlated',
-  ...actionKindSchema.options,
-  'manual_task_opened', 'manual_task_reminder', 'manual_task_overdue', 'manual_task_retried', 'manual_task_skipped', 'manual_task_resolved',
-  'plan_replaced', 'hr_event_joined', 'manager_unknown', 'preflight_failed',
-  'hold_placed', 'hold_released', 'hold_expired', 'expedited', 'cancel_requested',
-  'stage_rechecked', 'stage_verified', 'command_refused', 'notification_failed',
-  'offboarding_completed', 'offboarding_cancelled',
-]);
+const ms = (iso: string | null) => (iso === null ? null : Date.parse(iso));
+/** A field the contract makes optional (older rows lack it) reads as null in the report. */
+const orNull = <T>(value: T | null | undefined): T | null => value ?? null;
 
 /** Audit ids are `<workflowId>/<runId>/<n>`: the run is the middle part. */
 function runOf(row: Row): string {
   const prefix = `${row.offboardingId}/`;
   return row.id.startsWith(prefix) ? (row.id.slice(prefix.length).split('/')[0] ?? '') : '';
 }
+const rowOf = (event: Parsed): Row => (event.kind === 'unknown' ? event.row : event);
 
 // ---- building -------------------------------------------------------------------------------
 
-export function buildEvidence(events: ChainedAuditEvent[], chain: VerifyResult, options: EvidenceOptions = {}): Evidence {
-  if (events.length === 0) throw new Error('no audit rows for this offboarding: check its id (offboarding-<employeeId>) and the database the report reads');
-  const sorted = [...events].sort((a, b) => a.seq - b.seq);
+export function buildEvidence(rowsIn: ChainedAuditEvent[], chain: VerifyResult, options: EvidenceOptions = {}): Evidence {
+  if (rowsIn.length === 0) throw new Error('no audit rows for this offboarding: check its id (offboarding-<employeeId>) and the database the report reads');
+  const sorted = [...rowsIn].sort((a, b) => a.seq - b.seq);
   const offboardingId = sorted[0]!.offboardingId;
   if (sorted.some((row) => row.offboardingId !== offboardingId)) throw new Error('rows of several offboardings were passed: pass one offboarding\'s rows (eventsFor(offboardingId))');
   const runs = [...new Set(sorted.map(runOf))];
-  const latestRun = runOf(sorted.findLast((row) => row.action === 'offboarding_started') ?? sorted.at(-1)!);
+  const all = parseAuditRows(sorted);
+  const latestRun = runOf(lastOf(all, 'offboarding_started') ?? sorted.at(-1)!);
   const runId = options.runId ?? latestRun;
   if (!runs.includes(runId)) throw new Error(`${offboardingId} has no run ${runId} in the audit log (runs: ${runs.join(', ')})`);
-  const rows = sorted.filter((row) => runOf(row) === runId);
+  const events = all.filter((event) => runOf(rowOf(event)) === runId);
+  const rows = events.map(rowOf);
   const now = options.now ?? new Date();
 
-  const request = requestFrom(rows);
-  const plan = planFrom(rows);
-  const cancelRow = first(rows, 'cancel_requested');
-  const cancel = cancelRow ? { by: cancelRow.actor, at: cancelRow.occurredAt, reason: text(cancelRow.details.reason) ?? '' } : null;
-  const actions = inReadingOrder(actionsFrom(rows), plan.stages.map((stage) => stage.name));
-  const manualTasks = manualTasksFrom(rows, actions, cancel);
-  const accounts = accountsFrom(rows);
-  const finalState = finalFrom(rows);
-  const sla = slaFrom({ request, plan, actions, manualTasks, accounts, cancel, started: rows.some((row) => row.action === 'stage_started'), now, classes: options.slaClasses ?? DEFAULT_SLA_CLASSES });
+  const request = requestFrom(events);
+  const plan = planFrom(events);
+  const cancelRow = firstOf(events, 'cancel_requested');
+  const cancel = cancelRow ? { by: cancelRow.actor, at: cancelRow.occurredAt, reason: cancelRow.details.reason } : null;
+  const actions = inReadingOrder(actionsFrom(events), plan.stages.map((stage) => stage.name));
+  const manualTasks = manualTasksFrom(events, actions, cancel);
+  const accounts = accountsFrom(events);
+  const finalState = finalFrom(events, rows);
+  const sla = slaFrom({ request, plan, actions, manualTasks, accounts, cancel, started: firstOf(events, 'stage_started') !== undefined, now, classes: options.slaClasses ?? DEFAULT_SLA_CLASSES });
   for (const action of actions) {
     action.withinSla = sla.steps.find((step) => step.source === 'disable_login' && step.reference === action.id)?.withinDeadline ?? null;
   }
-  const expediteRow = first(rows, 'expedited');
+  const expediteRow = firstOf(events, 'expedited');
+  const loginsDisabled = firstOf(events, 'logins_disabled');
+  const revocationVerified = firstOf(events, 'revocation_verified');
 
   return evidenceSchema.parse({
     reportVersion: 1,
@@ -303,119 +315,149 @@ export function buildEvidence(events: ChainedAuditEvent[], chain: VerifyResult, 
     plan,
     sla,
     accounts,
-    identityCorrelations: rows.filter((row) => row.action === 'identity_correlated').map((row) => ({ at: row.occurredAt, field: text(row.details.field) ?? '', from: strings(row.details.from) })),
+    identityCorrelations: eventsOf(events, 'identity_correlated').map((row) => ({ at: row.occurredAt, field: row.details.field, from: row.details.from })),
     actions,
-    holds: holdsFrom(rows),
-    laterRequests: rows.filter((row) => row.action === 'plan_replaced' || row.action === 'hr_event_joined').map((row) => ({
-      requestId: text(row.details.requestId) ?? '',
-      trigger: text(row.details.trigger) ?? '',
-      reason: text(row.details.reason),
-      effectiveAt: text(row.details.effectiveAt),
+    holds: holdsFrom(events),
+    laterRequests: eventsOf(events, 'plan_replaced', 'hr_event_joined').map((row) => ({
+      requestId: row.details.requestId,
+      trigger: row.details.trigger,
+      reason: orNull(row.details.reason),
+      effectiveAt: orNull(row.details.effectiveAt),
       at: row.occurredAt,
       by: row.actor,
-      outcome: row.action === 'plan_replaced' ? ('superseded' as const) : ('joined' as const),
-      why: text(row.details.why) ?? '',
+      outcome: isEvent(row, 'plan_replaced') ? ('superseded' as const) : ('joined' as const),
+      why: row.details.why,
       auditSeq: row.seq,
     })),
-    expedite: expediteRow ? { by: expediteRow.actor, at: expediteRow.occurredAt, reason: text(expediteRow.details.reason) ?? '', holdsLifted: number(expediteRow.details.holdsLifted) } : null,
+    expedite: expediteRow ? { by: expediteRow.actor, at: expediteRow.occurredAt, reason: expediteRow.details.reason, holdsLifted: expediteRow.details.holdsLifted ?? 0 } : null,
     cancellation: cancel ? {
       ...cancel,
       loginsReenabled: actions.filter((a) => a.kind === 'enable_login').map((a) => ({ system: a.system, outcome: a.outcome, at: a.completedAt })),
       removedNotRestored: actions.filter((a) => a.kind === 'remove_entitlement' && a.outcome === 'done').map((a) => ({ system: a.system, target: a.target })),
     } : null,
     manualTasks,
-    verification: verificationFrom(rows),
-    refusedCommands: rows.filter((row) => row.action === 'command_refused').map((row) => ({ at: row.occurredAt, by: row.actor, command: text(row.details.command) ?? '', reason: text(row.details.reason) ?? '' })),
-    notificationFailures: rows.filter((row) => row.action === 'notification_failed').map((row) => ({ at: row.occurredAt, event: text(row.details.event) ?? '', error: text(row.details.error) ?? '' })),
+    verification: verificationFrom(events),
+    milestones: {
+      loginsDisabled: loginsDisabled ? { at: loginsDisabled.occurredAt, msSinceReceived: loginsDisabled.details.millisecondsSinceReceived, systems: loginsDisabled.details.systems, auditSeq: loginsDisabled.seq } : null,
+      revocationVerified: revocationVerified ? {
+        at: revocationVerified.occurredAt,
+        msSinceReceived: revocationVerified.details.millisecondsSinceReceived,
+        msSinceEffective: revocationVerified.details.millisecondsSinceEffective,
+        systems: revocationVerified.details.systems,
+        leftovers: revocationVerified.details.leftovers,
+        auditSeq: revocationVerified.seq,
+      } : null,
+    },
+    stalls: eventsOf(events, 'system_stalled').map((row) => ({ at: row.occurredAt, system: row.system, stage: row.details.stage, step: row.details.step, since: row.details.since, seconds: row.details.seconds })),
+    refusedCommands: eventsOf(events, 'command_refused').map((row) => ({ at: row.occurredAt, by: row.actor, command: row.details.command, reason: row.details.reason })),
+    notificationFailures: eventsOf(events, 'notification_failed').map((row) => ({ at: row.occurredAt, event: row.details.event, error: row.details.error })),
     final: finalState,
-    auditTrail: auditTrailFrom(rows, runs.filter((run) => run !== runId), chain),
+    auditTrail: auditTrailFrom(events, rows, runs.filter((run) => run !== runId), chain),
   } satisfies Evidence);
 }
 
-function requestFrom(rows: Row[]): Evidence['request'] {
-  const started = first(rows, 'offboarding_started');
-  const details = started?.details ?? {};
+function requestFrom(events: Parsed[]): Evidence['request'] {
+  const started = firstOf(events, 'offboarding_started');
+  const details = started?.details;
   return {
-    requestId: text(details.requestId),
-    trigger: text(details.trigger),
-    reason: text(details.reason),
-    employmentType: text(details.employmentType),
-    newRole: text(details.newRole),
+    requestId: orNull(details?.requestId),
+    trigger: orNull(details?.trigger),
+    reason: orNull(details?.reason),
+    employmentType: orNull(details?.employmentType),
+    newRole: orNull(details?.newRole),
     requestedBy: started?.actor ?? null,
-    effectiveAt: text(details.effectiveAt),
+    effectiveAt: orNull(details?.effectiveAt),
     receivedAt: started?.occurredAt ?? null,
-    discoveredAt: first(rows, 'access_discovered')?.occurredAt ?? null,
+    discoveredAt: firstOf(events, 'access_discovered')?.occurredAt ?? null,
   };
 }
 
 type PlanEvidence = Evidence['plan'] & { slaDeadline: string | null };
 
 /** The plan in force at the end: the first one, or the last that replaced it (a later HR event); stages of every one. */
-function planFrom(rows: Row[]): PlanEvidence {
-  const plans = rows.filter((row) => row.action === 'plan_made' || row.action === 'plan_replaced');
+function planFrom(events: Parsed[]): PlanEvidence {
+  const plans = eventsOf(events, 'plan_made', 'plan_replaced');
   const planned = plans.at(-1);
-  const stageRows = rows.filter((row) => row.action === 'stage_started');
+  // Old rows: one per stage; per-system pipelines: one per system, the first dates the stage.
+  const stageRows = eventsOf(events, 'stage_started');
   // Later plans first, so that a stage name is dated by the plan that ran it.
-  const plannedStages = [...plans].reverse().flatMap((row) => (Array.isArray(row.details.stages) ? (row.details.stages as unknown[]) : []));
+  const plannedStages = [...plans].reverse().flatMap((row) => row.details.stages);
   // The stages that ran, in order, then those the plan in force has yet to run (a replaced plan's
   // unstarted stages never run, so they are not listed).
-  const inForce = Array.isArray(planned?.details.stages) ? (planned.details.stages as unknown[]) : [];
-  const names = [...new Set([...stageRows.map((row) => text(row.details.stage)), ...inForce.map((s) => text((s as Record<string, unknown>)?.name))].filter((n): n is string => n !== null))];
+  const inForce = planned?.details.stages ?? [];
+  const names = [...new Set([...stageRows.map((row) => row.details.stage), ...inForce.map((s) => s.name)])];
   return {
-    playbook: text(planned?.details.playbook),
-    mode: text(planned?.details.mode),
-    slaDeadline: text(planned?.details.slaDeadline),
-    systems: strings(planned?.details.systems),
+    playbook: orNull(planned?.details.playbook),
+    mode: orNull(planned?.details.mode),
+    slaDeadline: orNull(planned?.details.slaDeadline),
+    systems: planned?.details.systems ?? [],
     stages: names.map((name) => {
-      const due = plannedStages.find((s) => text((s as Record<string, unknown>)?.name) === name) as Record<string, unknown> | undefined;
+      const due = plannedStages.find((s) => s.name === name);
       const startedRow = stageRows.find((row) => row.details.stage === name);
-      return { name, dueAt: text(due?.dueAt), startedAt: startedRow?.occurredAt ?? null, startedBy: startedRow?.actor ?? null, expedited: startedRow?.details.expedited === true };
+      return { name, dueAt: orNull(due?.dueAt), startedAt: startedRow?.occurredAt ?? null, startedBy: startedRow?.actor ?? null, expedited: startedRow?.details.expedited === true };
     }),
   };
 }
 
-/** When each stage's actions were requested: the stage's start, its recheck, or the cancel. */
-function requestTimes(rows: Row[]): Map<string, string> {
+/**
+ * When each stage's actions were requested: the stage's start, its recheck, or the cancel. Keyed
+ * by system and stage (per-system rows) and by stage alone (old stage-wide rows, and a fallback).
+ */
+function requestTimes(events: Parsed[]): (system: string, stage: string) => string | null {
   const times = new Map<string, string>();
-  for (const row of rows) {
-    const stage = text(row.details.stage);
-    const key = row.action === 'stage_started' ? stage : row.action === 'stage_rechecked' ? `${stage}-recheck` : row.action === 'cancel_requested' ? 'cancel' : null;
-    if (key !== null && !times.has(key)) times.set(key, row.occurredAt);
+  const note = (key: string, at: string) => {
+    if (!times.has(key)) times.set(key, at);
+  };
+  for (const event of events) {
+    if (event.kind !== 'known') continue;
+    switch (event.action) {
+      case 'stage_started':
+      case 'stage_rechecked': {
+        const stage = event.action === 'stage_rechecked' ? `${event.details.stage}-recheck` : event.details.stage;
+        if (event.system !== null) note(`${event.system}\u0000${stage}`, event.occurredAt);
+        note(stage, event.occurredAt);
+        break;
+      }
+      case 'cancel_requested':
+        note('cancel', event.occurredAt);
+        break;
+      default:
+        break;
+    }
   }
-  return times;
+  return (system, stage) => times.get(`${system}\u0000${stage}`) ?? times.get(stage) ?? null;
 }
 
-const ACTION_ROW_KEYS = new Set(['actionId', 'stage', 'target', 'attempts', 'error']);
-
-function actionsFrom(rows: Row[]): EvidenceAction[] {
-  const requested = requestTimes(rows);
-  const histories = new Map<string, Row[]>();
-  for (const row of rows) {
-    const id = text(row.details.actionId);
-    if (id === null || !actionKindSchema.safeParse(row.action).success) continue;
-    histories.set(id, [...(histories.get(id) ?? []), row]);
+function actionsFrom(events: Parsed[]): EvidenceAction[] {
+  const requestedAt = requestTimes(events);
+  const histories = new Map<string, ActionRow[]>();
+  for (const event of events) {
+    if (!isActionKindEvent(event)) continue;
+    const id = event.details.actionId;
+    histories.set(id, [...(histories.get(id) ?? []), event]);
   }
-  const skips = new Map(rows.filter((row) => row.action === 'manual_task_skipped').map((row) => [text(row.details.taskId), row]));
+  const skips = new Map(eventsOf(events, 'manual_task_skipped').map((row) => [row.details.taskId, row]));
   return [...histories].map(([id, history]) => {
     const settled = history.findLast((row) => successOutcomeSchema.safeParse(row.outcome).success);
     const failures = history.filter((row) => row.outcome === 'failed');
     const skip = settled ? undefined : skips.get(id);
     const recordedBy = settled ?? skip ?? history.at(-1)!;
-    const stage = text(settled?.details.stage) ?? id.split('/')[0] ?? '';
+    const stage = settled?.details.stage ?? id.split('/')[0] ?? '';
+    const first = history[0]!;
     return {
       id,
       stage,
-      system: history[0]!.system ?? '',
-      kind: actionKindSchema.parse(history[0]!.action),
-      target: text(history[0]!.details.target),
-      requestedAt: requested.get(stage) ?? null,
+      system: first.system,
+      kind: first.action,
+      target: orNull(first.details.target),
+      requestedAt: requestedAt(first.system, stage),
       completedAt: settled?.occurredAt ?? null,
       outcome: settled ? successOutcomeSchema.parse(settled.outcome) : skip ? 'skipped' : 'failed',
-      attempts: Math.max(0, ...history.map((row) => number(row.details.attempts))),
+      attempts: Math.max(0, ...history.map((row) => row.details.attempts ?? 0)),
       actor: (settled ?? history.at(-1)!).actor,
       failures: failures.length,
-      lastError: text(failures.at(-1)?.details.error),
-      skipped: skip ? { by: skip.actor, at: skip.occurredAt, reason: text(skip.details.reason) } : null,
+      lastError: orNull(failures.at(-1)?.details.error),
+      skipped: skip ? { by: skip.actor, at: skip.occurredAt, reason: skip.details.reason } : null,
       withinSla: null,
       systemDetails: settled ? Object.fromEntries(Object.entries(settled.details).filter(([key]) => !ACTION_ROW_KEYS.has(key))) : {},
       auditSeq: recordedBy.seq,
@@ -442,91 +484,108 @@ function inReadingOrder(actions: EvidenceAction[], stageNames: string[]): Eviden
     a.auditSeq - b.auditSeq);
 }
 
-function accountsFrom(rows: Row[]): Evidence['accounts'] {
+function accountsFrom(events: Parsed[]): Evidence['accounts'] {
   const accounts = new Map<string, Evidence['accounts'][number]>();
-  for (const row of rows.filter((r) => r.action === 'access_discovered')) {
-    const account = row.details.account as { id?: unknown; disabled?: unknown } | null | undefined;
-    const accountId = text(account?.id);
+  for (const row of eventsOf(events, 'access_discovered')) {
+    const { account } = row.details;
+    const accountId = account?.id ?? null;
     const key = `${row.system}\u0000${accountId}`;
     const entry = accounts.get(key) ?? {
-      system: row.system ?? '',
+      system: row.system,
       accountId,
-      disabledWhenFound: typeof account?.disabled === 'boolean' ? account.disabled : null,
+      disabledWhenFound: account?.disabled ?? null,
       firstFoundAt: row.occurredAt,
-      firstFoundInStage: text(row.details.stage),
+      firstFoundInStage: row.details.stage,
       entitlements: [],
       credentials: 0,
       discoveries: 0,
     };
     entry.discoveries += 1;
-    entry.credentials = Math.max(entry.credentials, number(row.details.credentials));
-    for (const found of Array.isArray(row.details.entitlements) ? (row.details.entitlements as Record<string, unknown>[]) : []) {
-      const id = text(found?.id);
-      if (id !== null && !entry.entitlements.some((e) => e.id === id)) entry.entitlements.push({ id, kind: text(found.kind) ?? '' });
+    entry.credentials = Math.max(entry.credentials, row.details.credentials);
+    for (const found of row.details.entitlements) {
+      if (!entry.entitlements.some((e) => e.id === found.id)) entry.entitlements.push({ id: found.id, kind: found.kind });
     }
     accounts.set(key, entry);
   }
   return [...accounts.values()];
 }
 
-function holdsFrom(rows: Row[]): Evidence['holds'] {
+function holdsFrom(events: Parsed[]): Evidence['holds'] {
   const holds: Evidence['holds'] = [];
   let active: Evidence['holds'] = [];
-  for (const row of rows) {
-    const reason = text(row.details.reason);
-    if (row.action === 'hold_placed') {
-      const hold = { placedBy: row.actor, placedAt: row.occurredAt, reason: reason ?? '', until: text(row.details.until), ended: null, auditSeq: row.seq };
-      holds.push(hold);
-      active.push(hold);
-    } else if (row.action === 'hold_released' || row.action === 'expedited') {
-      // A release ends every hold in force; an expedite lifts them all.
-      for (const hold of active) hold.ended = { how: row.action === 'expedited' ? 'lifted_by_expedite' : 'released', by: row.actor, at: row.occurredAt, reason };
-      active = [];
-    } else if (row.action === 'hold_expired') {
-      const expired = active
-        .filter((hold) => hold.until !== null && Date.parse(hold.until) <= Date.parse(row.occurredAt))
-        .sort((a, b) => Date.parse(a.until!) - Date.parse(b.until!))
-        .slice(0, number(row.details.holdsExpired));
-      for (const hold of expired) hold.ended = { how: 'expired', by: row.actor, at: row.occurredAt, reason: `its time (${hold.until}) passed` };
-      active = active.filter((hold) => !expired.includes(hold));
+  for (const row of events) {
+    if (row.kind !== 'known') continue;
+    switch (row.action) {
+      case 'hold_placed': {
+        const hold = { placedBy: row.actor, placedAt: row.occurredAt, reason: row.details.reason, until: orNull(row.details.until), ended: null, auditSeq: row.seq };
+        holds.push(hold);
+        active.push(hold);
+        break;
+      }
+      case 'hold_released':
+      case 'expedited': {
+        // A release ends every hold in force; an expedite lifts them all.
+        const how = row.action === 'expedited' ? 'lifted_by_expedite' : 'released';
+        for (const hold of active) hold.ended = { how, by: row.actor, at: row.occurredAt, reason: orNull(row.details.reason) };
+        active = [];
+        break;
+      }
+      case 'hold_expired': {
+        const expired = active
+          .filter((hold) => hold.until !== null && Date.parse(hold.until) <= Date.parse(row.occurredAt))
+          .sort((a, b) => Date.parse(a.until!) - Date.parse(b.until!))
+          .slice(0, row.details.holdsExpired);
+        for (const hold of expired) hold.ended = { how: 'expired', by: row.actor, at: row.occurredAt, reason: `its time (${hold.until}) passed` };
+        active = active.filter((hold) => !expired.includes(hold));
+        break;
+      }
+      default:
+        break;
     }
   }
   return holds;
 }
 
-function manualTasksFrom(rows: Row[], actions: EvidenceAction[], cancel: { by: string; at: string; reason: string } | null): Evidence['manualTasks'] {
+function manualTasksFrom(events: Parsed[], actions: EvidenceAction[], cancel: { by: string; at: string; reason: string } | null): Evidence['manualTasks'] {
   const tasks = new Map<string, Evidence['manualTasks'][number]>();
-  for (const row of rows) {
-    if (!row.action.startsWith('manual_task_')) continue;
-    const id = text(row.details.taskId) ?? '';
+  for (const row of eventsOf(events, 'manual_task_opened', 'manual_task_reminder', 'manual_task_overdue', 'manual_task_retried', 'manual_task_resolved', 'manual_task_skipped')) {
+    const id = row.details.taskId;
     const task = tasks.get(id);
     if (row.action === 'manual_task_opened') {
       const reopened = task ?? {
-        id, system: row.system, description: text(row.details.description) ?? '', lastError: '', openedAt: row.occurredAt, timesOpened: 0,
+        id, system: row.system, description: row.details.description, lastError: '', openedAt: row.occurredAt, timesOpened: 0,
         dueAt: null, reminders: 0, overdueSince: null, retries: [], state: 'open' as const, resolution: null,
       };
-      Object.assign(reopened, { lastError: text(row.details.error) ?? '', dueAt: text(row.details.dueAt), timesOpened: reopened.timesOpened + 1, state: 'open', resolution: null });
+      Object.assign(reopened, { lastError: row.details.error, dueAt: orNull(row.details.dueAt), timesOpened: reopened.timesOpened + 1, state: 'open', resolution: null });
       tasks.set(id, reopened);
-    } else if (!task) {
-      continue; // a reminder without its opening row cannot be placed; the chain check covers missing rows
-    } else if (row.action === 'manual_task_reminder' || row.action === 'manual_task_overdue') {
-      task.reminders += 1;
-      if (row.action === 'manual_task_overdue') task.overdueSince ??= row.occurredAt;
-    } else if (row.action === 'manual_task_retried') {
-      task.retries.push({ by: row.actor, at: row.occurredAt });
-      task.state = 'retrying';
-    } else if (row.action === 'manual_task_resolved') {
-      const lastRetry = task.retries.at(-1);
-      task.state = 'resolved';
-      task.resolution = { how: 'retried', by: lastRetry?.by ?? row.actor, at: row.occurredAt, reason: null };
-    } else if (row.action === 'manual_task_skipped') {
-      task.state = 'skipped';
-      task.resolution = { how: 'skipped', by: row.actor, at: row.occurredAt, reason: text(row.details.reason) };
+      continue;
+    }
+    if (!task) continue; // a reminder without its opening row cannot be placed; the chain check covers missing rows
+    switch (row.action) {
+      case 'manual_task_reminder':
+      case 'manual_task_overdue':
+        task.reminders += 1;
+        if (row.action === 'manual_task_overdue') task.overdueSince ??= row.occurredAt;
+        break;
+      case 'manual_task_retried':
+        task.retries.push({ by: row.actor, at: row.occurredAt });
+        task.state = 'retrying';
+        break;
+      case 'manual_task_resolved': {
+        const lastRetry = task.retries.at(-1);
+        task.state = 'resolved';
+        task.resolution = { how: 'retried', by: lastRetry?.by ?? row.actor, at: row.occurredAt, reason: null };
+        break;
+      }
+      case 'manual_task_skipped':
+        task.state = 'skipped';
+        task.resolution = { how: 'skipped', by: row.actor, at: row.occurredAt, reason: row.details.reason };
+        break;
     }
   }
   for (const task of tasks.values()) {
     const lastRetry = task.retries.at(-1);
-    if (task.state === 'retrying' && lastRetry && retrySucceeded(task.id, lastRetry.at, rows, actions)) {
+    if (task.state === 'retrying' && lastRetry && retrySucceeded(task.id, lastRetry.at, events, actions)) {
       task.state = 'resolved';
       task.resolution = { how: 'retried', by: lastRetry.by, at: lastRetry.at, reason: null };
     }
@@ -544,36 +603,44 @@ function manualTasksFrom(rows: Row[], actions: EvidenceAction[], cancel: { by: s
  * effect: the action's success row, a discovery in the system, or (for a verification task) the
  * offboarding moving on to a later stage or its end.
  */
-function retrySucceeded(taskId: string, retriedAt: string, rows: Row[], actions: EvidenceAction[]): boolean {
-  const later = rows.filter((row) => Date.parse(row.occurredAt) >= Date.parse(retriedAt));
+function retrySucceeded(taskId: string, retriedAt: string, events: Parsed[], actions: EvidenceAction[]): boolean {
+  const later = events.filter((event) => Date.parse(rowOf(event).occurredAt) >= Date.parse(retriedAt));
   const action = actions.find((a) => a.id === taskId);
   if (action) return action.completedAt !== null && Date.parse(action.completedAt) >= Date.parse(retriedAt);
-  if (taskId.startsWith('discover/')) return later.some((row) => row.action === 'access_discovered' && row.system === taskId.slice('discover/'.length));
-  return later.some((row) => row.action === 'stage_started' || row.action === 'offboarding_completed' || row.action === 'offboarding_cancelled');
+  if (taskId.startsWith('discover/')) return eventsOf(later, 'access_discovered').some((row) => row.system === taskId.slice('discover/'.length));
+  return eventsOf(later, 'stage_started', 'offboarding_completed', 'offboarding_cancelled').length > 0;
 }
 
-function verificationFrom(rows: Row[]): Evidence['verification'] {
-  return rows.filter((row) => row.action === 'stage_verified').map((row) => {
-    const stage = text(row.details.stage) ?? '';
-    const recheck = rows.find((r) => r.action === 'stage_rechecked' && r.details.stage === stage);
+/**
+ * One entry per stage. Old rows verify the whole stage at once; per-system pipelines write one
+ * row per system, and the stage is clean only when every system's row is: the leftovers are all
+ * of theirs, and each system's result is listed.
+ */
+export function verificationFrom(events: Parsed[]): Evidence['verification'] {
+  const byStage = new Map<string, Of<'stage_verified'>[]>();
+  for (const row of eventsOf(events, 'stage_verified')) byStage.set(row.details.stage, [...(byStage.get(row.details.stage) ?? []), row]);
+  const rechecks = eventsOf(events, 'stage_rechecked');
+  return [...byStage].map(([stage, verified]) => {
+    const recheck = rechecks.filter((r) => r.details.stage === stage);
+    const outcome = verified.every((row) => row.outcome === 'clean') ? 'clean' : 'leftovers';
     return {
       stage,
-      verifiedAt: row.occurredAt,
-      outcome: row.outcome ?? '',
-      leftovers: strings(row.details.leftovers),
-      recheck: recheck ? { at: recheck.occurredAt, leftovers: strings(recheck.details.leftovers) } : null,
+      verifiedAt: verified.at(-1)!.occurredAt,
+      outcome,
+      leftovers: verified.flatMap((row) => row.details.leftovers),
+      recheck: recheck.length ? { at: recheck[0]!.occurredAt, leftovers: recheck.flatMap((r) => r.details.leftovers) } : null,
+      systems: verified.map((row) => ({ system: row.system, verifiedAt: row.occurredAt, outcome: row.outcome, leftovers: row.details.leftovers, auditSeq: row.seq })),
     };
   });
 }
 
-function finalFrom(rows: Row[]): Evidence['final'] {
-  const end = rows.findLast((row) => row.action === 'offboarding_completed' || row.action === 'offboarding_cancelled');
-  const counts = (end?.details.actions ?? {}) as Record<string, unknown>;
+function finalFrom(events: Parsed[], rows: Row[]): Evidence['final'] {
+  const end = lastOf(events, 'offboarding_completed', 'offboarding_cancelled');
   return {
-    state: end ? (end.action === 'offboarding_cancelled' ? 'cancelled' : 'completed') : 'in_progress',
+    state: end ? (isEvent(end, 'offboarding_cancelled') ? 'cancelled' : 'completed') : 'in_progress',
     at: end?.occurredAt ?? null,
     by: end?.actor ?? null,
-    actionCounts: Object.fromEntries(Object.entries(counts).map(([state, n]) => [state, number(n)])),
+    actionCounts: end?.details.actions ?? {},
     lastEventAt: rows.at(-1)!.occurredAt,
   };
 }
@@ -680,7 +747,7 @@ function slaFrom(input: SlaInput): Evidence['sla'] {
   };
 }
 
-function auditTrailFrom(rows: Row[], otherRuns: string[], chain: VerifyResult): Evidence['auditTrail'] {
+function auditTrailFrom(events: Parsed[], rows: Row[], otherRuns: string[], chain: VerifyResult): Evidence['auditTrail'] {
   const firstRow = rows[0]!;
   const lastRow = rows.at(-1)!;
   const broken = chain.firstBroken ?? null;
@@ -700,7 +767,7 @@ function auditTrailFrom(rows: Row[], otherRuns: string[], chain: VerifyResult): 
     firstHash: firstRow.hash,
     lastHash: lastRow.hash,
     otherRuns,
-    unrecognised: rows.filter((row) => !KNOWN_ROWS.has(row.action)).map((row) => ({ seq: row.seq, action: row.action })),
+    unrecognised: events.flatMap((event) => (event.kind === 'unknown' ? [{ seq: event.row.seq, action: event.row.action, reason: event.reason }] : [])),
     chain: { ok: chain.ok, rowsVerified: chain.rows, firstBroken: broken, coversThisReport: covers, statement },
   };
 }
@@ -1026,7 +1093,13 @@ export function evidenceToHtml(evidence: Evidence): string {
 
   const verificationSection = section('7. Verification', 'After each stage every system is mapped again; anything the stage should have removed but still finds is removed once more and, if still there, escalated to a person.', table(
     ['Stage', 'Checked', 'Result', 'Found on first check', 'Still present after recheck'],
-    evidence.verification.map((v) => [v.stage, formatTime(v.verifiedAt), v.outcome === 'clean' ? 'clean: nothing left' : v.outcome, v.recheck ? lines(...v.recheck.leftovers) : 'nothing', v.leftovers.length ? lines(...v.leftovers) : 'nothing']),
+    evidence.verification.map((v) => [
+      v.systems.some((s) => s.system !== null) ? lines(v.stage, ...v.systems.map((s) => `${s.system ?? 'all systems'}: ${s.outcome}`)) : v.stage,
+      formatTime(v.verifiedAt),
+      v.outcome === 'clean' ? 'clean: nothing left' : v.outcome,
+      v.recheck ? lines(...v.recheck.leftovers) : 'nothing',
+      v.leftovers.length ? lines(...v.leftovers) : 'nothing',
+    ]),
     'No stage has been verified yet.',
   ));
 
@@ -1036,6 +1109,11 @@ export function evidenceToHtml(evidence: Evidence): string {
       : `HR sent no ${c.field}; the one ${c.from.join(', ')} holds (not shown here) was used to find the person's accounts in the other systems`]), 'No identity correlation.'),
     evidence.refusedCommands.length ? table(['When', 'Refused command', 'By', 'Why refused'], evidence.refusedCommands.map((c) => [formatTime(c.at), c.command, c.by, c.reason]), '') : '',
     evidence.notificationFailures.length ? table(['When', 'Notification not delivered', 'Error'], evidence.notificationFailures.map((n) => [formatTime(n.at), n.event, n.error]), '') : '',
+    evidence.milestones.loginsDisabled || evidence.milestones.revocationVerified ? facts([
+      ...(evidence.milestones.loginsDisabled ? [['Login disabled in every system', lines(formatTime(evidence.milestones.loginsDisabled.at), `${duration(evidence.milestones.loginsDisabled.msSinceReceived)} after offboard received the request`)] as [string, Cell]] : []),
+      ...(evidence.milestones.revocationVerified ? [['Access removed and verified in every system', lines(formatTime(evidence.milestones.revocationVerified.at), `${duration(evidence.milestones.revocationVerified.msSinceReceived)} after the request was received`, `${evidence.milestones.revocationVerified.leftovers} leftover(s) handed to a person`)] as [string, Cell]] : []),
+    ]) : '',
+    evidence.stalls.length ? table(['When', 'System', 'Stuck at', 'For'], evidence.stalls.map((st) => [formatTime(st.at), st.system, `${st.step} in stage ${st.stage}`, `${duration(st.seconds * 1000)} (since ${formatTime(st.since)})`]), '') : '',
   ].join('');
   const otherSection = section('8. Other recorded events', '', other);
 
@@ -1048,8 +1126,8 @@ export function evidenceToHtml(evidence: Evidence): string {
     ['Last row hash', small(auditTrail.lastHash)],
     ['Offboarding / run', small(`${evidence.offboardingId} / ${evidence.runId}`)],
     ...(auditTrail.otherRuns.length ? [['Other runs for this person', small(auditTrail.otherRuns.join(', '))] as [string, Cell]] : []),
-    ...(auditTrail.unrecognised.length ? [['Rows of unknown kind', auditTrail.unrecognised.map((u) => `seq ${u.seq}: ${u.action}`).join(', ')] as [string, Cell]] : []),
-  ])}`);
+    ...(auditTrail.unrecognised.length ? [['Rows of unknown kind', `${auditTrail.unrecognised.length} (listed below)`] as [string, Cell]] : []),
+  ])}${auditTrail.unrecognised.length ? `<h3>Unrecognised events</h3>${table(['Audit row', 'Action', 'Why this report cannot read it'], auditTrail.unrecognised.map((u) => [u.seq, u.action, u.reason]), '')}` : ''}`);
 
   const glossary = section('How to read this report', '', `<dl>
     <dt>Done</dt><dd>offboard made the change and the system confirmed it.</dd>

@@ -172,7 +172,9 @@ export function announceMilestones({ state, recorder }: Offboarding): void {
   const receivedMs = Date.now() - state.receivedAtMs;
   if (!state.announced.loginsDisabled && systems.every((s) => state.loginDisabled.includes(s)) && state.loginDisabled.length > 0) {
     state.announced.loginsDisabled = true;
-    recorder.audit({ action: 'logins_disabled', actor: 'workflow', details: { millisecondsSinceReceived: receivedMs, systems: [...state.loginDisabled] } });
+    const millisecondsSinceEffective = Date.now() - Date.parse(state.plan.effectiveAt);
+    const details = { millisecondsSinceReceived: receivedMs, millisecondsSinceEffective, systems: [...state.loginDisabled] };
+    recorder.audit({ action: 'logins_disabled', actor: 'workflow', details });
   }
   const revoked = Object.keys(state.revoked);
   if (!state.announced.revocationVerified && systems.every((s) => s in state.revoked) && revoked.length > 0) {

@@ -4,10 +4,11 @@
  * workflow activation go to the store together, in order, in one activity.
  */
 import type { AuditEvent } from '../../model/audit.js';
+import type { AuditEntry } from '../../model/audit-events.js';
 import { recordAudits } from './activities.js';
 import { nowIso, type OffboardingState } from './state.js';
 
-export type AuditEntry = Pick<AuditEvent, 'action' | 'actor' | 'details'> & Partial<Pick<AuditEvent, 'system' | 'outcome'>>;
+export type { AuditEntry };
 
 export interface Recorder {
   audit(entry: AuditEntry): void;
