@@ -4,10 +4,13 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Client, Connection, WorkflowIdConflictPolicy, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { ApplicationFailure, Client, Connection, WorkflowIdConflictPolicy, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { offboardingRequestSchema, workflowIdFor, describeIssues, type OffboardingRequest } from '../model/request.js';
-import type { SupersedeCommand } from '../model/commands.js';
-import { OFFBOARDING_TASK_QUEUE, OFFBOARDING_WORKFLOW_TYPE, statusQuery, type OffboardingStatus } from '../workflows/messages.js';
+import type { UpdateDefinition } from '@temporalio/common';
+import {
+  cancelUpdate, expediteUpdate, holdUpdate, releaseUpdate, retryUpdate, skipUpdate, statusQuery, supersedeUpdate,
+  OFFBOARDING_CANCELLED, OFFBOARDING_TASK_QUEUE, OFFBOARDING_WORKFLOW_TYPE, type OffboardingStatus,
+} from '../workflows/messages.js';
 import type { offboarding } from '../workflows/offboarding.js';
 import { dataConverterFor, keyringFromEnv, PAYLOAD_KEYS_ENV } from '../workers/codec.js';
 import { EffectiveAtKey, EmployeeIdKey, HeldKey, ModeKey, StageKey } from '../workflows/search-attributes.js';
@@ -102,13 +105,18 @@ async function startOrHandOver(client: Client, request: OffboardingRequest, opti
   const joined = { workflowId, runId: description.runId, started: false, startedBy };
   if (startedBy === request.requestId) return { ...joined, started: true, outcome: 'started', detail: null };
   try {
-    const answer = await handle.executeUpdate<string, [SupersedeCommand]>('supersede', { args: [{ by: request.requestedBy, request }] });
-    return { ...joined, outcome: answer.startsWith('superseded') ? 'superseded' : 'joined', detail: answer };
+    const answer = await handle.executeUpdate(supersedeUpdate, { args: [{ by: request.requestedBy, request }] });
+    // Runs from before per-system pipelines answer "superseded: why" or "joined: why".
+    const result = typeof answer === 'string' ? { outcome: answer.startsWith('superseded') ? 'superseded' : 'joined', why: answer } as const : answer;
+    return { ...joined, outcome: result.outcome, detail: `${result.outcome}: ${result.why.replace(/^(superseded|joined): /, '')}` };
   } catch (err) {
     const running = await handle.describe().then((d) => d.status.name === 'RUNNING', () => true);
     if (!running) return 'ended';
     // Cancelled and still re-enabling what it disabled: wait for it to end, then start anew.
-    if (err instanceof WorkflowUpdateFailedError && /has already been cancelled/.test(err.cause?.message ?? '')) {
+    const cancelled = err instanceof WorkflowUpdateFailedError
+      && ((err.cause instanceof ApplicationFailure && err.cause.type === OFFBOARDING_CANCELLED)
+        || /has already been cancelled/.test(err.cause?.message ?? '')); // runs from before per-system pipelines
+    if (cancelled) {
       await handle.result().catch(() => undefined);
       return 'ended';
     }
@@ -118,7 +126,15 @@ async function startOrHandOver(client: Client, request: OffboardingRequest, opti
   }
 }
 
-export type CommandName = 'hold' | 'release' | 'expedite' | 'cancel' | 'retry' | 'skip';
+const COMMAND_UPDATES = {
+  hold: holdUpdate,
+  release: releaseUpdate,
+  expedite: expediteUpdate,
+  cancel: cancelUpdate,
+  retry: retryUpdate,
+  skip: skipUpdate,
+} as const;
+export type CommandName = keyof typeof COMMAND_UPDATES;
 
 export class CommandRefusedError extends Error {}
 
@@ -167,7 +183,10 @@ export async function sendCommand(client: Client, employeeId: string, name: Comm
   const workflowId = workflowIdFor(employeeId);
   const handle = client.workflow.getHandle(workflowId);
   try {
-    return await handle.executeUpdate<string, [Record<string, unknown>]>(name, { args: [command] });
+    // The workflow validates the command (who, why, whether the state allows it) and answers.
+    // One definition per command; the command's shape is the workflow's to check, so it goes as is.
+    const update = COMMAND_UPDATES[name] as UpdateDefinition<string, [Record<string, unknown>]>;
+    return await handle.executeUpdate(update, { args: [command] });
   } catch (err) {
     if (err instanceof WorkflowUpdateFailedError) throw new CommandRefusedError(err.cause?.message ?? err.message);
     // An Update cannot reach a closed workflow; say whether it finished or never existed.

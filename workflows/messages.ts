@@ -109,7 +109,17 @@ export const expediteUpdate = defineUpdate<string, [ExpediteCommand]>('expedite'
 export const cancelUpdate = defineUpdate<string, [CancelCommand]>('cancel');
 export const retryUpdate = defineUpdate<string, [RetryCommand]>('retry');
 export const skipUpdate = defineUpdate<string, [SkipCommand]>('skip');
-/** A later HR event: replaces the plan when it goes further or sooner, else is recorded as joined. */
-export const supersedeUpdate = defineUpdate<string, [SupersedeCommand]>('supersede');
+/** What a later HR event did to the running offboarding. */
+export interface SupersedeResult {
+  outcome: 'superseded' | 'joined';
+  why: string;
+}
+/** The Update's refusal when the offboarding was cancelled (ApplicationFailure type). */
+export const OFFBOARDING_CANCELLED = 'offboarding_cancelled';
+/**
+ * A later HR event: replaces the plan when it goes further or sooner, else is recorded as joined.
+ * Runs started before per-system pipelines answer with a string ("superseded: …", "joined: …").
+ */
+export const supersedeUpdate = defineUpdate<SupersedeResult | string, [SupersedeCommand]>('supersede');
 
 export const statusQuery = defineQuery<OffboardingStatus>('status');

@@ -4,11 +4,11 @@
  * has started; a stage name already used gets a suffix (`revoke-2`), so its action ids are new.
  * What ran stays done, and the new stages find it `already` gone.
  */
-import { condition, setHandler } from '@temporalio/workflow';
+import { ApplicationFailure, condition, setHandler } from '@temporalio/workflow';
 import type { SupersedeCommand } from '../../model/commands.js';
 import { supersedingRequest, supersession, type Plan } from '../../model/plan.js';
 import type { OffboardingRequest } from '../../model/request.js';
-import { supersedeUpdate } from '../messages.js';
+import { OFFBOARDING_CANCELLED, supersedeUpdate, type SupersedeResult } from '../messages.js';
 import { setup } from './activities.js';
 import type { Notifier } from './notifications.js';
 import type { Recorder } from './recorder.js';
@@ -62,18 +62,18 @@ export function registerSupersede(state: OffboardingState, recorder: Recorder, n
   const { request, status } = state;
   setHandler(
     supersedeUpdate,
-    async (command: SupersedeCommand) => {
+    async (command: SupersedeCommand): Promise<SupersedeResult> => {
       await condition(() => state.planned); // an event arriving while the first plan is made waits for it
       const { supersedes, why } = supersession(state.planRequest, command.request);
       const { requestId, trigger, effectiveAt } = command.request;
       const reason = command.request.reason ?? null;
       const record = { requestId, trigger, reason, effectiveAt, receivedAt: nowIso(), why };
       /** Records the event as joined, with why it changes nothing. */
-      const joined = (because: string) => {
+      const joined = (because: string): SupersedeResult => {
         status.laterRequests.push({ ...record, outcome: 'joined', why: because });
         const details = { requestId, trigger, reason, effectiveAt, why: because };
         recorder.audit({ action: 'hr_event_joined', actor: command.by, outcome: 'no_change', details });
-        return `joined: ${because}`;
+        return { outcome: 'joined', why: because };
       };
       const ended = () => isFinished(state) || status.cancelled !== null;
       if (ended()) return joined('the offboarding has already ended');
@@ -98,7 +98,7 @@ export function registerSupersede(state: OffboardingState, recorder: Recorder, n
       });
       const first = state.plan.stages[0];
       notifier.tell('superseded', `${why}: now ${playbook} (${mode}), next ${first ? `${first.name} due ${first.dueAt}` : 'nothing'}`);
-      return `superseded: ${why}`;
+      return { outcome: 'superseded', why };
     },
     {
       validator: (command: SupersedeCommand) => {
@@ -109,9 +109,8 @@ export function registerSupersede(state: OffboardingState, recorder: Recorder, n
         }
         const seen = [request.requestId, ...status.laterRequests.map((r) => r.requestId)];
         if (seen.includes(command.request.requestId)) throw new Error(`supersede: request ${command.request.requestId} is already part of this offboarding`);
-        if (isFinished(state) || status.cancelled) {
-          throw new Error(`supersede: the offboarding has already ${status.cancelled ? 'been cancelled' : 'completed'}`);
-        }
+        if (status.cancelled) throw ApplicationFailure.create({ type: OFFBOARDING_CANCELLED, message: 'supersede: the offboarding has already been cancelled' });
+        if (isFinished(state)) throw new Error('supersede: the offboarding has already completed');
       },
     },
   );
