@@ -1,6 +1,7 @@
 // Lint runs as part of `npm test`.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+import prettier from 'eslint-config-prettier';
 
 export default tseslint.config(
   { ignores: ['node_modules/', '.tools/', '.data/', 'test/histories/'] },
@@ -28,9 +29,11 @@ export default tseslint.config(
       'no-restricted-imports': ['error', {
         patterns: [
           { group: ['node:*', 'fs', 'crypto', 'pg', 'ldapts'], message: 'workflow code must stay deterministic and free of I/O' },
-          { group: ['../activities/*', '../activities/**'], message: 'import activity types only (import type)', allowTypeImports: true },
+          { group: ['../activities/*', '../activities/**', '../../activities/*', '../../activities/**'], message: 'import activity types only (import type)', allowTypeImports: true },
         ],
       }],
     },
   },
+  // Layout is the formatter's (prettier, checked by `npm run lint`), not eslint's.
+  prettier,
 );
