@@ -15,7 +15,10 @@ export default tseslint.config(
   },
   {
     files: ['**/*.cjs'],
-    languageOptions: { sourceType: 'commonjs', globals: { require: 'readonly', exports: 'writable', module: 'writable' } },
+    languageOptions: {
+      sourceType: 'commonjs',
+      globals: { require: 'readonly', exports: 'writable', module: 'writable' },
+    },
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
   {
@@ -26,12 +29,22 @@ export default tseslint.config(
     // Workflow code is replayed deterministically: no Node built-ins, no activity implementations.
     files: ['workflows/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', {
-        patterns: [
-          { group: ['node:*', 'fs', 'crypto', 'pg', 'ldapts'], message: 'workflow code must stay deterministic and free of I/O' },
-          { group: ['../activities/*', '../activities/**', '../../activities/*', '../../activities/**'], message: 'import activity types only (import type)', allowTypeImports: true },
-        ],
-      }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['node:*', 'fs', 'crypto', 'pg', 'ldapts'],
+              message: 'workflow code must stay deterministic and free of I/O',
+            },
+            {
+              group: ['../activities/*', '../activities/**', '../../activities/*', '../../activities/**'],
+              message: 'import activity types only (import type)',
+              allowTypeImports: true,
+            },
+          ],
+        },
+      ],
     },
   },
   // Layout is the formatter's (prettier, checked by `npm run lint`), not eslint's.

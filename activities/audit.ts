@@ -48,7 +48,10 @@ export function chainHash(prevHash: string, event: AuditEvent & { seq: number })
     actor: event.actor,
     details: event.details,
   });
-  return createHash('sha256').update(prevHash).update(canonical ?? '').digest('hex');
+  return createHash('sha256')
+    .update(prevHash)
+    .update(canonical ?? '')
+    .digest('hex');
 }
 
 interface AuditRow {
@@ -106,9 +109,14 @@ export function createAuditStore(pool: pg.Pool) {
         await client.query('BEGIN');
         await client.query('LOCK TABLE audit_events IN EXCLUSIVE MODE');
         const ids = events.map((event) => event.id);
-        const stored = await client.query<{ id: string; seq: string }>('SELECT id, seq FROM audit_events WHERE id = ANY($1)', [ids]);
+        const stored = await client.query<{ id: string; seq: string }>(
+          'SELECT id, seq FROM audit_events WHERE id = ANY($1)',
+          [ids],
+        );
         const existing = new Map(stored.rows.map((row) => [row.id, Number(row.seq)]));
-        const last = await client.query<{ seq: string; hash: string }>('SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1');
+        const last = await client.query<{ seq: string; hash: string }>(
+          'SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1',
+        );
         let seq = last.rows[0] ? Number(last.rows[0].seq) : 0;
         let prevHash = last.rows[0]?.hash ?? GENESIS_HASH;
         const results: { seq: number; inserted: boolean }[] = [];
@@ -125,7 +133,20 @@ export function createAuditStore(pool: pg.Pool) {
           await client.query(
             `INSERT INTO audit_events (seq, id, occurred_at, offboarding_id, employee_id, system, action, outcome, actor, details, prev_hash, hash)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-            [seq, event.id, occurredAt, event.offboardingId, event.employeeId, event.system, event.action, event.outcome, event.actor, JSON.stringify(event.details), prevHash, hash],
+            [
+              seq,
+              event.id,
+              occurredAt,
+              event.offboardingId,
+              event.employeeId,
+              event.system,
+              event.action,
+              event.outcome,
+              event.actor,
+              JSON.stringify(event.details),
+              prevHash,
+              hash,
+            ],
           );
           existing.set(event.id, seq);
           prevHash = hash;
@@ -142,7 +163,9 @@ export function createAuditStore(pool: pg.Pool) {
     },
 
     async eventsFor(offboardingId: string): Promise<ChainedAuditEvent[]> {
-      const { rows } = await pool.query<AuditRow>('SELECT * FROM audit_events WHERE offboarding_id = $1 ORDER BY seq', [offboardingId]);
+      const { rows } = await pool.query<AuditRow>('SELECT * FROM audit_events WHERE offboarding_id = $1 ORDER BY seq', [
+        offboardingId,
+      ]);
       return rows.map(fromRow);
     },
 
@@ -152,13 +175,21 @@ export function createAuditStore(pool: pg.Pool) {
       let expectedSeq = 1;
       let rows = 0;
       for (;;) {
-        const page = await pool.query<AuditRow>('SELECT * FROM audit_events WHERE seq >= $1 ORDER BY seq LIMIT $2', [expectedSeq, pageSize]);
+        const page = await pool.query<AuditRow>('SELECT * FROM audit_events WHERE seq >= $1 ORDER BY seq LIMIT $2', [
+          expectedSeq,
+          pageSize,
+        ]);
         for (const row of page.rows) {
           const event = fromRow(row);
-          const broken = (problem: string): VerifyResult => ({ ok: false, rows, firstBroken: { seq: event.seq, id: event.id, problem } });
+          const broken = (problem: string): VerifyResult => ({
+            ok: false,
+            rows,
+            firstBroken: { seq: event.seq, id: event.id, problem },
+          });
           if (event.seq !== expectedSeq) return broken(`expected seq ${expectedSeq}: rows are missing before this one`);
-          if (event.prevHash !== prevHash) return broken('prev_hash does not match the previous row\'s hash');
-          if (chainHash(prevHash, event) !== event.hash) return broken('hash does not match the row\'s contents: the row was altered');
+          if (event.prevHash !== prevHash) return broken("prev_hash does not match the previous row's hash");
+          if (chainHash(prevHash, event) !== event.hash)
+            return broken("hash does not match the row's contents: the row was altered");
           prevHash = event.hash;
           expectedSeq += 1;
           rows += 1;

@@ -72,7 +72,12 @@ function heartbeat(context: Context, site: CallSite, since: number, extra: Recor
 }
 
 /** Runs `work` with the call bound, heartbeating meanwhile; a late answer is dropped. */
-async function runBounded<T>(context: Context, site: CallSite, bounds: CallBounds, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+async function runBounded<T>(
+  context: Context,
+  site: CallSite,
+  bounds: CallBounds,
+  work: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
   const since = Date.now();
   const bound = new AbortController();
   const signal = AbortSignal.any([context.cancellationSignal, bound.signal]);
@@ -99,12 +104,24 @@ async function runBounded<T>(context: Context, site: CallSite, bounds: CallBound
 }
 
 /** Waits (heartbeating) until `system` is no longer paused, within the rate-limit budget. */
-async function waitOutPause(context: Context, site: CallSite, bounds: CallBounds, pauses: SystemPauses, began: number, lastError?: ConnectorError): Promise<void> {
+async function waitOutPause(
+  context: Context,
+  site: CallSite,
+  bounds: CallBounds,
+  pauses: SystemPauses,
+  began: number,
+  lastError?: ConnectorError,
+): Promise<void> {
   let logged = false;
   for (let left = pauses.remaining(site.system); left > 0; left = pauses.remaining(site.system)) {
     const waitedMs = Date.now() - began;
     if (waitedMs + left > bounds.maxRateLimitWaitMs) {
-      context.log.warn('rate-limit pause outlasts what one attempt may wait: retrying later', { system: site.system, call: site.call, waitMs: left, waitedMs });
+      context.log.warn('rate-limit pause outlasts what one attempt may wait: retrying later', {
+        system: site.system,
+        call: site.call,
+        waitMs: left,
+        waitedMs,
+      });
       throw ApplicationFailure.create({
         message: `${site.system}: ${site.call} is rate-limited for another ${seconds(left)}, beyond the ${seconds(bounds.maxRateLimitWaitMs)} one attempt may wait (attempt ${context.info.attempt}); retrying after the pause`,
         type: lastError?.code ?? 'rate_limited',
@@ -112,7 +129,11 @@ async function waitOutPause(context: Context, site: CallSite, bounds: CallBounds
       });
     }
     if (!logged) {
-      context.log.info('waiting for the system to accept calls again (rate limit)', { system: site.system, call: site.call, waitMs: left });
+      context.log.info('waiting for the system to accept calls again (rate limit)', {
+        system: site.system,
+        call: site.call,
+        waitMs: left,
+      });
       logged = true;
     }
     heartbeat(context, site, began, { rateLimitedFor: left });
@@ -126,7 +147,12 @@ async function waitOutPause(context: Context, site: CallSite, bounds: CallBounds
  * call within its bound, and on a rate limit pauses the system and repeats the call. Connector
  * errors become ApplicationFailures (retryable or not, as the connector classified them).
  */
-export async function boundedCall<T>(site: CallSite, bounds: CallBounds, pauses: SystemPauses, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+export async function boundedCall<T>(
+  site: CallSite,
+  bounds: CallBounds,
+  pauses: SystemPauses,
+  work: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
   const context = Context.current();
   const began = Date.now();
   let lastError: ConnectorError | undefined;
@@ -140,7 +166,13 @@ export async function boundedCall<T>(site: CallSite, bounds: CallBounds, pauses:
         // A floor, so that a Retry-After of 0 cannot make a tight loop of refused calls.
         const until = pauses.pause(site.system, Math.max(err.retryAfterMs, MIN_PAUSE_MS));
         // Who paused the system and for how long; the error's own text stays out (it may name a person).
-        context.log.warn('system rate-limited: pausing its calls on this worker', { system: site.system, call: site.call, waitMs: err.retryAfterMs, pausedUntil: new Date(until).toISOString(), code: err.code });
+        context.log.warn('system rate-limited: pausing its calls on this worker', {
+          system: site.system,
+          call: site.call,
+          waitMs: err.retryAfterMs,
+          pausedUntil: new Date(until).toISOString(),
+          code: err.code,
+        });
         continue;
       }
       throw toFailure(err);

@@ -39,7 +39,10 @@ export function createActivities({ policy, connectors, audit, notify, observe, .
   function connectorFor(system: string): Connector {
     const connector = connectors.get(system);
     if (!connector) {
-      throw ApplicationFailure.nonRetryable(`system "${system}" is not configured on this worker (configured: ${[...connectors.keys()].join(', ') || 'none'})`, 'unknown_system');
+      throw ApplicationFailure.nonRetryable(
+        `system "${system}" is not configured on this worker (configured: ${[...connectors.keys()].join(', ') || 'none'})`,
+        'unknown_system',
+      );
     }
     return connector;
   }
@@ -63,9 +66,20 @@ export function createActivities({ policy, connectors, audit, notify, observe, .
       return boundedCall({ system, call: 'discover' }, callBounds, pauses, () => connector.discover(subject));
     },
 
-    async applyAction({ action, subject }: { action: Action; subject: Subject }): Promise<ApplyResult & { attempt: number }> {
+    async applyAction({
+      action,
+      subject,
+    }: {
+      action: Action;
+      subject: Subject;
+    }): Promise<ApplyResult & { attempt: number }> {
       const connector = connectorFor(action.system);
-      const result = await boundedCall({ system: action.system, call: `apply ${action.kind}` }, callBounds, pauses, () => connector.apply(action, subject));
+      const result = await boundedCall(
+        { system: action.system, call: `apply ${action.kind}` },
+        callBounds,
+        pauses,
+        () => connector.apply(action, subject),
+      );
       return { ...result, attempt: Context.current().info.attempt };
     },
 

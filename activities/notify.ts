@@ -29,7 +29,17 @@ export const notificationsSchema = z.object({
 export type NotificationsConfig = z.infer<typeof notificationsSchema>;
 
 export interface Notification {
-  event: 'started' | 'held' | 'superseded' | 'preflight' | 'stalled' | 'manual_task' | 'reminder' | 'overdue' | 'completed' | 'cancelled';
+  event:
+    | 'started'
+    | 'held'
+    | 'superseded'
+    | 'preflight'
+    | 'stalled'
+    | 'manual_task'
+    | 'reminder'
+    | 'overdue'
+    | 'completed'
+    | 'cancelled';
   employeeId: string;
   workflowId: string;
   text: string;
@@ -38,24 +48,46 @@ export interface Notification {
   managerEmail?: string;
 }
 
-const PERMANENT_SLACK_ERRORS = ['not_authed', 'invalid_auth', 'channel_not_found', 'not_in_channel', 'missing_scope', 'account_inactive', 'users_not_found'];
+const PERMANENT_SLACK_ERRORS = [
+  'not_authed',
+  'invalid_auth',
+  'channel_not_found',
+  'not_in_channel',
+  'missing_scope',
+  'account_inactive',
+  'users_not_found',
+];
 
 export function createNotifier(config: NotificationsConfig, logger: pino.Logger) {
   const slack = config.slack
-    ? new WebClient(config.slack.token, { slackApiUrl: config.slack.apiUrl, rejectRateLimitedCalls: true, retryConfig: { retries: 0 } })
+    ? new WebClient(config.slack.token, {
+        slackApiUrl: config.slack.apiUrl,
+        rejectRateLimitedCalls: true,
+        retryConfig: { retries: 0 },
+      })
     : undefined;
   return async function notify(notification: Notification): Promise<{ delivered: string[] }> {
     const audience = notification.audience ?? 'it';
-    logger.info({ notification: notification.event, audience, employeeId: notification.employeeId, workflowId: notification.workflowId }, notification.text);
+    logger.info(
+      {
+        notification: notification.event,
+        audience,
+        employeeId: notification.employeeId,
+        workflowId: notification.workflowId,
+      },
+      notification.text,
+    );
     if (!slack || !config.slack) return { delivered: ['log'] };
     const text = `[${notification.event}] ${notification.text}`;
     try {
       if (audience === 'manager') {
         if (!config.slack.notifyManagers) return { delivered: ['log'] };
-        if (!notification.managerEmail) throw new ConnectorError('no manager email to notify', false, 'manager_unknown');
+        if (!notification.managerEmail)
+          throw new ConnectorError('no manager email to notify', false, 'manager_unknown');
         // A user id as the channel opens (or reuses) the bot's direct message with that user.
         const found = await slack.users.lookupByEmail({ email: notification.managerEmail });
-        if (!found.user?.id) throw new ConnectorError('Slack found no user for the manager\'s email', false, 'slack_users_not_found');
+        if (!found.user?.id)
+          throw new ConnectorError("Slack found no user for the manager's email", false, 'slack_users_not_found');
         await slack.chat.postMessage({ channel: found.user.id, text, unfurl_links: false });
         return { delivered: ['log', 'slack:manager'] };
       }
@@ -72,12 +104,24 @@ function slackFailure(err: unknown): ConnectorError {
   if (err instanceof ConnectorError) return err;
   const data = err as { data?: { error?: string }; retryAfter?: number; code?: string };
   if (data.code === 'slack_webapi_rate_limited_error') {
-    return new ConnectorError('Slack rate-limited the notification', true, 'slack_ratelimited', (data.retryAfter ?? 1) * 1000);
+    return new ConnectorError(
+      'Slack rate-limited the notification',
+      true,
+      'slack_ratelimited',
+      (data.retryAfter ?? 1) * 1000,
+    );
   }
   const error = data.data?.error;
   const permanent = error !== undefined && PERMANENT_SLACK_ERRORS.includes(error);
-  const hint = error === 'users_not_found'
-    ? ' (the manager has no Slack account under that email, or it is deactivated)'
-    : permanent ? ' (check the bot token, its chat:write and users:read.email scopes and that the bot is in the channel)' : '';
-  return new ConnectorError(`Slack notification failed: ${error ?? (err as Error).message}${hint}`, !permanent, `slack_${error ?? 'unreachable'}`);
+  const hint =
+    error === 'users_not_found'
+      ? ' (the manager has no Slack account under that email, or it is deactivated)'
+      : permanent
+        ? ' (check the bot token, its chat:write and users:read.email scopes and that the bot is in the channel)'
+        : '';
+  return new ConnectorError(
+    `Slack notification failed: ${error ?? (err as Error).message}${hint}`,
+    !permanent,
+    `slack_${error ?? 'unreachable'}`,
+  );
 }

@@ -16,7 +16,16 @@ import { describeDatabase, createPool, databaseTarget } from '../workers/databas
 import type { OffboardingStatus } from '../workflows/messages.js';
 import { describeIssues, employeeIdSchema, offboardingRequestSchema } from '../model/request.js';
 import { buildEvidence, evidenceToCsv, evidenceToHtml, evidenceToJson } from './evidence.js';
-import { CommandRefusedError, InvalidRequestError, connectClient, readStatus, sendCommand, startOffboarding, type CallInFlight, type CommandName } from './temporal.js';
+import {
+  CommandRefusedError,
+  InvalidRequestError,
+  connectClient,
+  readStatus,
+  sendCommand,
+  startOffboarding,
+  type CallInFlight,
+  type CommandName,
+} from './temporal.js';
 import { EXECUTION_STATES, listFiltersSchema, listOffboardings } from './offboardings.js';
 
 class UnreachableError extends Error {}
@@ -44,7 +53,14 @@ async function withClient<T>(work: (client: Client) => Promise<T>): Promise<T> {
 
 function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, col) => Math.max(...rows.map((row) => (row[col] ?? '').length)));
-  return rows.map((row) => row.map((cell, col) => cell.padEnd(widths[col]!)).join('  ').trimEnd()).join('\n');
+  return rows
+    .map((row) =>
+      row
+        .map((cell, col) => cell.padEnd(widths[col]!))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 const secondsSince = (iso: string, nowMs: number) => `${Math.max(0, Math.round((nowMs - Date.parse(iso)) / 1000))} s`;
@@ -61,7 +77,12 @@ function pipelineRows(status: OffboardingStatus, calls: CallInFlight[], nowMs: n
   });
 }
 
-export function formatStatus(workflowId: string, status: OffboardingStatus, calls: CallInFlight[] = [], nowMs = Date.now()): string {
+export function formatStatus(
+  workflowId: string,
+  status: OffboardingStatus,
+  calls: CallInFlight[] = [],
+  nowMs = Date.now(),
+): string {
   const lines = [
     `${workflowId}: ${status.phase}${status.playbook ? ` (${status.playbook}, ${status.mode})` : ''}`,
     `  effective     ${status.effectiveAt}`,
@@ -72,14 +93,26 @@ export function formatStatus(workflowId: string, status: OffboardingStatus, call
   if (status.expedited) lines.push(`  expedited     by ${status.expedited.by}: ${status.expedited.reason}`);
   if (status.cancelled) lines.push(`  cancelled     by ${status.cancelled.by}: ${status.cancelled.reason}`);
   // Workflows started before later HR events were handled have no such list.
-  for (const later of status.laterRequests ?? []) lines.push(`  later event   ${later.requestId} (${later.reason ?? later.trigger}): ${later.outcome}: ${later.why}`);
-  lines.push(`  systems       ${status.systems.map((system) => (system in status.accounts && status.accounts[system] === null ? `${system} (no account found)` : system)).join(', ') || '-'}`);
+  for (const later of status.laterRequests ?? [])
+    lines.push(`  later event   ${later.requestId} (${later.reason ?? later.trigger}): ${later.outcome}: ${later.why}`);
+  lines.push(
+    `  systems       ${status.systems.map((system) => (system in status.accounts && status.accounts[system] === null ? `${system} (no account found)` : system)).join(', ') || '-'}`,
+  );
   const pipelines = pipelineRows(status, calls, nowMs);
   if (pipelines.length > 0) {
-    lines.push('', table([['SYSTEM', 'STAGE', 'DOING', 'FOR', 'CALLS IN FLIGHT', 'NEXT'], ...pipelines]).replace(/^/gm, '  '));
+    lines.push(
+      '',
+      table([['SYSTEM', 'STAGE', 'DOING', 'FOR', 'CALLS IN FLIGHT', 'NEXT'], ...pipelines]).replace(/^/gm, '  '),
+    );
   }
   if (status.actions.length > 0) {
-    lines.push('', table([['STATE', 'STAGE', 'SYSTEM', 'ACTION', 'TARGET', 'ATTEMPTS'], ...status.actions.map((a) => [a.state, a.stage, a.system, a.kind, a.target?.id ?? '', String(a.attempts)])]).replace(/^/gm, '  '));
+    lines.push(
+      '',
+      table([
+        ['STATE', 'STAGE', 'SYSTEM', 'ACTION', 'TARGET', 'ATTEMPTS'],
+        ...status.actions.map((a) => [a.state, a.stage, a.system, a.kind, a.target?.id ?? '', String(a.attempts)]),
+      ]).replace(/^/gm, '  '),
+    );
   }
   const open = status.manualTasks.filter((t) => t.state === 'open');
   if (open.length > 0) {
@@ -91,7 +124,7 @@ export function formatStatus(workflowId: string, status: OffboardingStatus, call
 
 function buildProgram(): Command {
   const program = new Command('offboard')
-    .description('Revoke a departing person\'s access everywhere, on time, with proof.')
+    .description("Revoke a departing person's access everywhere, on time, with proof.")
     .showHelpAfterError()
     .exitOverride();
 
@@ -102,8 +135,12 @@ function buildProgram(): Command {
       .requiredOption('--employee <id>', 'the HR employee id (never a name or email)')
       .option('--effective <iso>', 'when access must end (ISO 8601); default now')
       .option('--email <email>', 'work email, for systems keyed by email')
-      .option('--manager-email <email>', 'the manager to notify; default: the directory\'s manager entry')
-      .addOption(new Option('--employment-type <type>', 'employee, contractor or vendor').choices(['employee', 'contractor', 'vendor']).default('employee'))
+      .option('--manager-email <email>', "the manager to notify; default: the directory's manager entry")
+      .addOption(
+        new Option('--employment-type <type>', 'employee, contractor or vendor')
+          .choices(['employee', 'contractor', 'vendor'])
+          .default('employee'),
+      )
       .option('--request-id <id>', 'the HR event id; default a new id')
       .option('--json', 'print JSON');
 
@@ -135,22 +172,31 @@ function buildProgram(): Command {
     .addOption(new Option('--reason <reason>', 'why they leave').choices(['voluntary', 'involuntary', 'security']))
     .option('--effective <iso>', 'when access must end (ISO 8601); default now')
     .option('--email <email>', 'work email, for systems keyed by email')
-    .option('--manager-email <email>', 'the manager to notify; default: the directory\'s manager entry')
-    .addOption(new Option('--employment-type <type>', 'employee, contractor or vendor').choices(['employee', 'contractor', 'vendor']).default('employee'))
+    .option('--manager-email <email>', "the manager to notify; default: the directory's manager entry")
+    .addOption(
+      new Option('--employment-type <type>', 'employee, contractor or vendor')
+        .choices(['employee', 'contractor', 'vendor'])
+        .default('employee'),
+    )
     .option('--request-id <id>', 'the HR event id; default a new id')
-    .option('--file <csv>', 'bulk: a CSV with columns employee_id, reason[, effective_at, email, manager_email, employment_type, request_id]')
+    .option(
+      '--file <csv>',
+      'bulk: a CSV with columns employee_id, reason[, effective_at, email, manager_email, employment_type, request_id]',
+    )
     .option('--json', 'print JSON')
     .action(async (options) => {
       if (options.file) {
         if (options.employee) throw new CommanderError(2, 'usage', 'give either --file or --employee, not both');
         return terminateFromFile(options.file, Boolean(options.json));
       }
-      if (!options.employee || !options.reason) throw new CommanderError(2, 'usage', 'terminate needs --employee and --reason (or --file)');
+      if (!options.employee || !options.reason)
+        throw new CommanderError(2, 'usage', 'terminate needs --employee and --reason (or --file)');
       return start(options, { trigger: 'termination', reason: options.reason });
     });
-  startCommand('contract-end', 'start the offboarding of a contractor or vendor whose contract ends')
-    .action((options) => start(options, { trigger: 'contract_end' }));
-  startCommand('role-change', 'remove what a person\'s new role does not grant')
+  startCommand('contract-end', 'start the offboarding of a contractor or vendor whose contract ends').action(
+    (options) => start(options, { trigger: 'contract_end' }),
+  );
+  startCommand('role-change', "remove what a person's new role does not grant")
     .requiredOption('--new-role <role>', 'the role they move into (a key of policy.roles)')
     .action((options) => start(options, { trigger: 'role_change', newRole: options.newRole }));
 
@@ -163,17 +209,42 @@ function buildProgram(): Command {
     .option('--held', 'only those on hold')
     .option('--limit <n>', 'at most this many (1-1000)', '100')
     .option('--json', 'print JSON')
-    .action(async (options: { state?: string; stage?: string; mode?: string; held?: boolean; limit: string; json?: boolean }) => {
-      // The API's filter schema, so that both check filters the same way.
-      const parsed = listFiltersSchema.safeParse({ state: options.state, stage: options.stage, mode: options.mode, held: options.held ? 'true' : undefined, limit: options.limit });
-      if (!parsed.success) throw new InvalidRequestError(describeIssues(parsed.error));
-      const rows = await withClient((client) => listOffboardings(client, parsed.data));
-      print(Boolean(options.json), rows, () =>
-        rows.length === 0
-          ? 'no offboardings match'
-          : table([['WORKFLOW', 'STATE', 'STAGE', 'MODE', 'HELD', 'EFFECTIVE'], ...rows.map((r) => [r.workflowId, r.state, r.stage ?? '', r.mode ?? '', r.held ? 'yes' : '', r.effectiveAt ?? ''])]),
-      );
-    });
+    .action(
+      async (options: {
+        state?: string;
+        stage?: string;
+        mode?: string;
+        held?: boolean;
+        limit: string;
+        json?: boolean;
+      }) => {
+        // The API's filter schema, so that both check filters the same way.
+        const parsed = listFiltersSchema.safeParse({
+          state: options.state,
+          stage: options.stage,
+          mode: options.mode,
+          held: options.held ? 'true' : undefined,
+          limit: options.limit,
+        });
+        if (!parsed.success) throw new InvalidRequestError(describeIssues(parsed.error));
+        const rows = await withClient((client) => listOffboardings(client, parsed.data));
+        print(Boolean(options.json), rows, () =>
+          rows.length === 0
+            ? 'no offboardings match'
+            : table([
+                ['WORKFLOW', 'STATE', 'STAGE', 'MODE', 'HELD', 'EFFECTIVE'],
+                ...rows.map((r) => [
+                  r.workflowId,
+                  r.state,
+                  r.stage ?? '',
+                  r.mode ?? '',
+                  r.held ? 'yes' : '',
+                  r.effectiveAt ?? '',
+                ]),
+              ]),
+        );
+      },
+    );
 
   program
     .command('status <employeeId>')
@@ -191,10 +262,22 @@ function buildProgram(): Command {
       .description(description)
       .option('--by <name>', 'who decides this (default $OFFBOARD_OPERATOR or cli:<user>)')
       .option('--json', 'print JSON');
-  const send = async (name: CommandName, employeeId: string, options: Record<string, string | undefined>, fields: Record<string, unknown>) => {
-    const payload = { by: options.by ?? operator(), ...Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined)) };
+  const send = async (
+    name: CommandName,
+    employeeId: string,
+    options: Record<string, string | undefined>,
+    fields: Record<string, unknown>,
+  ) => {
+    const payload = {
+      by: options.by ?? operator(),
+      ...Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined)),
+    };
     const result = await withClient((client) => sendCommand(client, employeeId, name, payload));
-    print(Boolean(options.json), { workflowId: `offboarding-${employeeId}`, command: name, result }, () => `offboarding-${employeeId}: ${result}`);
+    print(
+      Boolean(options.json),
+      { workflowId: `offboarding-${employeeId}`, command: name, result },
+      () => `offboarding-${employeeId}: ${result}`,
+    );
   };
 
   command('hold', 'pause before the next stage')
@@ -210,7 +293,7 @@ function buildProgram(): Command {
   command('cancel', 'stop the offboarding and re-enable logins it disabled (rescinded termination)')
     .requiredOption('--reason <text>', 'why (recorded in the audit)')
     .action((id, o) => send('cancel', id, o, { reason: o.reason }));
-  command('retry', 'run a manual task\'s action again')
+  command('retry', "run a manual task's action again")
     .requiredOption('--action <id>', 'the manual task id shown by `offboard status`')
     .action((id, o) => send('retry', id, o, { actionId: o.action }));
   command('skip', 'close a manual task without running it (e.g. done by hand)')
@@ -221,7 +304,11 @@ function buildProgram(): Command {
   program
     .command('evidence <employeeId>')
     .description('the evidence report of an offboarding, from the audit log alone (for auditors)')
-    .addOption(new Option('--format <format>', 'html (printable), csv (one row per action) or json').choices(['html', 'csv', 'json']).default('html'))
+    .addOption(
+      new Option('--format <format>', 'html (printable), csv (one row per action) or json')
+        .choices(['html', 'csv', 'json'])
+        .default('html'),
+    )
     .option('--out <file>', 'write to this file instead of standard output')
     .action(async (employeeId: string, options: { format: 'html' | 'csv' | 'json'; out?: string }) => {
       const offboardingId = `offboarding-${employeeIdSchema.parse(employeeId)}`;
@@ -229,15 +316,24 @@ function buildProgram(): Command {
       const pool = createPool(target);
       try {
         const store = createAuditStore(pool);
-        const [events, chain] = await Promise.all([store.eventsFor(offboardingId), store.verify()]).catch((err: Error) => {
-          throw new UnreachableError(`cannot read the audit log at ${describeDatabase(target.url)}: ${err.message}`);
-        });
+        const [events, chain] = await Promise.all([store.eventsFor(offboardingId), store.verify()]).catch(
+          (err: Error) => {
+            throw new UnreachableError(`cannot read the audit log at ${describeDatabase(target.url)}: ${err.message}`);
+          },
+        );
         if (events.length === 0) throw new CommandRefusedError(`no audit events for ${offboardingId}`);
         const evidence = buildEvidence(events, chain);
-        const rendered = options.format === 'html' ? evidenceToHtml(evidence) : options.format === 'csv' ? evidenceToCsv(evidence) : evidenceToJson(evidence);
+        const rendered =
+          options.format === 'html'
+            ? evidenceToHtml(evidence)
+            : options.format === 'csv'
+              ? evidenceToCsv(evidence)
+              : evidenceToJson(evidence);
         if (options.out) {
           writeFileSync(options.out, rendered);
-          process.stderr.write(`wrote ${options.out} (SLA ${evidence.sla.verdict}, audit chain ${chain.ok ? 'intact' : 'BROKEN'})\n`);
+          process.stderr.write(
+            `wrote ${options.out} (SLA ${evidence.sla.verdict}, audit chain ${chain.ok ? 'intact' : 'BROKEN'})\n`,
+          );
         } else {
           process.stdout.write(rendered);
         }
@@ -256,11 +352,15 @@ function buildProgram(): Command {
       const target = databaseTarget();
       const pool = createPool(target);
       try {
-        const result = await createAuditStore(pool).verify().catch((err: Error) => {
-          throw new UnreachableError(`cannot read the audit log at ${describeDatabase(target.url)}: ${err.message}`);
-        });
+        const result = await createAuditStore(pool)
+          .verify()
+          .catch((err: Error) => {
+            throw new UnreachableError(`cannot read the audit log at ${describeDatabase(target.url)}: ${err.message}`);
+          });
         print(Boolean(options.json), result, () =>
-          result.ok ? `audit chain intact: ${result.rows} rows verified` : `audit chain BROKEN at seq ${result.firstBroken!.seq} (id ${result.firstBroken!.id}): ${result.firstBroken!.problem}; ${result.rows} rows before it verified`,
+          result.ok
+            ? `audit chain intact: ${result.rows} rows verified`
+            : `audit chain BROKEN at seq ${result.firstBroken!.seq} (id ${result.firstBroken!.id}): ${result.firstBroken!.problem}; ${result.rows} rows before it verified`,
         );
         if (!result.ok) throw new ChainBrokenError('');
       } finally {
@@ -277,19 +377,35 @@ function buildProgram(): Command {
 async function terminateFromFile(path: string, json: boolean): Promise<void> {
   let rows: Record<string, string>[];
   try {
-    rows = parseCsv(readFileSync(path), { columns: (header: string[]) => header.map((h) => h.trim().toLowerCase()), skip_empty_lines: true, trim: true });
+    rows = parseCsv(readFileSync(path), {
+      columns: (header: string[]) => header.map((h) => h.trim().toLowerCase()),
+      skip_empty_lines: true,
+      trim: true,
+    });
   } catch (err) {
     throw new InvalidRequestError(`cannot read ${path}: ${(err as Error).message}`);
   }
   const missing = ['employee_id', 'reason'].filter((column) => rows.length > 0 && !(column in rows[0]!));
-  if (rows.length === 0 || missing.length > 0) throw new InvalidRequestError(`${path}: ${rows.length === 0 ? 'no rows' : `missing column(s) ${missing.join(', ')}`}; expected employee_id, reason[, effective_at, email, manager_email, employment_type, request_id]`);
-  const results: { row: number; employeeId: string; outcome: 'started' | 'joined' | 'superseded' | 'failed'; workflowId?: string; detail?: string; error?: string }[] = [];
+  if (rows.length === 0 || missing.length > 0)
+    throw new InvalidRequestError(
+      `${path}: ${rows.length === 0 ? 'no rows' : `missing column(s) ${missing.join(', ')}`}; expected employee_id, reason[, effective_at, email, manager_email, employment_type, request_id]`,
+    );
+  const results: {
+    row: number;
+    employeeId: string;
+    outcome: 'started' | 'joined' | 'superseded' | 'failed';
+    workflowId?: string;
+    detail?: string;
+    error?: string;
+  }[] = [];
   const progress = (done: number) => {
     if (json) return;
     const width = 30;
     const filled = Math.round((done / rows.length) * width);
     const line = `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${rows.length}`;
-    process.stderr.write(process.stderr.isTTY ? `\r${line}` : done === rows.length || done % 50 === 0 ? `${line}\n` : '');
+    process.stderr.write(
+      process.stderr.isTTY ? `\r${line}` : done === rows.length || done % 50 === 0 ? `${line}\n` : '',
+    );
   };
   await withClient(async (client) => {
     for (const [index, row] of rows.entries()) {
@@ -306,13 +422,29 @@ async function terminateFromFile(path: string, json: boolean): Promise<void> {
       };
       const parsed = offboardingRequestSchema.safeParse(request);
       if (!parsed.success) {
-        results.push({ row: rowNumber, employeeId: row.employee_id ?? '', outcome: 'failed', error: describeIssues(parsed.error).replaceAll('\n', '; ') });
+        results.push({
+          row: rowNumber,
+          employeeId: row.employee_id ?? '',
+          outcome: 'failed',
+          error: describeIssues(parsed.error).replaceAll('\n', '; '),
+        });
       } else {
         try {
           const started = await startOffboarding(client, parsed.data);
-          results.push({ row: rowNumber, employeeId: parsed.data.subject.employeeId, outcome: started.outcome, workflowId: started.workflowId, ...(started.detail ? { detail: started.detail } : {}) });
+          results.push({
+            row: rowNumber,
+            employeeId: parsed.data.subject.employeeId,
+            outcome: started.outcome,
+            workflowId: started.workflowId,
+            ...(started.detail ? { detail: started.detail } : {}),
+          });
         } catch (err) {
-          results.push({ row: rowNumber, employeeId: parsed.data.subject.employeeId, outcome: 'failed', error: (err as Error).message });
+          results.push({
+            row: rowNumber,
+            employeeId: parsed.data.subject.employeeId,
+            outcome: 'failed',
+            error: (err as Error).message,
+          });
         }
       }
       progress(index + 1);
@@ -320,11 +452,21 @@ async function terminateFromFile(path: string, json: boolean): Promise<void> {
   });
   if (!json && process.stderr.isTTY) process.stderr.write('\n');
   const count = (outcome: string) => results.filter((r) => r.outcome === outcome).length;
-  const summary = { started: count('started'), joined: count('joined'), superseded: count('superseded'), failed: count('failed'), results };
-  print(json, summary, () => [
-    `${summary.started} started, ${summary.joined} joined (already running), ${summary.superseded} superseded a running plan, ${summary.failed} failed`,
-    ...results.filter((r) => r.outcome === 'failed').map((r) => `  row ${r.row} (${r.employeeId || 'no employee_id'}): ${r.error}`),
-  ].join('\n'));
+  const summary = {
+    started: count('started'),
+    joined: count('joined'),
+    superseded: count('superseded'),
+    failed: count('failed'),
+    results,
+  };
+  print(json, summary, () =>
+    [
+      `${summary.started} started, ${summary.joined} joined (already running), ${summary.superseded} superseded a running plan, ${summary.failed} failed`,
+      ...results
+        .filter((r) => r.outcome === 'failed')
+        .map((r) => `  row ${r.row} (${r.employeeId || 'no employee_id'}): ${r.error}`),
+    ].join('\n'),
+  );
   if (summary.failed > 0) throw new PartialFailureError(`${summary.failed} of ${rows.length} rows failed`);
 }
 
@@ -339,7 +481,8 @@ export async function main(argv: string[]): Promise<number> {
     if (err instanceof ChainBrokenError) return 4;
     if (err instanceof PartialFailureError) return 1;
     const message = (err as Error).message;
-    if (err instanceof InvalidRequestError) process.stderr.write(`offboard: invalid request:\n${message.replace(/^/gm, '  ')}\n`);
+    if (err instanceof InvalidRequestError)
+      process.stderr.write(`offboard: invalid request:\n${message.replace(/^/gm, '  ')}\n`);
     else process.stderr.write(`offboard: ${message}\n`);
     if (err instanceof UnreachableError) return 3;
     if (err instanceof CommandRefusedError || err instanceof InvalidRequestError) return 1;

@@ -58,7 +58,8 @@ type JSONPayload = z.infer<typeof jsonPayloadSchema>;
 
 const toBytes = (base64: string) => new Uint8Array(Buffer.from(base64, 'base64'));
 // Decoded payloads carry Buffers, Uint8Arrays or (from protobufjs) plain byte arrays: copy whichever it is.
-const toBase64 = (bytes: Uint8Array | ArrayLike<number> | null | undefined) => Buffer.from(Uint8Array.from(bytes ?? [])).toString('base64');
+const toBase64 = (bytes: Uint8Array | ArrayLike<number> | null | undefined) =>
+  Buffer.from(Uint8Array.from(bytes ?? [])).toString('base64');
 
 function fromJSON(json: JSONPayload): Payload {
   const metadata = Object.fromEntries(Object.entries(json.metadata ?? {}).map(([k, v]) => [k, toBytes(v)]));
@@ -71,7 +72,11 @@ function toJSON(payload: Payload): { metadata: Record<string, string>; data: str
 }
 
 class HttpError extends Error {
-  constructor(readonly status: number, message: string, readonly headers: Record<string, string> = {}) {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
     super(message);
   }
 }
@@ -108,7 +113,11 @@ async function authorized(req: IncomingMessage, auth: CodecAuth): Promise<boolea
 
 function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) {
   const text = body === undefined ? '' : JSON.stringify(body);
-  res.writeHead(status, { ...headers, ...(text ? { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) } : {}), 'Cache-Control': 'no-store' });
+  res.writeHead(status, {
+    ...headers,
+    ...(text ? { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) } : {}),
+    'Cache-Control': 'no-store',
+  });
   res.end(text);
 }
 
@@ -120,16 +129,23 @@ function send(res: ServerResponse, status: number, body: unknown, headers: Recor
 export function createCodecHandler(options: CodecHandlerOptions): CodecHandler {
   const { codec, auth, maxBodyBytes = 8 * 1024 * 1024 } = options;
   if (auth !== 'none' && 'token' in auth && auth.token.length < 16) {
-    throw new Error('the codec server token is shorter than 16 characters; use a random one, e.g. `openssl rand -base64 32`');
+    throw new Error(
+      'the codec server token is shorter than 16 characters; use a random one, e.g. `openssl rand -base64 32`',
+    );
   }
   const origins = new Set(typeof options.allowedOrigin === 'string' ? [options.allowedOrigin] : options.allowedOrigin);
   for (const origin of origins) {
     if (origin === '*' || !/^https?:\/\/[^/]+$/.test(origin)) {
-      throw new Error(`allowedOrigin "${origin}" must be the UI's exact origin (scheme://host[:port], no path, no "*"), e.g. http://127.0.0.1:8233`);
+      throw new Error(
+        `allowedOrigin "${origin}" must be the UI's exact origin (scheme://host[:port], no path, no "*"), e.g. http://127.0.0.1:8233`,
+      );
     }
   }
   const basePath = (options.basePath ?? '/codec').replace(/\/+$/, '');
-  const routes = new Map<string, 'encode' | 'decode'>([[`${basePath}/encode`, 'encode'], [`${basePath}/decode`, 'decode']]);
+  const routes = new Map<string, 'encode' | 'decode'>([
+    [`${basePath}/encode`, 'encode'],
+    [`${basePath}/decode`, 'decode'],
+  ]);
 
   return async (req, res) => {
     const path = new URL(req.url ?? '/', 'http://codec.invalid').pathname;
@@ -141,7 +157,11 @@ export function createCodecHandler(options: CodecHandlerOptions): CodecHandler {
     try {
       // Browsers always send Origin on cross-origin calls; the CLI and scripts send none.
       if (origin !== undefined) {
-        if (!origins.has(origin)) throw new HttpError(403, `origin ${origin} may not use this codec server; it serves ${[...origins].join(', ')}`);
+        if (!origins.has(origin))
+          throw new HttpError(
+            403,
+            `origin ${origin} may not use this codec server; it serves ${[...origins].join(', ')}`,
+          );
         Object.assign(cors, {
           'Access-Control-Allow-Origin': origin,
           'Access-Control-Allow-Credentials': 'true',
@@ -156,7 +176,9 @@ export function createCodecHandler(options: CodecHandlerOptions): CodecHandler {
       }
       if (req.method !== 'POST') throw new HttpError(405, `use POST ${path}`, { Allow: 'POST, OPTIONS' });
       if (!(await authorized(req, auth))) {
-        throw new HttpError(401, 'a valid "Authorization: Bearer <token>" header is required', { 'WWW-Authenticate': 'Bearer realm="offboard-codec"' });
+        throw new HttpError(401, 'a valid "Authorization: Bearer <token>" header is required', {
+          'WWW-Authenticate': 'Bearer realm="offboard-codec"',
+        });
       }
       let body: unknown;
       try {
@@ -168,7 +190,10 @@ export function createCodecHandler(options: CodecHandlerOptions): CodecHandler {
       const parsed = requestSchema.safeParse(body);
       if (!parsed.success) {
         const issue = parsed.error.issues[0];
-        throw new HttpError(400, `the body must be {"payloads": [{"metadata": {key: base64}, "data": base64}]}: ${issue ? `${issue.path.join('.') || '(root)'}: ${issue.message}` : 'invalid'}`);
+        throw new HttpError(
+          400,
+          `the body must be {"payloads": [{"metadata": {key: base64}, "data": base64}]}: ${issue ? `${issue.path.join('.') || '(root)'}: ${issue.message}` : 'invalid'}`,
+        );
       }
       const payloads = parsed.data.payloads.map(fromJSON);
       let result: Payload[];
@@ -203,16 +228,23 @@ const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
  * A server for the codec endpoints alone, e.g. for `npm start` to name in
  * `temporal server start-dev --ui-codec-endpoint <url>`. Every other path answers 404.
  */
-export async function startCodecServer(options: CodecHandlerOptions & { port?: number; host?: string }): Promise<CodecServer> {
+export async function startCodecServer(
+  options: CodecHandlerOptions & { port?: number; host?: string },
+): Promise<CodecServer> {
   const { port = 0, host = '127.0.0.1', ...handlerOptions } = options;
   if (handlerOptions.auth === 'none' && !LOOPBACK.has(host)) {
-    throw new Error(`the codec server may run without authentication only on loopback (127.0.0.1, ::1, localhost), not on ${host}: configure a token`);
+    throw new Error(
+      `the codec server may run without authentication only on loopback (127.0.0.1, ::1, localhost), not on ${host}: configure a token`,
+    );
   }
   const handle = createCodecHandler(handlerOptions);
   const server = createServer((req, res) => {
     handle(req, res)
       .then((handled) => {
-        if (!handled) send(res, 404, { error: `not found; the codec endpoints are ${handlerOptions.basePath ?? '/codec'}/encode and /decode` });
+        if (!handled)
+          send(res, 404, {
+            error: `not found; the codec endpoints are ${handlerOptions.basePath ?? '/codec'}/encode and /decode`,
+          });
       })
       .catch(() => {
         if (!res.headersSent) send(res, 500, { error: 'the codec server failed' });
@@ -232,9 +264,10 @@ export async function startCodecServer(options: CodecHandlerOptions & { port?: n
     url: `http://${shownHost}:${actual}${(handlerOptions.basePath ?? '/codec').replace(/\/+$/, '')}`,
     port: actual,
     server,
-    close: () => new Promise<void>((resolve, reject) => {
-      server.closeAllConnections();
-      server.close((err) => (err ? reject(err) : resolve()));
-    }),
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        server.closeAllConnections();
+        server.close((err) => (err ? reject(err) : resolve()));
+      }),
   };
 }

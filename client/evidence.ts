@@ -34,8 +34,18 @@ import { z } from 'zod';
 import type { VerifyResult } from '../activities/audit.js';
 import type { ChainedAuditEvent } from '../model/audit.js';
 import {
-  ACTION_ROW_KEYS, eventsOf, firstOf, isActionKindEvent, isEvent, lastOf, parseAuditRows, successOutcomeSchema,
-  type ActionKindEvent, type AuditAction, type KnownAuditRow, type ParsedAuditRow,
+  ACTION_ROW_KEYS,
+  eventsOf,
+  firstOf,
+  isActionKindEvent,
+  isEvent,
+  lastOf,
+  parseAuditRows,
+  successOutcomeSchema,
+  type ActionKindEvent,
+  type AuditAction,
+  type KnownAuditRow,
+  type ParsedAuditRow,
 } from '../model/audit-events.js';
 import { actionKindSchema } from '../model/policy.js';
 
@@ -54,7 +64,7 @@ const HOUR = 3_600_000;
 export const DEFAULT_SLA_CLASSES: readonly SlaClass[] = [
   { name: 'immediate', withinMs: HOUR, basis: 'PCI DSS 8.2.5: access of terminated users revoked immediately' },
   { name: '4h', withinMs: 4 * HOUR, basis: 'NIST SP 800-53 PS-4 with the FedRAMP parameter: disabled within 4 hours' },
-  { name: '24h', withinMs: 24 * HOUR, basis: 'SOX ITGC: the company\'s own termination policy, commonly 24 hours' },
+  { name: '24h', withinMs: 24 * HOUR, basis: "SOX ITGC: the company's own termination policy, commonly 24 hours" },
 ];
 
 export interface EvidenceOptions {
@@ -134,7 +144,15 @@ export const evidenceSchema = z.object({
     playbook: z.string().nullable(),
     mode: z.string().nullable(),
     systems: z.array(z.string()),
-    stages: z.array(z.object({ name: z.string(), dueAt: time.nullable(), startedAt: time.nullable(), startedBy: z.string().nullable(), expedited: z.boolean() })),
+    stages: z.array(
+      z.object({
+        name: z.string(),
+        dueAt: time.nullable(),
+        startedAt: time.nullable(),
+        startedBy: z.string().nullable(),
+        expedited: z.boolean(),
+      }),
+    ),
   }),
   sla: z.object({
     class: z.string().nullable(),
@@ -146,82 +164,133 @@ export const evidenceSchema = z.object({
     explanation: z.string(),
     /** When the last login was disabled (or confirmed by an operator); null until all were. */
     loginDisabledAt: time.nullable(),
-    elapsedMs: z.object({ fromEffective: z.number().nullable(), fromReceived: z.number().nullable(), fromDiscovered: z.number().nullable() }),
+    elapsedMs: z.object({
+      fromEffective: z.number().nullable(),
+      fromReceived: z.number().nullable(),
+      fromDiscovered: z.number().nullable(),
+    }),
     steps: z.array(slaStepSchema),
     notes: z.array(z.string()),
   }),
-  accounts: z.array(z.object({
-    system: z.string(),
-    /** null: no account for this person was found there. */
-    accountId: z.string().nullable(),
-    disabledWhenFound: z.boolean().nullable(),
-    firstFoundAt: time,
-    firstFoundInStage: z.string().nullable(),
-    entitlements: z.array(z.object({ id: z.string(), kind: z.string() })),
-    credentials: z.number(),
-    discoveries: z.number(),
-  })),
+  accounts: z.array(
+    z.object({
+      system: z.string(),
+      /** null: no account for this person was found there. */
+      accountId: z.string().nullable(),
+      disabledWhenFound: z.boolean().nullable(),
+      firstFoundAt: time,
+      firstFoundInStage: z.string().nullable(),
+      entitlements: z.array(z.object({ id: z.string(), kind: z.string() })),
+      credentials: z.number(),
+      discoveries: z.number(),
+    }),
+  ),
   identityCorrelations: z.array(z.object({ at: time, field: z.string(), from: z.array(z.string()) })),
   actions: z.array(evidenceActionSchema),
-  holds: z.array(z.object({
-    placedBy: z.string(),
-    placedAt: time,
-    reason: z.string(),
-    until: time.nullable(),
-    ended: z.object({ how: z.enum(['released', 'expired', 'lifted_by_expedite']), by: z.string(), at: time, reason: z.string().nullable() }).nullable(),
-    auditSeq: z.number(),
-  })),
+  holds: z.array(
+    z.object({
+      placedBy: z.string(),
+      placedAt: time,
+      reason: z.string(),
+      until: time.nullable(),
+      ended: z
+        .object({
+          how: z.enum(['released', 'expired', 'lifted_by_expedite']),
+          by: z.string(),
+          at: time,
+          reason: z.string().nullable(),
+        })
+        .nullable(),
+      auditSeq: z.number(),
+    }),
+  ),
   expedite: z.object({ by: z.string(), at: time, reason: z.string(), holdsLifted: z.number() }).nullable(),
   /** HR events for this person after the one that started it: each replaced the plan or joined it. */
-  laterRequests: z.array(z.object({
-    requestId: z.string(),
-    trigger: z.string(),
-    reason: z.string().nullable(),
-    effectiveAt: time.nullable(),
-    at: time,
-    by: z.string(),
-    outcome: z.enum(['superseded', 'joined']),
-    why: z.string(),
-    auditSeq: z.number(),
-  })),
-  cancellation: z.object({
-    by: z.string(),
-    at: time,
-    reason: z.string(),
-    loginsReenabled: z.array(z.object({ system: z.string(), outcome: actionOutcomeSchema, at: time.nullable() })),
-    /** Removed before the cancel and not granted back: their owners decide. */
-    removedNotRestored: z.array(z.object({ system: z.string(), target: z.string().nullable() })),
-  }).nullable(),
-  manualTasks: z.array(z.object({
-    id: z.string(),
-    system: z.string().nullable(),
-    description: z.string(),
-    lastError: z.string(),
-    openedAt: time,
-    timesOpened: z.number(),
-    dueAt: time.nullable(),
-    reminders: z.number(),
-    overdueSince: time.nullable(),
-    retries: z.array(z.object({ by: z.string(), at: time })),
-    state: z.enum(['open', 'retrying', 'resolved', 'skipped', 'closed_by_cancel']),
-    resolution: z.object({ how: z.enum(['retried', 'skipped', 'cancelled']), by: z.string(), at: time, reason: z.string().nullable() }).nullable(),
-  })),
-  verification: z.array(z.object({
-    stage: z.string(),
-    verifiedAt: time,
-    outcome: z.string(),
-    leftovers: z.array(z.string()),
-    recheck: z.object({ at: time, leftovers: z.array(z.string()) }).nullable(),
-    /** Each system's own verification of the stage (per-system pipelines); one row with system null for older runs. */
-    systems: z.array(z.object({ system: z.string().nullable(), verifiedAt: time, outcome: z.string(), leftovers: z.array(z.string()), auditSeq: z.number() })),
-  })),
+  laterRequests: z.array(
+    z.object({
+      requestId: z.string(),
+      trigger: z.string(),
+      reason: z.string().nullable(),
+      effectiveAt: time.nullable(),
+      at: time,
+      by: z.string(),
+      outcome: z.enum(['superseded', 'joined']),
+      why: z.string(),
+      auditSeq: z.number(),
+    }),
+  ),
+  cancellation: z
+    .object({
+      by: z.string(),
+      at: time,
+      reason: z.string(),
+      loginsReenabled: z.array(z.object({ system: z.string(), outcome: actionOutcomeSchema, at: time.nullable() })),
+      /** Removed before the cancel and not granted back: their owners decide. */
+      removedNotRestored: z.array(z.object({ system: z.string(), target: z.string().nullable() })),
+    })
+    .nullable(),
+  manualTasks: z.array(
+    z.object({
+      id: z.string(),
+      system: z.string().nullable(),
+      description: z.string(),
+      lastError: z.string(),
+      openedAt: time,
+      timesOpened: z.number(),
+      dueAt: time.nullable(),
+      reminders: z.number(),
+      overdueSince: time.nullable(),
+      retries: z.array(z.object({ by: z.string(), at: time })),
+      state: z.enum(['open', 'retrying', 'resolved', 'skipped', 'closed_by_cancel']),
+      resolution: z
+        .object({
+          how: z.enum(['retried', 'skipped', 'cancelled']),
+          by: z.string(),
+          at: time,
+          reason: z.string().nullable(),
+        })
+        .nullable(),
+    }),
+  ),
+  verification: z.array(
+    z.object({
+      stage: z.string(),
+      verifiedAt: time,
+      outcome: z.string(),
+      leftovers: z.array(z.string()),
+      recheck: z.object({ at: time, leftovers: z.array(z.string()) }).nullable(),
+      /** Each system's own verification of the stage (per-system pipelines); one row with system null for older runs. */
+      systems: z.array(
+        z.object({
+          system: z.string().nullable(),
+          verifiedAt: time,
+          outcome: z.string(),
+          leftovers: z.array(z.string()),
+          auditSeq: z.number(),
+        }),
+      ),
+    }),
+  ),
   /** When the last system still in the offboarding disabled login, and when every one verified its last revoking stage. */
   milestones: z.object({
-    loginsDisabled: z.object({ at: time, msSinceReceived: z.number(), systems: z.array(z.string()), auditSeq: z.number() }).nullable(),
-    revocationVerified: z.object({ at: time, msSinceReceived: z.number(), msSinceEffective: z.number(), systems: z.array(z.string()), leftovers: z.number(), auditSeq: z.number() }).nullable(),
+    loginsDisabled: z
+      .object({ at: time, msSinceReceived: z.number(), systems: z.array(z.string()), auditSeq: z.number() })
+      .nullable(),
+    revocationVerified: z
+      .object({
+        at: time,
+        msSinceReceived: z.number(),
+        msSinceEffective: z.number(),
+        systems: z.array(z.string()),
+        leftovers: z.number(),
+        auditSeq: z.number(),
+      })
+      .nullable(),
   }),
   /** A system's step that ran past the stall threshold: told to IT while the other systems went on. */
-  stalls: z.array(z.object({ at: time, system: z.string(), stage: z.string(), step: z.string(), since: time, seconds: z.number() })),
+  stalls: z.array(
+    z.object({ at: time, system: z.string(), stage: z.string(), step: z.string(), since: time, seconds: z.number() }),
+  ),
   refusedCommands: z.array(z.object({ at: time, by: z.string(), command: z.string(), reason: z.string() })),
   notificationFailures: z.array(z.object({ at: time, event: z.string(), error: z.string() })),
   final: z.object({
@@ -275,16 +344,25 @@ const rowOf = (event: Parsed): Row => (event.kind === 'unknown' ? event.row : ev
 
 // ---- building -------------------------------------------------------------------------------
 
-export function buildEvidence(rowsIn: ChainedAuditEvent[], chain: VerifyResult, options: EvidenceOptions = {}): Evidence {
-  if (rowsIn.length === 0) throw new Error('no audit rows for this offboarding: check its id (offboarding-<employeeId>) and the database the report reads');
+export function buildEvidence(
+  rowsIn: ChainedAuditEvent[],
+  chain: VerifyResult,
+  options: EvidenceOptions = {},
+): Evidence {
+  if (rowsIn.length === 0)
+    throw new Error(
+      'no audit rows for this offboarding: check its id (offboarding-<employeeId>) and the database the report reads',
+    );
   const sorted = [...rowsIn].sort((a, b) => a.seq - b.seq);
   const offboardingId = sorted[0]!.offboardingId;
-  if (sorted.some((row) => row.offboardingId !== offboardingId)) throw new Error('rows of several offboardings were passed: pass one offboarding\'s rows (eventsFor(offboardingId))');
+  if (sorted.some((row) => row.offboardingId !== offboardingId))
+    throw new Error("rows of several offboardings were passed: pass one offboarding's rows (eventsFor(offboardingId))");
   const runs = [...new Set(sorted.map(runOf))];
   const all = parseAuditRows(sorted);
   const latestRun = runOf(lastOf(all, 'offboarding_started') ?? sorted.at(-1)!);
   const runId = options.runId ?? latestRun;
-  if (!runs.includes(runId)) throw new Error(`${offboardingId} has no run ${runId} in the audit log (runs: ${runs.join(', ')})`);
+  if (!runs.includes(runId))
+    throw new Error(`${offboardingId} has no run ${runId} in the audit log (runs: ${runs.join(', ')})`);
   const events = all.filter((event) => runOf(rowOf(event)) === runId);
   const rows = events.map(rowOf);
   const now = options.now ?? new Date();
@@ -293,13 +371,27 @@ export function buildEvidence(rowsIn: ChainedAuditEvent[], chain: VerifyResult, 
   const plan = planFrom(events);
   const cancelRow = firstOf(events, 'cancel_requested');
   const cancel = cancelRow ? { by: cancelRow.actor, at: cancelRow.occurredAt, reason: cancelRow.details.reason } : null;
-  const actions = inReadingOrder(actionsFrom(events), plan.stages.map((stage) => stage.name));
+  const actions = inReadingOrder(
+    actionsFrom(events),
+    plan.stages.map((stage) => stage.name),
+  );
   const manualTasks = manualTasksFrom(events, actions, cancel);
   const accounts = accountsFrom(events);
   const finalState = finalFrom(events, rows);
-  const sla = slaFrom({ request, plan, actions, manualTasks, accounts, cancel, started: firstOf(events, 'stage_started') !== undefined, now, classes: options.slaClasses ?? DEFAULT_SLA_CLASSES });
+  const sla = slaFrom({
+    request,
+    plan,
+    actions,
+    manualTasks,
+    accounts,
+    cancel,
+    started: firstOf(events, 'stage_started') !== undefined,
+    now,
+    classes: options.slaClasses ?? DEFAULT_SLA_CLASSES,
+  });
   for (const action of actions) {
-    action.withinSla = sla.steps.find((step) => step.source === 'disable_login' && step.reference === action.id)?.withinDeadline ?? null;
+    action.withinSla =
+      sla.steps.find((step) => step.source === 'disable_login' && step.reference === action.id)?.withinDeadline ?? null;
   }
   const expediteRow = firstOf(events, 'expedited');
   const loginsDisabled = firstOf(events, 'logins_disabled');
@@ -315,7 +407,11 @@ export function buildEvidence(rowsIn: ChainedAuditEvent[], chain: VerifyResult, 
     plan,
     sla,
     accounts,
-    identityCorrelations: eventsOf(events, 'identity_correlated').map((row) => ({ at: row.occurredAt, field: row.details.field, from: row.details.from })),
+    identityCorrelations: eventsOf(events, 'identity_correlated').map((row) => ({
+      at: row.occurredAt,
+      field: row.details.field,
+      from: row.details.from,
+    })),
     actions,
     holds: holdsFrom(events),
     laterRequests: eventsOf(events, 'plan_replaced', 'hr_event_joined').map((row) => ({
@@ -329,30 +425,73 @@ export function buildEvidence(rowsIn: ChainedAuditEvent[], chain: VerifyResult, 
       why: row.details.why,
       auditSeq: row.seq,
     })),
-    expedite: expediteRow ? { by: expediteRow.actor, at: expediteRow.occurredAt, reason: expediteRow.details.reason, holdsLifted: expediteRow.details.holdsLifted ?? 0 } : null,
-    cancellation: cancel ? {
-      ...cancel,
-      loginsReenabled: actions.filter((a) => a.kind === 'enable_login').map((a) => ({ system: a.system, outcome: a.outcome, at: a.completedAt })),
-      removedNotRestored: actions.filter((a) => a.kind === 'remove_entitlement' && a.outcome === 'done').map((a) => ({ system: a.system, target: a.target })),
-    } : null,
+    expedite: expediteRow
+      ? {
+          by: expediteRow.actor,
+          at: expediteRow.occurredAt,
+          reason: expediteRow.details.reason,
+          holdsLifted: expediteRow.details.holdsLifted ?? 0,
+        }
+      : null,
+    cancellation: cancel
+      ? {
+          ...cancel,
+          loginsReenabled: actions
+            .filter((a) => a.kind === 'enable_login')
+            .map((a) => ({ system: a.system, outcome: a.outcome, at: a.completedAt })),
+          removedNotRestored: actions
+            .filter((a) => a.kind === 'remove_entitlement' && a.outcome === 'done')
+            .map((a) => ({ system: a.system, target: a.target })),
+        }
+      : null,
     manualTasks,
     verification: verificationFrom(events),
     milestones: {
-      loginsDisabled: loginsDisabled ? { at: loginsDisabled.occurredAt, msSinceReceived: loginsDisabled.details.millisecondsSinceReceived, systems: loginsDisabled.details.systems, auditSeq: loginsDisabled.seq } : null,
-      revocationVerified: revocationVerified ? {
-        at: revocationVerified.occurredAt,
-        msSinceReceived: revocationVerified.details.millisecondsSinceReceived,
-        msSinceEffective: revocationVerified.details.millisecondsSinceEffective,
-        systems: revocationVerified.details.systems,
-        leftovers: revocationVerified.details.leftovers,
-        auditSeq: revocationVerified.seq,
-      } : null,
+      loginsDisabled: loginsDisabled
+        ? {
+            at: loginsDisabled.occurredAt,
+            msSinceReceived: loginsDisabled.details.millisecondsSinceReceived,
+            systems: loginsDisabled.details.systems,
+            auditSeq: loginsDisabled.seq,
+          }
+        : null,
+      revocationVerified: revocationVerified
+        ? {
+            at: revocationVerified.occurredAt,
+            msSinceReceived: revocationVerified.details.millisecondsSinceReceived,
+            msSinceEffective: revocationVerified.details.millisecondsSinceEffective,
+            systems: revocationVerified.details.systems,
+            leftovers: revocationVerified.details.leftovers,
+            auditSeq: revocationVerified.seq,
+          }
+        : null,
     },
-    stalls: eventsOf(events, 'system_stalled').map((row) => ({ at: row.occurredAt, system: row.system, stage: row.details.stage, step: row.details.step, since: row.details.since, seconds: row.details.seconds })),
-    refusedCommands: eventsOf(events, 'command_refused').map((row) => ({ at: row.occurredAt, by: row.actor, command: row.details.command, reason: row.details.reason })),
-    notificationFailures: eventsOf(events, 'notification_failed').map((row) => ({ at: row.occurredAt, event: row.details.event, error: row.details.error })),
+    stalls: eventsOf(events, 'system_stalled').map((row) => ({
+      at: row.occurredAt,
+      system: row.system,
+      stage: row.details.stage,
+      step: row.details.step,
+      since: row.details.since,
+      seconds: row.details.seconds,
+    })),
+    refusedCommands: eventsOf(events, 'command_refused').map((row) => ({
+      at: row.occurredAt,
+      by: row.actor,
+      command: row.details.command,
+      reason: row.details.reason,
+    })),
+    notificationFailures: eventsOf(events, 'notification_failed').map((row) => ({
+      at: row.occurredAt,
+      event: row.details.event,
+      error: row.details.error,
+    })),
     final: finalState,
-    auditTrail: auditTrailFrom(events, rows, runs.filter((run) => run !== runId), chain),
+    auditTrail: auditTrailFrom(
+      events,
+      rows,
+      runs.filter((run) => run !== runId),
+      chain,
+    ),
   } satisfies Evidence);
 }
 
@@ -394,7 +533,13 @@ function planFrom(events: Parsed[]): PlanEvidence {
     stages: names.map((name) => {
       const due = plannedStages.find((s) => s.name === name);
       const startedRow = stageRows.find((row) => row.details.stage === name);
-      return { name, dueAt: orNull(due?.dueAt), startedAt: startedRow?.occurredAt ?? null, startedBy: startedRow?.actor ?? null, expedited: startedRow?.details.expedited === true };
+      return {
+        name,
+        dueAt: orNull(due?.dueAt),
+        startedAt: startedRow?.occurredAt ?? null,
+        startedBy: startedRow?.actor ?? null,
+        expedited: startedRow?.details.expedited === true,
+      };
     }),
   };
 }
@@ -459,7 +604,9 @@ function actionsFrom(events: Parsed[]): EvidenceAction[] {
       lastError: orNull(failures.at(-1)?.details.error),
       skipped: skip ? { by: skip.actor, at: skip.occurredAt, reason: skip.details.reason } : null,
       withinSla: null,
-      systemDetails: settled ? Object.fromEntries(Object.entries(settled.details).filter(([key]) => !ACTION_ROW_KEYS.has(key))) : {},
+      systemDetails: settled
+        ? Object.fromEntries(Object.entries(settled.details).filter(([key]) => !ACTION_ROW_KEYS.has(key)))
+        : {},
       auditSeq: recordedBy.seq,
       auditHash: recordedBy.hash,
     };
@@ -477,11 +624,13 @@ function inReadingOrder(actions: EvidenceAction[], stageNames: string[]): Eviden
     const index = stageNames.indexOf(stage);
     return index >= 0 ? index : stageNames.length;
   };
-  return [...actions].sort((a, b) =>
-    stageRank(a.stage) - stageRank(b.stage) ||
-    a.system.localeCompare(b.system) ||
-    Number(b.kind === 'disable_login') - Number(a.kind === 'disable_login') ||
-    a.auditSeq - b.auditSeq);
+  return [...actions].sort(
+    (a, b) =>
+      stageRank(a.stage) - stageRank(b.stage) ||
+      a.system.localeCompare(b.system) ||
+      Number(b.kind === 'disable_login') - Number(a.kind === 'disable_login') ||
+      a.auditSeq - b.auditSeq,
+  );
 }
 
 function accountsFrom(events: Parsed[]): Evidence['accounts'] {
@@ -503,7 +652,8 @@ function accountsFrom(events: Parsed[]): Evidence['accounts'] {
     entry.discoveries += 1;
     entry.credentials = Math.max(entry.credentials, row.details.credentials);
     for (const found of row.details.entitlements) {
-      if (!entry.entitlements.some((e) => e.id === found.id)) entry.entitlements.push({ id: found.id, kind: found.kind });
+      if (!entry.entitlements.some((e) => e.id === found.id))
+        entry.entitlements.push({ id: found.id, kind: found.kind });
     }
     accounts.set(key, entry);
   }
@@ -517,7 +667,14 @@ function holdsFrom(events: Parsed[]): Evidence['holds'] {
     if (row.kind !== 'known') continue;
     switch (row.action) {
       case 'hold_placed': {
-        const hold = { placedBy: row.actor, placedAt: row.occurredAt, reason: row.details.reason, until: orNull(row.details.until), ended: null, auditSeq: row.seq };
+        const hold = {
+          placedBy: row.actor,
+          placedAt: row.occurredAt,
+          reason: row.details.reason,
+          until: orNull(row.details.until),
+          ended: null,
+          auditSeq: row.seq,
+        };
         holds.push(hold);
         active.push(hold);
         break;
@@ -526,7 +683,8 @@ function holdsFrom(events: Parsed[]): Evidence['holds'] {
       case 'expedited': {
         // A release ends every hold in force; an expedite lifts them all.
         const how = row.action === 'expedited' ? 'lifted_by_expedite' : 'released';
-        for (const hold of active) hold.ended = { how, by: row.actor, at: row.occurredAt, reason: orNull(row.details.reason) };
+        for (const hold of active)
+          hold.ended = { how, by: row.actor, at: row.occurredAt, reason: orNull(row.details.reason) };
         active = [];
         break;
       }
@@ -535,7 +693,8 @@ function holdsFrom(events: Parsed[]): Evidence['holds'] {
           .filter((hold) => hold.until !== null && Date.parse(hold.until) <= Date.parse(row.occurredAt))
           .sort((a, b) => Date.parse(a.until!) - Date.parse(b.until!))
           .slice(0, row.details.holdsExpired);
-        for (const hold of expired) hold.ended = { how: 'expired', by: row.actor, at: row.occurredAt, reason: `its time (${hold.until}) passed` };
+        for (const hold of expired)
+          hold.ended = { how: 'expired', by: row.actor, at: row.occurredAt, reason: `its time (${hold.until}) passed` };
         active = active.filter((hold) => !expired.includes(hold));
         break;
       }
@@ -546,17 +705,45 @@ function holdsFrom(events: Parsed[]): Evidence['holds'] {
   return holds;
 }
 
-function manualTasksFrom(events: Parsed[], actions: EvidenceAction[], cancel: { by: string; at: string; reason: string } | null): Evidence['manualTasks'] {
+function manualTasksFrom(
+  events: Parsed[],
+  actions: EvidenceAction[],
+  cancel: { by: string; at: string; reason: string } | null,
+): Evidence['manualTasks'] {
   const tasks = new Map<string, Evidence['manualTasks'][number]>();
-  for (const row of eventsOf(events, 'manual_task_opened', 'manual_task_reminder', 'manual_task_overdue', 'manual_task_retried', 'manual_task_resolved', 'manual_task_skipped')) {
+  for (const row of eventsOf(
+    events,
+    'manual_task_opened',
+    'manual_task_reminder',
+    'manual_task_overdue',
+    'manual_task_retried',
+    'manual_task_resolved',
+    'manual_task_skipped',
+  )) {
     const id = row.details.taskId;
     const task = tasks.get(id);
     if (row.action === 'manual_task_opened') {
       const reopened = task ?? {
-        id, system: row.system, description: row.details.description, lastError: '', openedAt: row.occurredAt, timesOpened: 0,
-        dueAt: null, reminders: 0, overdueSince: null, retries: [], state: 'open' as const, resolution: null,
+        id,
+        system: row.system,
+        description: row.details.description,
+        lastError: '',
+        openedAt: row.occurredAt,
+        timesOpened: 0,
+        dueAt: null,
+        reminders: 0,
+        overdueSince: null,
+        retries: [],
+        state: 'open' as const,
+        resolution: null,
       };
-      Object.assign(reopened, { lastError: row.details.error, dueAt: orNull(row.details.dueAt), timesOpened: reopened.timesOpened + 1, state: 'open', resolution: null });
+      Object.assign(reopened, {
+        lastError: row.details.error,
+        dueAt: orNull(row.details.dueAt),
+        timesOpened: reopened.timesOpened + 1,
+        state: 'open',
+        resolution: null,
+      });
       tasks.set(id, reopened);
       continue;
     }
@@ -590,7 +777,12 @@ function manualTasksFrom(events: Parsed[], actions: EvidenceAction[], cancel: { 
       task.resolution = { how: 'retried', by: lastRetry.by, at: lastRetry.at, reason: null };
     }
     // A cancel ends the wait for a person (except for the re-enabling the cancel itself asks for).
-    if (task.state === 'open' && cancel && !task.id.startsWith('cancel/') && Date.parse(task.openedAt) <= Date.parse(cancel.at)) {
+    if (
+      task.state === 'open' &&
+      cancel &&
+      !task.id.startsWith('cancel/') &&
+      Date.parse(task.openedAt) <= Date.parse(cancel.at)
+    ) {
       task.state = 'closed_by_cancel';
       task.resolution = { how: 'cancelled', by: cancel.by, at: cancel.at, reason: cancel.reason };
     }
@@ -607,7 +799,8 @@ function retrySucceeded(taskId: string, retriedAt: string, events: Parsed[], act
   const later = events.filter((event) => Date.parse(rowOf(event).occurredAt) >= Date.parse(retriedAt));
   const action = actions.find((a) => a.id === taskId);
   if (action) return action.completedAt !== null && Date.parse(action.completedAt) >= Date.parse(retriedAt);
-  if (taskId.startsWith('discover/')) return eventsOf(later, 'access_discovered').some((row) => row.system === taskId.slice('discover/'.length));
+  if (taskId.startsWith('discover/'))
+    return eventsOf(later, 'access_discovered').some((row) => row.system === taskId.slice('discover/'.length));
   return eventsOf(later, 'stage_started', 'offboarding_completed', 'offboarding_cancelled').length > 0;
 }
 
@@ -618,7 +811,8 @@ function retrySucceeded(taskId: string, retriedAt: string, events: Parsed[], act
  */
 export function verificationFrom(events: Parsed[]): Evidence['verification'] {
   const byStage = new Map<string, Of<'stage_verified'>[]>();
-  for (const row of eventsOf(events, 'stage_verified')) byStage.set(row.details.stage, [...(byStage.get(row.details.stage) ?? []), row]);
+  for (const row of eventsOf(events, 'stage_verified'))
+    byStage.set(row.details.stage, [...(byStage.get(row.details.stage) ?? []), row]);
   const rechecks = eventsOf(events, 'stage_rechecked');
   return [...byStage].map(([stage, verified]) => {
     const recheck = rechecks.filter((r) => r.details.stage === stage);
@@ -628,8 +822,16 @@ export function verificationFrom(events: Parsed[]): Evidence['verification'] {
       verifiedAt: verified.at(-1)!.occurredAt,
       outcome,
       leftovers: verified.flatMap((row) => row.details.leftovers),
-      recheck: recheck.length ? { at: recheck[0]!.occurredAt, leftovers: recheck.flatMap((r) => r.details.leftovers) } : null,
-      systems: verified.map((row) => ({ system: row.system, verifiedAt: row.occurredAt, outcome: row.outcome, leftovers: row.details.leftovers, auditSeq: row.seq })),
+      recheck: recheck.length
+        ? { at: recheck[0]!.occurredAt, leftovers: recheck.flatMap((r) => r.details.leftovers) }
+        : null,
+      systems: verified.map((row) => ({
+        system: row.system,
+        verifiedAt: row.occurredAt,
+        outcome: row.outcome,
+        leftovers: row.details.leftovers,
+        auditSeq: row.seq,
+      })),
     };
   });
 }
@@ -666,17 +868,43 @@ export function slaClassFor(windowMs: number, classes: readonly SlaClass[] = DEF
 const LOGIN_LEFTOVER = /: login still enabled$/;
 
 /** What must be true for login to count as disabled: each disable_login action and each escalated "login still enabled". */
-function slaSteps(actions: EvidenceAction[], manualTasks: Evidence['manualTasks'], deadlineMs: number | null): Evidence['sla']['steps'] {
+function slaSteps(
+  actions: EvidenceAction[],
+  manualTasks: Evidence['manualTasks'],
+  deadlineMs: number | null,
+): Evidence['sla']['steps'] {
   const within = (at: string | null) => (at === null || deadlineMs === null ? null : Date.parse(at) <= deadlineMs);
-  const fromActions = actions.filter((a) => a.kind === 'disable_login').map((a) => {
-    const at = a.completedAt ?? a.skipped?.at ?? null;
-    return { system: a.system, source: 'disable_login' as const, reference: a.id, outcome: a.outcome, at, by: a.skipped?.by ?? (a.completedAt ? a.actor : null), reason: a.skipped?.reason ?? null, withinDeadline: within(at) };
-  });
-  const fromVerification = manualTasks.filter((t) => t.id.startsWith('verify/') && LOGIN_LEFTOVER.test(t.lastError)).map((t) => {
-    const done = t.state === 'resolved' || t.state === 'skipped';
-    const at = done ? t.resolution!.at : null;
-    return { system: t.system, source: 'verification' as const, reference: t.id, outcome: t.state === 'skipped' ? 'skipped' as const : done ? 'done' as const : 'failed' as const, at, by: done ? t.resolution!.by : null, reason: t.resolution?.reason ?? null, withinDeadline: within(at) };
-  });
+  const fromActions = actions
+    .filter((a) => a.kind === 'disable_login')
+    .map((a) => {
+      const at = a.completedAt ?? a.skipped?.at ?? null;
+      return {
+        system: a.system,
+        source: 'disable_login' as const,
+        reference: a.id,
+        outcome: a.outcome,
+        at,
+        by: a.skipped?.by ?? (a.completedAt ? a.actor : null),
+        reason: a.skipped?.reason ?? null,
+        withinDeadline: within(at),
+      };
+    });
+  const fromVerification = manualTasks
+    .filter((t) => t.id.startsWith('verify/') && LOGIN_LEFTOVER.test(t.lastError))
+    .map((t) => {
+      const done = t.state === 'resolved' || t.state === 'skipped';
+      const at = done ? t.resolution!.at : null;
+      return {
+        system: t.system,
+        source: 'verification' as const,
+        reference: t.id,
+        outcome: t.state === 'skipped' ? ('skipped' as const) : done ? ('done' as const) : ('failed' as const),
+        at,
+        by: done ? t.resolution!.by : null,
+        reason: t.resolution?.reason ?? null,
+        withinDeadline: within(at),
+      };
+    });
   return [...fromActions, ...fromVerification];
 }
 
@@ -690,48 +918,86 @@ function slaFrom(input: SlaInput): Evidence['sla'] {
   const steps = slaSteps(input.actions, input.manualTasks, deadlineMs);
   const finished = steps.filter((step) => step.at !== null && step.outcome !== 'failed');
   const allFinished = steps.length > 0 && finished.length === steps.length;
-  const loginDisabledAt = allFinished ? finished.map((s) => s.at!).sort().at(-1)! : null;
-  const since = (from: string | null) => (loginDisabledAt === null || from === null ? null : Date.parse(loginDisabledAt) - Date.parse(from));
+  const loginDisabledAt = allFinished
+    ? finished
+        .map((s) => s.at!)
+        .sort()
+        .at(-1)!
+    : null;
+  const since = (from: string | null) =>
+    loginDisabledAt === null || from === null ? null : Date.parse(loginDisabledAt) - Date.parse(from);
   const notes: string[] = [];
   const receivedMs = ms(request.receivedAt);
   if (receivedMs !== null && effectiveMs !== null && receivedMs > effectiveMs + 60_000) {
-    notes.push(`HR reported this ${duration(receivedMs - effectiveMs)} after the effective time; the deadline still counts from the effective time.`);
+    notes.push(
+      `HR reported this ${duration(receivedMs - effectiveMs)} after the effective time; the deadline still counts from the effective time.`,
+    );
   }
-  if (slaClass === null && windowMs !== null) notes.push(`The playbook allows ${duration(windowMs)}, more than any SLA class.`);
+  if (slaClass === null && windowMs !== null)
+    notes.push(`The playbook allows ${duration(windowMs)}, more than any SLA class.`);
   if (cancel) {
-    const reenabled = input.actions.filter((a) => a.kind === 'enable_login' && a.outcome === 'done').map((a) => a.system);
-    notes.push(`The offboarding was cancelled by ${cancel.by} at ${formatTime(cancel.at)} ("${cancel.reason}")${reenabled.length ? `; the login was re-enabled in ${reenabled.join(', ')}` : ''}. The verdict is about disabling, before that.`);
+    const reenabled = input.actions
+      .filter((a) => a.kind === 'enable_login' && a.outcome === 'done')
+      .map((a) => a.system);
+    notes.push(
+      `The offboarding was cancelled by ${cancel.by} at ${formatTime(cancel.at)} ("${cancel.reason}")${reenabled.length ? `; the login was re-enabled in ${reenabled.join(', ')}` : ''}. The verdict is about disabling, before that.`,
+    );
   }
   const systems = (list: typeof steps) => [...new Set(list.map((s) => s.system ?? 'unknown system'))].join(', ');
 
   const verdict = ((): { verdict: z.infer<typeof slaVerdictSchema>; explanation: string } => {
-    if (deadline === null || deadlineMs === null) return { verdict: 'not_applicable', explanation: 'No plan was recorded, so there is no deadline to measure against.' };
+    if (deadline === null || deadlineMs === null)
+      return {
+        verdict: 'not_applicable',
+        explanation: 'No plan was recorded, so there is no deadline to measure against.',
+      };
     const deadlineText = `the deadline (${formatTime(deadline)})`;
     if (steps.length === 0) {
-      if (cancel && Date.parse(cancel.at) <= deadlineMs) return { verdict: 'not_applicable', explanation: `Cancelled by ${cancel.by} before any login was disabled.` };
+      if (cancel && Date.parse(cancel.at) <= deadlineMs)
+        return { verdict: 'not_applicable', explanation: `Cancelled by ${cancel.by} before any login was disabled.` };
       if (!input.started) {
         return now.getTime() > deadlineMs
           ? { verdict: 'missed', explanation: `No stage had started by ${deadlineText}.` }
           : { verdict: 'pending', explanation: `Waiting for the first stage; ${deadlineText} has not passed.` };
       }
-      if (input.accounts.every((a) => a.accountId === null)) return { verdict: 'not_applicable', explanation: 'No account for this person was found in any system: there was no login to disable.' };
-      return { verdict: 'not_applicable', explanation: `The ${plan.playbook ?? 'chosen'} playbook disables no login (the account stays); the actions below show what was removed.` };
+      if (input.accounts.every((a) => a.accountId === null))
+        return {
+          verdict: 'not_applicable',
+          explanation: 'No account for this person was found in any system: there was no login to disable.',
+        };
+      return {
+        verdict: 'not_applicable',
+        explanation: `The ${plan.playbook ?? 'chosen'} playbook disables no login (the account stays); the actions below show what was removed.`,
+      };
     }
     const late = finished.filter((step) => step.withinDeadline === false);
     if (allFinished && late.length === 0) {
       const byOperator = steps.filter((step) => step.outcome === 'skipped');
       const when = `by ${formatTime(loginDisabledAt)}, ${duration(since(request.effectiveAt) ?? 0)} after the effective time and ${duration(deadlineMs - Date.parse(loginDisabledAt!))} before the deadline`;
-      if (byOperator.length === 0) return { verdict: 'met', explanation: `Login was disabled in every system (${systems(steps)}) ${when}.` };
+      if (byOperator.length === 0)
+        return { verdict: 'met', explanation: `Login was disabled in every system (${systems(steps)}) ${when}.` };
       return {
         verdict: 'met_by_operator',
         explanation: `Login was disabled in every system ${when}; in ${systems(byOperator)} an operator confirmed it instead of the system (${byOperator.map((s) => `${s.by}: "${s.reason ?? ''}"`).join('; ')}).`,
       };
     }
-    if (late.length > 0) return { verdict: 'missed', explanation: `Login was disabled after the deadline in ${late.map((s) => `${s.system} (${duration(Date.parse(s.at!) - deadlineMs)} late)`).join(', ')}.` };
+    if (late.length > 0)
+      return {
+        verdict: 'missed',
+        explanation: `Login was disabled after the deadline in ${late.map((s) => `${s.system} (${duration(Date.parse(s.at!) - deadlineMs)} late)`).join(', ')}.`,
+      };
     const open = steps.filter((step) => !finished.includes(step));
-    if (cancel && Date.parse(cancel.at) <= deadlineMs) return { verdict: 'not_applicable', explanation: `Cancelled by ${cancel.by} before login was disabled in ${systems(open)}.` };
-    if (now.getTime() > deadlineMs) return { verdict: 'missed', explanation: `Login was still not disabled at ${deadlineText} in ${systems(open)}.` };
-    return { verdict: 'pending', explanation: `Login is not yet disabled in ${systems(open)}; ${deadlineText} has not passed.` };
+    if (cancel && Date.parse(cancel.at) <= deadlineMs)
+      return {
+        verdict: 'not_applicable',
+        explanation: `Cancelled by ${cancel.by} before login was disabled in ${systems(open)}.`,
+      };
+    if (now.getTime() > deadlineMs)
+      return { verdict: 'missed', explanation: `Login was still not disabled at ${deadlineText} in ${systems(open)}.` };
+    return {
+      verdict: 'pending',
+      explanation: `Login is not yet disabled in ${systems(open)}; ${deadlineText} has not passed.`,
+    };
   })();
 
   return {
@@ -741,13 +1007,22 @@ function slaFrom(input: SlaInput): Evidence['sla'] {
     deadline,
     ...verdict,
     loginDisabledAt,
-    elapsedMs: { fromEffective: since(request.effectiveAt), fromReceived: since(request.receivedAt), fromDiscovered: since(request.discoveredAt) },
+    elapsedMs: {
+      fromEffective: since(request.effectiveAt),
+      fromReceived: since(request.receivedAt),
+      fromDiscovered: since(request.discoveredAt),
+    },
     steps,
     notes,
   };
 }
 
-function auditTrailFrom(events: Parsed[], rows: Row[], otherRuns: string[], chain: VerifyResult): Evidence['auditTrail'] {
+function auditTrailFrom(
+  events: Parsed[],
+  rows: Row[],
+  otherRuns: string[],
+  chain: VerifyResult,
+): Evidence['auditTrail'] {
   const firstRow = rows[0]!;
   const lastRow = rows.at(-1)!;
   const broken = chain.firstBroken ?? null;
@@ -767,7 +1042,9 @@ function auditTrailFrom(events: Parsed[], rows: Row[], otherRuns: string[], chai
     firstHash: firstRow.hash,
     lastHash: lastRow.hash,
     otherRuns,
-    unrecognised: events.flatMap((event) => (event.kind === 'unknown' ? [{ seq: event.row.seq, action: event.row.action, reason: event.reason }] : [])),
+    unrecognised: events.flatMap((event) =>
+      event.kind === 'unknown' ? [{ seq: event.row.seq, action: event.row.action, reason: event.reason }] : [],
+    ),
     chain: { ok: chain.ok, rowsVerified: chain.rows, firstBroken: broken, coversThisReport: covers, statement },
   };
 }
@@ -787,7 +1064,12 @@ export function duration(milliseconds: number): string {
   let rest = Math.round(Math.abs(milliseconds) / 1000);
   if (rest === 0) return 'under 1 s';
   const parts: string[] = [];
-  for (const [unit, size] of [['d', 86_400], ['h', 3_600], ['min', 60], ['s', 1]] as const) {
+  for (const [unit, size] of [
+    ['d', 86_400],
+    ['h', 3_600],
+    ['min', 60],
+    ['s', 1],
+  ] as const) {
     if (rest >= size) parts.push(`${Math.floor(rest / size)} ${unit}`);
     rest %= size;
   }
@@ -881,7 +1163,10 @@ export function csvCell(value: CsvValue): string {
 }
 
 export function evidenceToCsv(evidence: Evidence): string {
-  const lines = [CSV_COLUMNS.map(([header]) => header), ...evidence.actions.map((action) => CSV_COLUMNS.map(([, read]) => read(action, evidence)))];
+  const lines = [
+    CSV_COLUMNS.map(([header]) => header),
+    ...evidence.actions.map((action) => CSV_COLUMNS.map(([, read]) => read(action, evidence))),
+  ];
   return lines.map((cells) => cells.map(csvCell).join(',')).join('\r\n') + '\r\n';
 }
 
@@ -892,10 +1177,16 @@ const escapeHtml = (value: string) =>
 
 /** Table cells are text (escaped here) or markup built by this module from escaped parts. */
 type Cell = string | number | null | { html: string };
-const cellHtml = (cell: Cell) => (cell !== null && typeof cell === 'object' ? cell.html : escapeHtml(cell === null ? '—' : String(cell)));
+const cellHtml = (cell: Cell) =>
+  cell !== null && typeof cell === 'object' ? cell.html : escapeHtml(cell === null ? '—' : String(cell));
 /** Identifiers in monospace; a DN may wrap after each comma, never inside a name. */
 const small = (value: string) => ({ html: `<span class="code">${escapeHtml(value).replaceAll(',', ',<wbr>')}</span>` });
-const lines = (...parts: (string | null | undefined)[]) => ({ html: parts.filter((p): p is string => Boolean(p)).map(escapeHtml).join('<br>') });
+const lines = (...parts: (string | null | undefined)[]) => ({
+  html: parts
+    .filter((p): p is string => Boolean(p))
+    .map(escapeHtml)
+    .join('<br>'),
+});
 
 function table(headers: string[], rows: Cell[][], empty: string): string {
   if (rows.length === 0) return `<p class="empty">${escapeHtml(empty)}</p>`;
@@ -904,13 +1195,16 @@ function table(headers: string[], rows: Cell[][], empty: string): string {
     .join('')}</tbody></table>`;
 }
 
-const section = (title: string, intro: string, body: string) => `<section><h2>${escapeHtml(title)}</h2>${intro ? `<p class="intro">${escapeHtml(intro)}</p>` : ''}${body}</section>`;
+const section = (title: string, intro: string, body: string) =>
+  `<section><h2>${escapeHtml(title)}</h2>${intro ? `<p class="intro">${escapeHtml(intro)}</p>` : ''}${body}</section>`;
 
 function facts(pairs: [string, Cell][]): string {
   return `<dl>${pairs.map(([term, value]) => `<dt>${escapeHtml(term)}</dt><dd>${cellHtml(value)}</dd>`).join('')}</dl>`;
 }
 
-const outcomeCell = (outcome: EvidenceAction['outcome']) => ({ html: `<span class="outcome ${outcome}">${escapeHtml(OUTCOME_WORDS[outcome])}</span>` });
+const outcomeCell = (outcome: EvidenceAction['outcome']) => ({
+  html: `<span class="outcome ${outcome}">${escapeHtml(OUTCOME_WORDS[outcome])}</span>`,
+});
 
 const STYLE = `
   :root { color-scheme: light; }
@@ -960,81 +1254,147 @@ const STYLE = `
 
 /** Whether a stage started when due, and if not, the likely reason the log shows. */
 function stageTiming(stage: Evidence['plan']['stages'][number], evidence: Evidence): string {
-  if (!stage.startedAt) return evidence.final.state === 'cancelled' ? 'not run: cancelled' : evidence.final.state === 'completed' ? 'not run' : 'not yet run';
+  if (!stage.startedAt)
+    return evidence.final.state === 'cancelled'
+      ? 'not run: cancelled'
+      : evidence.final.state === 'completed'
+        ? 'not run'
+        : 'not yet run';
   if (!stage.dueAt) return '—';
   const late = Date.parse(stage.startedAt) - Date.parse(stage.dueAt);
   if (stage.expedited) return late < 0 ? `${duration(-late)} early: expedited` : 'expedited';
   if (late <= 60_000) return 'on time';
-  const held = evidence.holds.some((hold) => Date.parse(hold.placedAt) <= Date.parse(stage.startedAt!) && (hold.ended === null || Date.parse(hold.ended.at) >= Date.parse(stage.dueAt!)));
+  const held = evidence.holds.some(
+    (hold) =>
+      Date.parse(hold.placedAt) <= Date.parse(stage.startedAt!) &&
+      (hold.ended === null || Date.parse(hold.ended.at) >= Date.parse(stage.dueAt!)),
+  );
   return `${duration(late)} after due${held ? ': on hold (see 5)' : ''}`;
 }
 
 export function evidenceToHtml(evidence: Evidence): string {
   const { request, plan, sla, final, auditTrail } = evidence;
   const title = `Offboarding evidence: ${evidence.employeeId}`;
-  const chainCell = { html: auditTrail.chain.coversThisReport ? `<span class="chain-ok">Intact</span> ${escapeHtml(auditTrail.chain.statement)}` : `<span class="chain-bad">NOT VERIFIED</span> ${escapeHtml(auditTrail.chain.statement)}` };
+  const chainCell = {
+    html: auditTrail.chain.coversThisReport
+      ? `<span class="chain-ok">Intact</span> ${escapeHtml(auditTrail.chain.statement)}`
+      : `<span class="chain-bad">NOT VERIFIED</span> ${escapeHtml(auditTrail.chain.statement)}`,
+  };
 
-  const summary = `<div class="verdict ${sla.verdict}"><div class="label">${escapeHtml(VERDICT_WORDS[sla.verdict])}</div><p>${escapeHtml(sla.explanation)}</p>${facts([
-    ['Employee (HR id)', evidence.employeeId],
-    ['HR request', request.requestId],
-    ['Trigger / reason', [request.trigger, request.reason].filter(Boolean).join(' / ') || null],
-    ['Employment type', request.employmentType],
-    ...(request.newRole ? [['New role', request.newRole] as [string, Cell]] : []),
-    ['Requested by', request.requestedBy],
-    ['Effective', formatTime(request.effectiveAt)],
-    ['Received by offboard', formatTime(request.receivedAt)],
-    ['Access first mapped', formatTime(request.discoveredAt)],
-    ['Playbook / mode', [plan.playbook, plan.mode].filter(Boolean).join(' / ') || null],
-    ['SLA class', sla.class ? lines(`${sla.class} (playbook allows ${duration(sla.windowMs ?? 0)})`, sla.classBasis) : `none (playbook allows ${sla.windowMs === null ? '—' : duration(sla.windowMs)})`],
-    ['Deadline', formatTime(sla.deadline)],
-    ['Login disabled in every system', sla.loginDisabledAt
-      ? lines(formatTime(sla.loginDisabledAt), `${duration(sla.elapsedMs.fromEffective ?? 0)} after the effective time; ${duration(sla.elapsedMs.fromDiscovered ?? 0)} after access was mapped`)
-      : 'not (yet) everywhere'],
-    ['Outcome', `${FINAL_WORDS[final.state]}${final.at ? ` at ${formatTime(final.at)}` : ''}${final.by && final.by !== 'workflow' ? ` by ${final.by}` : ''}${evidence.cancellation ? `: ${evidence.cancellation.reason}` : ''}`],
-    ['Audit chain', chainCell],
-  ])}${sla.notes.map((note) => `<p><strong>Note:</strong> ${escapeHtml(note)}</p>`).join('')}</div>`;
+  const summary = `<div class="verdict ${sla.verdict}"><div class="label">${escapeHtml(VERDICT_WORDS[sla.verdict])}</div><p>${escapeHtml(sla.explanation)}</p>${facts(
+    [
+      ['Employee (HR id)', evidence.employeeId],
+      ['HR request', request.requestId],
+      ['Trigger / reason', [request.trigger, request.reason].filter(Boolean).join(' / ') || null],
+      ['Employment type', request.employmentType],
+      ...(request.newRole ? [['New role', request.newRole] as [string, Cell]] : []),
+      ['Requested by', request.requestedBy],
+      ['Effective', formatTime(request.effectiveAt)],
+      ['Received by offboard', formatTime(request.receivedAt)],
+      ['Access first mapped', formatTime(request.discoveredAt)],
+      ['Playbook / mode', [plan.playbook, plan.mode].filter(Boolean).join(' / ') || null],
+      [
+        'SLA class',
+        sla.class
+          ? lines(`${sla.class} (playbook allows ${duration(sla.windowMs ?? 0)})`, sla.classBasis)
+          : `none (playbook allows ${sla.windowMs === null ? '—' : duration(sla.windowMs)})`,
+      ],
+      ['Deadline', formatTime(sla.deadline)],
+      [
+        'Login disabled in every system',
+        sla.loginDisabledAt
+          ? lines(
+              formatTime(sla.loginDisabledAt),
+              `${duration(sla.elapsedMs.fromEffective ?? 0)} after the effective time; ${duration(sla.elapsedMs.fromDiscovered ?? 0)} after access was mapped`,
+            )
+          : 'not (yet) everywhere',
+      ],
+      [
+        'Outcome',
+        `${FINAL_WORDS[final.state]}${final.at ? ` at ${formatTime(final.at)}` : ''}${final.by && final.by !== 'workflow' ? ` by ${final.by}` : ''}${evidence.cancellation ? `: ${evidence.cancellation.reason}` : ''}`,
+      ],
+      ['Audit chain', chainCell],
+    ],
+  )}${sla.notes.map((note) => `<p><strong>Note:</strong> ${escapeHtml(note)}</p>`).join('')}</div>`;
 
-  const slaSection = section('1. SLA: when login was disabled', 'Each login this offboarding had to disable, and when the system (or an operator) confirmed it.', table(
-    ['System', 'What', 'Result', 'When', 'By', 'Before the deadline?'],
-    sla.steps.map((step) => [step.system, step.source === 'disable_login' ? 'Disable login' : 'Login found still enabled by verification', outcomeCell(step.outcome), formatTime(step.at), lines(actorWords(step.by), step.reason ? `reason: ${step.reason}` : null), step.withinDeadline === null ? '—' : step.withinDeadline ? 'yes' : 'NO']),
-    'No login had to be disabled.',
-  ));
+  const slaSection = section(
+    '1. SLA: when login was disabled',
+    'Each login this offboarding had to disable, and when the system (or an operator) confirmed it.',
+    table(
+      ['System', 'What', 'Result', 'When', 'By', 'Before the deadline?'],
+      sla.steps.map((step) => [
+        step.system,
+        step.source === 'disable_login' ? 'Disable login' : 'Login found still enabled by verification',
+        outcomeCell(step.outcome),
+        formatTime(step.at),
+        lines(actorWords(step.by), step.reason ? `reason: ${step.reason}` : null),
+        step.withinDeadline === null ? '—' : step.withinDeadline ? 'yes' : 'NO',
+      ]),
+      'No login had to be disabled.',
+    ),
+  );
 
-  const stagesSection = section('2. Stages', 'The plan\'s stages, when each was due and when it actually started.', table(
-    ['Stage', 'Due', 'Started', 'Started by', 'Timing'],
-    plan.stages.map((stage) => [stage.name, formatTime(stage.dueAt), stage.startedAt ? formatTime(stage.startedAt) : 'not started', actorWords(stage.startedBy), stageTiming(stage, evidence)]),
-    'No stage was planned.',
-  ));
+  const stagesSection = section(
+    '2. Stages',
+    "The plan's stages, when each was due and when it actually started.",
+    table(
+      ['Stage', 'Due', 'Started', 'Started by', 'Timing'],
+      plan.stages.map((stage) => [
+        stage.name,
+        formatTime(stage.dueAt),
+        stage.startedAt ? formatTime(stage.startedAt) : 'not started',
+        actorWords(stage.startedBy),
+        stageTiming(stage, evidence),
+      ]),
+      'No stage was planned.',
+    ),
+  );
 
-  const accountsSection = section('3. Accounts found', `Access mapped in each system before each stage (systems in the plan: ${plan.systems.join(', ') || 'none recorded'}).`, table(
-    ['System', 'Account', 'First found', 'Login already disabled?', 'Access rights found', 'Sessions / tokens'],
-    evidence.accounts.map((a) => [
-      a.system,
-      a.accountId === null ? 'no account found' : small(a.accountId),
-      lines(formatTime(a.firstFoundAt), a.firstFoundInStage ? `stage ${a.firstFoundInStage}` : null),
-      a.disabledWhenFound === null ? '—' : a.disabledWhenFound ? 'yes' : 'no',
-      a.entitlements.length === 0 ? 'none' : { html: a.entitlements.map((e) => `${escapeHtml(e.kind)}: <span class="code">${escapeHtml(e.id)}</span>`).join('<br>') },
-      a.credentials,
-    ]),
-    'No access was mapped.',
-  ));
+  const accountsSection = section(
+    '3. Accounts found',
+    `Access mapped in each system before each stage (systems in the plan: ${plan.systems.join(', ') || 'none recorded'}).`,
+    table(
+      ['System', 'Account', 'First found', 'Login already disabled?', 'Access rights found', 'Sessions / tokens'],
+      evidence.accounts.map((a) => [
+        a.system,
+        a.accountId === null ? 'no account found' : small(a.accountId),
+        lines(formatTime(a.firstFoundAt), a.firstFoundInStage ? `stage ${a.firstFoundInStage}` : null),
+        a.disabledWhenFound === null ? '—' : a.disabledWhenFound ? 'yes' : 'no',
+        a.entitlements.length === 0
+          ? 'none'
+          : {
+              html: a.entitlements
+                .map((e) => `${escapeHtml(e.kind)}: <span class="code">${escapeHtml(e.id)}</span>`)
+                .join('<br>'),
+            },
+        a.credentials,
+      ]),
+      'No access was mapped.',
+    ),
+  );
 
-  const actionsSection = section('4. Actions taken', '"Requested" is when the action\'s stage started; "Completed" is when the system confirmed the result. The audit row is the log entry this line rests on.', table(
-    ['Stage', 'System', 'Action', 'Target', 'Requested', 'Completed', 'Result', 'Attempts', 'By', 'Audit row'],
-    evidence.actions.map((a) => [
-      a.stage,
-      a.system,
-      ACTION_WORDS[a.kind],
-      a.target === null ? '—' : small(a.target),
-      formatTime(a.requestedAt),
-      a.skipped ? lines(formatTime(a.skipped.at), '(skipped)') : formatTime(a.completedAt),
-      { html: `${outcomeCell(a.outcome).html}${a.skipped ? `<br>${escapeHtml(`reason: ${a.skipped.reason ?? ''}`)}` : ''}${a.failures > 0 ? `<br>${escapeHtml(`handed to a person${a.failures > 1 ? ` ${a.failures} times` : ''} (see 6)`)}` : ''}` },
-      a.attempts,
-      a.skipped ? `${a.skipped.by} (closed it)` : actorWords(a.actor),
-      a.auditSeq,
-    ]),
-    'No action was taken.',
-  ));
+  const actionsSection = section(
+    '4. Actions taken',
+    '"Requested" is when the action\'s stage started; "Completed" is when the system confirmed the result. The audit row is the log entry this line rests on.',
+    table(
+      ['Stage', 'System', 'Action', 'Target', 'Requested', 'Completed', 'Result', 'Attempts', 'By', 'Audit row'],
+      evidence.actions.map((a) => [
+        a.stage,
+        a.system,
+        ACTION_WORDS[a.kind],
+        a.target === null ? '—' : small(a.target),
+        formatTime(a.requestedAt),
+        a.skipped ? lines(formatTime(a.skipped.at), '(skipped)') : formatTime(a.completedAt),
+        {
+          html: `${outcomeCell(a.outcome).html}${a.skipped ? `<br>${escapeHtml(`reason: ${a.skipped.reason ?? ''}`)}` : ''}${a.failures > 0 ? `<br>${escapeHtml(`handed to a person${a.failures > 1 ? ` ${a.failures} times` : ''} (see 6)`)}` : ''}`,
+        },
+        a.attempts,
+        a.skipped ? `${a.skipped.by} (closed it)` : actorWords(a.actor),
+        a.auditSeq,
+      ]),
+      'No action was taken.',
+    ),
+  );
 
   const interventions = [
     table(
@@ -1045,91 +1405,221 @@ export function evidenceToHtml(evidence: Evidence): string {
         h.reason,
         h.until ? formatTime(h.until) : 'until released',
         h.ended
-          ? lines(`${h.ended.how === 'released' ? 'Released' : h.ended.how === 'expired' ? 'Expired' : 'Lifted by expedite'} at ${formatTime(h.ended.at)}`, h.ended.how === 'expired' ? 'by itself (its time passed)' : `by ${h.ended.by}${h.ended.reason ? `: ${h.ended.reason}` : ''}`)
+          ? lines(
+              `${h.ended.how === 'released' ? 'Released' : h.ended.how === 'expired' ? 'Expired' : 'Lifted by expedite'} at ${formatTime(h.ended.at)}`,
+              h.ended.how === 'expired'
+                ? 'by itself (its time passed)'
+                : `by ${h.ended.by}${h.ended.reason ? `: ${h.ended.reason}` : ''}`,
+            )
           : 'still in force',
       ]),
       'No hold was placed.',
     ),
     evidence.laterRequests.length
       ? table(
-        ['Later HR event', 'Received', 'From', 'Effect'],
-        evidence.laterRequests.map((r) => [
-          lines(r.requestId, `${r.trigger}${r.reason ? ` (${r.reason})` : ''}${r.effectiveAt ? `, effective ${formatTime(r.effectiveAt)}` : ''}`),
-          formatTime(r.at),
-          r.by,
-          lines(r.outcome === 'superseded' ? 'Replaced the plan' : 'Joined: no change', r.why),
-        ]),
-        '',
-      )
+          ['Later HR event', 'Received', 'From', 'Effect'],
+          evidence.laterRequests.map((r) => [
+            lines(
+              r.requestId,
+              `${r.trigger}${r.reason ? ` (${r.reason})` : ''}${r.effectiveAt ? `, effective ${formatTime(r.effectiveAt)}` : ''}`,
+            ),
+            formatTime(r.at),
+            r.by,
+            lines(r.outcome === 'superseded' ? 'Replaced the plan' : 'Joined: no change', r.why),
+          ]),
+          '',
+        )
       : '',
     evidence.expedite
-      ? facts([['Expedited', `${formatTime(evidence.expedite.at)} by ${evidence.expedite.by}`], ['Why', evidence.expedite.reason], ['Holds lifted', evidence.expedite.holdsLifted]])
+      ? facts([
+          ['Expedited', `${formatTime(evidence.expedite.at)} by ${evidence.expedite.by}`],
+          ['Why', evidence.expedite.reason],
+          ['Holds lifted', evidence.expedite.holdsLifted],
+        ])
       : '<p class="empty">Not expedited.</p>',
     evidence.cancellation
       ? facts([
-        ['Cancelled', `${formatTime(evidence.cancellation.at)} by ${evidence.cancellation.by}`],
-        ['Why', evidence.cancellation.reason],
-        ['Logins re-enabled', evidence.cancellation.loginsReenabled.length === 0
-          ? 'none (no login had been disabled by this offboarding)'
-          : lines(...evidence.cancellation.loginsReenabled.map((r) => `${r.system}: ${r.outcome === 'done' ? `re-enabled at ${formatTime(r.at)}` : r.outcome === 'already' ? 'was already enabled' : `NOT re-enabled (${OUTCOME_WORDS[r.outcome]}; see manual tasks)`}`))],
-        ['Removed, not restored', evidence.cancellation.removedNotRestored.length === 0 ? 'nothing' : lines(...evidence.cancellation.removedNotRestored.map((r) => `${r.system}: ${r.target ?? ''}`))],
-      ])
+          ['Cancelled', `${formatTime(evidence.cancellation.at)} by ${evidence.cancellation.by}`],
+          ['Why', evidence.cancellation.reason],
+          [
+            'Logins re-enabled',
+            evidence.cancellation.loginsReenabled.length === 0
+              ? 'none (no login had been disabled by this offboarding)'
+              : lines(
+                  ...evidence.cancellation.loginsReenabled.map(
+                    (r) =>
+                      `${r.system}: ${r.outcome === 'done' ? `re-enabled at ${formatTime(r.at)}` : r.outcome === 'already' ? 'was already enabled' : `NOT re-enabled (${OUTCOME_WORDS[r.outcome]}; see manual tasks)`}`,
+                  ),
+                ),
+          ],
+          [
+            'Removed, not restored',
+            evidence.cancellation.removedNotRestored.length === 0
+              ? 'nothing'
+              : lines(...evidence.cancellation.removedNotRestored.map((r) => `${r.system}: ${r.target ?? ''}`)),
+          ],
+        ])
       : '<p class="empty">Not cancelled.</p>',
   ].join('');
-  const interventionsSection = section('5. Holds, later HR events, expedite and cancellation', 'Every decision to pause, escalate, hurry or stop this offboarding, with who and why.', interventions);
+  const interventionsSection = section(
+    '5. Holds, later HR events, expedite and cancellation',
+    'Every decision to pause, escalate, hurry or stop this offboarding, with who and why.',
+    interventions,
+  );
 
-  const tasksSection = section('6. Manual tasks', 'Work that needed a person: an action that failed after its retries, an app with no API, or something verification still found.', table(
-    ['Task', 'System', 'Opened', 'Reminders', 'State', 'Resolved'],
-    evidence.manualTasks.map((t) => [
-      lines(t.description, t.lastError),
-      t.system,
-      lines(formatTime(t.openedAt), t.timesOpened > 1 ? `opened ${t.timesOpened} times` : null, t.dueAt ? `due ${formatTime(t.dueAt)}` : null),
-      `${t.reminders}${t.overdueSince ? `, overdue since ${formatTime(t.overdueSince)}` : ''}`,
-      t.state.replaceAll('_', ' '),
-      t.resolution ? lines(`${t.resolution.how} by ${t.resolution.by} at ${formatTime(t.resolution.at)}`, t.resolution.reason ? `reason: ${t.resolution.reason}` : null) : '—',
-    ]),
-    'No manual task was needed.',
-  ));
+  const tasksSection = section(
+    '6. Manual tasks',
+    'Work that needed a person: an action that failed after its retries, an app with no API, or something verification still found.',
+    table(
+      ['Task', 'System', 'Opened', 'Reminders', 'State', 'Resolved'],
+      evidence.manualTasks.map((t) => [
+        lines(t.description, t.lastError),
+        t.system,
+        lines(
+          formatTime(t.openedAt),
+          t.timesOpened > 1 ? `opened ${t.timesOpened} times` : null,
+          t.dueAt ? `due ${formatTime(t.dueAt)}` : null,
+        ),
+        `${t.reminders}${t.overdueSince ? `, overdue since ${formatTime(t.overdueSince)}` : ''}`,
+        t.state.replaceAll('_', ' '),
+        t.resolution
+          ? lines(
+              `${t.resolution.how} by ${t.resolution.by} at ${formatTime(t.resolution.at)}`,
+              t.resolution.reason ? `reason: ${t.resolution.reason}` : null,
+            )
+          : '—',
+      ]),
+      'No manual task was needed.',
+    ),
+  );
 
-  const verificationSection = section('7. Verification', 'After each stage every system is mapped again; anything the stage should have removed but still finds is removed once more and, if still there, escalated to a person.', table(
-    ['Stage', 'Checked', 'Result', 'Found on first check', 'Still present after recheck'],
-    evidence.verification.map((v) => [
-      v.systems.some((s) => s.system !== null) ? lines(v.stage, ...v.systems.map((s) => `${s.system ?? 'all systems'}: ${s.outcome}`)) : v.stage,
-      formatTime(v.verifiedAt),
-      v.outcome === 'clean' ? 'clean: nothing left' : v.outcome,
-      v.recheck ? lines(...v.recheck.leftovers) : 'nothing',
-      v.leftovers.length ? lines(...v.leftovers) : 'nothing',
-    ]),
-    'No stage has been verified yet.',
-  ));
+  const verificationSection = section(
+    '7. Verification',
+    'After each stage every system is mapped again; anything the stage should have removed but still finds is removed once more and, if still there, escalated to a person.',
+    table(
+      ['Stage', 'Checked', 'Result', 'Found on first check', 'Still present after recheck'],
+      evidence.verification.map((v) => [
+        v.systems.some((s) => s.system !== null)
+          ? lines(v.stage, ...v.systems.map((s) => `${s.system ?? 'all systems'}: ${s.outcome}`))
+          : v.stage,
+        formatTime(v.verifiedAt),
+        v.outcome === 'clean' ? 'clean: nothing left' : v.outcome,
+        v.recheck ? lines(...v.recheck.leftovers) : 'nothing',
+        v.leftovers.length ? lines(...v.leftovers) : 'nothing',
+      ]),
+      'No stage has been verified yet.',
+    ),
+  );
 
   const other = [
-    table(['When', 'Identity correlation'], evidence.identityCorrelations.map((c) => [formatTime(c.at), c.field === 'managerEmail'
-      ? `HR named no manager's email; the one ${c.from.join(', ')} holds for the person's manager (not shown here) was used to notify them`
-      : `HR sent no ${c.field}; the one ${c.from.join(', ')} holds (not shown here) was used to find the person's accounts in the other systems`]), 'No identity correlation.'),
-    evidence.refusedCommands.length ? table(['When', 'Refused command', 'By', 'Why refused'], evidence.refusedCommands.map((c) => [formatTime(c.at), c.command, c.by, c.reason]), '') : '',
-    evidence.notificationFailures.length ? table(['When', 'Notification not delivered', 'Error'], evidence.notificationFailures.map((n) => [formatTime(n.at), n.event, n.error]), '') : '',
-    evidence.milestones.loginsDisabled || evidence.milestones.revocationVerified ? facts([
-      ...(evidence.milestones.loginsDisabled ? [['Login disabled in every system', lines(formatTime(evidence.milestones.loginsDisabled.at), `${duration(evidence.milestones.loginsDisabled.msSinceReceived)} after offboard received the request`)] as [string, Cell]] : []),
-      ...(evidence.milestones.revocationVerified ? [['Access removed and verified in every system', lines(formatTime(evidence.milestones.revocationVerified.at), `${duration(evidence.milestones.revocationVerified.msSinceReceived)} after the request was received`, `${evidence.milestones.revocationVerified.leftovers} leftover(s) handed to a person`)] as [string, Cell]] : []),
-    ]) : '',
-    evidence.stalls.length ? table(['When', 'System', 'Stuck at', 'For'], evidence.stalls.map((st) => [formatTime(st.at), st.system, `${st.step} in stage ${st.stage}`, `${duration(st.seconds * 1000)} (since ${formatTime(st.since)})`]), '') : '',
+    table(
+      ['When', 'Identity correlation'],
+      evidence.identityCorrelations.map((c) => [
+        formatTime(c.at),
+        c.field === 'managerEmail'
+          ? `HR named no manager's email; the one ${c.from.join(', ')} holds for the person's manager (not shown here) was used to notify them`
+          : `HR sent no ${c.field}; the one ${c.from.join(', ')} holds (not shown here) was used to find the person's accounts in the other systems`,
+      ]),
+      'No identity correlation.',
+    ),
+    evidence.refusedCommands.length
+      ? table(
+          ['When', 'Refused command', 'By', 'Why refused'],
+          evidence.refusedCommands.map((c) => [formatTime(c.at), c.command, c.by, c.reason]),
+          '',
+        )
+      : '',
+    evidence.notificationFailures.length
+      ? table(
+          ['When', 'Notification not delivered', 'Error'],
+          evidence.notificationFailures.map((n) => [formatTime(n.at), n.event, n.error]),
+          '',
+        )
+      : '',
+    evidence.milestones.loginsDisabled || evidence.milestones.revocationVerified
+      ? facts([
+          ...(evidence.milestones.loginsDisabled
+            ? [
+                [
+                  'Login disabled in every system',
+                  lines(
+                    formatTime(evidence.milestones.loginsDisabled.at),
+                    `${duration(evidence.milestones.loginsDisabled.msSinceReceived)} after offboard received the request`,
+                  ),
+                ] as [string, Cell],
+              ]
+            : []),
+          ...(evidence.milestones.revocationVerified
+            ? [
+                [
+                  'Access removed and verified in every system',
+                  lines(
+                    formatTime(evidence.milestones.revocationVerified.at),
+                    `${duration(evidence.milestones.revocationVerified.msSinceReceived)} after the request was received`,
+                    `${evidence.milestones.revocationVerified.leftovers} leftover(s) handed to a person`,
+                  ),
+                ] as [string, Cell],
+              ]
+            : []),
+        ])
+      : '',
+    evidence.stalls.length
+      ? table(
+          ['When', 'System', 'Stuck at', 'For'],
+          evidence.stalls.map((st) => [
+            formatTime(st.at),
+            st.system,
+            `${st.step} in stage ${st.stage}`,
+            `${duration(st.seconds * 1000)} (since ${formatTime(st.since)})`,
+          ]),
+          '',
+        )
+      : '',
   ].join('');
   const otherSection = section('8. Other recorded events', '', other);
 
-  const chainSection = section('9. Audit log', 'Each audit row holds the hash of the row before it, so changing, removing or reordering any row breaks every hash after it. These values tie this report to the log.', `${facts([
-    ['Chain check', chainCell],
-    ['Rows verified', auditTrail.chain.rowsVerified],
-    ...(auditTrail.chain.firstBroken ? [['First broken row', `seq ${auditTrail.chain.firstBroken.seq} (${auditTrail.chain.firstBroken.id}): ${auditTrail.chain.firstBroken.problem}`] as [string, Cell]] : []),
-    ['Rows in this report', `${auditTrail.rows} (seq ${auditTrail.firstSeq} to ${auditTrail.lastSeq}${auditTrail.lastSeq - auditTrail.firstSeq + 1 > auditTrail.rows ? '; rows of other offboardings lie in between' : ''})`],
-    ['First row hash', small(auditTrail.firstHash)],
-    ['Last row hash', small(auditTrail.lastHash)],
-    ['Offboarding / run', small(`${evidence.offboardingId} / ${evidence.runId}`)],
-    ...(auditTrail.otherRuns.length ? [['Other runs for this person', small(auditTrail.otherRuns.join(', '))] as [string, Cell]] : []),
-    ...(auditTrail.unrecognised.length ? [['Rows of unknown kind', `${auditTrail.unrecognised.length} (listed below)`] as [string, Cell]] : []),
-  ])}${auditTrail.unrecognised.length ? `<h3>Unrecognised events</h3>${table(['Audit row', 'Action', 'Why this report cannot read it'], auditTrail.unrecognised.map((u) => [u.seq, u.action, u.reason]), '')}` : ''}`);
+  const chainSection = section(
+    '9. Audit log',
+    'Each audit row holds the hash of the row before it, so changing, removing or reordering any row breaks every hash after it. These values tie this report to the log.',
+    `${facts([
+      ['Chain check', chainCell],
+      ['Rows verified', auditTrail.chain.rowsVerified],
+      ...(auditTrail.chain.firstBroken
+        ? [
+            [
+              'First broken row',
+              `seq ${auditTrail.chain.firstBroken.seq} (${auditTrail.chain.firstBroken.id}): ${auditTrail.chain.firstBroken.problem}`,
+            ] as [string, Cell],
+          ]
+        : []),
+      [
+        'Rows in this report',
+        `${auditTrail.rows} (seq ${auditTrail.firstSeq} to ${auditTrail.lastSeq}${auditTrail.lastSeq - auditTrail.firstSeq + 1 > auditTrail.rows ? '; rows of other offboardings lie in between' : ''})`,
+      ],
+      ['First row hash', small(auditTrail.firstHash)],
+      ['Last row hash', small(auditTrail.lastHash)],
+      ['Offboarding / run', small(`${evidence.offboardingId} / ${evidence.runId}`)],
+      ...(auditTrail.otherRuns.length
+        ? [['Other runs for this person', small(auditTrail.otherRuns.join(', '))] as [string, Cell]]
+        : []),
+      ...(auditTrail.unrecognised.length
+        ? [['Rows of unknown kind', `${auditTrail.unrecognised.length} (listed below)`] as [string, Cell]]
+        : []),
+    ])}${
+      auditTrail.unrecognised.length
+        ? `<h3>Unrecognised events</h3>${table(
+            ['Audit row', 'Action', 'Why this report cannot read it'],
+            auditTrail.unrecognised.map((u) => [u.seq, u.action, u.reason]),
+            '',
+          )}`
+        : ''
+    }`,
+  );
 
-  const glossary = section('How to read this report', '', `<dl>
+  const glossary = section(
+    'How to read this report',
+    '',
+    `<dl>
     <dt>Done</dt><dd>offboard made the change and the system confirmed it.</dd>
     <dt>Already so</dt><dd>the system was already in that state (for example the person had already left the group); nothing was left to remove.</dd>
     <dt>Not applicable</dt><dd>the system has nothing of that kind (for example a directory keeps no sessions).</dd>
@@ -1137,7 +1627,8 @@ export function evidenceToHtml(evidence: Evidence): string {
     <dt>NOT DONE</dt><dd>no success was recorded; see the manual tasks.</dd>
     <dt>automatic</dt><dd>done by offboard on the plan's schedule (recorded as "workflow" in the log); any other name is the person or system that decided.</dd>
     <dt>Times</dt><dd>all in UTC, as recorded in the audit log.</dd>
-  </dl>`);
+  </dl>`,
+  );
 
   return `<!DOCTYPE html>
 <html lang="en">

@@ -24,15 +24,22 @@ export const listFiltersSchema = z
   .object({
     state: z.enum(Object.keys(EXECUTION_STATES) as [State, ...State[]]).optional(),
     /** A stage name (policy stage names) or a phase: planning, waiting, held, running, restoring, completed, cancelled. */
-    stage: z.string().regex(/^[a-z0-9-]{1,40}$/, 'a stage name or phase: lower-case letters, digits and "-"').optional(),
+    stage: z
+      .string()
+      .regex(/^[a-z0-9-]{1,40}$/, 'a stage name or phase: lower-case letters, digits and "-"')
+      .optional(),
     held: z.enum(['true', 'false']).optional(),
     mode: z.enum(['immediate', 'staged', 'pending']).optional(),
     employeeId: employeeIdSchema.optional(),
-    limit: z.string().regex(/^\d{1,4}$/, 'a number from 1 to 1000').transform(Number).pipe(z.number().int().min(1).max(1000)).optional(),
+    limit: z
+      .string()
+      .regex(/^\d{1,4}$/, 'a number from 1 to 1000')
+      .transform(Number)
+      .pipe(z.number().int().min(1).max(1000))
+      .optional(),
   })
   .strict();
 export type ListFilters = z.infer<typeof listFiltersSchema>;
-
 
 /** Limits a list to these employees (a manager's reports). */
 export interface ListScope {
@@ -58,7 +65,8 @@ export function visibilityQuery(filters: ListFilters, scope?: ListScope): string
   return clauses.join(' AND ');
 }
 
-export const stateOf = (name: WorkflowExecutionStatusName): string => (name === 'CANCELLED' ? 'canceled' : name.toLowerCase());
+export const stateOf = (name: WorkflowExecutionStatusName): string =>
+  name === 'CANCELLED' ? 'canceled' : name.toLowerCase();
 
 export interface OffboardingSummary {
   workflowId: string;
@@ -90,7 +98,11 @@ function summarise(info: WorkflowExecutionInfo): OffboardingSummary {
 }
 
 /** Newest first, at most `filters.limit` (100 by default). */
-export async function listOffboardings(client: Client, filters: ListFilters, scope?: ListScope): Promise<OffboardingSummary[]> {
+export async function listOffboardings(
+  client: Client,
+  filters: ListFilters,
+  scope?: ListScope,
+): Promise<OffboardingSummary[]> {
   const query = visibilityQuery(filters, scope);
   const limit = filters.limit ?? 100;
   const offboardings: OffboardingSummary[] = [];

@@ -4,12 +4,29 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { ApplicationFailure, Client, Connection, WorkflowIdConflictPolicy, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import {
+  ApplicationFailure,
+  Client,
+  Connection,
+  WorkflowIdConflictPolicy,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+} from '@temporalio/client';
 import { offboardingRequestSchema, workflowIdFor, describeIssues, type OffboardingRequest } from '../model/request.js';
 import type { UpdateDefinition } from '@temporalio/common';
 import {
-  cancelUpdate, expediteUpdate, holdUpdate, releaseUpdate, retryUpdate, skipUpdate, statusQuery, supersedeUpdate,
-  OFFBOARDING_CANCELLED, OFFBOARDING_TASK_QUEUE, OFFBOARDING_WORKFLOW_TYPE, type OffboardingStatus,
+  cancelUpdate,
+  expediteUpdate,
+  holdUpdate,
+  releaseUpdate,
+  retryUpdate,
+  skipUpdate,
+  statusQuery,
+  supersedeUpdate,
+  OFFBOARDING_CANCELLED,
+  OFFBOARDING_TASK_QUEUE,
+  OFFBOARDING_WORKFLOW_TYPE,
+  type OffboardingStatus,
 } from '../workflows/messages.js';
 import type { offboarding } from '../workflows/offboarding.js';
 import { dataConverterFor, keyringFromEnv, PAYLOAD_KEYS_ENV } from '../workers/codec.js';
@@ -29,7 +46,9 @@ export async function connectClient(env: NodeJS.ProcessEnv = process.env): Promi
     const connection = await Connection.connect({ address, connectTimeout: '5s' });
     return new Client({ connection, namespace: env.TEMPORAL_NAMESPACE ?? 'default', dataConverter });
   } catch (err) {
-    throw new Error(`cannot reach Temporal at ${address}: ${(err as Error).message}. Is \`npm start\` running, or TEMPORAL_ADDRESS set?`);
+    throw new Error(
+      `cannot reach Temporal at ${address}: ${(err as Error).message}. Is \`npm start\` running, or TEMPORAL_ADDRESS set?`,
+    );
   }
 }
 
@@ -63,7 +82,11 @@ export interface StartOptions {
  * offboarding is handed to it (Update `supersede`), which replaces its plan when the request goes
  * further or sooner (a security termination during a notice period) and records it otherwise.
  */
-export async function startOffboarding(client: Client, input: unknown, options: StartOptions = {}): Promise<StartResult> {
+export async function startOffboarding(
+  client: Client,
+  input: unknown,
+  options: StartOptions = {},
+): Promise<StartResult> {
   const parsed = offboardingRequestSchema.safeParse(input);
   if (!parsed.success) throw new InvalidRequestError(describeIssues(parsed.error));
   // When the run it joined ends before the Update reaches it (completed, or cancelled by a
@@ -73,10 +96,16 @@ export async function startOffboarding(client: Client, input: unknown, options: 
     const result = await startOrHandOver(client, parsed.data, options);
     if (result !== 'ended') return result;
   }
-  throw new Error(`the offboarding of ${parsed.data.subject.employeeId} kept ending as this request arrived; send it again`);
+  throw new Error(
+    `the offboarding of ${parsed.data.subject.employeeId} kept ending as this request arrived; send it again`,
+  );
 }
 
-async function startOrHandOver(client: Client, request: OffboardingRequest, options: StartOptions): Promise<StartResult | 'ended'> {
+async function startOrHandOver(
+  client: Client,
+  request: OffboardingRequest,
+  options: StartOptions,
+): Promise<StartResult | 'ended'> {
   const { taskQueue = OFFBOARDING_TASK_QUEUE, searchAttributes = true } = options;
   const workflowId = workflowIdFor(request.subject.employeeId);
   const handle = await client.workflow.start<typeof offboarding>(OFFBOARDING_WORKFLOW_TYPE, {
@@ -107,21 +136,33 @@ async function startOrHandOver(client: Client, request: OffboardingRequest, opti
   try {
     const answer = await handle.executeUpdate(supersedeUpdate, { args: [{ by: request.requestedBy, request }] });
     // Runs from before per-system pipelines answer "superseded: why" or "joined: why".
-    const result = typeof answer === 'string' ? { outcome: answer.startsWith('superseded') ? 'superseded' : 'joined', why: answer } as const : answer;
-    return { ...joined, outcome: result.outcome, detail: `${result.outcome}: ${result.why.replace(/^(superseded|joined): /, '')}` };
+    const result =
+      typeof answer === 'string'
+        ? ({ outcome: answer.startsWith('superseded') ? 'superseded' : 'joined', why: answer } as const)
+        : answer;
+    return {
+      ...joined,
+      outcome: result.outcome,
+      detail: `${result.outcome}: ${result.why.replace(/^(superseded|joined): /, '')}`,
+    };
   } catch (err) {
-    const running = await handle.describe().then((d) => d.status.name === 'RUNNING', () => true);
+    const running = await handle.describe().then(
+      (d) => d.status.name === 'RUNNING',
+      () => true,
+    );
     if (!running) return 'ended';
     // Cancelled and still re-enabling what it disabled: wait for it to end, then start anew.
-    const cancelled = err instanceof WorkflowUpdateFailedError
-      && ((err.cause instanceof ApplicationFailure && err.cause.type === OFFBOARDING_CANCELLED)
-        || /has already been cancelled/.test(err.cause?.message ?? '')); // runs from before per-system pipelines
+    const cancelled =
+      err instanceof WorkflowUpdateFailedError &&
+      ((err.cause instanceof ApplicationFailure && err.cause.type === OFFBOARDING_CANCELLED) ||
+        /has already been cancelled/.test(err.cause?.message ?? '')); // runs from before per-system pipelines
     if (cancelled) {
       await handle.result().catch(() => undefined);
       return 'ended';
     }
     // Refused while it runs (this request is already part of it): the join stands, with the reason.
-    if (err instanceof WorkflowUpdateFailedError) return { ...joined, outcome: 'joined', detail: err.cause?.message ?? err.message };
+    if (err instanceof WorkflowUpdateFailedError)
+      return { ...joined, outcome: 'joined', detail: err.cause?.message ?? err.message };
     throw err;
   }
 }
@@ -158,7 +199,10 @@ export interface CallInFlight {
  * An offboarding's status query, and the system calls in flight with their attempt from
  * Temporal's description, so an operator reads "slack: discover, attempt 2, 40 s".
  */
-export async function readStatus(client: Client, employeeId: string): Promise<{ status: OffboardingStatus; calls: CallInFlight[] }> {
+export async function readStatus(
+  client: Client,
+  employeeId: string,
+): Promise<{ status: OffboardingStatus; calls: CallInFlight[] }> {
   const handle = client.workflow.getHandle(workflowIdFor(employeeId));
   const description = await handle.describe().catch((err: unknown) => {
     if (err instanceof WorkflowNotFoundError) throw new NoSuchOffboardingError(employeeId);
@@ -166,7 +210,9 @@ export async function readStatus(client: Client, employeeId: string): Promise<{ 
   });
   const status = await handle.query(statusQuery);
   const toIso = (time: { seconds?: unknown; nanos?: number | null } | null | undefined) =>
-    time?.seconds != null ? new Date(Number(time.seconds) * 1000 + Math.floor((time.nanos ?? 0) / 1e6)).toISOString() : null;
+    time?.seconds != null
+      ? new Date(Number(time.seconds) * 1000 + Math.floor((time.nanos ?? 0) / 1e6)).toISOString()
+      : null;
   const calls = (description.raw.pendingActivities ?? []).map((activity) => ({
     activityId: activity.activityId ?? '',
     attempt: activity.attempt ?? 1,
@@ -179,7 +225,12 @@ export async function readStatus(client: Client, employeeId: string): Promise<{ 
  * Sends an operator command as an Update, so that a refusal comes back at once with the
  * workflow's reason (e.g. "release: there is no hold to release").
  */
-export async function sendCommand(client: Client, employeeId: string, name: CommandName, command: Record<string, unknown>): Promise<string> {
+export async function sendCommand(
+  client: Client,
+  employeeId: string,
+  name: CommandName,
+  command: Record<string, unknown>,
+): Promise<string> {
   const workflowId = workflowIdFor(employeeId);
   const handle = client.workflow.getHandle(workflowId);
   try {
@@ -199,8 +250,10 @@ export async function sendCommand(client: Client, employeeId: string, name: Comm
       },
     );
     if (closed === null) throw new NoSuchOffboardingError(employeeId);
-    if (closed) throw new CommandRefusedError(`${name}: the offboarding of ${employeeId} has already finished (${closed.toLowerCase()})`);
+    if (closed)
+      throw new CommandRefusedError(
+        `${name}: the offboarding of ${employeeId} has already finished (${closed.toLowerCase()})`,
+      );
     throw err;
   }
 }
-

@@ -27,7 +27,10 @@ export function apiConfigSchemaWith(wrap: SecretWrap) {
     z
       .string()
       .regex(WHSEC, 'a Standard Webhooks secret: whsec_ followed by base64')
-      .refine((s) => Buffer.from(s.slice('whsec_'.length), 'base64').length >= 16, 'the key must be at least 16 bytes (24-64 recommended)'),
+      .refine(
+        (s) => Buffer.from(s.slice('whsec_'.length), 'base64').length >= 16,
+        'the key must be at least 16 bytes (24-64 recommended)',
+      ),
   );
   return z
     .object({
@@ -36,7 +39,12 @@ export function apiConfigSchemaWith(wrap: SecretWrap) {
           z
             .object({
               /** Who acts: recorded as `by` on every command. An operator id, not an email. */
-              subject: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$/, 'letters, digits, ".", "_", ":" or "-" (an operator id, not an email)'),
+              subject: z
+                .string()
+                .regex(
+                  /^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$/,
+                  'letters, digits, ".", "_", ":" or "-" (an operator id, not an email)',
+                ),
               role: z.enum(ROLES),
               token,
               /** For a manager: the employee ids of their reports, the only ones they may read, hold and release. */
@@ -44,14 +52,16 @@ export function apiConfigSchemaWith(wrap: SecretWrap) {
             })
             .strict()
             .superRefine((entry, ctx) => {
-              if (entry.reports && entry.role !== 'manager') ctx.addIssue({ code: 'custom', path: ['reports'], message: 'only a manager has reports' });
+              if (entry.reports && entry.role !== 'manager')
+                ctx.addIssue({ code: 'custom', path: ['reports'], message: 'only a manager has reports' });
             }),
         )
         .default([])
         .superRefine((tokens, ctx) => {
           const seen = new Set<string>();
           tokens.forEach((entry, i) => {
-            if (seen.has(entry.token)) ctx.addIssue({ code: 'custom', path: [i, 'token'], message: 'two entries share this token' });
+            if (seen.has(entry.token))
+              ctx.addIssue({ code: 'custom', path: [i, 'token'], message: 'two entries share this token' });
             seen.add(entry.token);
           });
         }),
@@ -63,7 +73,12 @@ export function apiConfigSchemaWith(wrap: SecretWrap) {
        * How long a delivery's dedupe record (identifiers only) is kept. Senders retry for days at
        * most (Standard Webhooks: about three), so a year is ample; older records are deleted daily.
        */
-      hrEventsRetention: durationSchema.refine((ms) => ms >= 7 * 86_400_000, 'at least 7d: senders retry for days, and a redelivery must still be recognised').default(400 * 86_400_000),
+      hrEventsRetention: durationSchema
+        .refine(
+          (ms) => ms >= 7 * 86_400_000,
+          'at least 7d: senders retry for days, and a redelivery must still be recognised',
+        )
+        .default(400 * 86_400_000),
       /** What a BambooHR delivery cannot say (see client/http/hr-webhook.ts). */
       bamboohrMapping: z
         .object({
@@ -82,4 +97,3 @@ export function apiConfigSchemaWith(wrap: SecretWrap) {
 export const apiConfigSchema = apiConfigSchemaWith((plain) => plain);
 export type ApiConfig = z.output<typeof apiConfigSchema>;
 export type ApiConfigInput = z.input<typeof apiConfigSchema>;
-

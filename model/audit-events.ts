@@ -56,90 +56,146 @@ function event<A extends string, D extends z.ZodType>(action: A, details: D) {
 }
 
 export const auditEventSchemas = {
-  offboarding_started: event('offboarding_started', z.object({
-    ...requestRef,
-    employmentType: z.string().optional(),
-    newRole: z.string().nullable().optional(),
-  })),
+  offboarding_started: event(
+    'offboarding_started',
+    z.object({
+      ...requestRef,
+      employmentType: z.string().optional(),
+      newRole: z.string().nullable().optional(),
+    }),
+  ),
   plan_made: event('plan_made', z.object(planFields)),
   plan_replaced: event('plan_replaced', z.object({ ...requestRef, why: z.string(), ...planFields })),
   hr_event_joined: event('hr_event_joined', z.object({ ...requestRef, why: z.string() })),
   /** Old rows: system null, one for the whole stage. Per-system pipelines: one per system. */
-  stage_started: event('stage_started', z.object({ stage: z.string(), dueAt: iso.nullable().optional(), expedited: z.boolean().optional() })),
-  access_discovered: event('access_discovered', z.object({
-    stage: z.string(),
-    account: z.looseObject({ id: z.string(), disabled: z.boolean().optional() }).nullable(),
-    entitlements: z.array(z.looseObject({ id: z.string(), kind: z.string() })),
-    credentials: z.number(),
-  })).extend({ system: z.string() }),
+  stage_started: event(
+    'stage_started',
+    z.object({ stage: z.string(), dueAt: iso.nullable().optional(), expedited: z.boolean().optional() }),
+  ),
+  access_discovered: event(
+    'access_discovered',
+    z.object({
+      stage: z.string(),
+      account: z.looseObject({ id: z.string(), disabled: z.boolean().optional() }).nullable(),
+      entitlements: z.array(z.looseObject({ id: z.string(), kind: z.string() })),
+      credentials: z.number(),
+    }),
+  ).extend({ system: z.string() }),
   identity_correlated: event('identity_correlated', z.object({ field: z.string(), from: z.array(z.string()) })),
   manager_unknown: event('manager_unknown', z.object({ reason: z.string(), unsent: z.array(z.string()) })),
-  notification_failed: event('notification_failed', z.object({ event: z.string(), audience: z.string().optional(), error: z.string() })),
+  notification_failed: event(
+    'notification_failed',
+    z.object({ event: z.string(), audience: z.string().optional(), error: z.string() }),
+  ),
   preflight_failed: event('preflight_failed', z.object({ error: z.string(), dueAt: iso.nullable().optional() })),
   hold_placed: event('hold_placed', z.object({ reason: z.string(), until: iso.nullable().optional() })),
-  hold_released: event('hold_released', z.object({ reason: z.string().nullable().optional(), holdsReleased: z.number().optional() })),
+  hold_released: event(
+    'hold_released',
+    z.object({ reason: z.string().nullable().optional(), holdsReleased: z.number().optional() }),
+  ),
   hold_expired: event('hold_expired', z.object({ holdsExpired: z.number() })),
   expedited: event('expedited', z.object({ reason: z.string(), holdsLifted: z.number().optional() })),
   cancel_requested: event('cancel_requested', z.object({ reason: z.string() })),
   command_refused: event('command_refused', z.object({ command: z.string(), reason: z.string() })),
-  manual_task_opened: event('manual_task_opened', z.object({ ...taskRef, description: z.string(), error: z.string(), dueAt: iso.nullable().optional() })),
-  manual_task_reminder: event('manual_task_reminder', z.object({ ...taskRef, reminders: z.number(), dueAt: iso.nullable().optional() })),
-  manual_task_overdue: event('manual_task_overdue', z.object({ ...taskRef, reminders: z.number(), dueAt: iso.nullable().optional() })),
+  manual_task_opened: event(
+    'manual_task_opened',
+    z.object({ ...taskRef, description: z.string(), error: z.string(), dueAt: iso.nullable().optional() }),
+  ),
+  manual_task_reminder: event(
+    'manual_task_reminder',
+    z.object({ ...taskRef, reminders: z.number(), dueAt: iso.nullable().optional() }),
+  ),
+  manual_task_overdue: event(
+    'manual_task_overdue',
+    z.object({ ...taskRef, reminders: z.number(), dueAt: iso.nullable().optional() }),
+  ),
   manual_task_retried: event('manual_task_retried', z.object(taskRef)),
   manual_task_skipped: event('manual_task_skipped', z.object({ ...taskRef, reason: z.string() })),
   manual_task_resolved: event('manual_task_resolved', z.object({ ...taskRef, how: z.literal('retried') })),
   /** The revocation actions (`model/policy.ts` actionKindSchema): one schema for every kind. */
-  action: auditEventSchema.extend({ action: actionKindSchema, system: z.string(), outcome: actionOutcomeSchema, details: actionDetails }),
+  action: auditEventSchema.extend({
+    action: actionKindSchema,
+    system: z.string(),
+    outcome: actionOutcomeSchema,
+    details: actionDetails,
+  }),
   stage_rechecked: event('stage_rechecked', z.object({ stage: z.string(), leftovers: z.array(z.string()) })),
   /**
    * Old rows: system null, the whole stage, with the seconds for the metrics. Per-system
    * pipelines: one row per system, without them (the milestones below carry the times).
    */
-  stage_verified: event('stage_verified', z.object({
-    stage: z.string(),
-    leftovers: z.array(z.string()),
-    disablesLogin: z.boolean().optional(),
-    lastRevokingStage: z.boolean().optional(),
-    secondsSinceEffective: z.number().optional(),
-    secondsSinceReceived: z.number().optional(),
-  })).extend({ outcome: verifyOutcomeSchema }),
+  stage_verified: event(
+    'stage_verified',
+    z.object({
+      stage: z.string(),
+      leftovers: z.array(z.string()),
+      disablesLogin: z.boolean().optional(),
+      lastRevokingStage: z.boolean().optional(),
+      secondsSinceEffective: z.number().optional(),
+      secondsSinceReceived: z.number().optional(),
+    }),
+  ).extend({ outcome: verifyOutcomeSchema }),
   /** A system's step ran past the stall threshold (once per step). */
-  system_stalled: event('system_stalled', z.object({ stage: z.string(), step: z.string(), since: iso, seconds: z.number() })).extend({ system: z.string() }),
+  system_stalled: event(
+    'system_stalled',
+    z.object({ stage: z.string(), step: z.string(), since: iso, seconds: z.number() }),
+  ).extend({ system: z.string() }),
   /** Once, when every system has verified its last stage that takes access away. */
-  revocation_verified: event('revocation_verified', z.object({
-    millisecondsSinceReceived: z.number(),
-    millisecondsSinceEffective: z.number(),
-    systems: z.array(z.string()),
-    leftovers: z.number(),
-  })),
+  revocation_verified: event(
+    'revocation_verified',
+    z.object({
+      millisecondsSinceReceived: z.number(),
+      millisecondsSinceEffective: z.number(),
+      systems: z.array(z.string()),
+      leftovers: z.number(),
+    }),
+  ),
   /** Once, when every system's disable_login is done, already or not applicable. */
-  logins_disabled: event('logins_disabled', z.object({
-    millisecondsSinceReceived: z.number(),
-    /** The SLA's clock; optional: the first per-system runs did not write it. */
-    millisecondsSinceEffective: z.number().optional(),
-    systems: z.array(z.string()),
-  })),
-  offboarding_completed: event('offboarding_completed', z.object({ actions: z.record(z.string(), z.number()), slaDeadline: iso.nullable().optional() })),
-  offboarding_cancelled: event('offboarding_cancelled', z.object({ actions: z.record(z.string(), z.number()), slaDeadline: iso.nullable().optional() })),
+  logins_disabled: event(
+    'logins_disabled',
+    z.object({
+      millisecondsSinceReceived: z.number(),
+      /** The SLA's clock; optional: the first per-system runs did not write it. */
+      millisecondsSinceEffective: z.number().optional(),
+      systems: z.array(z.string()),
+    }),
+  ),
+  offboarding_completed: event(
+    'offboarding_completed',
+    z.object({ actions: z.record(z.string(), z.number()), slaDeadline: iso.nullable().optional() }),
+  ),
+  offboarding_cancelled: event(
+    'offboarding_cancelled',
+    z.object({ actions: z.record(z.string(), z.number()), slaDeadline: iso.nullable().optional() }),
+  ),
   /** HR webhook (offboarding id `hr-webhook`): one refused delivery, or a summary of those beyond the per-sender limit. */
-  hr_event_rejected: event('hr_event_rejected', z.looseObject({
-    reason: z.string(),
-    source: z.string(),
-    webhookId: z.string().nullable().optional(),
-    status: z.number().optional(),
-    suppressed: z.number().optional(),
-    statuses: z.record(z.string(), z.number()).optional(),
-    remoteAddress: z.string().optional(),
-    windowStart: iso.optional(),
-    windowEnd: iso.optional(),
-  })),
-  hr_events_pruned: event('hr_events_pruned', z.object({ deleted: z.number(), receivedBefore: iso, retentionDays: z.number() })),
+  hr_event_rejected: event(
+    'hr_event_rejected',
+    z.looseObject({
+      reason: z.string(),
+      source: z.string(),
+      webhookId: z.string().nullable().optional(),
+      status: z.number().optional(),
+      suppressed: z.number().optional(),
+      statuses: z.record(z.string(), z.number()).optional(),
+      remoteAddress: z.string().optional(),
+      windowStart: iso.optional(),
+      windowEnd: iso.optional(),
+    }),
+  ),
+  hr_events_pruned: event(
+    'hr_events_pruned',
+    z.object({ deleted: z.number(), receivedBefore: iso, retentionDays: z.number() }),
+  ),
 } as const;
 
-export const typedAuditEventSchema = z.discriminatedUnion('action', Object.values(auditEventSchemas) as unknown as [
-  (typeof auditEventSchemas)[keyof typeof auditEventSchemas],
-  ...(typeof auditEventSchemas)[keyof typeof auditEventSchemas][],
-]);
+export const typedAuditEventSchema = z.discriminatedUnion(
+  'action',
+  Object.values(auditEventSchemas) as unknown as [
+    (typeof auditEventSchemas)[keyof typeof auditEventSchemas],
+    ...(typeof auditEventSchemas)[keyof typeof auditEventSchemas][],
+  ],
+);
 
 /** One stored audit event, typed by its action. */
 export type TypedAuditEvent = z.infer<(typeof auditEventSchemas)[keyof typeof auditEventSchemas]>;
@@ -152,9 +208,9 @@ export type ActionKindEvent = z.infer<(typeof auditEventSchemas)['action']>;
 
 type Envelope = 'id' | 'occurredAt' | 'offboardingId' | 'employeeId';
 /** Keys that accept null may be left out (the recorder writes null). */
-type NullableOptional<T> =
-  { [K in keyof T as null extends T[K] ? K : never]?: T[K] } &
-  { [K in keyof T as null extends T[K] ? never : K]: T[K] };
+type NullableOptional<T> = { [K in keyof T as null extends T[K] ? K : never]?: T[K] } & {
+  [K in keyof T as null extends T[K] ? never : K]: T[K];
+};
 type EntryOf<E> = E extends unknown ? NullableOptional<Omit<E, Envelope>> : never;
 
 /**
@@ -175,7 +231,8 @@ export interface UnknownAuditRow<R extends AuditEvent = AuditEvent> {
   reason: string;
 }
 /** A parsed row: the typed event, with what the store added to it (seq, hash) kept. */
-export type KnownAuditRow<R extends AuditEvent = AuditEvent> = TypedAuditEvent & Omit<R, keyof AuditEvent> & { kind: 'known' };
+export type KnownAuditRow<R extends AuditEvent = AuditEvent> = TypedAuditEvent &
+  Omit<R, keyof AuditEvent> & { kind: 'known' };
 export type ParsedAuditRow<R extends AuditEvent = AuditEvent> = KnownAuditRow<R> | UnknownAuditRow<R>;
 
 const KNOWN_ACTIONS: ReadonlySet<string> = new Set([
@@ -191,7 +248,9 @@ export function parseAuditRow<R extends AuditEvent>(row: R): ParsedAuditRow<R> {
   if (!isKnownAction(row.action)) return { kind: 'unknown', row, reason: `no schema for action "${row.action}"` };
   const parsed = typedAuditEventSchema.safeParse(row);
   if (!parsed.success) {
-    const issues = parsed.error.issues.map((issue) => `${issue.path.join('.') || '(row)'}: ${issue.message}`).join('; ');
+    const issues = parsed.error.issues
+      .map((issue) => `${issue.path.join('.') || '(row)'}: ${issue.message}`)
+      .join('; ');
     return { kind: 'unknown', row, reason: `${row.action} does not match its schema (${issues})` };
   }
   return { ...row, ...parsed.data, kind: 'known' } as KnownAuditRow<R>;
@@ -210,20 +269,33 @@ export function isEvent<A extends AuditAction, E extends { kind: string; action?
 }
 
 /** Narrows a parsed row to one of the revocation actions (disable_login, remove_entitlement, ...). */
-export function isActionKindEvent<E extends { kind: string; action?: unknown }>(event: E): event is Extract<E, { kind: 'known'; action: ActionKindEvent['action'] }> {
+export function isActionKindEvent<E extends { kind: string; action?: unknown }>(
+  event: E,
+): event is Extract<E, { kind: 'known'; action: ActionKindEvent['action'] }> {
   return event.kind === 'known' && actionKindSchema.safeParse(event.action).success;
 }
 
 /** The rows of the given actions, typed. */
-export function eventsOf<R extends AuditEvent, A extends AuditAction>(events: readonly ParsedAuditRow<R>[], ...actions: A[]): Extract<KnownAuditRow<R>, { action: A }>[] {
+export function eventsOf<R extends AuditEvent, A extends AuditAction>(
+  events: readonly ParsedAuditRow<R>[],
+  ...actions: A[]
+): Extract<KnownAuditRow<R>, { action: A }>[] {
   const wanted = new Set<string>(actions);
-  return events.filter((e): e is Extract<KnownAuditRow<R>, { action: A }> => e.kind === 'known' && wanted.has(e.action));
+  return events.filter(
+    (e): e is Extract<KnownAuditRow<R>, { action: A }> => e.kind === 'known' && wanted.has(e.action),
+  );
 }
 
-export function firstOf<R extends AuditEvent, A extends AuditAction>(events: readonly ParsedAuditRow<R>[], action: A): Extract<KnownAuditRow<R>, { action: A }> | undefined {
+export function firstOf<R extends AuditEvent, A extends AuditAction>(
+  events: readonly ParsedAuditRow<R>[],
+  action: A,
+): Extract<KnownAuditRow<R>, { action: A }> | undefined {
   return eventsOf(events, action)[0];
 }
 
-export function lastOf<R extends AuditEvent, A extends AuditAction>(events: readonly ParsedAuditRow<R>[], ...actions: A[]): Extract<KnownAuditRow<R>, { action: A }> | undefined {
+export function lastOf<R extends AuditEvent, A extends AuditAction>(
+  events: readonly ParsedAuditRow<R>[],
+  ...actions: A[]
+): Extract<KnownAuditRow<R>, { action: A }> | undefined {
   return eventsOf(events, ...actions).at(-1);
 }

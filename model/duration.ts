@@ -16,7 +16,10 @@ export function parseDuration(text: string): number | undefined {
 export const durationSchema = z.string().transform((text, ctx) => {
   const ms = parseDuration(text);
   if (ms === undefined) {
-    ctx.addIssue({ code: 'custom', message: `"${text}" is not a duration: use a number and a unit, e.g. 30d, 4h, 15m, 90s` });
+    ctx.addIssue({
+      code: 'custom',
+      message: `"${text}" is not a duration: use a number and a unit, e.g. 30d, 4h, 15m, 90s`,
+    });
     return z.NEVER;
   }
   return ms;

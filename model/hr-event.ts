@@ -33,7 +33,12 @@ export function requestFromHrEvent(event: HrEvent, requestedBy: string): Offboar
     requestedBy,
     newRole: event.newRole,
     ...(event.managerEmployeeId || event.managerEmail
-      ? { manager: { ...(event.managerEmployeeId ? { employeeId: event.managerEmployeeId } : {}), ...(event.managerEmail ? { email: event.managerEmail } : {}) } }
+      ? {
+          manager: {
+            ...(event.managerEmployeeId ? { employeeId: event.managerEmployeeId } : {}),
+            ...(event.managerEmail ? { email: event.managerEmail } : {}),
+          },
+        }
       : {}),
   };
 }

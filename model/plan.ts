@@ -1,5 +1,12 @@
 import { z } from 'zod';
-import { actionKindSchema, entitlementScopeSchema, playbookNameSchema, stepSchema, type Policy, type PlaybookName } from './policy.js';
+import {
+  actionKindSchema,
+  entitlementScopeSchema,
+  playbookNameSchema,
+  stepSchema,
+  type Policy,
+  type PlaybookName,
+} from './policy.js';
 import type { OffboardingRequest } from './request.js';
 
 export const plannedStageSchema = z.object({
@@ -126,7 +133,12 @@ export type Action = z.infer<typeof actionSchema>;
 
 const sameId = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
 
-function inScope(entitlement: Entitlement, system: string, scope: z.infer<typeof entitlementScopeSchema>, currentPlan: Plan): boolean {
+function inScope(
+  entitlement: Entitlement,
+  system: string,
+  scope: z.infer<typeof entitlementScopeSchema>,
+  currentPlan: Plan,
+): boolean {
   if (scope === 'all') return true;
   if (scope === 'privileged') return (currentPlan.privileged[system] ?? []).some((id) => sameId(id, entitlement.id));
   return !(currentPlan.keep[system] ?? []).some((id) => sameId(id, entitlement.id));
@@ -143,7 +155,12 @@ export function actionsForStage(stage: PlannedStage, discoveries: Discovery[], c
       if (step.action === 'remove_entitlement') {
         for (const entitlement of discovery.entitlements) {
           if (!inScope(entitlement, discovery.system, step.scope, currentPlan)) continue;
-          actions.push({ ...base, id: `${stage.name}/${discovery.system}/remove_entitlement/${entitlement.id}`, kind: 'remove_entitlement', target: entitlement });
+          actions.push({
+            ...base,
+            id: `${stage.name}/${discovery.system}/remove_entitlement/${entitlement.id}`,
+            kind: 'remove_entitlement',
+            target: entitlement,
+          });
         }
       } else {
         actions.push({ ...base, id: `${stage.name}/${discovery.system}/${step.action}`, kind: step.action });
@@ -160,13 +177,18 @@ export function leftoversAfterStage(stage: PlannedStage, discoveries: Discovery[
     const account = discovery.account;
     if (!account || discovery.manual) continue;
     for (const step of stage.steps) {
-      if (step.action === 'delete_account' && !(discovery.permanentAccounts && account.disabled)) leftovers.push(`${discovery.system}: account still exists`);
-      if (step.action === 'disable_login' && !account.disabled) leftovers.push(`${discovery.system}: login still enabled`);
-      if (step.action === 'revoke_sessions' && discovery.credentials.some((c) => c.kind === 'session')) leftovers.push(`${discovery.system}: sessions still active`);
-      if (step.action === 'revoke_tokens' && discovery.credentials.some((c) => c.kind !== 'session')) leftovers.push(`${discovery.system}: tokens or keys still valid`);
+      if (step.action === 'delete_account' && !(discovery.permanentAccounts && account.disabled))
+        leftovers.push(`${discovery.system}: account still exists`);
+      if (step.action === 'disable_login' && !account.disabled)
+        leftovers.push(`${discovery.system}: login still enabled`);
+      if (step.action === 'revoke_sessions' && discovery.credentials.some((c) => c.kind === 'session'))
+        leftovers.push(`${discovery.system}: sessions still active`);
+      if (step.action === 'revoke_tokens' && discovery.credentials.some((c) => c.kind !== 'session'))
+        leftovers.push(`${discovery.system}: tokens or keys still valid`);
       if (step.action === 'remove_entitlement') {
         for (const entitlement of discovery.entitlements) {
-          if (inScope(entitlement, discovery.system, step.scope, currentPlan)) leftovers.push(`${discovery.system}: still in ${entitlement.kind} ${entitlement.id}`);
+          if (inScope(entitlement, discovery.system, step.scope, currentPlan))
+            leftovers.push(`${discovery.system}: still in ${entitlement.kind} ${entitlement.id}`);
         }
       }
     }
@@ -182,7 +204,11 @@ function severity(request: OffboardingRequest): number {
 }
 
 const describeRequest = (request: OffboardingRequest) =>
-  request.trigger === 'termination' ? `${request.reason} termination` : request.trigger === 'role_change' ? `role change to ${request.newRole}` : 'contract end';
+  request.trigger === 'termination'
+    ? `${request.reason} termination`
+    : request.trigger === 'role_change'
+      ? `role change to ${request.newRole}`
+      : 'contract end';
 
 /**
  * Whether a second HR event for a person whose offboarding is running replaces its plan. It does
@@ -191,21 +217,33 @@ const describeRequest = (request: OffboardingRequest) =>
  * role change names another role. It never delays: a later effective time, or a milder event,
  * leaves the running plan as it is (a hold is how an offboarding is delayed).
  */
-export function supersession(current: OffboardingRequest, next: OffboardingRequest): { supersedes: boolean; why: string } {
+export function supersession(
+  current: OffboardingRequest,
+  next: OffboardingRequest,
+): { supersedes: boolean; why: string } {
   const [was, now] = [severity(current), severity(next)];
-  if (now > was) return { supersedes: true, why: `a ${describeRequest(next)} supersedes the running ${describeRequest(current)}` };
-  if (now < was) return { supersedes: false, why: `a ${describeRequest(next)} goes no further than the running ${describeRequest(current)}` };
+  if (now > was)
+    return { supersedes: true, why: `a ${describeRequest(next)} supersedes the running ${describeRequest(current)}` };
+  if (now < was)
+    return {
+      supersedes: false,
+      why: `a ${describeRequest(next)} goes no further than the running ${describeRequest(current)}`,
+    };
   if (next.trigger === 'role_change' && next.newRole !== current.newRole) {
     return { supersedes: true, why: `a ${describeRequest(next)} replaces the running ${describeRequest(current)}` };
   }
   if (Date.parse(next.effectiveAt) < Date.parse(current.effectiveAt)) {
     return { supersedes: true, why: `the effective time moves earlier, to ${next.effectiveAt}` };
   }
-  return { supersedes: false, why: `the running ${describeRequest(current)} already covers it (a later effective time does not delay an offboarding: hold it instead)` };
+  return {
+    supersedes: false,
+    why: `the running ${describeRequest(current)} already covers it (a later effective time does not delay an offboarding: hold it instead)`,
+  };
 }
 
 /** The request a superseding event is planned from: its own, but never effective later than the running one. */
 export function supersedingRequest(current: OffboardingRequest, next: OffboardingRequest): OffboardingRequest {
-  const effectiveAt = Date.parse(next.effectiveAt) <= Date.parse(current.effectiveAt) ? next.effectiveAt : current.effectiveAt;
+  const effectiveAt =
+    Date.parse(next.effectiveAt) <= Date.parse(current.effectiveAt) ? next.effectiveAt : current.effectiveAt;
   return { ...next, effectiveAt, subject: { ...current.subject, ...next.subject } };
 }

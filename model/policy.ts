@@ -65,27 +65,51 @@ const revokeAll: z.input<typeof stepSchema>[] = [
 
 /** The defaults from docs/policy.md; every field can be overridden in the config file. */
 export const DEFAULT_PLAYBOOKS: Record<PlaybookName, PlaybookInput> = {
-  involuntary: { mode: 'immediate', sla: '1h', stages: [
-    { name: 'revoke', after: '0s', steps: revokeAll },
-    { name: 'delete', after: '30d', steps: [{ action: 'delete_account' }] },
-  ] },
-  security: { mode: 'immediate', sla: '1h', stages: [
-    { name: 'revoke', after: '0s', steps: revokeAll },
-    { name: 'delete', after: '30d', steps: [{ action: 'delete_account' }] },
-  ] },
-  voluntary: { mode: 'staged', sla: '24h', stages: [
-    { name: 'disable', after: '0s', steps: [{ action: 'disable_login' }, { action: 'revoke_sessions' }, { action: 'revoke_tokens' }] },
-    { name: 'remove-entitlements', after: '1d', steps: [{ action: 'remove_entitlement', scope: 'all' }] },
-    { name: 'delete', after: '30d', steps: [{ action: 'delete_account' }] },
-  ] },
-  contractor: { mode: 'staged', sla: '24h', stages: [
-    { name: 'drop-privileged', after: '-2d', steps: [{ action: 'remove_entitlement', scope: 'privileged' }] },
-    { name: 'disable', after: '0s', steps: revokeAll },
-    { name: 'delete', after: '30d', steps: [{ action: 'delete_account' }] },
-  ] },
-  role_change: { mode: 'staged', sla: '14d', stages: [
-    { name: 'transition', after: '14d', steps: [{ action: 'remove_entitlement', scope: 'not_granted_by_new_role' }] },
-  ] },
+  involuntary: {
+    mode: 'immediate',
+    sla: '1h',
+    stages: [
+      { name: 'revoke', after: '0s', steps: revokeAll },
+      { name: 'delete', after: '30d', steps: [{ action: 'delete_account' }] },
+    ],
+  },
+  security: {
+    mode: 'immediate',
+    sla: '1h',
+    stages: [
+      { name: 'revoke', after: '0s', steps: revokeAll },
+      { name: 'delete', after: '30d', steps: [{ action: 'delete_account' }] },
+    ],
+  },
+  voluntary: {
+    mode: 'staged',
+    sla: '24h',
+    stages: [
+      {
+        name: 'disable',
+        after: '0s',
+        steps: [{ action: 'disable_login' }, { action: 'revoke_sessions' }, { action: 'revoke_tokens' }],
+      },
+      { name: 'remove-entitlements', after: '1d', steps: [{ action: 'remove_entitlement', scope: 'all' }] },
+      { name: 'delete', after: '30d', steps: [{ action: 'delete_account' }] },
+    ],
+  },
+  contractor: {
+    mode: 'staged',
+    sla: '24h',
+    stages: [
+      { name: 'drop-privileged', after: '-2d', steps: [{ action: 'remove_entitlement', scope: 'privileged' }] },
+      { name: 'disable', after: '0s', steps: revokeAll },
+      { name: 'delete', after: '30d', steps: [{ action: 'delete_account' }] },
+    ],
+  },
+  role_change: {
+    mode: 'staged',
+    sla: '14d',
+    stages: [
+      { name: 'transition', after: '14d', steps: [{ action: 'remove_entitlement', scope: 'not_granted_by_new_role' }] },
+    ],
+  },
 };
 
 export const policySchema = z.object({

@@ -6,7 +6,10 @@ import { z } from 'zod';
  */
 export const employeeIdSchema = z
   .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'must be 1-64 letters, digits, ".", "_" or "-" (an HR id, not a name or email)');
+  .regex(
+    /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/,
+    'must be 1-64 letters, digits, ".", "_" or "-" (an HR id, not a name or email)',
+  );
 
 export const triggerSchema = z.enum(['termination', 'contract_end', 'role_change']);
 export const terminationReasonSchema = z.enum(['voluntary', 'involuntary', 'security']);
@@ -27,7 +30,10 @@ export const managerSchema = z
     employeeId: employeeIdSchema.optional(),
     email: z.email().optional(),
   })
-  .refine((manager) => manager.employeeId !== undefined || manager.email !== undefined, 'give the manager\'s employeeId or email (or leave manager out)');
+  .refine(
+    (manager) => manager.employeeId !== undefined || manager.email !== undefined,
+    "give the manager's employeeId or email (or leave manager out)",
+  );
 
 export const offboardingRequestSchema = z
   .object({
@@ -45,10 +51,18 @@ export const offboardingRequestSchema = z
   })
   .superRefine((request, ctx) => {
     if (request.trigger === 'termination' && !request.reason) {
-      ctx.addIssue({ code: 'custom', path: ['reason'], message: 'required for a termination: voluntary, involuntary or security' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['reason'],
+        message: 'required for a termination: voluntary, involuntary or security',
+      });
     }
     if (request.trigger === 'role_change' && !request.newRole) {
-      ctx.addIssue({ code: 'custom', path: ['newRole'], message: 'required for a role change: the role the person moves into' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['newRole'],
+        message: 'required for a role change: the role the person moves into',
+      });
     }
   });
 

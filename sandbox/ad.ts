@@ -47,7 +47,8 @@ const user = (uid: string, extra: Record<string, string>): AdSeedEntry => ({
 /** Organisational units, people, the twins and the groups, in an order AD accepts them. */
 export function sampleAdEntries(servicePassword: string): AdSeedEntry[] {
   const accountNames = new Set(SAMPLE_PEOPLE.map((p) => adAccountName(p.uid)));
-  if (accountNames.size !== SAMPLE_PEOPLE.length) throw new Error('two sample uids share their first 20 characters: sAMAccountName would clash');
+  if (accountNames.size !== SAMPLE_PEOPLE.length)
+    throw new Error('two sample uids share their first 20 characters: sAMAccountName would clash');
   return [
     ...[AD_PEOPLE_BASE, AD_GROUPS_BASE, AD_DISABLED_OU, AD_SERVICES_OU].map((dn) => ({
       dn,

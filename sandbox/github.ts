@@ -67,11 +67,35 @@ export function sampleGithubLogins(): Record<string, string | string[]> {
   return logins;
 }
 
-export interface GithubSandboxMembership { state: 'active' | 'pending'; role: 'admin' | 'member' }
-export interface GithubSandboxTeam { id: number; slug: string; name: string; synced: boolean; members: Record<string, 'member' | 'maintainer'> }
-export interface GithubSandboxRepo { id: number; name: string; collaborators: string[] }
-export interface GithubSandboxPatGrant { id: number; owner: string; tokenId: number; tokenName: string; accessGrantedAt: string }
-export interface GithubSandboxSsoAuthorization { credentialId: number; login: string; credentialType: 'personal access token' | 'SSH key'; authorizedAt: string }
+export interface GithubSandboxMembership {
+  state: 'active' | 'pending';
+  role: 'admin' | 'member';
+}
+export interface GithubSandboxTeam {
+  id: number;
+  slug: string;
+  name: string;
+  synced: boolean;
+  members: Record<string, 'member' | 'maintainer'>;
+}
+export interface GithubSandboxRepo {
+  id: number;
+  name: string;
+  collaborators: string[];
+}
+export interface GithubSandboxPatGrant {
+  id: number;
+  owner: string;
+  tokenId: number;
+  tokenName: string;
+  accessGrantedAt: string;
+}
+export interface GithubSandboxSsoAuthorization {
+  credentialId: number;
+  login: string;
+  credentialType: 'personal access token' | 'SSH key';
+  authorizedAt: string;
+}
 
 export interface GithubSandboxState {
   org: { login: string; id: number };
@@ -132,7 +156,9 @@ function seed(): GithubSandboxState {
     installationTokens: {},
   };
   const team = (slug: string) => state.teams.find((t) => t.slug === slug)!;
-  const addUser = (login: string) => { state.users[lower(login)] ??= 100_000 + Object.keys(state.users).length; };
+  const addUser = (login: string) => {
+    state.users[lower(login)] ??= 100_000 + Object.keys(state.users).length;
+  };
 
   for (const [i, person] of SAMPLE_PEOPLE.entries()) {
     const login = githubLoginFor(person);
@@ -160,12 +186,29 @@ function seed(): GithubSandboxState {
       const grants = n % 6 === 0 ? 2 : 1;
       for (let g = 0; g < grants; g++) {
         const id = 5000 + state.patGrants.length + 1;
-        state.patGrants.push({ id, owner: login, tokenId: 70_000 + id, tokenName: `${login}-automation-${g + 1}`, accessGrantedAt: isoDay(n + g) });
+        state.patGrants.push({
+          id,
+          owner: login,
+          tokenId: 70_000 + id,
+          tokenName: `${login}-automation-${g + 1}`,
+          accessGrantedAt: isoDay(n + g),
+        });
       }
     }
     if (n % 3 !== 2) {
-      state.ssoAuthorizations.push({ credentialId: 8000 + state.ssoAuthorizations.length + 1, login, credentialType: 'personal access token', authorizedAt: isoDay(n) });
-      if (n % 4 === 0) state.ssoAuthorizations.push({ credentialId: 8000 + state.ssoAuthorizations.length + 1, login, credentialType: 'SSH key', authorizedAt: isoDay(n + 1) });
+      state.ssoAuthorizations.push({
+        credentialId: 8000 + state.ssoAuthorizations.length + 1,
+        login,
+        credentialType: 'personal access token',
+        authorizedAt: isoDay(n),
+      });
+      if (n % 4 === 0)
+        state.ssoAuthorizations.push({
+          credentialId: 8000 + state.ssoAuthorizations.length + 1,
+          login,
+          credentialType: 'SSH key',
+          authorizedAt: isoDay(n + 1),
+        });
     }
   }
   for (const login of GITHUB_TWIN_LOGINS) {
@@ -177,12 +220,28 @@ function seed(): GithubSandboxState {
 
 // ---- HTTP plumbing ------------------------------------------------------------------------
 
-interface Answer { status: number; body?: unknown; headers?: Record<string, string> }
-interface Context { url: URL; body: unknown; origin: string }
+interface Answer {
+  status: number;
+  body?: unknown;
+  headers?: Record<string, string>;
+}
+interface Context {
+  url: URL;
+  body: unknown;
+  origin: string;
+}
 type Handler = (ctx: Context, params: string[]) => Answer;
-interface Route { method: string; pattern: RegExp; docs: string; handle: Handler }
+interface Route {
+  method: string;
+  pattern: RegExp;
+  docs: string;
+  handle: Handler;
+}
 
-const error = (status: number, message: string, docs = DOCS): Answer => ({ status, body: { message, documentation_url: docs } });
+const error = (status: number, message: string, docs = DOCS): Answer => ({
+  status,
+  body: { message, documentation_url: docs },
+});
 const notFound = (docs: string) => error(404, 'Not Found', docs);
 
 /** GitHub's pagination: `per_page` (default 30, max 100), `page`, and a `Link` header. */
@@ -198,10 +257,16 @@ function paginate(ctx: Context, items: unknown[]): Answer {
   const links: string[] = [];
   if (page < last) links.push(link(page + 1, 'next'), link(last, 'last'));
   if (page > 1) links.push(link(1, 'first'), link(page - 1, 'prev'));
-  return { status: 200, body: items.slice((page - 1) * perPage, page * perPage), headers: links.length ? { link: links.join(', ') } : {} };
+  return {
+    status: 200,
+    body: items.slice((page - 1) * perPage, page * perPage),
+    headers: links.length ? { link: links.join(', ') } : {},
+  };
 }
 
-export async function startGithubSandbox(options: { port?: number; installationTokenTtlMs?: number } = {}): Promise<GithubSandbox> {
+export async function startGithubSandbox(
+  options: { port?: number; installationTokenTtlMs?: number } = {},
+): Promise<GithubSandbox> {
   let state = seed();
   const appKeys = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const appPrivateKey = appKeys.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
@@ -211,46 +276,74 @@ export async function startGithubSandbox(options: { port?: number; installationT
   let faultCounter = 0;
 
   const user = (ctx: Context, login: string) => ({
-    login, id: state.users[lower(login)] ?? 0, node_id: `U_${state.users[lower(login)] ?? 0}`, type: 'User', site_admin: false,
-    url: `${ctx.origin}/users/${login}`, html_url: `https://github.com/${login}`,
+    login,
+    id: state.users[lower(login)] ?? 0,
+    node_id: `U_${state.users[lower(login)] ?? 0}`,
+    type: 'User',
+    site_admin: false,
+    url: `${ctx.origin}/users/${login}`,
+    html_url: `https://github.com/${login}`,
   });
-  const orgJson = (ctx: Context) => ({ login: state.org.login, id: state.org.id, node_id: `O_${state.org.id}`, url: `${ctx.origin}/orgs/${state.org.login}`, description: 'Sample organisation' });
+  const orgJson = (ctx: Context) => ({
+    login: state.org.login,
+    id: state.org.id,
+    node_id: `O_${state.org.id}`,
+    url: `${ctx.origin}/orgs/${state.org.login}`,
+    description: 'Sample organisation',
+  });
   const knownLogin = (login: string) => Object.keys(state.users).find((l) => l === lower(login));
   const memberLogin = (login: string) => Object.keys(state.memberships).find((l) => l === lower(login));
   const sameOrg = (org: string) => lower(org) === lower(state.org.login);
   const isActiveMember = (login: string) => state.memberships[lower(login)]?.state === 'active';
-  const isOutsideCollaborator = (login: string) => !isActiveMember(login) && state.repos.some((r) => r.collaborators.includes(lower(login)));
+  const isOutsideCollaborator = (login: string) =>
+    !isActiveMember(login) && state.repos.some((r) => r.collaborators.includes(lower(login)));
   const outsideCollaborators = () => Object.keys(state.users).filter(isOutsideCollaborator);
   const teamBySlug = (slug: string) => state.teams.find((t) => t.slug === lower(slug));
   const membershipJson = (ctx: Context, login: string, m: GithubSandboxMembership) => ({
-    url: `${ctx.origin}/orgs/${state.org.login}/memberships/${login}`, state: m.state, role: m.role,
-    organization_url: `${ctx.origin}/orgs/${state.org.login}`, organization: orgJson(ctx), user: user(ctx, login),
+    url: `${ctx.origin}/orgs/${state.org.login}/memberships/${login}`,
+    state: m.state,
+    role: m.role,
+    organization_url: `${ctx.origin}/orgs/${state.org.login}`,
+    organization: orgJson(ctx),
+    user: user(ctx, login),
   });
 
   const MEMBERS_DOCS = `${DOCS}/orgs/members`;
   const TEAMS_DOCS = `${DOCS}/teams/members`;
   const PAT_DOCS = `${DOCS}/orgs/personal-access-tokens`;
-  const SSO_DOCS = 'https://docs.github.com/enterprise-cloud@latest/rest/orgs/orgs#list-saml-sso-authorizations-for-an-organization';
+  const SSO_DOCS =
+    'https://docs.github.com/enterprise-cloud@latest/rest/orgs/orgs#list-saml-sso-authorizations-for-an-organization';
 
   const routes: Route[] = [
     {
-      method: 'GET', pattern: /^\/orgs\/([^/]+)$/, docs: `${DOCS}/orgs/orgs#get-an-organization`,
-      handle: (ctx, [org]) => (sameOrg(org!) ? { status: 200, body: orgJson(ctx) } : notFound(`${DOCS}/orgs/orgs#get-an-organization`)),
+      method: 'GET',
+      pattern: /^\/orgs\/([^/]+)$/,
+      docs: `${DOCS}/orgs/orgs#get-an-organization`,
+      handle: (ctx, [org]) =>
+        sameOrg(org!) ? { status: 200, body: orgJson(ctx) } : notFound(`${DOCS}/orgs/orgs#get-an-organization`),
     },
     {
-      method: 'GET', pattern: /^\/orgs\/([^/]+)\/memberships\/([^/]+)$/, docs: `${MEMBERS_DOCS}#get-organization-membership-for-a-user`,
+      method: 'GET',
+      pattern: /^\/orgs\/([^/]+)\/memberships\/([^/]+)$/,
+      docs: `${MEMBERS_DOCS}#get-organization-membership-for-a-user`,
       handle: (ctx, [org, login]) => {
         const key = sameOrg(org!) ? memberLogin(login!) : undefined;
-        return key ? { status: 200, body: membershipJson(ctx, key, state.memberships[key]!) } : notFound(`${MEMBERS_DOCS}#get-organization-membership-for-a-user`);
+        return key
+          ? { status: 200, body: membershipJson(ctx, key, state.memberships[key]!) }
+          : notFound(`${MEMBERS_DOCS}#get-organization-membership-for-a-user`);
       },
     },
     {
       // Adds a member or changes a member's role; for someone who is not a member it sends an invitation.
-      method: 'PUT', pattern: /^\/orgs\/([^/]+)\/memberships\/([^/]+)$/, docs: `${MEMBERS_DOCS}#set-organization-membership-for-a-user`,
+      method: 'PUT',
+      pattern: /^\/orgs\/([^/]+)\/memberships\/([^/]+)$/,
+      docs: `${MEMBERS_DOCS}#set-organization-membership-for-a-user`,
       handle: (ctx, [org, login]) => {
-        if (!sameOrg(org!) || !knownLogin(login!)) return notFound(`${MEMBERS_DOCS}#set-organization-membership-for-a-user`);
+        if (!sameOrg(org!) || !knownLogin(login!))
+          return notFound(`${MEMBERS_DOCS}#set-organization-membership-for-a-user`);
         const role = (ctx.body as { role?: unknown } | undefined)?.role ?? 'member';
-        if (role !== 'admin' && role !== 'member') return error(422, 'Validation Failed', `${MEMBERS_DOCS}#set-organization-membership-for-a-user`);
+        if (role !== 'admin' && role !== 'member')
+          return error(422, 'Validation Failed', `${MEMBERS_DOCS}#set-organization-membership-for-a-user`);
         const key = lower(login!);
         const current = state.memberships[key];
         state.memberships[key] = current ? { ...current, role } : { state: 'pending', role };
@@ -259,7 +352,9 @@ export async function startGithubSandbox(options: { port?: number; installationT
     },
     {
       // Removes an active member (with their teams and repository access) or cancels an invitation.
-      method: 'DELETE', pattern: /^\/orgs\/([^/]+)\/memberships\/([^/]+)$/, docs: `${MEMBERS_DOCS}#remove-organization-membership-for-a-user`,
+      method: 'DELETE',
+      pattern: /^\/orgs\/([^/]+)\/memberships\/([^/]+)$/,
+      docs: `${MEMBERS_DOCS}#remove-organization-membership-for-a-user`,
       handle: (_ctx, [org, login]) => {
         const key = sameOrg(org!) ? memberLogin(login!) : undefined;
         if (!key) return notFound(`${MEMBERS_DOCS}#remove-organization-membership-for-a-user`);
@@ -270,73 +365,132 @@ export async function startGithubSandbox(options: { port?: number; installationT
       },
     },
     {
-      method: 'GET', pattern: /^\/orgs\/([^/]+)\/teams$/, docs: `${DOCS}/teams/teams#list-teams`,
+      method: 'GET',
+      pattern: /^\/orgs\/([^/]+)\/teams$/,
+      docs: `${DOCS}/teams/teams#list-teams`,
       handle: (ctx, [org]) => {
         if (!sameOrg(org!)) return notFound(`${DOCS}/teams/teams#list-teams`);
-        return paginate(ctx, state.teams.map((t) => ({
-          id: t.id, node_id: `T_${t.id}`, name: t.name, slug: t.slug, description: '', privacy: 'closed', notification_setting: 'notifications_enabled',
-          permission: 'pull', url: `${ctx.origin}/organizations/${state.org.id}/team/${t.id}`, html_url: `https://github.com/orgs/${state.org.login}/teams/${t.slug}`,
-          members_url: `${ctx.origin}/organizations/${state.org.id}/team/${t.id}/members{/member}`, repositories_url: `${ctx.origin}/organizations/${state.org.id}/team/${t.id}/repos`, parent: null,
-        })));
+        return paginate(
+          ctx,
+          state.teams.map((t) => ({
+            id: t.id,
+            node_id: `T_${t.id}`,
+            name: t.name,
+            slug: t.slug,
+            description: '',
+            privacy: 'closed',
+            notification_setting: 'notifications_enabled',
+            permission: 'pull',
+            url: `${ctx.origin}/organizations/${state.org.id}/team/${t.id}`,
+            html_url: `https://github.com/orgs/${state.org.login}/teams/${t.slug}`,
+            members_url: `${ctx.origin}/organizations/${state.org.id}/team/${t.id}/members{/member}`,
+            repositories_url: `${ctx.origin}/organizations/${state.org.id}/team/${t.id}/repos`,
+            parent: null,
+          })),
+        );
       },
     },
     {
-      method: 'GET', pattern: /^\/orgs\/([^/]+)\/teams\/([^/]+)\/memberships\/([^/]+)$/, docs: `${TEAMS_DOCS}#get-team-membership-for-a-user`,
+      method: 'GET',
+      pattern: /^\/orgs\/([^/]+)\/teams\/([^/]+)\/memberships\/([^/]+)$/,
+      docs: `${TEAMS_DOCS}#get-team-membership-for-a-user`,
       handle: (ctx, [org, slug, login]) => {
         const team = sameOrg(org!) ? teamBySlug(slug!) : undefined;
         const role = team?.members[lower(login!)];
         if (!team || !role) return notFound(`${TEAMS_DOCS}#get-team-membership-for-a-user`);
         const pending = state.memberships[lower(login!)]?.state === 'pending';
-        return { status: 200, body: { url: `${ctx.origin}/organizations/${state.org.id}/team/${team.id}/memberships/${login}`, role, state: pending ? 'pending' : 'active' } };
+        return {
+          status: 200,
+          body: {
+            url: `${ctx.origin}/organizations/${state.org.id}/team/${team.id}/memberships/${login}`,
+            role,
+            state: pending ? 'pending' : 'active',
+          },
+        };
       },
     },
     {
-      method: 'DELETE', pattern: /^\/orgs\/([^/]+)\/teams\/([^/]+)\/memberships\/([^/]+)$/, docs: `${TEAMS_DOCS}#remove-team-membership-for-a-user`,
+      method: 'DELETE',
+      pattern: /^\/orgs\/([^/]+)\/teams\/([^/]+)\/memberships\/([^/]+)$/,
+      docs: `${TEAMS_DOCS}#remove-team-membership-for-a-user`,
       handle: (_ctx, [org, slug, login]) => {
         const docs = `${TEAMS_DOCS}#remove-team-membership-for-a-user`;
         const team = sameOrg(org!) ? teamBySlug(slug!) : undefined;
         if (!team) return notFound(docs);
-        if (team.synced) return error(403, 'This team is synchronized with an identity provider group; change its membership in the identity provider.', docs);
+        if (team.synced)
+          return error(
+            403,
+            'This team is synchronized with an identity provider group; change its membership in the identity provider.',
+            docs,
+          );
         delete team.members[lower(login!)];
         return { status: 204 };
       },
     },
     {
-      method: 'GET', pattern: /^\/orgs\/([^/]+)\/outside_collaborators$/, docs: `${DOCS}/orgs/outside-collaborators#list-outside-collaborators-for-an-organization`,
-      handle: (ctx, [org]) => (sameOrg(org!) ? paginate(ctx, outsideCollaborators().map((l) => user(ctx, l))) : notFound(`${DOCS}/orgs/outside-collaborators`)),
+      method: 'GET',
+      pattern: /^\/orgs\/([^/]+)\/outside_collaborators$/,
+      docs: `${DOCS}/orgs/outside-collaborators#list-outside-collaborators-for-an-organization`,
+      handle: (ctx, [org]) =>
+        sameOrg(org!)
+          ? paginate(
+              ctx,
+              outsideCollaborators().map((l) => user(ctx, l)),
+            )
+          : notFound(`${DOCS}/orgs/outside-collaborators`),
     },
     {
-      method: 'DELETE', pattern: /^\/orgs\/([^/]+)\/outside_collaborators\/([^/]+)$/, docs: `${DOCS}/orgs/outside-collaborators#remove-outside-collaborator-from-an-organization`,
+      method: 'DELETE',
+      pattern: /^\/orgs\/([^/]+)\/outside_collaborators\/([^/]+)$/,
+      docs: `${DOCS}/orgs/outside-collaborators#remove-outside-collaborator-from-an-organization`,
       handle: (_ctx, [org, login]) => {
         const docs = `${DOCS}/orgs/outside-collaborators#remove-outside-collaborator-from-an-organization`;
         if (!sameOrg(org!)) return notFound(docs);
-        if (isActiveMember(login!)) return error(422, 'You cannot specify an organization member to remove as an outside collaborator.', docs);
+        if (isActiveMember(login!))
+          return error(422, 'You cannot specify an organization member to remove as an outside collaborator.', docs);
         for (const repo of state.repos) repo.collaborators = repo.collaborators.filter((l) => l !== lower(login!));
         return { status: 204 };
       },
     },
     {
-      method: 'GET', pattern: /^\/orgs\/([^/]+)\/repos$/, docs: `${DOCS}/repos/repos#list-organization-repositories`,
+      method: 'GET',
+      pattern: /^\/orgs\/([^/]+)\/repos$/,
+      docs: `${DOCS}/repos/repos#list-organization-repositories`,
       handle: (ctx, [org]) => {
         if (!sameOrg(org!)) return notFound(`${DOCS}/repos/repos#list-organization-repositories`);
-        return paginate(ctx, state.repos.map((r) => ({
-          id: r.id, node_id: `R_${r.id}`, name: r.name, full_name: `${state.org.login}/${r.name}`, private: true,
-          owner: { login: state.org.login, id: state.org.id, type: 'Organization' }, html_url: `https://github.com/${state.org.login}/${r.name}`, url: `${ctx.origin}/repos/${state.org.login}/${r.name}`,
-        })));
+        return paginate(
+          ctx,
+          state.repos.map((r) => ({
+            id: r.id,
+            node_id: `R_${r.id}`,
+            name: r.name,
+            full_name: `${state.org.login}/${r.name}`,
+            private: true,
+            owner: { login: state.org.login, id: state.org.id, type: 'Organization' },
+            html_url: `https://github.com/${state.org.login}/${r.name}`,
+            url: `${ctx.origin}/repos/${state.org.login}/${r.name}`,
+          })),
+        );
       },
     },
     {
-      method: 'GET', pattern: /^\/repos\/([^/]+)\/([^/]+)\/collaborators\/([^/]+)$/, docs: `${DOCS}/collaborators/collaborators#check-if-a-user-is-a-repository-collaborator`,
+      method: 'GET',
+      pattern: /^\/repos\/([^/]+)\/([^/]+)\/collaborators\/([^/]+)$/,
+      docs: `${DOCS}/collaborators/collaborators#check-if-a-user-is-a-repository-collaborator`,
       handle: (_ctx, [owner, name, login]) => {
         const repo = sameOrg(owner!) ? state.repos.find((r) => r.name === lower(name!)) : undefined;
         const key = lower(login!);
         // Members reach every repository here (base permission read); outside collaborators only theirs.
         const access = repo && (isActiveMember(key) || repo.collaborators.includes(key));
-        return access ? { status: 204 } : notFound(`${DOCS}/collaborators/collaborators#check-if-a-user-is-a-repository-collaborator`);
+        return access
+          ? { status: 204 }
+          : notFound(`${DOCS}/collaborators/collaborators#check-if-a-user-is-a-repository-collaborator`);
       },
     },
     {
-      method: 'DELETE', pattern: /^\/repos\/([^/]+)\/([^/]+)\/collaborators\/([^/]+)$/, docs: `${DOCS}/collaborators/collaborators#remove-a-repository-collaborator`,
+      method: 'DELETE',
+      pattern: /^\/repos\/([^/]+)\/([^/]+)\/collaborators\/([^/]+)$/,
+      docs: `${DOCS}/collaborators/collaborators#remove-a-repository-collaborator`,
       handle: (_ctx, [owner, name, login]) => {
         const repo = sameOrg(owner!) ? state.repos.find((r) => r.name === lower(name!)) : undefined;
         if (!repo) return notFound(`${DOCS}/collaborators/collaborators#remove-a-repository-collaborator`);
@@ -346,26 +500,49 @@ export async function startGithubSandbox(options: { port?: number; installationT
       },
     },
     {
-      method: 'GET', pattern: /^\/orgs\/([^/]+)\/personal-access-tokens$/, docs: `${PAT_DOCS}#list-fine-grained-personal-access-tokens-with-access-to-organization-resources`,
+      method: 'GET',
+      pattern: /^\/orgs\/([^/]+)\/personal-access-tokens$/,
+      docs: `${PAT_DOCS}#list-fine-grained-personal-access-tokens-with-access-to-organization-resources`,
       handle: (ctx, [org]) => {
         if (!sameOrg(org!)) return notFound(PAT_DOCS);
-        const owners = [...ctx.url.searchParams.getAll('owner[]'), ...ctx.url.searchParams.getAll('owner')].flatMap((o) => o.split(',')).map(lower);
+        const owners = [...ctx.url.searchParams.getAll('owner[]'), ...ctx.url.searchParams.getAll('owner')]
+          .flatMap((o) => o.split(','))
+          .map(lower);
         const grants = state.patGrants.filter((g) => owners.length === 0 || owners.includes(g.owner));
-        return paginate(ctx, grants.map((g) => ({
-          id: g.id, owner: user(ctx, g.owner), repository_selection: 'subset', repositories_url: `${ctx.origin}/organizations/${state.org.id}/personal-access-tokens/${g.id}/repositories`,
-          permissions: { organization: {}, repository: { contents: 'read', metadata: 'read' }, other: {} },
-          access_granted_at: g.accessGrantedAt, token_id: g.tokenId, token_name: g.tokenName, token_expired: false, token_expires_at: null, token_last_used_at: null,
-        })));
+        return paginate(
+          ctx,
+          grants.map((g) => ({
+            id: g.id,
+            owner: user(ctx, g.owner),
+            repository_selection: 'subset',
+            repositories_url: `${ctx.origin}/organizations/${state.org.id}/personal-access-tokens/${g.id}/repositories`,
+            permissions: { organization: {}, repository: { contents: 'read', metadata: 'read' }, other: {} },
+            access_granted_at: g.accessGrantedAt,
+            token_id: g.tokenId,
+            token_name: g.tokenName,
+            token_expired: false,
+            token_expires_at: null,
+            token_last_used_at: null,
+          })),
+        );
       },
     },
     {
-      method: 'POST', pattern: /^\/orgs\/([^/]+)\/personal-access-tokens$/, docs: `${PAT_DOCS}#update-the-access-to-organization-resources-via-fine-grained-personal-access-tokens`,
+      method: 'POST',
+      pattern: /^\/orgs\/([^/]+)\/personal-access-tokens$/,
+      docs: `${PAT_DOCS}#update-the-access-to-organization-resources-via-fine-grained-personal-access-tokens`,
       handle: (ctx, [org]) => {
         const docs = `${PAT_DOCS}#update-the-access-to-organization-resources-via-fine-grained-personal-access-tokens`;
         if (!sameOrg(org!)) return notFound(docs);
         const body = ctx.body as { action?: unknown; pat_ids?: unknown } | undefined;
         const ids = body?.pat_ids;
-        if (body?.action !== 'revoke' || !Array.isArray(ids) || ids.length === 0 || ids.length > 100 || !ids.every(Number.isInteger)) {
+        if (
+          body?.action !== 'revoke' ||
+          !Array.isArray(ids) ||
+          ids.length === 0 ||
+          ids.length > 100 ||
+          !ids.every(Number.isInteger)
+        ) {
           return error(422, 'Validation Failed', docs);
         }
         if (!ids.every((id) => state.patGrants.some((g) => g.id === id))) return notFound(docs);
@@ -374,34 +551,50 @@ export async function startGithubSandbox(options: { port?: number; installationT
       },
     },
     {
-      method: 'GET', pattern: /^\/orgs\/([^/]+)\/credential-authorizations$/, docs: SSO_DOCS,
+      method: 'GET',
+      pattern: /^\/orgs\/([^/]+)\/credential-authorizations$/,
+      docs: SSO_DOCS,
       handle: (ctx, [org]) => {
         if (!sameOrg(org!)) return notFound(SSO_DOCS);
         const login = ctx.url.searchParams.get('login');
         const found = state.ssoAuthorizations.filter((a) => !login || a.login === lower(login));
-        return paginate(ctx, found.map((a) => ({
-          login: a.login, credential_id: a.credentialId, credential_type: a.credentialType, credential_authorized_at: a.authorizedAt, credential_accessed_at: null,
-          authorized_credential_id: a.credentialId + 1_000_000, authorized_credential_title: a.credentialType === 'SSH key' ? `${a.login} laptop` : null, authorized_credential_note: null,
-          authorized_credential_expires_at: null,
-          ...(a.credentialType === 'SSH key'
-            ? { fingerprint: `SHA256:sandbox${a.credentialId}` }
-            : { token_last_eight: String(a.credentialId).padStart(8, '0'), scopes: ['repo', 'read:org'] }),
-        })));
+        return paginate(
+          ctx,
+          found.map((a) => ({
+            login: a.login,
+            credential_id: a.credentialId,
+            credential_type: a.credentialType,
+            credential_authorized_at: a.authorizedAt,
+            credential_accessed_at: null,
+            authorized_credential_id: a.credentialId + 1_000_000,
+            authorized_credential_title: a.credentialType === 'SSH key' ? `${a.login} laptop` : null,
+            authorized_credential_note: null,
+            authorized_credential_expires_at: null,
+            ...(a.credentialType === 'SSH key'
+              ? { fingerprint: `SHA256:sandbox${a.credentialId}` }
+              : { token_last_eight: String(a.credentialId).padStart(8, '0'), scopes: ['repo', 'read:org'] }),
+          })),
+        );
       },
     },
     {
-      method: 'DELETE', pattern: /^\/orgs\/([^/]+)\/credential-authorizations\/([^/]+)$/, docs: SSO_DOCS,
+      method: 'DELETE',
+      pattern: /^\/orgs\/([^/]+)\/credential-authorizations\/([^/]+)$/,
+      docs: SSO_DOCS,
       handle: (_ctx, [org, id]) => {
         const before = state.ssoAuthorizations.length;
-        if (sameOrg(org!)) state.ssoAuthorizations = state.ssoAuthorizations.filter((a) => String(a.credentialId) !== id);
+        if (sameOrg(org!))
+          state.ssoAuthorizations = state.ssoAuthorizations.filter((a) => String(a.credentialId) !== id);
         return state.ssoAuthorizations.length < before ? { status: 204 } : notFound(SSO_DOCS);
       },
     },
   ];
 
   const tokenOf = (authorization: string | undefined) => /^(?:token|bearer)\s+(\S+)$/i.exec(authorization ?? '')?.[1];
-  const isInstallationToken = (token: string | undefined) => token !== undefined && (state.installationTokens[token] ?? 0) > Date.now();
-  const isSandboxToken = (token: string | undefined): token is string => token === GITHUB_SANDBOX_TOKEN || token === GITHUB_SANDBOX_READ_ONLY_TOKEN || isInstallationToken(token);
+  const isInstallationToken = (token: string | undefined) =>
+    token !== undefined && (state.installationTokens[token] ?? 0) > Date.now();
+  const isSandboxToken = (token: string | undefined): token is string =>
+    token === GITHUB_SANDBOX_TOKEN || token === GITHUB_SANDBOX_READ_ONLY_TOKEN || isInstallationToken(token);
   /** May write: the read-write token, or a live installation token of the app. */
   const mayWrite = (token: string | undefined) => token === GITHUB_SANDBOX_TOKEN || isInstallationToken(token);
 
@@ -414,19 +607,35 @@ export async function startGithubSandbox(options: { port?: number; installationT
     let claims: { iss?: unknown; iat?: unknown; exp?: unknown };
     try {
       const alg = (JSON.parse(Buffer.from(header ?? '', 'base64url').toString()) as { alg?: string }).alg;
-      const signed = verify('RSA-SHA256', Buffer.from(`${header}.${payload}`), appPublicKey, Buffer.from(signature ?? '', 'base64url'));
+      const signed = verify(
+        'RSA-SHA256',
+        Buffer.from(`${header}.${payload}`),
+        appPublicKey,
+        Buffer.from(signature ?? '', 'base64url'),
+      );
       if (alg !== 'RS256' || !signed) throw new Error('not signed by the app');
       claims = JSON.parse(Buffer.from(payload ?? '', 'base64url').toString()) as typeof claims;
     } catch {
       return error(401, 'A JSON web token could not be decoded', APP_DOCS);
     }
     const nowSeconds = Math.floor(Date.now() / 1000);
-    if (String(claims.iss) !== String(GITHUB_SANDBOX_APP.appId)) return error(401, 'A JSON web token could not be decoded', APP_DOCS);
+    if (String(claims.iss) !== String(GITHUB_SANDBOX_APP.appId))
+      return error(401, 'A JSON web token could not be decoded', APP_DOCS);
     if (typeof claims.exp !== 'number' || claims.exp <= nowSeconds) {
-      return error(401, "'Expiration time' claim ('exp') must be a numeric value representing the future time at which the assertion expires", APP_DOCS);
+      return error(
+        401,
+        "'Expiration time' claim ('exp') must be a numeric value representing the future time at which the assertion expires",
+        APP_DOCS,
+      );
     }
-    if (typeof claims.iat !== 'number' || claims.iat > nowSeconds + 60) return error(401, "'Issued at' claim ('iat') must be an Integer representing the time that the assertion was issued", APP_DOCS);
-    if (claims.exp - Math.max(claims.iat, nowSeconds - 60) > 600 || claims.exp > nowSeconds + 600) return error(401, "'Expiration time' claim ('exp') is too far in the future", APP_DOCS);
+    if (typeof claims.iat !== 'number' || claims.iat > nowSeconds + 60)
+      return error(
+        401,
+        "'Issued at' claim ('iat') must be an Integer representing the time that the assertion was issued",
+        APP_DOCS,
+      );
+    if (claims.exp - Math.max(claims.iat, nowSeconds - 60) > 600 || claims.exp > nowSeconds + 600)
+      return error(401, "'Expiration time' claim ('exp') is too far in the future", APP_DOCS);
     if (installationId !== String(GITHUB_SANDBOX_APP.installationId)) return notFound(APP_DOCS);
     const token = `ghs_${randomBytes(18).toString('hex')}`;
     const expiresAt = Date.now() + installationTokenTtlMs;
@@ -436,7 +645,11 @@ export async function startGithubSandbox(options: { port?: number; installationT
       body: {
         token,
         expires_at: new Date(expiresAt).toISOString().replace(/\.\d{3}Z$/, 'Z'),
-        permissions: { members: 'write', organization_administration: 'read', organization_personal_access_tokens: 'write' },
+        permissions: {
+          members: 'write',
+          organization_administration: 'read',
+          organization_personal_access_tokens: 'write',
+        },
         repository_selection: 'all',
       },
     };
@@ -467,7 +680,11 @@ export async function startGithubSandbox(options: { port?: number; installationT
     const token = tokenOf(authorization);
     const { bucket, limit } = bucketFor(isSandboxToken(token) ? token : 'anonymous');
     if (bucket.used >= limit) {
-      return error(403, `API rate limit exceeded for ${isSandboxToken(token) ? 'installation ID 1' : '127.0.0.1'}.`, `${DOCS}/using-the-rest-api/rate-limits-for-the-rest-api#about-primary-rate-limits`);
+      return error(
+        403,
+        `API rate limit exceeded for ${isSandboxToken(token) ? 'installation ID 1' : '127.0.0.1'}.`,
+        `${DOCS}/using-the-rest-api/rate-limits-for-the-rest-api#about-primary-rate-limits`,
+      );
     }
     bucket.used += 1;
     if (!authorization) return error(401, 'Requires authentication');
@@ -477,7 +694,11 @@ export async function startGithubSandbox(options: { port?: number; installationT
     if (burst && burst.count > 0) {
       burst.count -= 1;
       return {
-        ...error(burst.status ?? 429, 'You have exceeded a secondary rate limit. Please wait a few minutes before you try again.', `${DOCS}/using-the-rest-api/rate-limits-for-the-rest-api#about-secondary-rate-limits`),
+        ...error(
+          burst.status ?? 429,
+          'You have exceeded a secondary rate limit. Please wait a few minutes before you try again.',
+          `${DOCS}/using-the-rest-api/rate-limits-for-the-rest-api#about-secondary-rate-limits`,
+        ),
         headers: { 'retry-after': String(burst.retryAfterSeconds) },
       };
     }
@@ -543,7 +764,8 @@ export async function startGithubSandbox(options: { port?: number; installationT
       }
       if (faults.primaryLimit) {
         const reset = Math.floor(Date.now() / 1000) + faults.primaryLimit.resetInSeconds;
-        for (const token of [GITHUB_SANDBOX_TOKEN, GITHUB_SANDBOX_READ_ONLY_TOKEN]) state.rateLimits[token] = { used: RATE_LIMIT, reset };
+        for (const token of [GITHUB_SANDBOX_TOKEN, GITHUB_SANDBOX_READ_ONLY_TOKEN])
+          state.rateLimits[token] = { used: RATE_LIMIT, reset };
         delete faults.primaryLimit;
       }
 
@@ -560,7 +782,8 @@ export async function startGithubSandbox(options: { port?: number; installationT
       const token = tokenOf(authorization);
       send(res, answer, rateLimitHeaders(isSandboxToken(token) ? token : 'anonymous'));
     })().catch((err: unknown) => {
-      if (!res.headersSent) send(res, error(500, `sandbox failure: ${err instanceof Error ? err.message : String(err)}`), {});
+      if (!res.headersSent)
+        send(res, error(500, `sandbox failure: ${err instanceof Error ? err.message : String(err)}`), {});
     });
   });
 

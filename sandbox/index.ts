@@ -5,7 +5,11 @@
  */
 import type { ConfigInput } from '../workers/config.js';
 import { GITHUB_SANDBOX_APP, GITHUB_SANDBOX_ORG, sampleGithubLogins, startGithubSandbox } from './github.js';
-import { SANDBOX_SALESFORCE_CLIENT_ID, SANDBOX_SALESFORCE_CLIENT_SECRET, startSalesforceSandbox } from './salesforce.js';
+import {
+  SANDBOX_SALESFORCE_CLIENT_ID,
+  SANDBOX_SALESFORCE_CLIENT_SECRET,
+  startSalesforceSandbox,
+} from './salesforce.js';
 import { SCIM_DEFAULT_TOKEN, startScimSandbox } from './scim.js';
 import { SLACK_SANDBOX_TEAM_ID, SLACK_SANDBOX_TOKENS, startSlackSandbox } from './slack.js';
 
@@ -26,14 +30,38 @@ export async function startSaasSandboxes(ports: SandboxPorts = {}) {
   const systems: NonNullable<ConfigInput['systems']> = {
     // As a GitHub App, the production shape: installation tokens are minted and renewed by the client.
     github: {
-      type: 'github', baseUrl: github.url, org: GITHUB_SANDBOX_ORG, logins: sampleGithubLogins(),
-      app: { appId: GITHUB_SANDBOX_APP.appId, installationId: GITHUB_SANDBOX_APP.installationId, privateKey: { env: 'OFFBOARD_SANDBOX_GITHUB_APP_KEY' } },
+      type: 'github',
+      baseUrl: github.url,
+      org: GITHUB_SANDBOX_ORG,
+      logins: sampleGithubLogins(),
+      app: {
+        appId: GITHUB_SANDBOX_APP.appId,
+        installationId: GITHUB_SANDBOX_APP.installationId,
+        privateKey: { env: 'OFFBOARD_SANDBOX_GITHUB_APP_KEY' },
+      },
     },
-    slack: { type: 'slack', apiUrl: slack.apiUrl, token: { env: 'OFFBOARD_SANDBOX_SLACK_TOKEN' }, teamId: SLACK_SANDBOX_TEAM_ID },
+    slack: {
+      type: 'slack',
+      apiUrl: slack.apiUrl,
+      token: { env: 'OFFBOARD_SANDBOX_SLACK_TOKEN' },
+      teamId: SLACK_SANDBOX_TEAM_ID,
+    },
     // OAuth client credentials of a Connected App, the production shape: sessions renewed on expiry.
-    salesforce: { type: 'salesforce', instanceUrl: salesforce.url, clientCredentials: { clientId: SANDBOX_SALESFORCE_CLIENT_ID, clientSecret: { env: 'OFFBOARD_SANDBOX_SALESFORCE_CLIENT_SECRET' } } },
+    salesforce: {
+      type: 'salesforce',
+      instanceUrl: salesforce.url,
+      clientCredentials: {
+        clientId: SANDBOX_SALESFORCE_CLIENT_ID,
+        clientSecret: { env: 'OFFBOARD_SANDBOX_SALESFORCE_CLIENT_SECRET' },
+      },
+    },
     // A SCIM 2.0 app (a company wiki, say): any number of these can be configured.
-    wiki: { type: 'scim', baseUrl: wiki.url, bearerToken: { env: 'OFFBOARD_SANDBOX_SCIM_TOKEN' }, matchBy: 'externalId' },
+    wiki: {
+      type: 'scim',
+      baseUrl: wiki.url,
+      bearerToken: { env: 'OFFBOARD_SANDBOX_SCIM_TOKEN' },
+      matchBy: 'externalId',
+    },
   };
   const notifications: ConfigInput['notifications'] = {
     slack: { token: { env: 'OFFBOARD_SANDBOX_SLACK_BOT_TOKEN' }, channel: '#offboarding', apiUrl: slack.apiUrl },

@@ -37,8 +37,50 @@ export const SAMPLE_GROUPS: SampleGroup[] = [
   { cn: 'hr-records', kind: 'groupOfNames', gidNumber: 5008, privileged: false, restricted: true },
 ];
 
-const FIRST = ['Ada', 'Alan', 'Barbara', 'Claude', 'Dorothy', 'Edsger', 'Frances', 'Grace', 'Hedy', 'John', 'Katherine', 'Leslie', 'Margaret', 'Niklaus', 'Radia', 'Ken', 'Sophie', 'Tim', 'Whitfield', 'Yukihiro'];
-const LAST = ['Lovelace', 'Turing', 'Liskov', 'Shannon', 'Vaughan', 'Dijkstra', 'Allen', 'Hopper', 'Lamarr', 'Backus', 'Johnson', 'Lamport', 'Hamilton', 'Wirth', 'Perlman', 'Thompson', 'Wilson', 'Berners-Lee', 'Diffie', 'Matsumoto'];
+const FIRST = [
+  'Ada',
+  'Alan',
+  'Barbara',
+  'Claude',
+  'Dorothy',
+  'Edsger',
+  'Frances',
+  'Grace',
+  'Hedy',
+  'John',
+  'Katherine',
+  'Leslie',
+  'Margaret',
+  'Niklaus',
+  'Radia',
+  'Ken',
+  'Sophie',
+  'Tim',
+  'Whitfield',
+  'Yukihiro',
+];
+const LAST = [
+  'Lovelace',
+  'Turing',
+  'Liskov',
+  'Shannon',
+  'Vaughan',
+  'Dijkstra',
+  'Allen',
+  'Hopper',
+  'Lamarr',
+  'Backus',
+  'Johnson',
+  'Lamport',
+  'Hamilton',
+  'Wirth',
+  'Perlman',
+  'Thompson',
+  'Wilson',
+  'Berners-Lee',
+  'Diffie',
+  'Matsumoto',
+];
 
 /**
  * E1000 (the keeper) is in every group and is never offboarded, so no group is ever left empty.
@@ -47,7 +89,15 @@ const LAST = ['Lovelace', 'Turing', 'Liskov', 'Shannon', 'Vaughan', 'Dijkstra', 
  * The keeper manages everyone else, and is told of their offboardings.
  */
 export const SAMPLE_PEOPLE: SamplePerson[] = [
-  { employeeId: 'E1000', uid: 'keeper', givenName: 'Kim', sn: 'Keeper', email: 'keeper@example.org', employmentType: 'employee', groups: SAMPLE_GROUPS.map((g) => g.cn) },
+  {
+    employeeId: 'E1000',
+    uid: 'keeper',
+    givenName: 'Kim',
+    sn: 'Keeper',
+    email: 'keeper@example.org',
+    employmentType: 'employee',
+    groups: SAMPLE_GROUPS.map((g) => g.cn),
+  },
   ...Array.from({ length: 60 }, (_, i): SamplePerson => {
     const givenName = FIRST[i % FIRST.length]!;
     const sn = LAST[(i * 7) % LAST.length]!;
@@ -55,7 +105,16 @@ export const SAMPLE_PEOPLE: SamplePerson[] = [
     const groups = [i % 2 ? 'engineering' : 'finance', 'vpn-users', 'developers'];
     if (i % 3 === 0) groups.push('domain-admins', 'prod-access', 'sudoers');
     if (i === 7) groups.push('hr-records');
-    return { employeeId: `E${1001 + i}`, uid, givenName, sn, email: `${uid}@example.org`, employmentType: i % 5 === 4 ? 'contractor' : 'employee', groups, managerEmployeeId: 'E1000' };
+    return {
+      employeeId: `E${1001 + i}`,
+      uid,
+      givenName,
+      sn,
+      email: `${uid}@example.org`,
+      employmentType: i % 5 === 4 ? 'contractor' : 'employee',
+      groups,
+      managerEmployeeId: 'E1000',
+    };
   }),
 ];
 

@@ -93,17 +93,63 @@ type FieldValue = string | number | boolean | null;
 export type SalesforceRecord = Record<string, FieldValue>;
 
 const SOBJECTS = {
-  User: { prefix: '005', fields: ['Id', 'Username', 'Email', 'FirstName', 'LastName', 'FederationIdentifier', 'IsActive', 'ProfileId'], relationships: { Profile: ['ProfileId', 'Profile'] }, updatable: ['IsActive'], deletable: false },
+  User: {
+    prefix: '005',
+    fields: ['Id', 'Username', 'Email', 'FirstName', 'LastName', 'FederationIdentifier', 'IsActive', 'ProfileId'],
+    relationships: { Profile: ['ProfileId', 'Profile'] },
+    updatable: ['IsActive'],
+    deletable: false,
+  },
   Profile: { prefix: '00e', fields: ['Id', 'Name'], relationships: {}, updatable: [], deletable: false },
-  PermissionSet: { prefix: '0PS', fields: ['Id', 'Name', 'Label', 'NamespacePrefix', 'IsOwnedByProfile', 'ProfileId'], relationships: { Profile: ['ProfileId', 'Profile'] }, updatable: [], deletable: false },
-  PermissionSetAssignment: { prefix: '0Pa', fields: ['Id', 'AssigneeId', 'PermissionSetId'], relationships: { Assignee: ['AssigneeId', 'User'], PermissionSet: ['PermissionSetId', 'PermissionSet'] }, updatable: [], deletable: true },
-  UserLogin: { prefix: '060', fields: ['Id', 'UserId', 'IsFrozen', 'IsPasswordLocked'], relationships: { User: ['UserId', 'User'] }, updatable: ['IsFrozen', 'IsPasswordLocked'], deletable: false },
-  OauthToken: { prefix: '', fields: ['Id', 'UserId', 'AppName', 'DeleteToken', 'CreatedDate', 'LastUsedDate', 'UseCount'], relationships: { User: ['UserId', 'User'] }, updatable: [], deletable: false },
-  AuthSession: { prefix: '0Ak', fields: ['Id', 'UsersId', 'SessionType', 'LoginType', 'SourceIp', 'CreatedDate'], relationships: { Users: ['UsersId', 'User'] }, updatable: [], deletable: true },
-} satisfies Record<string, { prefix: string; fields: string[]; relationships: Record<string, [string, string]>; updatable: string[]; deletable: boolean }>;
+  PermissionSet: {
+    prefix: '0PS',
+    fields: ['Id', 'Name', 'Label', 'NamespacePrefix', 'IsOwnedByProfile', 'ProfileId'],
+    relationships: { Profile: ['ProfileId', 'Profile'] },
+    updatable: [],
+    deletable: false,
+  },
+  PermissionSetAssignment: {
+    prefix: '0Pa',
+    fields: ['Id', 'AssigneeId', 'PermissionSetId'],
+    relationships: { Assignee: ['AssigneeId', 'User'], PermissionSet: ['PermissionSetId', 'PermissionSet'] },
+    updatable: [],
+    deletable: true,
+  },
+  UserLogin: {
+    prefix: '060',
+    fields: ['Id', 'UserId', 'IsFrozen', 'IsPasswordLocked'],
+    relationships: { User: ['UserId', 'User'] },
+    updatable: ['IsFrozen', 'IsPasswordLocked'],
+    deletable: false,
+  },
+  OauthToken: {
+    prefix: '',
+    fields: ['Id', 'UserId', 'AppName', 'DeleteToken', 'CreatedDate', 'LastUsedDate', 'UseCount'],
+    relationships: { User: ['UserId', 'User'] },
+    updatable: [],
+    deletable: false,
+  },
+  AuthSession: {
+    prefix: '0Ak',
+    fields: ['Id', 'UsersId', 'SessionType', 'LoginType', 'SourceIp', 'CreatedDate'],
+    relationships: { Users: ['UsersId', 'User'] },
+    updatable: [],
+    deletable: true,
+  },
+} satisfies Record<
+  string,
+  {
+    prefix: string;
+    fields: string[];
+    relationships: Record<string, [string, string]>;
+    updatable: string[];
+    deletable: boolean;
+  }
+>;
 export type SObjectType = keyof typeof SOBJECTS;
 const isSObjectType = (name: string): name is SObjectType => Object.hasOwn(SOBJECTS, name);
-const relationshipsOf = (type: SObjectType): Record<string, [string, SObjectType]> => SOBJECTS[type].relationships as Record<string, [string, SObjectType]>;
+const relationshipsOf = (type: SObjectType): Record<string, [string, SObjectType]> =>
+  SOBJECTS[type].relationships as Record<string, [string, SObjectType]>;
 
 interface AccessToken {
   userId: string;
@@ -167,20 +213,44 @@ function seed(sessionTimeoutMs: number): SalesforceState {
     counters.set(prefix, n);
     return `${prefix}Dn${String(n).padStart(10, '0')}AAA`;
   };
-  const records: Record<SObjectType, SalesforceRecord[]> = { User: [], Profile: [], PermissionSet: [], PermissionSetAssignment: [], UserLogin: [], OauthToken: [], AuthSession: [] };
+  const records: Record<SObjectType, SalesforceRecord[]> = {
+    User: [],
+    Profile: [],
+    PermissionSet: [],
+    PermissionSetAssignment: [],
+    UserLogin: [],
+    OauthToken: [],
+    AuthSession: [],
+  };
   const add = (type: SObjectType, fields: SalesforceRecord): string => {
     const Id = type === 'OauthToken' ? null : newId(type);
     records[type].push({ Id, ...fields });
     return Id ?? '';
   };
 
-  const profiles = { admin: add('Profile', { Name: 'System Administrator' }), standard: add('Profile', { Name: 'Standard User' }) };
+  const profiles = {
+    admin: add('Profile', { Name: 'System Administrator' }),
+    standard: add('Profile', { Name: 'Standard User' }),
+  };
   // Every profile owns a permission set that carries its permissions; each user is assigned it.
   const profileSets = {
-    [profiles.admin]: add('PermissionSet', { Name: `X${profiles.admin}_128_09_04_12_1`, Label: `${profiles.admin}_128_09_04_12_1`, NamespacePrefix: null, IsOwnedByProfile: true, ProfileId: profiles.admin }),
-    [profiles.standard]: add('PermissionSet', { Name: `X${profiles.standard}_128_09_04_12_1`, Label: `${profiles.standard}_128_09_04_12_1`, NamespacePrefix: null, IsOwnedByProfile: true, ProfileId: profiles.standard }),
+    [profiles.admin]: add('PermissionSet', {
+      Name: `X${profiles.admin}_128_09_04_12_1`,
+      Label: `${profiles.admin}_128_09_04_12_1`,
+      NamespacePrefix: null,
+      IsOwnedByProfile: true,
+      ProfileId: profiles.admin,
+    }),
+    [profiles.standard]: add('PermissionSet', {
+      Name: `X${profiles.standard}_128_09_04_12_1`,
+      Label: `${profiles.standard}_128_09_04_12_1`,
+      NamespacePrefix: null,
+      IsOwnedByProfile: true,
+      ProfileId: profiles.standard,
+    }),
   };
-  const permissionSet = (Name: string, Label: string, NamespacePrefix: string | null = null) => add('PermissionSet', { Name, Label, NamespacePrefix, IsOwnedByProfile: false, ProfileId: null });
+  const permissionSet = (Name: string, Label: string, NamespacePrefix: string | null = null) =>
+    add('PermissionSet', { Name, Label, NamespacePrefix, IsOwnedByProfile: false, ProfileId: null });
   // The sample organisation's groups, as the permission sets that grant the same access here.
   const setForGroup: Record<string, string> = {
     finance: permissionSet('Finance_Reports', 'Finance Reports'),
@@ -192,21 +262,52 @@ function seed(sessionTimeoutMs: number): SalesforceState {
     'hr-records': permissionSet('HR_Records', 'HR Records'),
   };
 
-  const addUser = (fields: { Username: string; Email: string; FirstName: string; LastName: string; FederationIdentifier: string | null; IsActive: boolean; ProfileId: string }) => {
+  const addUser = (fields: {
+    Username: string;
+    Email: string;
+    FirstName: string;
+    LastName: string;
+    FederationIdentifier: string | null;
+    IsActive: boolean;
+    ProfileId: string;
+  }) => {
     const userId = add('User', fields);
     add('UserLogin', { UserId: userId, IsFrozen: false, IsPasswordLocked: false });
     add('PermissionSetAssignment', { AssigneeId: userId, PermissionSetId: profileSets[fields.ProfileId] ?? null });
     return userId;
   };
-  const deleteToken = (employeeId: string, app: string) => `5Aep861${createHash('sha256').update(`${employeeId}/${app}`).digest('base64url').slice(0, 40)}`;
+  const deleteToken = (employeeId: string, app: string) =>
+    `5Aep861${createHash('sha256').update(`${employeeId}/${app}`).digest('base64url').slice(0, 40)}`;
 
-  const integrationUser = addUser({ Username: 'offboard.integration@example.org', Email: 'offboard.integration@example.org', FirstName: 'Offboard', LastName: 'Integration', FederationIdentifier: null, IsActive: true, ProfileId: profiles.admin });
-  const auditorUser = addUser({ Username: 'auditor@example.org', Email: 'auditor@example.org', FirstName: 'Read', LastName: 'Only', FederationIdentifier: null, IsActive: true, ProfileId: profiles.standard });
+  const integrationUser = addUser({
+    Username: 'offboard.integration@example.org',
+    Email: 'offboard.integration@example.org',
+    FirstName: 'Offboard',
+    LastName: 'Integration',
+    FederationIdentifier: null,
+    IsActive: true,
+    ProfileId: profiles.admin,
+  });
+  const auditorUser = addUser({
+    Username: 'auditor@example.org',
+    Email: 'auditor@example.org',
+    FirstName: 'Read',
+    LastName: 'Only',
+    FederationIdentifier: null,
+    IsActive: true,
+    ProfileId: profiles.standard,
+  });
 
   let defaultWorkflowUserId = '';
   SAMPLE_PEOPLE.forEach((person: SamplePerson, index) => {
     const privileged = person.groups.some((g) => g === 'domain-admins' || g === 'prod-access');
-    const base = { FirstName: person.givenName, LastName: person.sn, Email: person.email, IsActive: person.employeeId !== INACTIVE_EMPLOYEE_ID, ProfileId: privileged ? profiles.admin : profiles.standard };
+    const base = {
+      FirstName: person.givenName,
+      LastName: person.sn,
+      Email: person.email,
+      IsActive: person.employeeId !== INACTIVE_EMPLOYEE_ID,
+      ProfileId: privileged ? profiles.admin : profiles.standard,
+    };
     let userIds: string[];
     if (person.employeeId === DUPLICATE_EMAIL_EMPLOYEE_ID) {
       userIds = [
@@ -214,7 +315,12 @@ function seed(sessionTimeoutMs: number): SalesforceState {
         addUser({ ...base, Username: `${person.uid}@example.org`, FederationIdentifier: null }),
       ];
     } else {
-      const federation = person.employeeId === EMAIL_ONLY_EMPLOYEE_ID ? null : person.employeeId === FOREIGN_FEDERATION_EMPLOYEE_ID ? `C-${person.employeeId.slice(1)}` : person.employeeId;
+      const federation =
+        person.employeeId === EMAIL_ONLY_EMPLOYEE_ID
+          ? null
+          : person.employeeId === FOREIGN_FEDERATION_EMPLOYEE_ID
+            ? `C-${person.employeeId.slice(1)}`
+            : person.employeeId;
       userIds = [addUser({ ...base, Username: `${person.uid}@example.org`, FederationIdentifier: federation })];
     }
     for (const userId of userIds) {
@@ -224,10 +330,30 @@ function seed(sessionTimeoutMs: number): SalesforceState {
       }
       const apps = index % 2 === 1 ? ['Salesforce for Outlook', 'Dataloader Bulk'] : ['Salesforce for Outlook'];
       for (const app of apps) {
-        add('OauthToken', { UserId: userId, AppName: app, DeleteToken: deleteToken(`${person.employeeId}/${userId}`, app), CreatedDate: CREATED, LastUsedDate: CREATED, UseCount: 12 + index });
+        add('OauthToken', {
+          UserId: userId,
+          AppName: app,
+          DeleteToken: deleteToken(`${person.employeeId}/${userId}`, app),
+          CreatedDate: CREATED,
+          LastUsedDate: CREATED,
+          UseCount: 12 + index,
+        });
       }
-      add('AuthSession', { UsersId: userId, SessionType: 'UI', LoginType: 'SAML Sfdc Initiated SSO', SourceIp: `10.0.${index}.10`, CreatedDate: CREATED });
-      if (index % 3 === 0) add('AuthSession', { UsersId: userId, SessionType: 'Oauth2', LoginType: 'Remote Access 2.0', SourceIp: `10.0.${index}.11`, CreatedDate: CREATED });
+      add('AuthSession', {
+        UsersId: userId,
+        SessionType: 'UI',
+        LoginType: 'SAML Sfdc Initiated SSO',
+        SourceIp: `10.0.${index}.10`,
+        CreatedDate: CREATED,
+      });
+      if (index % 3 === 0)
+        add('AuthSession', {
+          UsersId: userId,
+          SessionType: 'Oauth2',
+          LoginType: 'Remote Access 2.0',
+          SourceIp: `10.0.${index}.11`,
+          CreatedDate: CREATED,
+        });
     }
     if (person.employeeId === DEFAULT_WORKFLOW_EMPLOYEE_ID) defaultWorkflowUserId = userIds[0]!;
   });
@@ -251,7 +377,9 @@ function seed(sessionTimeoutMs: number): SalesforceState {
 /** The sandbox's users of one sample person (two for the duplicated email). */
 export function salesforceUsersOf(state: SalesforceState, employeeId: string): SalesforceRecord[] {
   const person = SAMPLE_PEOPLE.find((p) => p.employeeId === employeeId);
-  return state.records.User.filter((u) => u.FederationIdentifier === employeeId || (person !== undefined && u.Email === person.email));
+  return state.records.User.filter(
+    (u) => u.FederationIdentifier === employeeId || (person !== undefined && u.Email === person.email),
+  );
 }
 
 // ---- wire format -----------------------------------------------------------------------------
@@ -302,7 +430,8 @@ function literal(token: string): FieldValue {
   if (token.startsWith("'")) {
     return token.slice(1, -1).replace(/\\(.)/g, (_, c: string) => {
       const replacement = ESCAPES[c];
-      if (replacement === undefined) throw malformed(`Invalid string literal '${token}'. Illegal character sequence '\\${c}' in string literal.`);
+      if (replacement === undefined)
+        throw malformed(`Invalid string literal '${token}'. Illegal character sequence '\\${c}' in string literal.`);
       return replacement;
     });
   }
@@ -339,7 +468,8 @@ function parseSoql(soql: string): SoqlQuery {
   }
   keyword('FROM');
   const typeName = identifier();
-  if (!isSObjectType(typeName)) throw new SalesforceFailure(400, 'INVALID_TYPE', `sObject type '${typeName}' is not supported.`);
+  if (!isSObjectType(typeName))
+    throw new SalesforceFailure(400, 'INVALID_TYPE', `sObject type '${typeName}' is not supported.`);
   const where: Condition[] = [];
   if (peek()?.toUpperCase() === 'WHERE') {
     next();
@@ -366,17 +496,21 @@ function parseSoql(soql: string): SoqlQuery {
 function resolvePath(type: SObjectType, path: string[]): { relationship?: [string, SObjectType]; field: string } {
   const [first, second] = path;
   if (second === undefined) {
-    if (!SOBJECTS[type].fields.includes(first!)) throw new SalesforceFailure(400, 'INVALID_FIELD', `No such column '${first}' on entity '${type}'.`);
+    if (!SOBJECTS[type].fields.includes(first!))
+      throw new SalesforceFailure(400, 'INVALID_FIELD', `No such column '${first}' on entity '${type}'.`);
     return { field: first! };
   }
   const relationship = relationshipsOf(type)[first!];
-  if (!relationship) throw new SalesforceFailure(400, 'INVALID_FIELD', `Didn't understand relationship '${first}' in field path.`);
-  if (!SOBJECTS[relationship[1]].fields.includes(second)) throw new SalesforceFailure(400, 'INVALID_FIELD', `No such column '${second}' on entity '${relationship[1]}'.`);
+  if (!relationship)
+    throw new SalesforceFailure(400, 'INVALID_FIELD', `Didn't understand relationship '${first}' in field path.`);
+  if (!SOBJECTS[relationship[1]].fields.includes(second))
+    throw new SalesforceFailure(400, 'INVALID_FIELD', `No such column '${second}' on entity '${relationship[1]}'.`);
   return { relationship, field: second };
 }
 
 function runQuery(state: SalesforceState, query: SoqlQuery, caller: AccessToken) {
-  const related = (record: SalesforceRecord, [key, type]: [string, SObjectType]) => state.records[type].find((r) => r.Id !== null && r.Id === record[key]);
+  const related = (record: SalesforceRecord, [key, type]: [string, SObjectType]) =>
+    state.records[type].find((r) => r.Id !== null && r.Id === record[key]);
   const valueAt = (record: SalesforceRecord, path: string[]): FieldValue => {
     const { relationship, field } = resolvePath(query.type, path);
     const holder = relationship ? related(record, relationship) : record;
@@ -384,13 +518,21 @@ function runQuery(state: SalesforceState, query: SoqlQuery, caller: AccessToken)
   };
   // Ids compare exactly; other text as Salesforce does, case-insensitively.
   const same = (field: string, a: FieldValue, b: FieldValue) =>
-    typeof a === 'string' && typeof b === 'string' && !field.endsWith('Id') ? a.toLowerCase() === b.toLowerCase() : a === b;
+    typeof a === 'string' && typeof b === 'string' && !field.endsWith('Id')
+      ? a.toLowerCase() === b.toLowerCase()
+      : a === b;
 
-  let rows = state.records[query.type].filter((record) => query.where.every((c) => same(c.path[c.path.length - 1]!, valueAt(record, c.path), c.value)));
-  if (query.type === 'OauthToken' && !caller.customizeApplication) rows = rows.filter((r) => r.UserId === caller.userId);
+  let rows = state.records[query.type].filter((record) =>
+    query.where.every((c) => same(c.path[c.path.length - 1]!, valueAt(record, c.path), c.value)),
+  );
+  if (query.type === 'OauthToken' && !caller.customizeApplication)
+    rows = rows.filter((r) => r.UserId === caller.userId);
   if (query.limit !== undefined) rows = rows.slice(0, query.limit);
 
-  const shape = (type: SObjectType, record: SalesforceRecord) => ({ type, ...(record.Id ? { url: recordUrl(type, record.Id) } : {}) });
+  const shape = (type: SObjectType, record: SalesforceRecord) => ({
+    type,
+    ...(record.Id ? { url: recordUrl(type, record.Id) } : {}),
+  });
   const records = rows.map((record) => {
     const out: Record<string, unknown> = { attributes: shape(query.type, record) };
     for (const path of query.fields) {
@@ -421,33 +563,65 @@ function findRecord(state: SalesforceState, type: SObjectType, id: string): Sale
   throw new SalesforceFailure(404, 'NOT_FOUND', 'The requested resource does not exist');
 }
 
-function updateRecord(state: SalesforceState, type: SObjectType, record: SalesforceRecord, changes: Record<string, unknown>): void {
+function updateRecord(
+  state: SalesforceState,
+  type: SObjectType,
+  record: SalesforceRecord,
+  changes: Record<string, unknown>,
+): void {
   const { updatable } = SOBJECTS[type];
-  if (updatable.length === 0) throw new SalesforceFailure(400, 'INVALID_TYPE_FOR_OPERATION', 'entity type cannot be updated');
+  if (updatable.length === 0)
+    throw new SalesforceFailure(400, 'INVALID_TYPE_FOR_OPERATION', 'entity type cannot be updated');
   for (const [field, value] of Object.entries(changes)) {
-    if (!SOBJECTS[type].fields.includes(field)) throw new SalesforceFailure(400, 'INVALID_FIELD', `No such column '${field}' on sobject of type ${type}`);
-    if (!(updatable as string[]).includes(field)) throw new SalesforceFailure(400, 'INVALID_FIELD_FOR_INSERT_UPDATE', `Unable to create/update fields: ${field}. Please check the security settings of this field and verify that it is read/write for your profile or permission set.`, [field]);
-    if (typeof value !== 'boolean') throw new SalesforceFailure(400, 'JSON_PARSER_ERROR', `Cannot deserialize instance of boolean from ${JSON.stringify(value)} value for field ${field}`);
+    if (!SOBJECTS[type].fields.includes(field))
+      throw new SalesforceFailure(400, 'INVALID_FIELD', `No such column '${field}' on sobject of type ${type}`);
+    if (!(updatable as string[]).includes(field))
+      throw new SalesforceFailure(
+        400,
+        'INVALID_FIELD_FOR_INSERT_UPDATE',
+        `Unable to create/update fields: ${field}. Please check the security settings of this field and verify that it is read/write for your profile or permission set.`,
+        [field],
+      );
+    if (typeof value !== 'boolean')
+      throw new SalesforceFailure(
+        400,
+        'JSON_PARSER_ERROR',
+        `Cannot deserialize instance of boolean from ${JSON.stringify(value)} value for field ${field}`,
+      );
   }
   if (type === 'User' && changes.IsActive === false && record.IsActive && record.Id === state.defaultWorkflowUserId) {
-    throw new SalesforceFailure(400, 'FIELD_INTEGRITY_EXCEPTION', 'You cannot deactivate the Default Workflow User. Choose another user in Setup > Process Automation Settings first.', ['IsActive']);
+    throw new SalesforceFailure(
+      400,
+      'FIELD_INTEGRITY_EXCEPTION',
+      'You cannot deactivate the Default Workflow User. Choose another user in Setup > Process Automation Settings first.',
+      ['IsActive'],
+    );
   }
   if (type === 'User' && changes.IsActive === true && !record.IsActive) {
     const active = state.records.User.filter((u) => u.IsActive).length;
-    if (active >= state.licences.total) throw new SalesforceFailure(400, 'LICENSE_LIMIT_EXCEEDED', 'License Limit Exceeded', ['IsActive']);
+    if (active >= state.licences.total)
+      throw new SalesforceFailure(400, 'LICENSE_LIMIT_EXCEEDED', 'License Limit Exceeded', ['IsActive']);
   }
   if (type === 'UserLogin' && changes.IsPasswordLocked === true) {
-    throw new SalesforceFailure(400, 'FIELD_INTEGRITY_EXCEPTION', 'IsPasswordLocked can only be set to false', ['IsPasswordLocked']);
+    throw new SalesforceFailure(400, 'FIELD_INTEGRITY_EXCEPTION', 'IsPasswordLocked can only be set to false', [
+      'IsPasswordLocked',
+    ]);
   }
   Object.assign(record, changes);
 }
 
 function deleteRecord(state: SalesforceState, type: SObjectType, id: string): void {
-  if (!SOBJECTS[type].deletable) throw new SalesforceFailure(400, 'INVALID_TYPE_FOR_OPERATION', 'entity type cannot be deleted');
+  if (!SOBJECTS[type].deletable)
+    throw new SalesforceFailure(400, 'INVALID_TYPE_FOR_OPERATION', 'entity type cannot be deleted');
   const record = findRecord(state, type, id);
   if (type === 'PermissionSetAssignment') {
     const set = state.records.PermissionSet.find((p) => p.Id === record.PermissionSetId);
-    if (set?.IsOwnedByProfile) throw new SalesforceFailure(400, 'DELETE_FAILED', "You can't delete a profile's permission set assignment: change the user's profile instead.");
+    if (set?.IsOwnedByProfile)
+      throw new SalesforceFailure(
+        400,
+        'DELETE_FAILED',
+        "You can't delete a profile's permission set assignment: change the user's profile instead.",
+      );
   }
   state.records[type] = state.records[type].filter((r) => r !== record);
   state.deletedIds.push(id);
@@ -474,7 +648,12 @@ function send(res: http.ServerResponse, status: number, body?: unknown, headers:
   res.writeHead(status, { 'content-type': 'application/json;charset=UTF-8', ...headers }).end(JSON.stringify(body));
 }
 const sendError = (res: http.ServerResponse, failure: SalesforceFailure, headers: Record<string, string> = {}) =>
-  send(res, failure.status, [{ message: failure.message, errorCode: failure.errorCode, fields: failure.fields }], headers);
+  send(
+    res,
+    failure.status,
+    [{ message: failure.message, errorCode: failure.errorCode, fields: failure.fields }],
+    headers,
+  );
 
 /** Connected Apps with the client credentials flow on: secret, and whose rights (a seeded token's) their sessions get. */
 const CLIENTS: Record<string, { secret: string; runAs: string }> = {
@@ -500,7 +679,9 @@ function clientOf(req: http.IncomingMessage, form: URLSearchParams): { id: strin
         return part;
       }
     };
-    return colon < 0 ? { id: decode(decoded), secret: null } : { id: decode(decoded.slice(0, colon)), secret: decode(decoded.slice(colon + 1)) };
+    return colon < 0
+      ? { id: decode(decoded), secret: null }
+      : { id: decode(decoded.slice(0, colon)), secret: decode(decoded.slice(colon + 1)) };
   }
   return { id: form.get('client_id'), secret: form.get('client_secret') };
 }
@@ -509,7 +690,9 @@ function clientOf(req: http.IncomingMessage, form: URLSearchParams): { id: strin
  * `sessionTimeoutMs`: how long a session issued by the token endpoint lasts without use (default
  * 2 hours, Salesforce's default); `state.oauth.sessionTimeoutMs` changes it while running.
  */
-export async function startSalesforceSandbox(options: { port?: number; sessionTimeoutMs?: number } = {}): Promise<SalesforceSandbox> {
+export async function startSalesforceSandbox(
+  options: { port?: number; sessionTimeoutMs?: number } = {},
+): Promise<SalesforceSandbox> {
   const sessionTimeoutMs = options.sessionTimeoutMs ?? DEFAULT_SESSION_TIMEOUT_MS;
   const state = seed(sessionTimeoutMs);
   let faults: SalesforceFaults = {};
@@ -527,7 +710,12 @@ export async function startSalesforceSandbox(options: { port?: number; sessionTi
     if (faults.tooManyRequests && faults.tooManyRequests.count > 0) {
       faults.tooManyRequests.count -= 1;
       const seconds = faults.tooManyRequests.retryAfterSeconds;
-      send(res, 429, [{ message: `Too many requests: retry after ${seconds} seconds`, errorCode: 'TOO_MANY_REQUESTS', fields: [] }], { 'retry-after': String(seconds) });
+      send(
+        res,
+        429,
+        [{ message: `Too many requests: retry after ${seconds} seconds`, errorCode: 'TOO_MANY_REQUESTS', fields: [] }],
+        { 'retry-after': String(seconds) },
+      );
       return true;
     }
     if (faults.serverErrorRate) {
@@ -557,20 +745,29 @@ export async function startSalesforceSandbox(options: { port?: number; sessionTi
   }
 
   async function token(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const refuse = (error: string, description: string) => send(res, 400, { error, error_description: description }, { 'cache-control': 'no-store' });
+    const refuse = (error: string, description: string) =>
+      send(res, 400, { error, error_description: description }, { 'cache-control': 'no-store' });
     if (req.method !== 'POST') return refuse('invalid_request', 'must use HTTP POST');
     const form = new URLSearchParams(await readBody(req));
-    if (form.get('grant_type') !== 'client_credentials') return refuse('unsupported_grant_type', 'grant type not supported');
+    if (form.get('grant_type') !== 'client_credentials')
+      return refuse('unsupported_grant_type', 'grant type not supported');
     const { id, secret } = clientOf(req, form);
     const client = id ? CLIENTS[id] : undefined;
     if (!id || !client) return refuse('invalid_client_id', 'client identifier invalid');
-    if (secret === null || !sameSecret(secret, client.secret)) return refuse('invalid_client', 'invalid client credentials');
+    if (secret === null || !sameSecret(secret, client.secret))
+      return refuse('invalid_client', 'invalid client credentials');
     const runAs = state.accessTokens[client.runAs];
     if (!runAs) throw new Error(`no seeded token ${client.runAs} to run as`);
 
     const now = Date.now();
     const accessToken = `${ORG_ID.slice(0, 15)}!${randomBytes(48).toString('base64url')}`;
-    state.accessTokens[accessToken] = { userId: runAs.userId, manageUsers: runAs.manageUsers, customizeApplication: runAs.customizeApplication, clientId: id, lastUsedAt: now };
+    state.accessTokens[accessToken] = {
+      userId: runAs.userId,
+      manageUsers: runAs.manageUsers,
+      customizeApplication: runAs.customizeApplication,
+      clientId: id,
+      lastUsedAt: now,
+    };
     state.oauth.tokensIssued += 1;
     const identity = `${instanceUrl}/id/${ORG_ID}/${runAs.userId}`;
     const issuedAt = String(now);
@@ -579,7 +776,9 @@ export async function startSalesforceSandbox(options: { port?: number; sessionTi
       200,
       {
         access_token: accessToken,
-        signature: createHmac('sha256', client.secret).update(identity + issuedAt).digest('base64'),
+        signature: createHmac('sha256', client.secret)
+          .update(identity + issuedAt)
+          .digest('base64'),
         scope: 'api',
         instance_url: instanceUrl,
         id: identity,
@@ -613,7 +812,9 @@ export async function startSalesforceSandbox(options: { port?: number; sessionTi
       return;
     }
     if (faults.apiLimitExhausted || state.api.usage >= state.api.limit) {
-      sendError(res, new SalesforceFailure(403, 'REQUEST_LIMIT_EXCEEDED', 'TotalRequests Limit exceeded.'), { 'sforce-limit-info': `api-usage=${state.api.limit}/${state.api.limit}` });
+      sendError(res, new SalesforceFailure(403, 'REQUEST_LIMIT_EXCEEDED', 'TotalRequests Limit exceeded.'), {
+        'sforce-limit-info': `api-usage=${state.api.limit}/${state.api.limit}`,
+      });
       return;
     }
     state.api.usage += 1;
@@ -621,7 +822,8 @@ export async function startSalesforceSandbox(options: { port?: number; sessionTi
     res.setHeader('sforce-limit-info', `api-usage=${state.api.usage}/${state.api.limit}`);
     const method = req.method ?? 'GET';
     const requireManageUsers = () => {
-      if (!caller.manageUsers) throw new SalesforceFailure(403, 'INSUFFICIENT_ACCESS_OR_READONLY', 'insufficient access rights on object id');
+      if (!caller.manageUsers)
+        throw new SalesforceFailure(403, 'INSUFFICIENT_ACCESS_OR_READONLY', 'insufficient access rights on object id');
     };
 
     if ((rest === '' || rest === '/') && method === 'GET') {
@@ -655,7 +857,8 @@ export async function startSalesforceSandbox(options: { port?: number; sessionTi
         } catch {
           throw new SalesforceFailure(400, 'JSON_PARSER_ERROR', 'The request body is not valid JSON');
         }
-        if (typeof changes !== 'object' || changes === null || Array.isArray(changes)) throw new SalesforceFailure(400, 'JSON_PARSER_ERROR', 'Expected a JSON object');
+        if (typeof changes !== 'object' || changes === null || Array.isArray(changes))
+          throw new SalesforceFailure(400, 'JSON_PARSER_ERROR', 'Expected a JSON object');
         updateRecord(state, type, findRecord(state, type, id), changes as Record<string, unknown>);
         send(res, 204, undefined);
       } else if (method === 'DELETE') {
@@ -663,7 +866,14 @@ export async function startSalesforceSandbox(options: { port?: number; sessionTi
         deleteRecord(state, type, id);
         send(res, 204, undefined);
       } else {
-        sendError(res, new SalesforceFailure(405, 'METHOD_NOT_ALLOWED', `HTTP Method '${method}' not allowed. Allowed are GET,PATCH,DELETE`));
+        sendError(
+          res,
+          new SalesforceFailure(
+            405,
+            'METHOD_NOT_ALLOWED',
+            `HTTP Method '${method}' not allowed. Allowed are GET,PATCH,DELETE`,
+          ),
+        );
       }
       return;
     }
@@ -676,7 +886,10 @@ export async function startSalesforceSandbox(options: { port?: number; sessionTi
     if (url.pathname === '/_sandbox/state' && method === 'GET') return send(res, 200, state);
     if (url.pathname === '/_sandbox/faults' && method === 'POST') {
       const parsed = salesforceFaultsSchema.safeParse(JSON.parse((await readBody(req)) || '{}'));
-      if (!parsed.success) return send(res, 400, { error: parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') });
+      if (!parsed.success)
+        return send(res, 400, {
+          error: parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '),
+        });
       inject(parsed.data);
       return send(res, 200, faults);
     }
@@ -688,7 +901,8 @@ export async function startSalesforceSandbox(options: { port?: number; sessionTi
       expireSessions();
       return send(res, 204);
     }
-    if (!url.pathname.startsWith('/services/')) return sendError(res, new SalesforceFailure(404, 'NOT_FOUND', 'The requested resource does not exist'));
+    if (!url.pathname.startsWith('/services/'))
+      return sendError(res, new SalesforceFailure(404, 'NOT_FOUND', 'The requested resource does not exist'));
 
     state.requests.push(`${method} ${url.pathname}`);
     if (await injectFaults(req, res)) return;
@@ -698,7 +912,8 @@ export async function startSalesforceSandbox(options: { port?: number; sessionTi
       if (url.pathname === '/services/data' || url.pathname === '/services/data/') {
         return send(res, 200, [{ label: "Summer '24", url: dataPath, version: SALESFORCE_API_VERSION }]);
       }
-      if (url.pathname === dataPath || url.pathname.startsWith(`${dataPath}/`)) return await data(req, res, url, url.pathname.slice(dataPath.length));
+      if (url.pathname === dataPath || url.pathname.startsWith(`${dataPath}/`))
+        return await data(req, res, url, url.pathname.slice(dataPath.length));
       throw new SalesforceFailure(404, 'NOT_FOUND', 'The requested resource does not exist');
     } catch (err) {
       if (err instanceof SalesforceFailure) return sendError(res, err);
@@ -722,7 +937,8 @@ export async function startSalesforceSandbox(options: { port?: number; sessionTi
 
   const server = http.createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
-      if (!res.headersSent) sendError(res, new SalesforceFailure(500, 'UNKNOWN_EXCEPTION', `stand-in error: ${(err as Error).message}`));
+      if (!res.headersSent)
+        sendError(res, new SalesforceFailure(500, 'UNKNOWN_EXCEPTION', `stand-in error: ${(err as Error).message}`));
     });
   });
   await new Promise<void>((resolve) => server.listen(options.port ?? 0, '127.0.0.1', resolve));

@@ -167,7 +167,11 @@ function seed(): Pick<ScimSandboxState, 'users' | 'groups'> {
     id: idFor('group', group.from),
     displayName: group.displayName,
     externalId: group.from,
-    members: SAMPLE_PEOPLE.filter((p) => p.groups.includes(group.from)).map((p) => ({ value: idFor('user', p.employeeId), display: `${p.givenName} ${p.sn}`, type: 'User' as const })),
+    members: SAMPLE_PEOPLE.filter((p) => p.groups.includes(group.from)).map((p) => ({
+      value: idFor('user', p.employeeId),
+      display: `${p.givenName} ${p.sn}`,
+      type: 'User' as const,
+    })),
     version: 1,
     created: SEED_TIME,
     lastModified: SEED_TIME,
@@ -197,7 +201,15 @@ type Comparison = { attribute: string; op: string; value?: Json };
 type Filter = Comparison[][];
 
 const OPERATORS = new Set(['eq', 'ne', 'co', 'sw', 'ew', 'pr', 'gt', 'ge', 'lt', 'le']);
-const CASE_EXACT = new Set(['id', 'externalid', 'members.value', 'groups.value', 'roles.value', 'entitlements.value', 'value']);
+const CASE_EXACT = new Set([
+  'id',
+  'externalid',
+  'members.value',
+  'groups.value',
+  'roles.value',
+  'entitlements.value',
+  'value',
+]);
 
 function tokenize(text: string): string[] {
   const tokens: string[] = [];
@@ -233,12 +245,16 @@ function parseFilter(text: string): Filter {
   let i = 0;
   while (i < tokens.length) {
     const attributeToken = tokens[i++]!;
-    if (['(', ')', '[', ']', 'not'].includes(attributeToken.toLowerCase())) throw invalid('invalidFilter', `"${attributeToken}" is not supported by this service provider`);
+    if (['(', ')', '[', ']', 'not'].includes(attributeToken.toLowerCase()))
+      throw invalid('invalidFilter', `"${attributeToken}" is not supported by this service provider`);
     const attribute = attributeToken.replace(CORE_PREFIX, '').toLowerCase();
-    if (!/^[a-z$][\w$.-]*$/.test(attribute)) throw invalid('invalidFilter', `invalid attribute path "${attributeToken}"`);
+    if (!/^[a-z$][\w$.-]*$/.test(attribute))
+      throw invalid('invalidFilter', `invalid attribute path "${attributeToken}"`);
     const op = tokens[i++]?.toLowerCase();
-    if (!op || !OPERATORS.has(op)) throw invalid('invalidFilter', `expected a comparison operator after ${attributeToken}`);
-    if (['gt', 'ge', 'lt', 'le'].includes(op)) throw invalid('invalidFilter', `operator ${op} is not supported by this service provider`);
+    if (!op || !OPERATORS.has(op))
+      throw invalid('invalidFilter', `expected a comparison operator after ${attributeToken}`);
+    if (['gt', 'ge', 'lt', 'le'].includes(op))
+      throw invalid('invalidFilter', `operator ${op} is not supported by this service provider`);
     const comparison: Comparison = { attribute, op };
     if (op !== 'pr') {
       const literal = tokens[i++];
@@ -248,7 +264,10 @@ function parseFilter(text: string): Filter {
         if (typeof value === 'object' && value !== null) throw new Error('not a scalar');
         comparison.value = value;
       } catch {
-        throw invalid('invalidFilter', `invalid comparison value ${literal}: strings are JSON string literals in double quotes`);
+        throw invalid(
+          'invalidFilter',
+          `invalid comparison value ${literal}: strings are JSON string literals in double quotes`,
+        );
       }
     }
     filter[filter.length - 1]!.push(comparison);
@@ -271,7 +290,11 @@ function valuesAt(resource: Json, path: string[]): Json[] {
   if (key === undefined) return [];
   const next = resource[key]!;
   // A multi-valued attribute of complex values compares on its `value` sub-attribute.
-  if (path.length === 1 && Array.isArray(next) && next.every((v) => v !== null && typeof v === 'object' && !Array.isArray(v))) {
+  if (
+    path.length === 1 &&
+    Array.isArray(next) &&
+    next.every((v) => v !== null && typeof v === 'object' && !Array.isArray(v))
+  ) {
     return next.map((v) => (v as Record<string, Json>).value ?? null);
   }
   return valuesAt(next, path.slice(1));
@@ -285,11 +308,16 @@ function compare(comparison: Comparison, actual: Json): boolean {
     const a = exact ? actual : actual.toLowerCase();
     const e = exact ? expected : expected.toLowerCase();
     switch (comparison.op) {
-      case 'eq': return a === e;
-      case 'ne': return a !== e;
-      case 'co': return a.includes(e);
-      case 'sw': return a.startsWith(e);
-      case 'ew': return a.endsWith(e);
+      case 'eq':
+        return a === e;
+      case 'ne':
+        return a !== e;
+      case 'co':
+        return a.includes(e);
+      case 'sw':
+        return a.startsWith(e);
+      case 'ew':
+        return a.endsWith(e);
     }
     return false;
   }
@@ -319,7 +347,11 @@ interface PatchPath {
 function parsePath(path: string): PatchPath {
   const match = /^([A-Za-z$][\w$-]*)(?:\[(.+)\])?(?:\.([A-Za-z$][\w$-]*))?$/.exec(path.replace(CORE_PREFIX, ''));
   if (!match) throw invalid('invalidPath', `invalid path "${path}"`);
-  return { attribute: match[1]!.toLowerCase(), valueFilter: match[2] ? parseFilter(match[2]) : undefined, sub: match[3]?.toLowerCase() };
+  return {
+    attribute: match[1]!.toLowerCase(),
+    valueFilter: match[2] ? parseFilter(match[2]) : undefined,
+    sub: match[3]?.toLowerCase(),
+  };
 }
 
 interface PatchOperation {
@@ -329,15 +361,20 @@ interface PatchOperation {
 }
 
 function readOperations(body: Json): PatchOperation[] {
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw invalid('invalidSyntax', 'the body must be a PatchOp object');
+  if (body === null || typeof body !== 'object' || Array.isArray(body))
+    throw invalid('invalidSyntax', 'the body must be a PatchOp object');
   const schemas = body.schemas;
-  if (!Array.isArray(schemas) || !schemas.includes(SCHEMA.patch)) throw invalid('invalidSyntax', `schemas must contain ${SCHEMA.patch}`);
+  if (!Array.isArray(schemas) || !schemas.includes(SCHEMA.patch))
+    throw invalid('invalidSyntax', `schemas must contain ${SCHEMA.patch}`);
   const operations = body.Operations;
-  if (!Array.isArray(operations) || operations.length === 0) throw invalid('invalidSyntax', 'Operations must be a non-empty array');
+  if (!Array.isArray(operations) || operations.length === 0)
+    throw invalid('invalidSyntax', 'Operations must be a non-empty array');
   return operations.map((raw) => {
-    if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw invalid('invalidSyntax', 'each operation must be an object');
+    if (raw === null || typeof raw !== 'object' || Array.isArray(raw))
+      throw invalid('invalidSyntax', 'each operation must be an object');
     const op = typeof raw.op === 'string' ? raw.op.toLowerCase() : '';
-    if (!['add', 'remove', 'replace'].includes(op)) throw invalid('invalidSyntax', `op must be add, remove or replace, not ${JSON.stringify(raw.op)}`);
+    if (!['add', 'remove', 'replace'].includes(op))
+      throw invalid('invalidSyntax', `op must be add, remove or replace, not ${JSON.stringify(raw.op)}`);
     if (raw.path !== undefined && typeof raw.path !== 'string') throw invalid('invalidPath', 'path must be a string');
     return { op, path: raw.path as string | undefined, value: raw.value };
   });
@@ -346,7 +383,8 @@ function readOperations(body: Json): PatchOperation[] {
 const asValues = (value: Json | undefined, attribute: string): ScimValue[] => {
   const list = Array.isArray(value) ? value : [value];
   return list.map((item) => {
-    if (item === null || typeof item !== 'object' || Array.isArray(item) || typeof item.value !== 'string') throw invalid('invalidValue', `${attribute} values must be objects with a string "value"`);
+    if (item === null || typeof item !== 'object' || Array.isArray(item) || typeof item.value !== 'string')
+      throw invalid('invalidValue', `${attribute} values must be objects with a string "value"`);
     return { ...(item as Record<string, Json>), value: item.value } as ScimValue;
   });
 };
@@ -358,26 +396,42 @@ function removeMatching<T extends { value: string }>(list: T[], filter: Filter, 
   return kept;
 }
 
-const USER_STRINGS: Record<string, 'userName' | 'externalId' | 'displayName'> = { username: 'userName', externalid: 'externalId', displayname: 'displayName' };
-const USER_LISTS: Record<string, 'emails' | 'roles' | 'entitlements'> = { emails: 'emails', roles: 'roles', entitlements: 'entitlements' };
+const USER_STRINGS: Record<string, 'userName' | 'externalId' | 'displayName'> = {
+  username: 'userName',
+  externalid: 'externalId',
+  displayname: 'displayName',
+};
+const USER_LISTS: Record<string, 'emails' | 'roles' | 'entitlements'> = {
+  emails: 'emails',
+  roles: 'roles',
+  entitlements: 'entitlements',
+};
 const READ_ONLY = new Set(['id', 'meta', 'groups', 'schemas']);
 
 function patchUserRecord(user: ScimUserRecord, operation: PatchOperation, users: ScimUserRecord[]): void {
   if (!operation.path) {
     if (operation.op === 'remove') throw invalid('noTarget', 'remove needs a path');
     const value = operation.value;
-    if (value === null || typeof value !== 'object' || Array.isArray(value)) throw invalid('invalidValue', 'without a path, value must be an object of attributes');
-    for (const [key, attributeValue] of Object.entries(value)) patchUserRecord(user, { op: operation.op, path: key, value: attributeValue }, users);
+    if (value === null || typeof value !== 'object' || Array.isArray(value))
+      throw invalid('invalidValue', 'without a path, value must be an object of attributes');
+    for (const [key, attributeValue] of Object.entries(value))
+      patchUserRecord(user, { op: operation.op, path: key, value: attributeValue }, users);
     return;
   }
   const path = parsePath(operation.path);
   const { attribute } = path;
   if (READ_ONLY.has(attribute)) {
-    throw invalid('mutability', attribute === 'groups' ? 'groups is read-only on User: change membership through /Groups' : `${attribute} is read-only`);
+    throw invalid(
+      'mutability',
+      attribute === 'groups'
+        ? 'groups is read-only on User: change membership through /Groups'
+        : `${attribute} is read-only`,
+    );
   }
   if (attribute === 'active') {
     if (operation.op === 'remove') throw invalid('mutability', 'active cannot be removed');
-    if (typeof operation.value !== 'boolean') throw invalid('invalidValue', `active must be a boolean, not ${JSON.stringify(operation.value)}`);
+    if (typeof operation.value !== 'boolean')
+      throw invalid('invalidValue', `active must be a boolean, not ${JSON.stringify(operation.value)}`);
     user.active = operation.value;
     return;
   }
@@ -388,8 +442,12 @@ function patchUserRecord(user: ScimUserRecord, operation: PatchOperation, users:
       delete user[stringAttribute];
       return;
     }
-    if (typeof operation.value !== 'string' || !operation.value) throw invalid('invalidValue', `${stringAttribute} must be a non-empty string`);
-    if (stringAttribute === 'userName' && users.some((u) => u !== user && u.userName.toLowerCase() === (operation.value as string).toLowerCase())) {
+    if (typeof operation.value !== 'string' || !operation.value)
+      throw invalid('invalidValue', `${stringAttribute} must be a non-empty string`);
+    if (
+      stringAttribute === 'userName' &&
+      users.some((u) => u !== user && u.userName.toLowerCase() === (operation.value as string).toLowerCase())
+    ) {
       throw new ScimProblem(409, `userName ${operation.value} is already taken`, 'uniqueness');
     }
     user[stringAttribute] = operation.value;
@@ -421,10 +479,12 @@ function patchUserRecord(user: ScimUserRecord, operation: PatchOperation, users:
       } else user[listAttribute] = [];
       return;
     }
-    if (path.valueFilter) throw invalid('invalidPath', 'this service provider supports value filters only in remove operations');
+    if (path.valueFilter)
+      throw invalid('invalidPath', 'this service provider supports value filters only in remove operations');
     const values = asValues(operation.value, listAttribute);
     if (operation.op === 'replace') user[listAttribute] = values;
-    else user[listAttribute] = [...user[listAttribute].filter((v) => !values.some((n) => n.value === v.value)), ...values];
+    else
+      user[listAttribute] = [...user[listAttribute].filter((v) => !values.some((n) => n.value === v.value)), ...values];
     return;
   }
   throw invalid('invalidPath', `unknown attribute "${operation.path}"`);
@@ -434,14 +494,17 @@ function patchGroupRecord(group: ScimGroupRecord, operation: PatchOperation, use
   if (!operation.path) {
     if (operation.op === 'remove') throw invalid('noTarget', 'remove needs a path');
     const value = operation.value;
-    if (value === null || typeof value !== 'object' || Array.isArray(value)) throw invalid('invalidValue', 'without a path, value must be an object of attributes');
-    for (const [key, attributeValue] of Object.entries(value)) patchGroupRecord(group, { op: operation.op, path: key, value: attributeValue }, users);
+    if (value === null || typeof value !== 'object' || Array.isArray(value))
+      throw invalid('invalidValue', 'without a path, value must be an object of attributes');
+    for (const [key, attributeValue] of Object.entries(value))
+      patchGroupRecord(group, { op: operation.op, path: key, value: attributeValue }, users);
     return;
   }
   const path = parsePath(operation.path);
   if (READ_ONLY.has(path.attribute)) throw invalid('mutability', `${path.attribute} is read-only`);
   if (path.attribute === 'displayname') {
-    if (operation.op === 'remove' || typeof operation.value !== 'string' || !operation.value) throw invalid('invalidValue', 'displayName must be a non-empty string');
+    if (operation.op === 'remove' || typeof operation.value !== 'string' || !operation.value)
+      throw invalid('invalidValue', 'displayName must be a non-empty string');
     group.displayName = operation.value;
     return;
   }
@@ -455,7 +518,8 @@ function patchGroupRecord(group: ScimGroupRecord, operation: PatchOperation, use
     } else group.members = [];
     return;
   }
-  if (path.valueFilter) throw invalid('invalidPath', 'this service provider supports value filters only in remove operations');
+  if (path.valueFilter)
+    throw invalid('invalidPath', 'this service provider supports value filters only in remove operations');
   const members = asValues(operation.value, 'members').map((v) => {
     const user = users.find((u) => u.id === v.value);
     if (!user) throw invalid('invalidValue', `no user with id ${v.value}`);
@@ -504,21 +568,40 @@ export async function startScimSandbox(options: ScimSandboxOptions = {}): Promis
     if (userGroupsAttribute) {
       resource.groups = state.groups
         .filter((g) => g.members.some((m) => m.value === user.id))
-        .map((g) => ({ value: g.id, display: g.displayName, $ref: `${origin}${basePath}/Groups/${g.id}`, type: 'direct' }));
+        .map((g) => ({
+          value: g.id,
+          display: g.displayName,
+          $ref: `${origin}${basePath}/Groups/${g.id}`,
+          type: 'direct',
+        }));
     }
-    resource.meta = { resourceType: 'User', created: user.created, lastModified: user.lastModified, location: `${origin}${basePath}/Users/${user.id}`, version: etagOf(user) };
+    resource.meta = {
+      resourceType: 'User',
+      created: user.created,
+      lastModified: user.lastModified,
+      location: `${origin}${basePath}/Users/${user.id}`,
+      version: etagOf(user),
+    };
     return JSON.parse(JSON.stringify(resource)) as Json;
   }
 
   function renderGroup(group: ScimGroupRecord): Json {
-    return JSON.parse(JSON.stringify({
-      schemas: [SCHEMA.group],
-      id: group.id,
-      externalId: group.externalId,
-      displayName: group.displayName,
-      members: group.members.map((m) => ({ ...m, $ref: `${origin}${basePath}/Users/${m.value}` })),
-      meta: { resourceType: 'Group', created: group.created, lastModified: group.lastModified, location: `${origin}${basePath}/Groups/${group.id}`, version: etagOf(group) },
-    })) as Json;
+    return JSON.parse(
+      JSON.stringify({
+        schemas: [SCHEMA.group],
+        id: group.id,
+        externalId: group.externalId,
+        displayName: group.displayName,
+        members: group.members.map((m) => ({ ...m, $ref: `${origin}${basePath}/Users/${m.value}` })),
+        meta: {
+          resourceType: 'Group',
+          created: group.created,
+          lastModified: group.lastModified,
+          location: `${origin}${basePath}/Groups/${group.id}`,
+          version: etagOf(group),
+        },
+      }),
+    ) as Json;
   }
 
   function list(resources: Json[], query: URLSearchParams): Json {
@@ -526,7 +609,13 @@ export async function startScimSandbox(options: ScimSandboxOptions = {}): Promis
     const countParam = query.get('count');
     const count = countParam === null ? 100 : Math.max(0, Math.min(200, Number.parseInt(countParam, 10) || 0));
     const page = resources.slice(startIndex - 1, startIndex - 1 + count);
-    return { schemas: [SCHEMA.list], totalResults: resources.length, startIndex, itemsPerPage: page.length, Resources: page };
+    return {
+      schemas: [SCHEMA.list],
+      totalResults: resources.length,
+      startIndex,
+      itemsPerPage: page.length,
+      Resources: page,
+    };
   }
 
   function filtered(resources: Json[], query: URLSearchParams, allowed?: string[]): Json[] {
@@ -535,7 +624,11 @@ export async function startScimSandbox(options: ScimSandboxOptions = {}): Promis
     const filter = parseFilter(text);
     if (allowed) {
       const refused = filter.flat().find((c) => !allowed.includes(c.attribute));
-      if (refused) throw invalid('invalidFilter', `filtering on ${refused.attribute} is not supported; supported: ${allowed.join(', ')}`);
+      if (refused)
+        throw invalid(
+          'invalidFilter',
+          `filtering on ${refused.attribute} is not supported; supported: ${allowed.join(', ')}`,
+        );
     }
     return resources.filter((resource) => matchesFilter(resource, filter));
   }
@@ -545,7 +638,10 @@ export async function startScimSandbox(options: ScimSandboxOptions = {}): Promis
     if (ifMatch === undefined || ifMatch.trim() === '*') return;
     const tags = ifMatch.split(',').map((t) => t.trim());
     if (!tags.some((t) => sameTag(t, etagOf(record)))) {
-      throw new ScimProblem(412, `resource has changed: its version is ${etagOf(record)}, not ${ifMatch}; read it again`);
+      throw new ScimProblem(
+        412,
+        `resource has changed: its version is ${etagOf(record)}, not ${ifMatch}; read it again`,
+      );
     }
   }
 
@@ -561,20 +657,25 @@ export async function startScimSandbox(options: ScimSandboxOptions = {}): Promis
   };
 
   function userFromBody(body: Json, id: string, existing?: ScimUserRecord): ScimUserRecord {
-    if (body === null || typeof body !== 'object' || Array.isArray(body)) throw invalid('invalidSyntax', 'the body must be a User resource');
+    if (body === null || typeof body !== 'object' || Array.isArray(body))
+      throw invalid('invalidSyntax', 'the body must be a User resource');
     if (typeof body.userName !== 'string' || !body.userName) throw invalid('invalidValue', 'userName is required');
     const userName = body.userName;
     if (state.users.some((u) => u.id !== id && u.userName.toLowerCase() === userName.toLowerCase())) {
       throw new ScimProblem(409, `userName ${userName} is already taken`, 'uniqueness');
     }
-    if (body.active !== undefined && typeof body.active !== 'boolean') throw invalid('invalidValue', 'active must be a boolean');
+    if (body.active !== undefined && typeof body.active !== 'boolean')
+      throw invalid('invalidValue', 'active must be a boolean');
     const stamp = now();
     return {
       id,
       userName,
       externalId: typeof body.externalId === 'string' ? body.externalId : undefined,
       displayName: typeof body.displayName === 'string' ? body.displayName : undefined,
-      name: body.name && typeof body.name === 'object' && !Array.isArray(body.name) ? (body.name as ScimUserRecord['name']) : undefined,
+      name:
+        body.name && typeof body.name === 'object' && !Array.isArray(body.name)
+          ? (body.name as ScimUserRecord['name'])
+          : undefined,
       emails: body.emails === undefined ? [] : asValues(body.emails, 'emails'),
       active: body.active ?? true,
       roles: body.roles === undefined ? [] : asValues(body.roles, 'roles'),
@@ -592,7 +693,13 @@ export async function startScimSandbox(options: ScimSandboxOptions = {}): Promis
     headers?: Record<string, string>;
   }
 
-  function route(method: string, segments: string[], query: URLSearchParams, body: Json, request: IncomingMessage): Answer {
+  function route(
+    method: string,
+    segments: string[],
+    query: URLSearchParams,
+    body: Json,
+    request: IncomingMessage,
+  ): Answer {
     const [collection, id, ...rest] = segments;
     if (rest.length > 0) throw new ScimProblem(404, `no endpoint ${segments.join('/')}`);
     if (collection === 'ServiceProviderConfig' && !id && method === 'GET') {
@@ -607,18 +714,31 @@ export async function startScimSandbox(options: ScimSandboxOptions = {}): Promis
           changePassword: { supported: false },
           sort: { supported: false },
           etag: { supported: true },
-          authenticationSchemes: [{ type: 'oauthbearertoken', name: 'OAuth Bearer Token', description: 'Authentication with a bearer token', primary: true }],
+          authenticationSchemes: [
+            {
+              type: 'oauthbearertoken',
+              name: 'OAuth Bearer Token',
+              description: 'Authentication with a bearer token',
+              primary: true,
+            },
+          ],
           meta: { resourceType: 'ServiceProviderConfig', location: `${origin}${basePath}/ServiceProviderConfig` },
         },
       };
     }
     if (collection === 'Users') {
       if (!id) {
-        if (method === 'GET') return { status: 200, body: list(filtered(state.users.map(renderUser), query, filterable), query) };
+        if (method === 'GET')
+          return { status: 200, body: list(filtered(state.users.map(renderUser), query, filterable), query) };
         if (method === 'POST') {
           const user = userFromBody(body, idFor('user', `created:${state.users.length}:${now()}:${Math.random()}`));
           state.users.push(user);
-          return { status: 201, body: renderUser(user), etag: etagOf(user), headers: { location: `${origin}${basePath}/Users/${user.id}` } };
+          return {
+            status: 201,
+            body: renderUser(user),
+            etag: etagOf(user),
+            headers: { location: `${origin}${basePath}/Users/${user.id}` },
+          };
         }
       } else {
         const user = findUser(id);
@@ -672,7 +792,10 @@ export async function startScimSandbox(options: ScimSandboxOptions = {}): Promis
         }
       }
     }
-    throw new ScimProblem(collection && ['Users', 'Groups', 'ServiceProviderConfig'].includes(collection) ? 405 : 404, `${method} ${segments.join('/')} is not supported`);
+    throw new ScimProblem(
+      collection && ['Users', 'Groups', 'ServiceProviderConfig'].includes(collection) ? 405 : 404,
+      `${method} ${segments.join('/')} is not supported`,
+    );
   }
 
   function send(response: ServerResponse, answer: Answer) {
@@ -689,7 +812,12 @@ export async function startScimSandbox(options: ScimSandboxOptions = {}): Promis
   const problem = (p: ScimProblem): Answer => ({
     status: p.status,
     headers: p.headers,
-    body: { schemas: [SCHEMA.error], status: String(p.status), ...(p.scimType ? { scimType: p.scimType } : {}), detail: p.detail },
+    body: {
+      schemas: [SCHEMA.error],
+      status: String(p.status),
+      ...(p.scimType ? { scimType: p.scimType } : {}),
+      detail: p.detail,
+    },
   });
 
   async function readBody(request: IncomingMessage): Promise<Json> {
@@ -709,7 +837,9 @@ export async function startScimSandbox(options: ScimSandboxOptions = {}): Promis
     const limit = faults.rateLimit;
     if (limit && limit.count > 0) {
       limit.count--;
-      const retryAfter = limit.httpDate ? new Date(Date.now() + limit.retryAfterSeconds * 1000).toUTCString() : String(limit.retryAfterSeconds);
+      const retryAfter = limit.httpDate
+        ? new Date(Date.now() + limit.retryAfterSeconds * 1000).toUTCString()
+        : String(limit.retryAfterSeconds);
       return new ScimProblem(429, 'Too many requests: slow down', undefined, { 'retry-after': retryAfter });
     }
     if (faults.serverErrorRate) {
@@ -726,7 +856,8 @@ export async function startScimSandbox(options: ScimSandboxOptions = {}): Promis
   async function handle(request: IncomingMessage, response: ServerResponse) {
     const url = new URL(request.url ?? '/', origin);
     const method = request.method ?? 'GET';
-    if (url.pathname === '/_sandbox/state' && method === 'GET') return send(response, { status: 200, body: JSON.parse(JSON.stringify(state)) as Json });
+    if (url.pathname === '/_sandbox/state' && method === 'GET')
+      return send(response, { status: 200, body: JSON.parse(JSON.stringify(state)) as Json });
     if (url.pathname === '/_sandbox/faults' && method === 'POST') {
       const body = await readBody(request).catch(() => null);
       inject((body ?? {}) as ScimFaults);
@@ -749,20 +880,33 @@ export async function startScimSandbox(options: ScimSandboxOptions = {}): Promis
       const auth = request.headers.authorization ?? '';
       const presented = /^Bearer\s+(.+)$/i.exec(auth)?.[1];
       if (presented !== token && presented !== readOnlyToken) {
-        throw new ScimProblem(401, 'Authentication failed: a valid bearer token is required', undefined, { 'www-authenticate': 'Bearer realm="scim"' });
+        throw new ScimProblem(401, 'Authentication failed: a valid bearer token is required', undefined, {
+          'www-authenticate': 'Bearer realm="scim"',
+        });
       }
       const fault = injectedFault();
       if (fault) throw fault;
-      if (!url.pathname.startsWith(`${basePath}/`)) throw new ScimProblem(404, `no endpoint ${url.pathname}; the SCIM root is ${basePath}`);
-      if (method !== 'GET' && presented === readOnlyToken) throw new ScimProblem(403, 'the token is read-only: it may not change resources');
-      const segments = url.pathname.slice(basePath.length + 1).split('/').filter(Boolean).map(decodeURIComponent);
+      if (!url.pathname.startsWith(`${basePath}/`))
+        throw new ScimProblem(404, `no endpoint ${url.pathname}; the SCIM root is ${basePath}`);
+      if (method !== 'GET' && presented === readOnlyToken)
+        throw new ScimProblem(403, 'the token is read-only: it may not change resources');
+      const segments = url.pathname
+        .slice(basePath.length + 1)
+        .split('/')
+        .filter(Boolean)
+        .map(decodeURIComponent);
       const body = ['POST', 'PUT', 'PATCH'].includes(method) ? await readBody(request) : null;
       answer = route(method, segments, url.searchParams, body, request);
     } catch (err) {
       if (!(err instanceof ScimProblem)) throw err;
       answer = problem(err);
     }
-    state.requests.push({ method, path: `${url.pathname}${url.search}`, ifMatch: request.headers['if-match'], status: answer.status });
+    state.requests.push({
+      method,
+      path: `${url.pathname}${url.search}`,
+      ifMatch: request.headers['if-match'],
+      status: answer.status,
+    });
     if (state.requests.length > 1000) state.requests.shift();
     send(response, answer);
   }
@@ -782,7 +926,8 @@ export async function startScimSandbox(options: ScimSandboxOptions = {}): Promis
 
   const server = createServer((request, response) => {
     handle(request, response).catch((err: unknown) => {
-      if (!response.headersSent) send(response, problem(new ScimProblem(500, `stand-in failure: ${(err as Error).message}`)));
+      if (!response.headersSent)
+        send(response, problem(new ScimProblem(500, `stand-in failure: ${(err as Error).message}`)));
     });
   });
   await new Promise<void>((resolve) => server.listen(options.port ?? 0, '127.0.0.1', resolve));

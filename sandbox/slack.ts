@@ -44,7 +44,15 @@ export const SLACK_SANDBOX_TOKENS = {
   bot: 'xoxb-sandbox-notifier',
 } as const;
 
-const ALL_SCOPES = ['users:read', 'users:read.email', 'usergroups:read', 'usergroups:write', 'admin.users:read', 'admin.users:write', 'chat:write'];
+const ALL_SCOPES = [
+  'users:read',
+  'users:read.email',
+  'usergroups:read',
+  'usergroups:write',
+  'admin.users:read',
+  'admin.users:write',
+  'chat:write',
+];
 
 interface TokenGrant {
   userId: string;
@@ -154,29 +162,59 @@ function seedState(): SlackSandboxState {
     };
   }
   users[SLACK_SANDBOX_BOT_USER_ID] = {
-    id: SLACK_SANDBOX_BOT_USER_ID, name: 'offboard', realName: 'offboard notifier', deleted: false, isBot: true,
-    isAdmin: false, isOwner: false, isPrimaryOwner: false, teams: [SLACK_SANDBOX_TEAM_ID],
+    id: SLACK_SANDBOX_BOT_USER_ID,
+    name: 'offboard',
+    realName: 'offboard notifier',
+    deleted: false,
+    isBot: true,
+    isAdmin: false,
+    isOwner: false,
+    isPrimaryOwner: false,
+    teams: [SLACK_SANDBOX_TEAM_ID],
   };
 
-  const inGroup = (cn: string) => SAMPLE_PEOPLE.filter((p) => p.groups.includes(cn)).map((p) => slackUserIdFor(p.employeeId));
-  const group = (id: string, handle: string, name: string, members: string[], disabled = false): SlackSandboxUsergroup => ({
-    id, teamId: SLACK_SANDBOX_TEAM_ID, handle, name, description: `${name} (sample organisation)`, users: members, disabled,
-    dateCreate: SEED_TIME, dateUpdate: SEED_TIME, updatedBy: slackUserIdFor('E1000'),
+  const inGroup = (cn: string) =>
+    SAMPLE_PEOPLE.filter((p) => p.groups.includes(cn)).map((p) => slackUserIdFor(p.employeeId));
+  const group = (
+    id: string,
+    handle: string,
+    name: string,
+    members: string[],
+    disabled = false,
+  ): SlackSandboxUsergroup => ({
+    id,
+    teamId: SLACK_SANDBOX_TEAM_ID,
+    handle,
+    name,
+    description: `${name} (sample organisation)`,
+    users: members,
+    disabled,
+    dateCreate: SEED_TIME,
+    dateUpdate: SEED_TIME,
+    updatedBy: slackUserIdFor('E1000'),
   });
-  const usergroups = Object.fromEntries([
-    group('S0ONCALL', 'oncall', 'On-call', inGroup('domain-admins')),
-    group('S0PLATFORM', 'platform', 'Platform', inGroup('engineering')),
-    group('S0FINANCE', 'finance-team', 'Finance', inGroup('finance')),
-    // One member only: Slack cannot leave a user group empty.
-    group('S0RELEASE', 'release-captains', 'Release captains', [slackUserIdFor('E1004')]),
-    // Disabled groups grant nothing and are not listed unless include_disabled is set.
-    group('S0OLDPROJECT', 'old-project', 'Old project', [slackUserIdFor('E1000'), slackUserIdFor('E1002')], true),
-  ].map((g) => [g.id, g]));
+  const usergroups = Object.fromEntries(
+    [
+      group('S0ONCALL', 'oncall', 'On-call', inGroup('domain-admins')),
+      group('S0PLATFORM', 'platform', 'Platform', inGroup('engineering')),
+      group('S0FINANCE', 'finance-team', 'Finance', inGroup('finance')),
+      // One member only: Slack cannot leave a user group empty.
+      group('S0RELEASE', 'release-captains', 'Release captains', [slackUserIdFor('E1004')]),
+      // Disabled groups grant nothing and are not listed unless include_disabled is set.
+      group('S0OLDPROJECT', 'old-project', 'Old project', [slackUserIdFor('E1000'), slackUserIdFor('E1002')], true),
+    ].map((g) => [g.id, g]),
+  );
 
   return {
     enterpriseId: SLACK_SANDBOX_ENTERPRISE_ID,
-    teams: [{ id: SLACK_SANDBOX_TEAM_ID, name: 'Example' }, { id: SLACK_SANDBOX_OTHER_TEAM_ID, name: 'Example Labs' }],
-    channels: [{ id: 'C0OFFBOARD', name: 'offboarding', teamId: SLACK_SANDBOX_TEAM_ID }, { id: 'C0SECURITY', name: 'security', teamId: SLACK_SANDBOX_TEAM_ID }],
+    teams: [
+      { id: SLACK_SANDBOX_TEAM_ID, name: 'Example' },
+      { id: SLACK_SANDBOX_OTHER_TEAM_ID, name: 'Example Labs' },
+    ],
+    channels: [
+      { id: 'C0OFFBOARD', name: 'offboarding', teamId: SLACK_SANDBOX_TEAM_ID },
+      { id: 'C0SECURITY', name: 'security', teamId: SLACK_SANDBOX_TEAM_ID },
+    ],
     users,
     usergroups,
     sessionResets: {},
@@ -190,9 +228,19 @@ function seedState(): SlackSandboxState {
 
 const TOKENS: Record<string, TokenGrant> = {
   [SLACK_SANDBOX_TOKENS.orgAdmin]: { userId: slackUserIdFor('E1000'), kind: 'user', admin: true, scopes: ALL_SCOPES },
-  [SLACK_SANDBOX_TOKENS.readOnly]: { userId: slackUserIdFor('E1000'), kind: 'user', admin: true, scopes: ['users:read', 'users:read.email', 'usergroups:read', 'admin.users:read'] },
+  [SLACK_SANDBOX_TOKENS.readOnly]: {
+    userId: slackUserIdFor('E1000'),
+    kind: 'user',
+    admin: true,
+    scopes: ['users:read', 'users:read.email', 'usergroups:read', 'admin.users:read'],
+  },
   [SLACK_SANDBOX_TOKENS.member]: { userId: slackUserIdFor('E1002'), kind: 'user', admin: false, scopes: ALL_SCOPES },
-  [SLACK_SANDBOX_TOKENS.bot]: { userId: SLACK_SANDBOX_BOT_USER_ID, kind: 'bot', admin: false, scopes: ['users:read', 'users:read.email', 'usergroups:read', 'chat:write'] },
+  [SLACK_SANDBOX_TOKENS.bot]: {
+    userId: SLACK_SANDBOX_BOT_USER_ID,
+    kind: 'bot',
+    admin: false,
+    scopes: ['users:read', 'users:read.email', 'usergroups:read', 'chat:write'],
+  },
 };
 
 // ---- request parameters: form fields and JSON bodies arrive in different shapes ---------------
@@ -212,17 +260,28 @@ const flag = (params: Params, name: string): boolean => {
 const list = (params: Params, name: string): string[] | undefined => {
   const value = params[name];
   if (value === undefined || value === null) return undefined;
-  if (Array.isArray(value)) return value.map(String).map((v) => v.trim()).filter(Boolean);
+  if (Array.isArray(value))
+    return value
+      .map(String)
+      .map((v) => v.trim())
+      .filter(Boolean);
   const raw = String(value).trim();
   if (raw.startsWith('[')) {
     try {
       const parsed: unknown = JSON.parse(raw);
-      if (Array.isArray(parsed)) return parsed.map(String).map((v) => v.trim()).filter(Boolean);
+      if (Array.isArray(parsed))
+        return parsed
+          .map(String)
+          .map((v) => v.trim())
+          .filter(Boolean);
     } catch {
       return undefined;
     }
   }
-  return raw.split(',').map((v) => v.trim()).filter(Boolean);
+  return raw
+    .split(',')
+    .map((v) => v.trim())
+    .filter(Boolean);
 };
 
 // ---- the Web API methods ------------------------------------------------------------------------
@@ -241,7 +300,8 @@ interface Method {
 }
 
 const fail = (error: string, extra: Record<string, unknown> = {}): Answer => ({ ok: false, error, ...extra });
-const missing = (field: string): Answer => fail('invalid_arguments', { response_metadata: { messages: [`[ERROR] missing required field: ${field}`] } });
+const missing = (field: string): Answer =>
+  fail('invalid_arguments', { response_metadata: { messages: [`[ERROR] missing required field: ${field}`] } });
 
 function renderUser(user: SlackSandboxUser, state: SlackSandboxState, withEmail: boolean) {
   return {
@@ -322,7 +382,15 @@ const METHODS: Record<string, Method> = {
     scope: '',
     handle({ state, grant }) {
       const team = state.teams[0]!;
-      return { ok: true, url: `https://${team.id.toLowerCase()}.slack.com/`, team: team.id, user: grant.userId, team_id: team.id, user_id: grant.userId, enterprise_id: state.enterpriseId };
+      return {
+        ok: true,
+        url: `https://${team.id.toLowerCase()}.slack.com/`,
+        team: team.id,
+        user: grant.userId,
+        team_id: team.id,
+        user_id: grant.userId,
+        enterprise_id: state.enterpriseId,
+      };
     },
   },
   'users.lookupByEmail': {
@@ -348,7 +416,9 @@ const METHODS: Record<string, Method> = {
     handle({ params, state }) {
       const teamId = workspaceOf(params, state);
       if (isAnswer(teamId)) return teamId;
-      const groups = Object.values(state.usergroups).filter((g) => g.teamId === teamId && (!g.disabled || flag(params, 'include_disabled')));
+      const groups = Object.values(state.usergroups).filter(
+        (g) => g.teamId === teamId && (!g.disabled || flag(params, 'include_disabled')),
+      );
       return { ok: true, usergroups: groups.map((g) => renderUsergroup(g, flag(params, 'include_users'))) };
     },
   },
@@ -360,7 +430,8 @@ const METHODS: Record<string, Method> = {
       const id = text(params, 'usergroup');
       if (!id) return missing('usergroup');
       const group = state.usergroups[id];
-      if (!group || group.teamId !== teamId || (group.disabled && !flag(params, 'include_disabled'))) return fail('no_such_subteam');
+      if (!group || group.teamId !== teamId || (group.disabled && !flag(params, 'include_disabled')))
+        return fail('no_such_subteam');
       return { ok: true, users: [...group.users] };
     },
   },
@@ -457,7 +528,12 @@ const METHODS: Record<string, Method> = {
       if (!body && !params.blocks && !params.attachments) return fail('no_text');
       const message = { channel: channelId, text: body ?? '', ts: nextTs(), user: grant.userId };
       state.messages.push(message);
-      return { ok: true, channel: channelId, ts: message.ts, message: { type: 'message', text: message.text, user: grant.userId, ts: message.ts } };
+      return {
+        ok: true,
+        channel: channelId,
+        ts: message.ts,
+        message: { type: 'message', text: message.text, user: grant.userId, ts: message.ts },
+      };
     },
   },
 };
@@ -486,7 +562,8 @@ function parseRequest(req: IncomingMessage, url: URL, body: string): Parsed {
     if (!contentType.includes('charset')) warnings.push('missing_charset');
     try {
       const parsed: unknown = JSON.parse(body);
-      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return { params, warnings, error: 'invalid_json' };
+      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+        return { params, warnings, error: 'invalid_json' };
       // A token inside a JSON body is not read: JSON callers must send the Authorization header.
       return { params: { ...params, ...(parsed as Params) }, warnings };
     } catch {
@@ -503,7 +580,11 @@ function parseRequest(req: IncomingMessage, url: URL, body: string): Parsed {
 
 function send(res: ServerResponse, status: number, answer: unknown, headers: Record<string, string> = {}) {
   const body = JSON.stringify(answer);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), ...headers });
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    ...headers,
+  });
   res.end(body);
 }
 
@@ -542,7 +623,12 @@ export async function startSlackSandbox(options: { port?: number } = {}): Promis
     }
     if (faults.rateLimit && faults.rateLimit.count > 0) {
       faults.rateLimit.count -= 1;
-      return send(res, 429, { ok: false, error: 'ratelimited' }, { 'retry-after': String(faults.rateLimit.retryAfterSeconds) });
+      return send(
+        res,
+        429,
+        { ok: false, error: 'ratelimited' },
+        { 'retry-after': String(faults.rateLimit.retryAfterSeconds) },
+      );
     }
     if (faults.errorRate && faults.errorRate > 0) {
       errorCredit += faults.errorRate;
@@ -566,13 +652,21 @@ export async function startSlackSandbox(options: { port?: number } = {}): Promis
     const scopeHeaders = { 'x-oauth-scopes': grant.scopes.join(','), 'x-accepted-oauth-scopes': definition.scope };
     if (definition.admin && grant.kind !== 'user') return send(res, 200, fail('not_allowed_token_type'), scopeHeaders);
     if (definition.scope && !grant.scopes.includes(definition.scope)) {
-      return send(res, 200, fail('missing_scope', { needed: definition.scope, provided: grant.scopes.join(',') }), scopeHeaders);
+      return send(
+        res,
+        200,
+        fail('missing_scope', { needed: definition.scope, provided: grant.scopes.join(',') }),
+        scopeHeaders,
+      );
     }
     if (definition.admin && !grant.admin) return send(res, 200, fail('not_an_admin'), scopeHeaders);
 
     const answer = definition.handle({ params: parsed.params, grant, state });
     if (parsed.warnings.length > 0) {
-      Object.assign(answer, { warning: parsed.warnings.join(','), response_metadata: { ...((answer.response_metadata as object | undefined) ?? {}), warnings: parsed.warnings } });
+      Object.assign(answer, {
+        warning: parsed.warnings.join(','),
+        response_metadata: { ...((answer.response_metadata as object | undefined) ?? {}), warnings: parsed.warnings },
+      });
     }
     send(res, 200, answer, scopeHeaders);
   }
@@ -593,13 +687,19 @@ export async function startSlackSandbox(options: { port?: number } = {}): Promis
       return send(res, 200, { ok: true });
     }
     const method = /^\/api\/([A-Za-z0-9._]+)$/.exec(url.pathname)?.[1];
-    if (!method || (req.method !== 'POST' && req.method !== 'GET')) return send(res, 404, { ok: false, error: 'unknown_method' });
+    if (!method || (req.method !== 'POST' && req.method !== 'GET'))
+      return send(res, 404, { ok: false, error: 'unknown_method' });
     return handleApi(req, res, url, method);
   }
 
   const server = createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
-      if (!res.headersSent) send(res, 500, { ok: false, error: 'internal_error', detail: err instanceof Error ? err.message : String(err) });
+      if (!res.headersSent)
+        send(res, 500, {
+          ok: false,
+          error: 'internal_error',
+          detail: err instanceof Error ? err.message : String(err),
+        });
     });
   });
   await new Promise<void>((resolve, reject) => {

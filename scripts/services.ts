@@ -13,9 +13,25 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Attribute, Change, Client as LdapClient } from 'ldapts';
 import {
-  AD_ACCOUNT_OPERATORS_DN, AD_BASE_DN, AD_DISABLED_OU, AD_DOMAIN, AD_GROUPS_BASE, AD_PEOPLE_BASE, AD_REALM, AD_SERVICE_DN, AD_USER_PASSWORD, sampleAdEntries,
+  AD_ACCOUNT_OPERATORS_DN,
+  AD_BASE_DN,
+  AD_DISABLED_OU,
+  AD_DOMAIN,
+  AD_GROUPS_BASE,
+  AD_PEOPLE_BASE,
+  AD_REALM,
+  AD_SERVICE_DN,
+  AD_USER_PASSWORD,
+  sampleAdEntries,
 } from '../sandbox/ad.js';
-import { groupDn, LDAP_GROUPS_BASE, LDAP_PEOPLE_BASE, LDAP_POLICY_DN, LDAP_SERVICE_DN, sampleLdif } from '../sandbox/ldif.js';
+import {
+  groupDn,
+  LDAP_GROUPS_BASE,
+  LDAP_PEOPLE_BASE,
+  LDAP_POLICY_DN,
+  LDAP_SERVICE_DN,
+  sampleLdif,
+} from '../sandbox/ldif.js';
 import { SAMPLE_DOMAIN, SAMPLE_GROUPS } from '../sandbox/org.js';
 import { SEARCH_ATTRIBUTES } from '../workflows/search-attributes.js';
 
@@ -30,7 +46,10 @@ export interface Toolchain {
 
 export function readToolchain(): Toolchain {
   const path = join(projectRoot, '.tools', 'toolchain.json');
-  if (!existsSync(path)) throw new Error(`${path} is missing: run \`bash scripts/toolchain.sh test\` (npm test and npm start do it for you)`);
+  if (!existsSync(path))
+    throw new Error(
+      `${path} is missing: run \`bash scripts/toolchain.sh test\` (npm test and npm start do it for you)`,
+    );
   return JSON.parse(readFileSync(path, 'utf8')) as Toolchain;
 }
 
@@ -40,7 +59,9 @@ export async function freePort(): Promise<number> {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => {
       const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+      server.close(() =>
+        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
+      );
     });
   });
 }
@@ -48,10 +69,14 @@ export async function freePort(): Promise<number> {
 export async function waitForPort(port: number, what: string, timeoutMs = 30_000, child?: ChildProcess): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    if (child && child.exitCode !== null) throw new Error(`${what} exited with code ${child.exitCode} before it listened on ${port}`);
+    if (child && child.exitCode !== null)
+      throw new Error(`${what} exited with code ${child.exitCode} before it listened on ${port}`);
     const open = await new Promise<boolean>((resolve) => {
       const socket = connect(port, '127.0.0.1');
-      socket.once('connect', () => { socket.destroy(); resolve(true); });
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(true);
+      });
       socket.once('error', () => resolve(false));
     });
     if (open) return;
@@ -62,15 +87,27 @@ export async function waitForPort(port: number, what: string, timeoutMs = 30_000
 
 function run(command: string, args: string[], what: string) {
   const result = spawnSync(command, args, { encoding: 'utf8' });
-  if (result.status !== 0) throw new Error(`${what} failed (${command} ${args.join(' ')}): ${result.stderr || result.stdout || result.error?.message}`);
+  if (result.status !== 0)
+    throw new Error(
+      `${what} failed (${command} ${args.join(' ')}): ${result.stderr || result.stdout || result.error?.message}`,
+    );
 }
 
 /** Starts a server in the foreground and waits for its port; a failure carries its stderr. */
-async function spawnServer(command: string, args: string[], port: number, what: string, timeoutMs: number, uid?: number): Promise<ChildProcess> {
+async function spawnServer(
+  command: string,
+  args: string[],
+  port: number,
+  what: string,
+  timeoutMs: number,
+  uid?: number,
+): Promise<ChildProcess> {
   const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'], uid });
   let stderr = '';
   // Kept for the start-up error message only; later output is read and dropped.
-  child.stderr?.on('data', (chunk: Buffer) => { if (stderr.length < 20_000) stderr += chunk.toString(); });
+  child.stderr?.on('data', (chunk: Buffer) => {
+    if (stderr.length < 20_000) stderr += chunk.toString();
+  });
   try {
     await waitForPort(port, what, timeoutMs, child);
   } catch (err) {
@@ -84,7 +121,10 @@ function stopChild(child: ChildProcess, timeoutMs = 10_000): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => {
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.once('exit', () => { clearTimeout(timer); resolve(); });
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
     child.kill('SIGTERM');
   });
 }
@@ -113,7 +153,9 @@ export interface SlapdInstance {
  * A slapd with the ppolicy overlay (default policy pwdLockout: TRUE) and the sample organisation,
  * in `dir` (created and seeded when empty, reused as it is otherwise).
  */
-export async function startSlapd(options: { dir?: string; port?: number; adminPassword?: string; servicePassword?: string } = {}): Promise<SlapdInstance> {
+export async function startSlapd(
+  options: { dir?: string; port?: number; adminPassword?: string; servicePassword?: string } = {},
+): Promise<SlapdInstance> {
   const tools = readToolchain();
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'offboard-slapd-'));
   const temporary = !options.dir;
@@ -125,30 +167,35 @@ export async function startSlapd(options: { dir?: string; port?: number; adminPa
   const dataDir = join(dir, 'data');
   const conf = join(dir, 'slapd.conf');
   const schema = '/etc/ldap/schema';
-  writeFileSync(conf, [
-    ...['core', 'cosine', 'nis', 'inetorgperson'].map((name) => `include ${schema}/${name}.schema`),
-    'modulepath /usr/lib/ldap',
-    'moduleload back_mdb',
-    'moduleload ppolicy',
-    `pidfile ${join(dir, 'slapd.pid')}`,
-    'database mdb',
-    `suffix "${baseDn}"`,
-    `rootdn "cn=admin,${baseDn}"`,
-    `rootpw ${adminPassword}`,
-    `directory ${dataDir}`,
-    'maxsize 268435456',
-    'index objectClass,entryUUID,employeeNumber,uid,member,uniqueMember,memberUid eq',
-    // The service account manages people and groups; people may bind (so a lock can be proven).
-    `access to attrs=userPassword by dn.exact="${LDAP_SERVICE_DN}" read by self write by anonymous auth by * none`,
-    `access to dn.subtree="${LDAP_PEOPLE_BASE}" by dn.exact="${LDAP_SERVICE_DN}" manage by users read by * none`,
-    ...SAMPLE_GROUPS.filter((g) => g.restricted).map((g) => `access to dn.subtree="${groupDn(g.cn)}" by users read by * none`),
-    `access to dn.subtree="${LDAP_GROUPS_BASE}" by dn.exact="${LDAP_SERVICE_DN}" write by users read by * none`,
-    'access to * by users read by * none',
-    'overlay ppolicy',
-    `ppolicy_default "${LDAP_POLICY_DN}"`,
-    'ppolicy_use_lockout',
-    '',
-  ].join('\n'));
+  writeFileSync(
+    conf,
+    [
+      ...['core', 'cosine', 'nis', 'inetorgperson'].map((name) => `include ${schema}/${name}.schema`),
+      'modulepath /usr/lib/ldap',
+      'moduleload back_mdb',
+      'moduleload ppolicy',
+      `pidfile ${join(dir, 'slapd.pid')}`,
+      'database mdb',
+      `suffix "${baseDn}"`,
+      `rootdn "cn=admin,${baseDn}"`,
+      `rootpw ${adminPassword}`,
+      `directory ${dataDir}`,
+      'maxsize 268435456',
+      'index objectClass,entryUUID,employeeNumber,uid,member,uniqueMember,memberUid eq',
+      // The service account manages people and groups; people may bind (so a lock can be proven).
+      `access to attrs=userPassword by dn.exact="${LDAP_SERVICE_DN}" read by self write by anonymous auth by * none`,
+      `access to dn.subtree="${LDAP_PEOPLE_BASE}" by dn.exact="${LDAP_SERVICE_DN}" manage by users read by * none`,
+      ...SAMPLE_GROUPS.filter((g) => g.restricted).map(
+        (g) => `access to dn.subtree="${groupDn(g.cn)}" by users read by * none`,
+      ),
+      `access to dn.subtree="${LDAP_GROUPS_BASE}" by dn.exact="${LDAP_SERVICE_DN}" write by users read by * none`,
+      'access to * by users read by * none',
+      'overlay ppolicy',
+      `ppolicy_default "${LDAP_POLICY_DN}"`,
+      'ppolicy_use_lockout',
+      '',
+    ].join('\n'),
+  );
   if (!existsSync(join(dataDir, 'data.mdb'))) {
     mkdirSync(dataDir, { recursive: true });
     const ldif = join(dir, 'seed.ldif');
@@ -172,8 +219,12 @@ export async function startSlapd(options: { dir?: string; port?: number; adminPa
     adminPassword,
     serviceDn: LDAP_SERVICE_DN,
     servicePassword,
-    async pause() { if (child) await stopChild(child); },
-    async resume() { await launch(); },
+    async pause() {
+      if (child) await stopChild(child);
+    },
+    async resume() {
+      await launch();
+    },
     async stop() {
       if (child) await stopChild(child);
       if (temporary) rmSync(dir, { recursive: true, force: true });
@@ -214,11 +265,15 @@ function runAsync(command: string, args: string[], what: string): Promise<void> 
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
-    const keep = (chunk: Buffer) => { output = (output + chunk.toString()).slice(-4000); };
+    const keep = (chunk: Buffer) => {
+      output = (output + chunk.toString()).slice(-4000);
+    };
     child.stdout?.on('data', keep);
     child.stderr?.on('data', keep);
     child.once('error', reject);
-    child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${what} failed (exit ${code}): ${output}`))));
+    child.once('exit', (code) =>
+      code === 0 ? resolve() : reject(new Error(`${what} failed (exit ${code}): ${output}`)),
+    );
   });
 }
 
@@ -239,34 +294,60 @@ async function portsFree(address: string, ports: number[]): Promise<boolean> {
  * says its ports were taken: a DC that another run started between our check and our start must
  * never be mistaken for ours.
  */
-async function waitForOwnDc(address: string, hostName: string, child: ChildProcess, output: () => string, timeoutMs: number): Promise<'ready' | 'ports_taken'> {
+async function waitForOwnDc(
+  address: string,
+  hostName: string,
+  child: ChildProcess,
+  output: () => string,
+  timeoutMs: number,
+): Promise<'ready' | 'ports_taken'> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (output().includes('Failed to startup ldap server task')) return 'ports_taken';
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`samba exited (${child.exitCode ?? child.signalCode}) before it served LDAP on ${address}:\n${output()}`);
-    const client = new LdapClient({ url: `ldaps://${address}:636`, tlsOptions: { rejectUnauthorized: false }, connectTimeout: 1_000, timeout: 2_000 });
+    if (child.exitCode !== null || child.signalCode !== null)
+      throw new Error(
+        `samba exited (${child.exitCode ?? child.signalCode}) before it served LDAP on ${address}:\n${output()}`,
+      );
+    const client = new LdapClient({
+      url: `ldaps://${address}:636`,
+      tlsOptions: { rejectUnauthorized: false },
+      connectTimeout: 1_000,
+      timeout: 2_000,
+    });
     const dnsHostName = await client
       .search('', { scope: 'base', attributes: ['dnsHostName'] })
       .then(({ searchEntries }) => String(searchEntries[0]?.dnsHostName ?? ''))
       .catch(() => '')
       .finally(() => client.unbind().catch(() => undefined));
     if (dnsHostName.toLowerCase().startsWith(`${hostName}.`)) return 'ready';
-    if (Date.now() > deadline) throw new Error(`samba did not serve LDAPS on ${address}:636 within ${timeoutMs} ms:\n${output()}`);
+    if (Date.now() > deadline)
+      throw new Error(`samba did not serve LDAPS on ${address}:636 within ${timeoutMs} ms:\n${output()}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
 
-async function seedSambaAd(url: string, adminDn: string, adminPassword: string, servicePassword: string): Promise<void> {
+async function seedSambaAd(
+  url: string,
+  adminDn: string,
+  adminPassword: string,
+  servicePassword: string,
+): Promise<void> {
   const client = new LdapClient({ url, tlsOptions: { rejectUnauthorized: false }, timeout: 30_000 });
   try {
     await client.bind(adminDn, adminPassword);
     for (const entry of sampleAdEntries(servicePassword)) {
-      const attributes = Object.entries(entry.attributes).map(([type, value]) => new Attribute({ type, values: Array.isArray(value) ? value : [value] }));
+      const attributes = Object.entries(entry.attributes).map(
+        ([type, value]) => new Attribute({ type, values: Array.isArray(value) ? value : [value] }),
+      );
       // unicodePwd is the password in UTF-16LE between double quotes.
-      if (entry.password) attributes.push(new Attribute({ type: 'unicodePwd', values: [Buffer.from(`"${entry.password}"`, 'utf16le')] }));
+      if (entry.password)
+        attributes.push(new Attribute({ type: 'unicodePwd', values: [Buffer.from(`"${entry.password}"`, 'utf16le')] }));
       await client.add(entry.dn, attributes);
     }
-    await client.modify(AD_ACCOUNT_OPERATORS_DN, new Change({ operation: 'add', modification: new Attribute({ type: 'member', values: [AD_SERVICE_DN] }) }));
+    await client.modify(
+      AD_ACCOUNT_OPERATORS_DN,
+      new Change({ operation: 'add', modification: new Attribute({ type: 'member', values: [AD_SERVICE_DN] }) }),
+    );
   } finally {
     await client.unbind().catch(() => undefined);
   }
@@ -279,9 +360,13 @@ async function seedSambaAd(url: string, adminDn: string, adminPassword: string, 
  * address where they are free, 127.0.0.1 first. Needs root: the ports are privileged and samba
  * refuses to run as another user. Provisioning takes about 5 s, the start about 1.5 s.
  */
-export async function startSambaAd(options: { adminPassword?: string; servicePassword?: string } = {}): Promise<SambaAdInstance> {
-  if (!existsSync(SAMBA) || !existsSync(SAMBA_TOOL)) throw new Error('Samba AD DC is not installed: run `bash scripts/toolchain.sh test`');
-  if (process.getuid?.() !== 0) throw new Error('a Samba AD DC must run as root (it binds the fixed, privileged ports 389 and 636)');
+export async function startSambaAd(
+  options: { adminPassword?: string; servicePassword?: string } = {},
+): Promise<SambaAdInstance> {
+  if (!existsSync(SAMBA) || !existsSync(SAMBA_TOOL))
+    throw new Error('Samba AD DC is not installed: run `bash scripts/toolchain.sh test`');
+  if (process.getuid?.() !== 0)
+    throw new Error('a Samba AD DC must run as root (it binds the fixed, privileged ports 389 and 636)');
   const adminPassword = options.adminPassword ?? 'Sandbox-Admin-Password-1';
   const servicePassword = options.servicePassword ?? 'Sandbox-Service-Password-1';
   const dir = mkdtempSync(join(tmpdir(), 'offboard-samba-'));
@@ -296,20 +381,47 @@ export async function startSambaAd(options: { adminPassword?: string; servicePas
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    await runAsync(SAMBA_TOOL, [
-      'domain', 'provision', `--targetdir=${dir}`, `--realm=${AD_REALM}`, `--domain=${AD_DOMAIN}`, '--server-role=dc', '--dns-backend=NONE',
-      `--host-name=${hostName}`, `--adminpass=${adminPassword}`,
-      '--option=server services = ldap',
-      // Samba's defaults put these under /run/samba, shared with any other instance on the machine.
-      `--option=pid directory = ${run}`, `--option=ncalrpc dir = ${join(run, 'ncalrpc')}`, `--option=winbindd socket directory = ${join(run, 'winbindd')}`,
-      `--option=log file = ${join(dir, 'log.%m')}`,
-    ], 'samba-tool domain provision');
+    await runAsync(
+      SAMBA_TOOL,
+      [
+        'domain',
+        'provision',
+        `--targetdir=${dir}`,
+        `--realm=${AD_REALM}`,
+        `--domain=${AD_DOMAIN}`,
+        '--server-role=dc',
+        '--dns-backend=NONE',
+        `--host-name=${hostName}`,
+        `--adminpass=${adminPassword}`,
+        '--option=server services = ldap',
+        // Samba's defaults put these under /run/samba, shared with any other instance on the machine.
+        `--option=pid directory = ${run}`,
+        `--option=ncalrpc dir = ${join(run, 'ncalrpc')}`,
+        `--option=winbindd socket directory = ${join(run, 'winbindd')}`,
+        `--option=log file = ${join(dir, 'log.%m')}`,
+      ],
+      'samba-tool domain provision',
+    );
     for (const address of LOOPBACK_CANDIDATES) {
       if (!(await portsFree(address, SAMBA_LDAP_PORTS))) continue;
       let output = '';
       // "a.b.c.d/8" makes samba bind that address even where it is not configured on lo.
-      const started = spawn(SAMBA, ['-s', join(dir, 'etc', 'smb.conf'), '-i', '-M', 'single', `--option=interfaces = ${address}/8`, '--option=bind interfaces only = yes'], { stdio: ['ignore', 'pipe', 'pipe'] });
-      const keep = (chunk: Buffer) => { if (output.length < 20_000) output += chunk.toString(); };
+      const started = spawn(
+        SAMBA,
+        [
+          '-s',
+          join(dir, 'etc', 'smb.conf'),
+          '-i',
+          '-M',
+          'single',
+          `--option=interfaces = ${address}/8`,
+          '--option=bind interfaces only = yes',
+        ],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      const keep = (chunk: Buffer) => {
+        if (output.length < 20_000) output += chunk.toString();
+      };
       started.stdout?.on('data', keep);
       started.stderr?.on('data', keep);
       child = started;
@@ -337,7 +449,9 @@ export async function startSambaAd(options: { adminPassword?: string; servicePas
         stop,
       };
     }
-    throw new Error(`no loopback address from ${LOOPBACK_CANDIDATES[0]} to ${LOOPBACK_CANDIDATES.at(-1)} has ports ${SAMBA_LDAP_PORTS.join(', ')} free for samba`);
+    throw new Error(
+      `no loopback address from ${LOOPBACK_CANDIDATES[0]} to ${LOOPBACK_CANDIDATES.at(-1)} has ports ${SAMBA_LDAP_PORTS.join(', ')} free for samba`,
+    );
   } catch (err) {
     await stop();
     throw err;
@@ -375,12 +489,26 @@ export async function startPostgres(options: { dir?: string; port?: number } = {
   }
   const dataDir = join(dir, 'data');
   if (!existsSync(join(dataDir, 'PG_VERSION'))) {
-    const initdb = spawnSync(join(tools.postgresBin, 'initdb'), ['-D', dataDir, '-U', 'postgres', '-A', 'trust', '--no-sync', '-E', 'UTF8', '--locale=C'], { encoding: 'utf8', uid });
+    const initdb = spawnSync(
+      join(tools.postgresBin, 'initdb'),
+      ['-D', dataDir, '-U', 'postgres', '-A', 'trust', '--no-sync', '-E', 'UTF8', '--locale=C'],
+      { encoding: 'utf8', uid },
+    );
     if (initdb.status !== 0) throw new Error(`initdb failed: ${initdb.stderr}`);
   }
   // A throwaway cluster need not survive a crash; a kept one keeps fsync on.
   const durability = kept ? [] : ['-c', 'fsync=off', '-c', 'full_page_writes=off'];
-  const args = ['-D', dataDir, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', kept ? 'unix_socket_directories=' : `unix_socket_directories=${dir}`, ...durability];
+  const args = [
+    '-D',
+    dataDir,
+    '-p',
+    String(port),
+    '-c',
+    'listen_addresses=127.0.0.1',
+    '-c',
+    kept ? 'unix_socket_directories=' : `unix_socket_directories=${dir}`,
+    ...durability,
+  ];
   const child = await spawnServer(join(tools.postgresBin, 'postgres'), args, port, 'postgres', 30_000, uid);
   return {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
@@ -401,7 +529,16 @@ export interface TemporalDevServer {
 }
 
 /** `temporal server start-dev` with offboard's search attributes registered. */
-export async function startTemporalDevServer(options: { dbFile?: string; port?: number; uiPort?: number; headless?: boolean; codecEndpoint?: string; log?: (line: string) => void } = {}): Promise<TemporalDevServer> {
+export async function startTemporalDevServer(
+  options: {
+    dbFile?: string;
+    port?: number;
+    uiPort?: number;
+    headless?: boolean;
+    codecEndpoint?: string;
+    log?: (line: string) => void;
+  } = {},
+): Promise<TemporalDevServer> {
   const tools = readToolchain();
   if (!tools.temporalCli) return startDownloadedDevServer(options);
   const port = options.port ?? (await freePort());
@@ -439,9 +576,15 @@ export async function startTemporalDevServer(options: { dbFile?: string; port?: 
  * Without Go the Temporal CLI cannot be built here; the SDK then downloads its own CLI (which
  * needs access to Temporal's download site) and runs the same dev server.
  */
-async function startDownloadedDevServer(options: { dbFile?: string; port?: number; uiPort?: number; headless?: boolean }): Promise<TemporalDevServer> {
+async function startDownloadedDevServer(options: {
+  dbFile?: string;
+  port?: number;
+  uiPort?: number;
+  headless?: boolean;
+}): Promise<TemporalDevServer> {
   const { TestWorkflowEnvironment } = await import('@temporalio/testing');
-  const { EmployeeIdKey, StageKey, ModeKey, HeldKey, EffectiveAtKey } = await import('../workflows/search-attributes.js');
+  const { EmployeeIdKey, StageKey, ModeKey, HeldKey, EffectiveAtKey } =
+    await import('../workflows/search-attributes.js');
   const port = options.port ?? (await freePort());
   const uiPort = options.headless ? undefined : (options.uiPort ?? (await freePort()));
   const env = await TestWorkflowEnvironment.createLocal({
@@ -454,5 +597,9 @@ async function startDownloadedDevServer(options: { dbFile?: string; port?: numbe
       searchAttributes: [EmployeeIdKey, StageKey, ModeKey, HeldKey, EffectiveAtKey],
     },
   });
-  return { address: `127.0.0.1:${port}`, uiUrl: uiPort ? `http://127.0.0.1:${uiPort}` : null, stop: () => env.teardown() };
+  return {
+    address: `127.0.0.1:${port}`,
+    uiUrl: uiPort ? `http://127.0.0.1:${uiPort}` : null,
+    stop: () => env.teardown(),
+  };
 }

@@ -16,7 +16,15 @@ import { stringify } from 'yaml';
 import { parse as parseYaml } from 'yaml';
 import { EMBEDDED_DB_PORT_DEFAULT, describeDatabase, startEmbeddedDatabase } from '../workers/database.js';
 import pg from 'pg';
-import { projectRoot, startPostgres, startSlapd, startTemporalDevServer, waitForPort, type PostgresInstance, type SlapdInstance } from './services.js';
+import {
+  projectRoot,
+  startPostgres,
+  startSlapd,
+  startTemporalDevServer,
+  waitForPort,
+  type PostgresInstance,
+  type SlapdInstance,
+} from './services.js';
 import { seedWarehouseRoles, WAREHOUSE_ARCHIVE_ROLE } from '../sandbox/postgres.js';
 import { startSaasSandboxes, type SaasSandboxes } from '../sandbox/index.js';
 import { EncryptionCodec, keyringFromEnv, PAYLOAD_KEYS_ENV } from '../workers/codec.js';
@@ -38,7 +46,10 @@ const say = (line: string) => process.stdout.write(`[offboard] ${line}\n`);
 async function portTaken(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect(port, '127.0.0.1');
-    socket.once('connect', () => { socket.destroy(); resolve(true); });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
     socket.once('error', () => resolve(false));
   });
 }
@@ -62,7 +73,12 @@ function sandboxSecrets(): SandboxSecrets {
     adminPassword: kept.adminPassword ?? random(18),
     servicePassword: kept.servicePassword ?? random(18),
     webhookSecret: kept.webhookSecret ?? `whsec_${randomBytes(32).toString('base64')}`,
-    apiTokens: kept.apiTokens ?? { security: random(32), manager: random(32), auditor: random(32), hrSystem: random(32) },
+    apiTokens: kept.apiTokens ?? {
+      security: random(32),
+      manager: random(32),
+      auditor: random(32),
+      hrSystem: random(32),
+    },
   };
   writeFileSync(path, JSON.stringify(secrets, null, 2), { mode: 0o600 });
   return secrets;
@@ -81,15 +97,27 @@ function localPayloadKeys(): string {
 /** The sandbox config: the example policy, the directory at the local slapd, SaaS at the stand-ins. */
 function writeSandboxConfig(slapd: SlapdInstance, warehouse: PostgresInstance, saas: SaasSandboxes): string {
   const token = (name: string) => ({ env: `OFFBOARD_SANDBOX_API_TOKEN_${name}` });
-  const example = parseYaml(readFileSync(join(projectRoot, 'config', 'offboard.example.yaml'), 'utf8')) as { policy: unknown };
+  const example = parseYaml(readFileSync(join(projectRoot, 'config', 'offboard.example.yaml'), 'utf8')) as {
+    policy: unknown;
+  };
   const config = {
     systems: {
       directory: {
-        type: 'ldap', url: slapd.url, bindDn: slapd.serviceDn, bindPassword: { env: 'OFFBOARD_SANDBOX_LDAP_PASSWORD' },
-        peopleBase: slapd.peopleBase, groupsBase: slapd.groupsBase, employeeIdAttribute: 'employeeNumber',
+        type: 'ldap',
+        url: slapd.url,
+        bindDn: slapd.serviceDn,
+        bindPassword: { env: 'OFFBOARD_SANDBOX_LDAP_PASSWORD' },
+        peopleBase: slapd.peopleBase,
+        groupsBase: slapd.groupsBase,
+        employeeIdAttribute: 'employeeNumber',
       },
       // A local cluster on loopback with trust auth: its superuser URL holds no password.
-      warehouse: { type: 'postgres', url: { env: 'OFFBOARD_SANDBOX_WAREHOUSE_URL' }, roleName: '{employeeId}', reassignOwnedTo: WAREHOUSE_ARCHIVE_ROLE },
+      warehouse: {
+        type: 'postgres',
+        url: { env: 'OFFBOARD_SANDBOX_WAREHOUSE_URL' },
+        roleName: '{employeeId}',
+        reassignOwnedTo: WAREHOUSE_ARCHIVE_ROLE,
+      },
       ...saas.systems,
     },
     policy: example.policy,
@@ -97,7 +125,12 @@ function writeSandboxConfig(slapd: SlapdInstance, warehouse: PostgresInstance, s
     api: {
       tokens: [
         { subject: 'sandbox-security', role: 'security', token: token('SECURITY') },
-        { subject: 'sandbox-manager', role: 'manager', token: token('MANAGER'), reports: ['E1001', 'E1002', 'E1003', 'E1004', 'E1005'] },
+        {
+          subject: 'sandbox-manager',
+          role: 'manager',
+          token: token('MANAGER'),
+          reports: ['E1001', 'E1002', 'E1003', 'E1004', 'E1005'],
+        },
         { subject: 'sandbox-auditor', role: 'auditor', token: token('AUDITOR') },
         { subject: 'sandbox-hris', role: 'hr-system', token: token('HR_SYSTEM') },
       ],
@@ -105,7 +138,10 @@ function writeSandboxConfig(slapd: SlapdInstance, warehouse: PostgresInstance, s
     },
   };
   const path = join(dataDir, 'offboard.sandbox.yaml');
-  writeFileSync(path, `# Written by npm start for the local sandbox; edit config/offboard.example.yaml instead.\n${stringify(config)}`);
+  writeFileSync(
+    path,
+    `# Written by npm start for the local sandbox; edit config/offboard.example.yaml instead.\n${stringify(config)}`,
+  );
   return path;
 }
 
@@ -127,8 +163,16 @@ async function main() {
   process.on('SIGTERM', () => void stopAll(0));
 
   try {
-    for (const [port, what, variable] of [[temporalPort, 'Temporal', 'OFFBOARD_TEMPORAL_PORT'], [uiPort, 'the Temporal UI', 'OFFBOARD_TEMPORAL_UI_PORT'], [codecPort, 'the codec server', 'OFFBOARD_CODEC_PORT'], [apiPort, 'the HTTP API', 'OFFBOARD_API_PORT']] as const) {
-      if (await portTaken(port)) throw new Error(`port ${port} (for ${what}) is already in use — is another \`npm start\` running? Stop it, or set ${variable}.`);
+    for (const [port, what, variable] of [
+      [temporalPort, 'Temporal', 'OFFBOARD_TEMPORAL_PORT'],
+      [uiPort, 'the Temporal UI', 'OFFBOARD_TEMPORAL_UI_PORT'],
+      [codecPort, 'the codec server', 'OFFBOARD_CODEC_PORT'],
+      [apiPort, 'the HTTP API', 'OFFBOARD_API_PORT'],
+    ] as const) {
+      if (await portTaken(port))
+        throw new Error(
+          `port ${port} (for ${what}) is already in use — is another \`npm start\` running? Stop it, or set ${variable}.`,
+        );
     }
     // Payloads (names, emails) are encrypted; the UI reads them through a local codec server.
     const payloadKeys = env[PAYLOAD_KEYS_ENV] ?? localPayloadKeys();
@@ -144,15 +188,26 @@ async function main() {
     stops.push(() => codec.close());
 
     say('starting the Temporal dev server…');
-    const temporal = await startTemporalDevServer({ dbFile: join(dataDir, 'temporal.db'), port: temporalPort, uiPort, codecEndpoint: codec.url });
+    const temporal = await startTemporalDevServer({
+      dbFile: join(dataDir, 'temporal.db'),
+      port: temporalPort,
+      uiPort,
+      codecEndpoint: codec.url,
+    });
     stops.push(() => temporal.stop());
 
-    const workerEnv: NodeJS.ProcessEnv = { ...env, TEMPORAL_ADDRESS: temporal.address, TEMPORAL_NAMESPACE: env.TEMPORAL_NAMESPACE ?? 'default', [PAYLOAD_KEYS_ENV]: payloadKeys };
+    const workerEnv: NodeJS.ProcessEnv = {
+      ...env,
+      TEMPORAL_ADDRESS: temporal.address,
+      TEMPORAL_NAMESPACE: env.TEMPORAL_NAMESPACE ?? 'default',
+      [PAYLOAD_KEYS_ENV]: payloadKeys,
+    };
     let databaseLine: string;
     if (env.DATABASE_URL) {
       databaseLine = describeDatabase(env.DATABASE_URL);
     } else {
-      if (await portTaken(dbPort)) throw new Error(`port ${dbPort} (for the embedded database) is already in use; set OFFBOARD_EMBEDDED_DB_PORT`);
+      if (await portTaken(dbPort))
+        throw new Error(`port ${dbPort} (for the embedded database) is already in use; set OFFBOARD_EMBEDDED_DB_PORT`);
       const db = await startEmbeddedDatabase(join(dataDir, 'audit-db'), dbPort);
       stops.push(() => db.stop());
       Object.assign(workerEnv, { DATABASE_URL: db.url, OFFBOARD_DB_EMBEDDED: '1' });
@@ -163,11 +218,15 @@ async function main() {
     let warehouseLine = 'from OFFBOARD_CONFIG';
     let saasLines: string[] = [];
     if (!env.OFFBOARD_CONFIG) {
-      if (await portTaken(ldapPort)) throw new Error(`port ${ldapPort} (for the sandbox slapd) is already in use; set OFFBOARD_LDAP_PORT`);
+      if (await portTaken(ldapPort))
+        throw new Error(`port ${ldapPort} (for the sandbox slapd) is already in use; set OFFBOARD_LDAP_PORT`);
       const secrets = sandboxSecrets();
       const slapd = await startSlapd({ dir: join(dataDir, 'slapd'), port: ldapPort, ...secrets });
       stops.push(() => slapd.stop());
-      if (await portTaken(warehousePort)) throw new Error(`port ${warehousePort} (for the sample warehouse's PostgreSQL) is already in use; set OFFBOARD_WAREHOUSE_PORT`);
+      if (await portTaken(warehousePort))
+        throw new Error(
+          `port ${warehousePort} (for the sample warehouse's PostgreSQL) is already in use; set OFFBOARD_WAREHOUSE_PORT`,
+        );
       const warehouse = await startPostgres({ dir: join(dataDir, 'warehouse-pg'), port: warehousePort });
       stops.push(() => warehouse.stop());
       const admin = new pg.Client({ connectionString: warehouse.url });
@@ -191,16 +250,26 @@ async function main() {
       });
       ldapLine = `${slapd.url} (sandbox slapd, sample organisation, data in .data/slapd)`;
       warehouseLine = `${warehouse.url} (sample warehouse: a login role per person, e.g. e1004; data in .data/warehouse-pg)`;
-      saasLines = Object.entries(saas.servers).map(([name, server]) => `${name.padEnd(11)}  ${server.url} (stand-in; ${server.url.replace(/\/scim\/v2$/, '')}/_sandbox/state shows its state)`);
+      saasLines = Object.entries(saas.servers).map(
+        ([name, server]) =>
+          `${name.padEnd(11)}  ${server.url} (stand-in; ${server.url.replace(/\/scim\/v2$/, '')}/_sandbox/state shows its state)`,
+      );
     }
 
     say('starting the worker…');
-    const worker: ChildProcess = spawn(process.execPath, ['--import', 'tsx', join(projectRoot, 'workers', 'worker.ts')], { env: workerEnv, stdio: 'inherit' });
-    stops.push(() => new Promise<void>((resolve) => {
-      if (worker.exitCode !== null) return resolve();
-      worker.once('exit', () => resolve());
-      worker.kill('SIGTERM');
-    }));
+    const worker: ChildProcess = spawn(
+      process.execPath,
+      ['--import', 'tsx', join(projectRoot, 'workers', 'worker.ts')],
+      { env: workerEnv, stdio: 'inherit' },
+    );
+    stops.push(
+      () =>
+        new Promise<void>((resolve) => {
+          if (worker.exitCode !== null) return resolve();
+          worker.once('exit', () => resolve());
+          worker.kill('SIGTERM');
+        }),
+    );
     worker.once('exit', (code) => {
       if (!stopping) {
         say(`the worker exited (code ${code}); stopping`);
@@ -209,14 +278,23 @@ async function main() {
     });
     // The HTTP API (HR webhook, operators) runs when the config has an `api` section.
     let apiLine = 'not started (no `api` section in OFFBOARD_CONFIG)';
-    const config = parseYaml(readFileSync(String(workerEnv.OFFBOARD_CONFIG ?? join(projectRoot, 'offboard.config.yaml')), 'utf8')) as { api?: unknown } | null;
+    const config = parseYaml(
+      readFileSync(String(workerEnv.OFFBOARD_CONFIG ?? join(projectRoot, 'offboard.config.yaml')), 'utf8'),
+    ) as { api?: unknown } | null;
     if (config?.api) {
-      const api: ChildProcess = spawn(process.execPath, ['--import', 'tsx', join(projectRoot, 'client', 'http', 'server.ts')], { env: { ...workerEnv, OFFBOARD_API_PORT: String(apiPort) }, stdio: 'inherit' });
-      stops.push(() => new Promise<void>((resolve) => {
-        if (api.exitCode !== null) return resolve();
-        api.once('exit', () => resolve());
-        api.kill('SIGTERM');
-      }));
+      const api: ChildProcess = spawn(
+        process.execPath,
+        ['--import', 'tsx', join(projectRoot, 'client', 'http', 'server.ts')],
+        { env: { ...workerEnv, OFFBOARD_API_PORT: String(apiPort) }, stdio: 'inherit' },
+      );
+      stops.push(
+        () =>
+          new Promise<void>((resolve) => {
+            if (api.exitCode !== null) return resolve();
+            api.once('exit', () => resolve());
+            api.kill('SIGTERM');
+          }),
+      );
       await waitForPort(apiPort, 'the HTTP API', 60_000, api);
       apiLine = `http://127.0.0.1:${apiPort} (OpenAPI at /openapi.json; sandbox tokens and webhook secret in .data/sandbox-secrets.json)`;
     }

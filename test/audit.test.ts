@@ -69,9 +69,15 @@ describe('audit log (PostgreSQL)', () => {
       })(),
     );
     await Promise.all(writers);
-    const { rows } = await pool.query<{ seq: string; prev_hash: string }>('SELECT seq, prev_hash FROM audit_events ORDER BY seq');
+    const { rows } = await pool.query<{ seq: string; prev_hash: string }>(
+      'SELECT seq, prev_hash FROM audit_events ORDER BY seq',
+    );
     assert.equal(rows.length, 1 + 8 * 25);
-    assert.deepEqual(rows.map((r) => Number(r.seq)), rows.map((_, i) => i + 1), 'seq has no gaps or duplicates');
+    assert.deepEqual(
+      rows.map((r) => Number(r.seq)),
+      rows.map((_, i) => i + 1),
+      'seq has no gaps or duplicates',
+    );
     assert.equal(new Set(rows.map((r) => r.prev_hash)).size, rows.length, 'no two rows share a predecessor');
     assert.deepEqual(await store.verify(50), { ok: true, rows: rows.length });
   });
@@ -87,7 +93,9 @@ describe('audit log (PostgreSQL)', () => {
     try {
       await client.query('BEGIN');
       await client.query('ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only');
-      const target = await client.query<{ id: string }>(`UPDATE audit_events SET outcome = 'skipped' WHERE seq = 42 RETURNING id`);
+      const target = await client.query<{ id: string }>(
+        `UPDATE audit_events SET outcome = 'skipped' WHERE seq = 42 RETURNING id`,
+      );
       const result = await verifyOn(client);
       assert.equal(result.ok, false);
       assert.equal(result.firstBroken?.seq, 42);
@@ -102,7 +110,10 @@ describe('audit log (PostgreSQL)', () => {
 
   /** verify() on one connection, so it sees the uncommitted tampering. */
   function verifyOn(client: pg.PoolClient) {
-    const single = { query: client.query.bind(client), connect: async () => ({ ...client, release: () => undefined }) } as unknown as pg.Pool;
+    const single = {
+      query: client.query.bind(client),
+      connect: async () => ({ ...client, release: () => undefined }),
+    } as unknown as pg.Pool;
     return createAuditStore(single).verify(10);
   }
 });
@@ -112,7 +123,10 @@ describe('embedded database (PGlite served to pg)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'offboard-pglite-'));
     const port = await freePort();
     const embedded = await startEmbeddedDatabase(dir, port);
-    const pools = [createPool({ url: embedded.url, embedded: true }), createPool({ url: embedded.url, embedded: true })];
+    const pools = [
+      createPool({ url: embedded.url, embedded: true }),
+      createPool({ url: embedded.url, embedded: true }),
+    ];
     try {
       await migrate(pools[0]!);
       // Two processes' worth of clients: while one holds a transaction open, the other waits.
@@ -121,13 +135,20 @@ describe('embedded database (PGlite served to pg)', () => {
       await holder.query(`INSERT INTO audit_events (seq, id, occurred_at, offboarding_id, employee_id, action, actor, details, prev_hash, hash)
                           VALUES (1000000, 'probe', now(), 'p', 'p', 'probe', 'test', '{}', '', '')`);
       let otherFinished = false;
-      const other = pools[1]!.query('SELECT count(*) FROM audit_events').then((r) => { otherFinished = true; return r; });
+      const other = pools[1]!.query('SELECT count(*) FROM audit_events').then((r) => {
+        otherFinished = true;
+        return r;
+      });
       await new Promise((r) => setTimeout(r, 500));
       assert.equal(otherFinished, false, 'the second connection waits while the first is in a transaction');
       await holder.query('ROLLBACK');
       holder.release();
       const counted = await other;
-      assert.equal(Number(counted.rows[0].count), 0, 'it saw the state after the rollback, never the middle of the transaction');
+      assert.equal(
+        Number(counted.rows[0].count),
+        0,
+        'it saw the state after the rollback, never the middle of the transaction',
+      );
 
       const stores = pools.map((p) => createAuditStore(p));
       await Promise.all(Array.from({ length: 20 }, (_, n) => stores[n % 2]!.append(event(`offboarding-P${n % 3}`, n))));

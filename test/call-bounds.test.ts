@@ -21,7 +21,10 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const subject = (employeeId: string) => ({ employeeId, email: samplePerson(employeeId).email });
 const none = (system: string): Discovery => ({ system, account: null, entitlements: [], credentials: [] });
 
-function activitiesWith(connectors: Connector[], bounds: Partial<Pick<ActivityDeps, 'callTimeoutMs' | 'heartbeatEveryMs' | 'maxRateLimitWaitMs'>> = {}) {
+function activitiesWith(
+  connectors: Connector[],
+  bounds: Partial<Pick<ActivityDeps, 'callTimeoutMs' | 'heartbeatEveryMs' | 'maxRateLimitWaitMs'>> = {},
+) {
   return createActivities({
     // discover and applyAction use neither the policy nor the audit store.
     policy: {} as Policy,
@@ -71,7 +74,16 @@ describe('connector calls: bounds and shared rate limits', () => {
   });
   beforeEach(() => sandbox.reset());
 
-  const slack = () => createSlackConnector('slack', slackSystemSchema.parse({ type: 'slack', apiUrl: sandbox.apiUrl, token: SLACK_SANDBOX_TOKENS.orgAdmin, teamId: SLACK_SANDBOX_TEAM_ID }));
+  const slack = () =>
+    createSlackConnector(
+      'slack',
+      slackSystemSchema.parse({
+        type: 'slack',
+        apiUrl: sandbox.apiUrl,
+        token: SLACK_SANDBOX_TOKENS.orgAdmin,
+        teamId: SLACK_SANDBOX_TEAM_ID,
+      }),
+    );
 
   it('a discover that never answers fails retryably within the bound, naming the system, the call and the attempt, and heartbeats meanwhile', async () => {
     const { env, heartbeats } = environment({ attempt: 2 });
@@ -94,7 +106,15 @@ describe('connector calls: bounds and shared rate limits', () => {
     const slow = await startSlackSandbox();
     try {
       slow.inject({ latencyMs: 3_000 });
-      const connector = createSlackConnector('slack', slackSystemSchema.parse({ type: 'slack', apiUrl: slow.apiUrl, token: SLACK_SANDBOX_TOKENS.orgAdmin, teamId: SLACK_SANDBOX_TEAM_ID }));
+      const connector = createSlackConnector(
+        'slack',
+        slackSystemSchema.parse({
+          type: 'slack',
+          apiUrl: slow.apiUrl,
+          token: SLACK_SANDBOX_TOKENS.orgAdmin,
+          teamId: SLACK_SANDBOX_TEAM_ID,
+        }),
+      );
       const { env } = environment();
       const started = Date.now();
       await assert.rejects(
@@ -127,8 +147,17 @@ describe('connector calls: bounds and shared rate limits', () => {
 
     // applyAction reports the attempt it ran in: still the first.
     sandbox.inject({ rateLimit: { count: 1, retryAfterSeconds: 1 } });
-    const revoke: Action = { id: 't/slack/revoke_sessions', stage: 't', system: 'slack', kind: 'revoke_sessions', accountId: 'WE1001' };
-    const reset = (await environment().env.run(activities.applyAction, { action: revoke, subject: subject('E1001') })) as ApplyResult & { attempt: number };
+    const revoke: Action = {
+      id: 't/slack/revoke_sessions',
+      stage: 't',
+      system: 'slack',
+      kind: 'revoke_sessions',
+      accountId: 'WE1001',
+    };
+    const reset = (await environment().env.run(activities.applyAction, {
+      action: revoke,
+      subject: subject('E1001'),
+    })) as ApplyResult & { attempt: number };
     assert.equal(reset.outcome, 'done');
     assert.equal(reset.attempt, 1);
     assert.equal(sandbox.state.sessionResets.WE1001, 1);
@@ -142,13 +171,19 @@ describe('connector calls: bounds and shared rate limits', () => {
       return none('wiki');
     });
     const { env } = environment();
-    assert.deepEqual(await env.run(activitiesWith([connector]).discover, { system: 'wiki', subject: subject('E1001') }), none('wiki'));
+    assert.deepEqual(
+      await env.run(activitiesWith([connector]).discover, { system: 'wiki', subject: subject('E1001') }),
+      none('wiki'),
+    );
     assert.equal(calls.length, 3);
-    assert.ok(calls[1]! - calls[0]! >= 250 && calls[2]! - calls[1]! >= 250, `calls at ${calls.map((t) => t - calls[0]!).join(', ')} ms`);
+    assert.ok(
+      calls[1]! - calls[0]! >= 250 && calls[2]! - calls[1]! >= 250,
+      `calls at ${calls.map((t) => t - calls[0]!).join(', ')} ms`,
+    );
     assert.equal(env.context.info.attempt, 1);
   });
 
-  it('a second activity for the same system, started during the first one\'s Retry-After, does not reach the Slack stand-in until the pause is over', async () => {
+  it("a second activity for the same system, started during the first one's Retry-After, does not reach the Slack stand-in until the pause is over", async () => {
     sandbox.inject({ rateLimit: { count: 1, retryAfterSeconds: 1 } });
     // The real Slack connector, with the times its calls began and the time of the 429.
     const inner = slack();
@@ -178,17 +213,27 @@ describe('connector calls: bounds and shared rate limits', () => {
 
     await sleep(400);
     assert.deepEqual(sandbox.state.calls, [], 'nothing reached the stand-in during the pause');
-    assert.deepEqual(began.map((b) => b.employeeId), ['E1001'], 'the second activity has not called the connector yet');
+    assert.deepEqual(
+      began.map((b) => b.employeeId),
+      ['E1001'],
+      'the second activity has not called the connector yet',
+    );
 
     const [one, two] = (await Promise.all([firstDone, secondDone])) as [Discovery, Discovery];
     assert.equal(one.account?.id, 'WE1001');
     assert.equal(two.account?.id, 'WE1002');
     const secondBegan = began.find((b) => b.employeeId === 'E1002')!.at;
-    assert.ok(secondBegan >= refusedAt + 900, `the second call began ${secondBegan - refusedAt} ms after the 429 (Retry-After 1 s)`);
+    assert.ok(
+      secondBegan >= refusedAt + 900,
+      `the second call began ${secondBegan - refusedAt} ms after the 429 (Retry-After 1 s)`,
+    );
     assert.deepEqual(sandbox.state.calls.filter((c) => c === 'users.lookupByEmail').length, 2);
     assert.equal(first.context.info.attempt, 1);
     assert.equal(second.context.info.attempt, 1);
-    assert.ok(secondLogs.some((entry) => entry.message.startsWith('waiting for the system') && entry.meta?.system === 'slack'), 'the wait is logged');
+    assert.ok(
+      secondLogs.some((entry) => entry.message.startsWith('waiting for the system') && entry.meta?.system === 'slack'),
+      'the wait is logged',
+    );
   });
 
   it('a pause longer than one attempt may wait fails retryably with nextRetryDelay, without calling again', async () => {
@@ -199,9 +244,15 @@ describe('connector calls: bounds and shared rate limits', () => {
     });
     const { env } = environment();
     await assert.rejects(
-      env.run(activitiesWith([connector], { maxRateLimitWaitMs: 1_000 }).discover, { system: 'github', subject: subject('E1001') }),
+      env.run(activitiesWith([connector], { maxRateLimitWaitMs: 1_000 }).discover, {
+        system: 'github',
+        subject: subject('E1001'),
+      }),
       (err: unknown) => {
-        failsRetryably('github_rate_limited', /^github: discover is rate-limited for another [\d.]+ s, beyond the 1 s one attempt may wait \(attempt 1\); retrying after the pause$/)(err);
+        failsRetryably(
+          'github_rate_limited',
+          /^github: discover is rate-limited for another [\d.]+ s, beyond the 1 s one attempt may wait \(attempt 1\); retrying after the pause$/,
+        )(err);
         const delay = Number((err as ApplicationFailure).nextRetryDelay);
         assert.ok(delay > 55_000 && delay <= 60_000, `nextRetryDelay ${delay}`);
         return true;
@@ -214,11 +265,14 @@ describe('connector calls: bounds and shared rate limits', () => {
     const connector = fakeConnector('slack', async () => {
       throw new ConnectorError('Slack auth.test failed: invalid_auth', false, 'slack_invalid_auth');
     });
-    await assert.rejects(environment().env.run(activitiesWith([connector]).discover, { system: 'slack', subject: subject('E1001') }), (err: unknown) => {
-      assert.ok(err instanceof ApplicationFailure);
-      assert.equal(err.nonRetryable, true);
-      assert.equal(err.type, 'slack_invalid_auth');
-      return true;
-    });
+    await assert.rejects(
+      environment().env.run(activitiesWith([connector]).discover, { system: 'slack', subject: subject('E1001') }),
+      (err: unknown) => {
+        assert.ok(err instanceof ApplicationFailure);
+        assert.equal(err.nonRetryable, true);
+        assert.equal(err.type, 'slack_invalid_auth');
+        return true;
+      },
+    );
   });
 });

@@ -26,7 +26,15 @@ import {
 import { createOffboardingWorker } from '../workers/create-worker.js';
 import type { OffboardingStatus } from '../workflows/messages.js';
 import type { offboarding } from '../workflows/offboarding.js';
-import { directoryState, eventually, sharedPool, skipAhead, testConfig, timeSkippingEnvironment, workflowBundle } from './helpers/environment.js';
+import {
+  directoryState,
+  eventually,
+  sharedPool,
+  skipAhead,
+  testConfig,
+  timeSkippingEnvironment,
+  workflowBundle,
+} from './helpers/environment.js';
 
 const text = (bytes: Uint8Array | null | undefined) => Buffer.from(bytes ?? new Uint8Array()).toString('utf8');
 const newKey = (id: string) => ({ id, key: new Uint8Array(randomBytes(32)) });
@@ -59,7 +67,10 @@ describe('payload codec (AES-256-GCM)', () => {
     for (const [i, payload] of payloads.entries()) {
       assert.deepEqual(serialized(decoded[i]!), serialized(payload));
     }
-    assert.deepEqual(decoded.slice(0, samples.length).map((p) => defaultPayloadConverter.fromPayload(p)), samples);
+    assert.deepEqual(
+      decoded.slice(0, samples.length).map((p) => defaultPayloadConverter.fromPayload(p)),
+      samples,
+    );
   });
 
   it('marks encrypted payloads and leaves no plaintext, not even the original encoding', async () => {
@@ -101,7 +112,10 @@ describe('payload codec (AES-256-GCM)', () => {
     const before = new EncryptionCodec(createKeyring([old]));
     const after = new EncryptionCodec(createKeyring([fresh, old]));
     const written = await before.encode(plainPayloads());
-    assert.deepEqual((await after.decode(written)).map((p) => defaultPayloadConverter.fromPayload(p)), samples);
+    assert.deepEqual(
+      (await after.decode(written)).map((p) => defaultPayloadConverter.fromPayload(p)),
+      samples,
+    );
 
     const rewritten = await after.encode(plainPayloads());
     assert.ok(rewritten.every((p) => text(p.metadata?.[KEY_ID_METADATA]) === '2025-06'));
@@ -114,7 +128,9 @@ describe('payload codec (AES-256-GCM)', () => {
 
   it('names an unknown key id, and never a key', async () => {
     const other = newKey('retired-2023');
-    const [foreign] = await new EncryptionCodec(createKeyring([other])).encode([defaultPayloadConverter.toPayload('x')]);
+    const [foreign] = await new EncryptionCodec(createKeyring([other])).encode([
+      defaultPayloadConverter.toPayload('x'),
+    ]);
     await assert.rejects(codec.decode([foreign!]), (err: Error) => {
       assert.ok(err instanceof PayloadCodecError);
       assert.match(err.message, /key id "retired-2023", which is not in this keyring \(ids: "k1"\)/);
@@ -128,7 +144,10 @@ describe('payload codec (AES-256-GCM)', () => {
     const mixed = [...plainPayloads(), ...(await codec.encode(plainPayloads()))];
     const decoded = await codec.decode(mixed);
     for (let i = 0; i < samples.length; i++) assert.equal(decoded[i], mixed[i], 'the very same payload');
-    assert.deepEqual(decoded.map((p) => defaultPayloadConverter.fromPayload(p)), [...samples, ...samples]);
+    assert.deepEqual(
+      decoded.map((p) => defaultPayloadConverter.fromPayload(p)),
+      [...samples, ...samples],
+    );
   });
 
   it('builds the data converter only when there are keys', () => {
@@ -143,15 +162,20 @@ describe('keyringFromEnv (OFFBOARD_PAYLOAD_KEYS)', () => {
   const k1 = randomBytes(32).toString('base64');
   const k2 = randomBytes(32).toString('base64');
   const short = randomBytes(16).toString('base64');
-  const parse = (value: string | undefined) => keyringFromEnv(value === undefined ? {} : { OFFBOARD_PAYLOAD_KEYS: value });
+  const parse = (value: string | undefined) =>
+    keyringFromEnv(value === undefined ? {} : { OFFBOARD_PAYLOAD_KEYS: value });
 
   /** Asserts the error matches `pattern` and shows none of the key material. */
   const refuses = (value: string, pattern: RegExp) =>
-    assert.throws(() => parse(value), (err: Error) => {
-      assert.match(err.message, pattern);
-      for (const secret of [k1, k2, short]) assert.ok(!err.message.includes(secret), `the error shows a key: ${err.message}`);
-      return true;
-    });
+    assert.throws(
+      () => parse(value),
+      (err: Error) => {
+        assert.match(err.message, pattern);
+        for (const secret of [k1, k2, short])
+          assert.ok(!err.message.includes(secret), `the error shows a key: ${err.message}`);
+        return true;
+      },
+    );
 
   it('is undefined (no encryption) when unset or blank', () => {
     assert.equal(parse(undefined), undefined);
@@ -169,7 +193,10 @@ describe('keyringFromEnv (OFFBOARD_PAYLOAD_KEYS)', () => {
 
   it('says what is wrong with each entry, without printing a key', () => {
     refuses(k1, /entry 1: is not "id:base64key"/);
-    refuses(`a:${k1},b:${short}`, /entry 2: key "b" is 16 bytes; AES-256 needs exactly 32 bytes — make one with `openssl rand -base64 32`/);
+    refuses(
+      `a:${k1},b:${short}`,
+      /entry 2: key "b" is 16 bytes; AES-256 needs exactly 32 bytes — make one with `openssl rand -base64 32`/,
+    );
     refuses(`a:${k1},a:${k2}`, /key id "a" appears twice/);
     refuses(`a:not base64!`, /entry 1: key "a" is not base64/);
     refuses(`bad id:${k1}`, /entry 1: a key id must be 1-64 letters/);
@@ -179,9 +206,19 @@ describe('keyringFromEnv (OFFBOARD_PAYLOAD_KEYS)', () => {
 
   it('createKeyring refuses wrong lengths, duplicate ids and two current keys', () => {
     assert.throws(() => createKeyring([]), /at least one key/);
-    assert.throws(() => createKeyring([{ id: 'a', key: new Uint8Array(16) }]), /"a" is 16 bytes; AES-256 needs exactly 32/);
+    assert.throws(
+      () => createKeyring([{ id: 'a', key: new Uint8Array(16) }]),
+      /"a" is 16 bytes; AES-256 needs exactly 32/,
+    );
     assert.throws(() => createKeyring([newKey('a'), newKey('a')]), /"a" appears twice/);
-    assert.throws(() => createKeyring([{ ...newKey('a'), current: true }, { ...newKey('b'), current: true }]), /several payload keys are marked current/);
+    assert.throws(
+      () =>
+        createKeyring([
+          { ...newKey('a'), current: true },
+          { ...newKey('b'), current: true },
+        ]),
+      /several payload keys are marked current/,
+    );
   });
 });
 
@@ -191,23 +228,50 @@ describe('codec server (HTTP on 127.0.0.1)', () => {
   const codec = new EncryptionCodec(createKeyring([newKey('k1')]));
   let server: CodecServer;
 
-  interface Answer { status: number; headers: Record<string, string | string[] | undefined>; body: string }
+  interface Answer {
+    status: number;
+    headers: Record<string, string | string[] | undefined>;
+    body: string;
+  }
 
-  function call(target: CodecServer, method: string, path: string, headers: Record<string, string> = {}, body?: unknown): Promise<Answer> {
+  function call(
+    target: CodecServer,
+    method: string,
+    path: string,
+    headers: Record<string, string> = {},
+    body?: unknown,
+  ): Promise<Answer> {
     const payload = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
     return new Promise((resolve, reject) => {
-      const req = httpRequest({ host: '127.0.0.1', port: target.port, method, path, headers: { ...(payload ? { 'Content-Type': 'application/json' } : {}), ...headers } }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
-      });
+      const req = httpRequest(
+        {
+          host: '127.0.0.1',
+          port: target.port,
+          method,
+          path,
+          headers: { ...(payload ? { 'Content-Type': 'application/json' } : {}), ...headers },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (chunk: Buffer) => chunks.push(chunk));
+          res.on('end', () =>
+            resolve({
+              status: res.statusCode ?? 0,
+              headers: res.headers,
+              body: Buffer.concat(chunks).toString('utf8'),
+            }),
+          );
+        },
+      );
       req.on('error', reject);
       req.end(payload);
     });
   }
 
   const asJSON = (payload: Payload) => ({
-    metadata: Object.fromEntries(Object.entries(payload.metadata ?? {}).map(([k, v]) => [k, Buffer.from(v).toString('base64')])),
+    metadata: Object.fromEntries(
+      Object.entries(payload.metadata ?? {}).map(([k, v]) => [k, Buffer.from(v).toString('base64')]),
+    ),
     data: Buffer.from(payload.data ?? new Uint8Array()).toString('base64'),
   });
   const auth = { Authorization: `Bearer ${TOKEN}` };
@@ -224,9 +288,13 @@ describe('codec server (HTTP on 127.0.0.1)', () => {
     const payloads = plainPayloads().map(asJSON);
     const encoded = await call(server, 'POST', '/codec/encode', { ...auth, 'X-Namespace': 'default' }, { payloads });
     assert.equal(encoded.status, 200, encoded.body);
-    const encrypted = (JSON.parse(encoded.body) as { payloads: { metadata: Record<string, string>; data: string }[] }).payloads;
+    const encrypted = (JSON.parse(encoded.body) as { payloads: { metadata: Record<string, string>; data: string }[] })
+      .payloads;
     assert.equal(encrypted.length, payloads.length);
-    assert.ok(encrypted.every((p) => Buffer.from(p.metadata.encoding!, 'base64').toString() === ENCRYPTED_ENCODING), 'metadata values are base64');
+    assert.ok(
+      encrypted.every((p) => Buffer.from(p.metadata.encoding!, 'base64').toString() === ENCRYPTED_ENCODING),
+      'metadata values are base64',
+    );
     assert.ok(!encoded.body.includes(payloads[0]!.data), 'no plaintext');
 
     const decoded = await call(server, 'POST', '/codec/decode', auth, { payloads: encrypted });
@@ -236,7 +304,11 @@ describe('codec server (HTTP on 127.0.0.1)', () => {
   });
 
   it('requires the bearer token', async () => {
-    const attempts: Record<string, string>[] = [{}, { Authorization: 'Bearer wrong-token' }, { Authorization: `Basic ${TOKEN}` }];
+    const attempts: Record<string, string>[] = [
+      {},
+      { Authorization: 'Bearer wrong-token' },
+      { Authorization: `Basic ${TOKEN}` },
+    ];
     for (const headers of attempts) {
       const answer = await call(server, 'POST', '/codec/decode', headers, { payloads: [] });
       assert.equal(answer.status, 401);
@@ -245,14 +317,36 @@ describe('codec server (HTTP on 127.0.0.1)', () => {
   });
 
   it('checks a forwarded access token with the verify hook', async () => {
-    const verifying = await startCodecServer({ codec, allowedOrigin: UI, auth: { verify: async (token) => token === 'user-access-token' } });
+    const verifying = await startCodecServer({
+      codec,
+      allowedOrigin: UI,
+      auth: { verify: async (token) => token === 'user-access-token' },
+    });
     try {
-      assert.equal((await call(verifying, 'POST', '/codec/decode', { Authorization: 'Bearer user-access-token' }, { payloads: [] })).status, 200);
-      assert.equal((await call(verifying, 'POST', '/codec/decode', { Authorization: 'Bearer someone-else' }, { payloads: [] })).status, 401);
+      assert.equal(
+        (
+          await call(
+            verifying,
+            'POST',
+            '/codec/decode',
+            { Authorization: 'Bearer user-access-token' },
+            { payloads: [] },
+          )
+        ).status,
+        200,
+      );
+      assert.equal(
+        (await call(verifying, 'POST', '/codec/decode', { Authorization: 'Bearer someone-else' }, { payloads: [] }))
+          .status,
+        401,
+      );
     } finally {
       await verifying.close();
     }
-    await assert.rejects(startCodecServer({ codec, allowedOrigin: UI, auth: { token: 'short' } }), /shorter than 16 characters/);
+    await assert.rejects(
+      startCodecServer({ codec, allowedOrigin: UI, auth: { token: 'short' } }),
+      /shorter than 16 characters/,
+    );
   });
 
   it('answers the CORS preflight for the UI origin, and names the origin on answers', async () => {
@@ -277,21 +371,30 @@ describe('codec server (HTTP on 127.0.0.1)', () => {
 
   it('gives another origin no allow-origin header', async () => {
     for (const method of ['OPTIONS', 'POST']) {
-      const answer = await call(server, method, '/codec/decode', { Origin: 'http://evil.example', ...auth }, method === 'POST' ? { payloads: [] } : undefined);
+      const answer = await call(
+        server,
+        method,
+        '/codec/decode',
+        { Origin: 'http://evil.example', ...auth },
+        method === 'POST' ? { payloads: [] } : undefined,
+      );
       assert.equal(answer.status, 403);
       assert.equal(answer.headers['access-control-allow-origin'], undefined);
     }
   });
 
   it('answers 404 for other paths, 405 for other methods, 400 for bad bodies, 422 for undecryptable payloads', async () => {
-    for (const path of ['/', '/codec', '/codec/encode/x', '/decode']) assert.equal((await call(server, 'POST', path, auth, { payloads: [] })).status, 404, path);
+    for (const path of ['/', '/codec', '/codec/encode/x', '/decode'])
+      assert.equal((await call(server, 'POST', path, auth, { payloads: [] })).status, 404, path);
     assert.equal((await call(server, 'GET', '/codec/decode', auth)).status, 405);
     assert.equal((await call(server, 'POST', '/codec/decode', auth, 'not json')).status, 400);
     const badShape = await call(server, 'POST', '/codec/decode', auth, { payloads: [{ data: '%%%' }] });
     assert.equal(badShape.status, 400);
     assert.match(badShape.body, /payloads\.0\.data: must be base64/);
 
-    const [foreign] = await new EncryptionCodec(createKeyring([newKey('other')])).encode([defaultPayloadConverter.toPayload('x')]);
+    const [foreign] = await new EncryptionCodec(createKeyring([newKey('other')])).encode([
+      defaultPayloadConverter.toPayload('x'),
+    ]);
     const unknown = await call(server, 'POST', '/codec/decode', auth, { payloads: [asJSON(foreign!)] });
     assert.equal(unknown.status, 422);
     assert.match(unknown.body, /key id \\"other\\"/);
@@ -299,7 +402,10 @@ describe('codec server (HTTP on 127.0.0.1)', () => {
 
   it('runs without auth only when asked to, and only on loopback', async () => {
     const none: CodecAuth = 'none';
-    await assert.rejects(startCodecServer({ codec, allowedOrigin: UI, auth: none, host: '0.0.0.0' }), /only on loopback/);
+    await assert.rejects(
+      startCodecServer({ codec, allowedOrigin: UI, auth: none, host: '0.0.0.0' }),
+      /only on loopback/,
+    );
     await assert.rejects(startCodecServer({ codec, allowedOrigin: '*', auth: none }), /exact origin/);
     const open = await startCodecServer({ codec, allowedOrigin: UI, auth: none });
     try {
@@ -331,14 +437,17 @@ describe('encrypted history (time-skipping server, real slapd)', function () {
     if (Array.isArray(value)) return value.flatMap((item, i) => payloadsIn(item, `${path}[${i}]`));
     const record = value as Record<string, unknown>;
     const metadata = record.metadata as Record<string, unknown> | undefined;
-    if (metadata && typeof metadata === 'object' && metadata.encoding instanceof Uint8Array) return [{ path, payload: record as Payload }];
+    if (metadata && typeof metadata === 'object' && metadata.encoding instanceof Uint8Array)
+      return [{ path, payload: record as Payload }];
     return Object.entries(record).flatMap(([key, child]) => payloadsIn(child, `${path}.${key}`));
   }
 
   it('stores no name or email in the history; the codec client still reads the request', async () => {
     // An app with no API makes every action fail into a manual task: its failure messages must
     // be stored encrypted too.
-    const config = await testConfig({ systems: { payroll: { type: 'manual', app: 'Legacy payroll', owner: 'payroll-team' } } });
+    const config = await testConfig({
+      systems: { payroll: { type: 'manual', app: 'Legacy payroll', owner: 'payroll-team' } },
+    });
     const taskQueue = `test-${randomUUID()}`;
     const worker = await createOffboardingWorker({
       connection: env.nativeConnection,
@@ -365,8 +474,16 @@ describe('encrypted history (time-skipping server, real slapd)', function () {
       const handle = env.client.workflow.getHandle<typeof offboarding>(started.workflowId, started.runId);
       // The status query's answer is encrypted by the worker and decrypted by this client.
       const skipWhenOpen = async (taskId: string) => {
-        await eventually(() => handle.query<OffboardingStatus>('status'), (s) => s.manualTasks.some((t) => t.id === taskId && t.state === 'open'), taskId);
-        await sendCommand(env.client, person.employeeId, 'skip', { by: 'it-operator', actionId: taskId, reason: 'payroll-team confirmed' });
+        await eventually(
+          () => handle.query<OffboardingStatus>('status'),
+          (s) => s.manualTasks.some((t) => t.id === taskId && t.state === 'open'),
+          taskId,
+        );
+        await sendCommand(env.client, person.employeeId, 'skip', {
+          by: 'it-operator',
+          actionId: taskId,
+          reason: 'payroll-team confirmed',
+        });
       };
       await skipWhenOpen('revoke/payroll/disable_login');
       const revoked = await eventually(
@@ -399,7 +516,11 @@ describe('encrypted history (time-skipping server, real slapd)', function () {
     assert.ok(events.length > 20, `a full offboarding's history (${events.length} events)`);
 
     const secrets = [person.email, person.uid, person.givenName, person.sn, 'Legacy payroll'];
-    const raw = Buffer.concat(pages.map((page) => proto.temporal.api.workflowservice.v1.GetWorkflowExecutionHistoryResponse.encode(page).finish()));
+    const raw = Buffer.concat(
+      pages.map((page) =>
+        proto.temporal.api.workflowservice.v1.GetWorkflowExecutionHistoryResponse.encode(page).finish(),
+      ),
+    );
     assert.equal(findAny(raw, secrets), undefined, 'no name or email anywhere in the stored history');
 
     const stored = pages.flatMap((page) => payloadsIn(page.history));
@@ -411,9 +532,22 @@ describe('encrypted history (time-skipping server, real slapd)', function () {
     for (const { payload } of stored.filter(({ path }) => patchMarker(path))) {
       assert.deepEqual(Object.keys(JSON.parse(Buffer.from(payload.data!).toString())).sort(), ['deprecated', 'id']);
     }
-    const plain = stored.filter(({ path, payload }) => text(payload.metadata?.encoding) !== ENCRYPTED_ENCODING && !path.includes('searchAttributes') && !patchMarker(path));
-    assert.deepEqual(plain.map((p) => p.path), [], 'every payload is encrypted');
-    const keyIds = new Set(stored.filter(({ path }) => !patchMarker(path) && !path.includes('searchAttributes')).map(({ payload }) => text(payload.metadata?.[KEY_ID_METADATA])));
+    const plain = stored.filter(
+      ({ path, payload }) =>
+        text(payload.metadata?.encoding) !== ENCRYPTED_ENCODING &&
+        !path.includes('searchAttributes') &&
+        !patchMarker(path),
+    );
+    assert.deepEqual(
+      plain.map((p) => p.path),
+      [],
+      'every payload is encrypted',
+    );
+    const keyIds = new Set(
+      stored
+        .filter(({ path }) => !patchMarker(path) && !path.includes('searchAttributes'))
+        .map(({ payload }) => text(payload.metadata?.[KEY_ID_METADATA])),
+    );
     assert.deepEqual([...keyIds], ['test-current']);
 
     // Control: decrypted, the same history does hold them, so the search above can see them.
@@ -421,7 +555,11 @@ describe('encrypted history (time-skipping server, real slapd)', function () {
     const clear = Buffer.concat(decrypted.map(serialized));
     assert.equal(findAny(clear, [person.email]), person.email);
     assert.equal(findAny(clear, [person.uid]), person.uid, 'the DN (with the name) is in activity results');
-    assert.equal(findAny(clear, ['Legacy payroll']), 'Legacy payroll', 'the manual task\'s failure message is among the encrypted payloads');
+    assert.equal(
+      findAny(clear, ['Legacy payroll']),
+      'Legacy payroll',
+      "the manual task's failure message is among the encrypted payloads",
+    );
 
     // The codec client reads the input back as the request that was sent.
     const startedEvent = events[0]?.workflowExecutionStartedEventAttributes;

@@ -22,7 +22,16 @@ import { githubLoginFor } from '../sandbox/github.js';
 import { slackUserIdFor } from '../sandbox/slack.js';
 import { samplePerson } from '../sandbox/org.js';
 import type { OffboardingStatus } from '../workflows/messages.js';
-import { canBind, directoryState, eventually, installRuntime, sharedPool, sharedPostgres, testConfig, workflowBundle } from './helpers/environment.js';
+import {
+  canBind,
+  directoryState,
+  eventually,
+  installRuntime,
+  sharedPool,
+  sharedPostgres,
+  testConfig,
+  workflowBundle,
+} from './helpers/environment.js';
 
 describe('offboarding on the Temporal dev server (real slapd and PostgreSQL)', function () {
   let server: TemporalDevServer;
@@ -44,11 +53,26 @@ describe('offboarding on the Temporal dev server (real slapd and PostgreSQL)', f
     // Every system at once: slapd, PostgreSQL roles and the SaaS stand-ins.
     saas = await startSaasSandboxes();
     const config = await testConfig({
-      systems: { warehouse: { type: 'postgres', url: { env: 'TEST_WAREHOUSE_URL' }, roleName: '{employeeId}', reassignOwnedTo: WAREHOUSE_ARCHIVE_ROLE }, ...saas.systems },
+      systems: {
+        warehouse: {
+          type: 'postgres',
+          url: { env: 'TEST_WAREHOUSE_URL' },
+          roleName: '{employeeId}',
+          reassignOwnedTo: WAREHOUSE_ARCHIVE_ROLE,
+        },
+        ...saas.systems,
+      },
       notifications: saas.notifications,
       env: { TEST_WAREHOUSE_URL: (await sharedPostgres()).url, ...saas.env },
     });
-    worker = await createOffboardingWorker({ connection: nativeConnection, namespace: 'default', config, pool, taskQueue, workflowBundle: await workflowBundle() });
+    worker = await createOffboardingWorker({
+      connection: nativeConnection,
+      namespace: 'default',
+      config,
+      pool,
+      taskQueue,
+      workflowBundle: await workflowBundle(),
+    });
     running = worker.run();
   });
 
@@ -72,12 +96,22 @@ describe('offboarding on the Temporal dev server (real slapd and PostgreSQL)', f
   });
 
   const revoked = (employeeId: string) =>
-    eventually(() => client.workflow.getHandle(`offboarding-${employeeId}`).query<OffboardingStatus>('status'), (s) => s.stages[0]?.finishedAt !== undefined, `${employeeId}'s revoke stage`, 60_000);
+    eventually(
+      () => client.workflow.getHandle(`offboarding-${employeeId}`).query<OffboardingStatus>('status'),
+      (s) => s.stages[0]?.finishedAt !== undefined,
+      `${employeeId}'s revoke stage`,
+      60_000,
+    );
 
   async function warehouseState(role: string) {
     const pool = await sharedPool();
-    const login = await pool.query<{ rolcanlogin: boolean }>('SELECT rolcanlogin FROM pg_roles WHERE rolname = $1', [role]);
-    const groups = await pool.query('SELECT 1 FROM pg_auth_members m JOIN pg_roles u ON u.oid = m.member WHERE u.rolname = $1', [role]);
+    const login = await pool.query<{ rolcanlogin: boolean }>('SELECT rolcanlogin FROM pg_roles WHERE rolname = $1', [
+      role,
+    ]);
+    const groups = await pool.query(
+      'SELECT 1 FROM pg_auth_members m JOIN pg_roles u ON u.oid = m.member WHERE u.rolname = $1',
+      [role],
+    );
     const sessions = await pool.query('SELECT 1 FROM pg_stat_activity WHERE usename = $1', [role]);
     return { login: login.rows[0]?.rolcanlogin, groups: groups.rowCount, sessions: sessions.rowCount };
   }
@@ -94,14 +128,26 @@ describe('offboarding on the Temporal dev server (real slapd and PostgreSQL)', f
 
     assert.deepEqual(await directoryState('E1011'), { exists: true, locked: true, groups: [] });
     assert.equal(await canBind('E1011'), false);
-    assert.deepEqual(await warehouseState('e1011'), { login: false, groups: 0, sessions: 0 }, 'no login, no membership, no open session');
+    assert.deepEqual(
+      await warehouseState('e1011'),
+      { login: false, groups: 0, sessions: 0 },
+      'no login, no membership, no open session',
+    );
     await assert.rejects(session.query('SELECT 1'));
 
     const store = createAuditStore(await sharedPool());
-    const events = await eventually(() => store.eventsFor(started.workflowId), (rows) => rows.some((r) => r.action === 'stage_verified'), 'the verification row');
+    const events = await eventually(
+      () => store.eventsFor(started.workflowId),
+      (rows) => rows.some((r) => r.action === 'stage_verified'),
+      'the verification row',
+    );
     assert.equal(new Set(events.map((e) => e.id)).size, events.length, 'no event recorded twice');
     const actionRows = events.filter((e) => e.details.actionId !== undefined);
-    assert.deepEqual(actionRows.map((e) => e.details.actionId).sort(), status.actions.map((a) => a.id).sort(), 'one row per action');
+    assert.deepEqual(
+      actionRows.map((e) => e.details.actionId).sort(),
+      status.actions.map((a) => a.id).sort(),
+      'one row per action',
+    );
     assert.ok(events.find((e) => e.action === 'stage_verified')?.outcome === 'clean');
     assert.equal((await store.verify()).ok, true);
   });
@@ -124,12 +170,16 @@ describe('offboarding on the Temporal dev server (real slapd and PostgreSQL)', f
       sso: github.state.ssoAuthorizations.filter((a) => a.login === login).length,
     });
     const slackGroups = () => Object.values(slack.state.usergroups).filter((g) => g.users.includes(slackId)).length;
-    const profileSets = new Set(salesforce.state.records.PermissionSet.filter((p) => p.IsOwnedByProfile).map((p) => String(p.Id)));
+    const profileSets = new Set(
+      salesforce.state.records.PermissionSet.filter((p) => p.IsOwnedByProfile).map((p) => String(p.Id)),
+    );
     const sfAccess = () => ({
       active: sfUser.IsActive,
       frozen: salesforce.state.records.UserLogin.find((l) => l.UserId === sfUser.Id)?.IsFrozen ?? false,
       // A profile's own permission set is part of the licence, not an entitlement to revoke.
-      permissionSets: salesforce.state.records.PermissionSetAssignment.filter((a) => a.AssigneeId === sfUser.Id && !profileSets.has(String(a.PermissionSetId))).length,
+      permissionSets: salesforce.state.records.PermissionSetAssignment.filter(
+        (a) => a.AssigneeId === sfUser.Id && !profileSets.has(String(a.PermissionSetId)),
+      ).length,
       tokens: salesforce.state.records.OauthToken.filter((t) => t.UserId === sfUser.Id).length,
       sessions: salesforce.state.records.AuthSession.filter((a) => a.UsersId === sfUser.Id).length,
     });
@@ -143,30 +193,60 @@ describe('offboarding on the Temporal dev server (real slapd and PostgreSQL)', f
     assert.equal(wikiUserNow().active, true);
     assert.ok(wikiGroups() > 0);
 
-    const started = await startOffboarding(client, { ...request(id), subject: { employeeId: id, email: person.email } }, { taskQueue });
+    const started = await startOffboarding(
+      client,
+      { ...request(id), subject: { employeeId: id, email: person.email } },
+      { taskQueue },
+    );
     const status = await revoked(id);
 
     assert.deepEqual(await directoryState(id), { exists: true, locked: true, groups: [] });
     assert.deepEqual(await warehouseState(id.toLowerCase()), { login: false, groups: 0, sessions: 0 });
     assert.deepEqual(githubAccess(), { member: false, teams: 0, repos: 0, pats: 0, sso: 0 });
-    assert.ok(slack.state.workspaceRemovals.some((r) => r.userId === slackId), 'removed from the Slack workspace');
+    assert.ok(
+      slack.state.workspaceRemovals.some((r) => r.userId === slackId),
+      'removed from the Slack workspace',
+    );
     assert.equal(slackGroups(), 0);
     assert.ok((slack.state.sessionResets[slackId] ?? 0) > 0, 'Slack sessions reset');
     const sf = sfAccess();
     assert.ok(!sf.active || sf.frozen, 'Salesforce user deactivated or frozen');
-    assert.deepEqual({ permissionSets: sf.permissionSets, tokens: sf.tokens, sessions: sf.sessions }, { permissionSets: 0, tokens: 0, sessions: 0 });
+    assert.deepEqual(
+      { permissionSets: sf.permissionSets, tokens: sf.tokens, sessions: sf.sessions },
+      { permissionSets: 0, tokens: 0, sessions: 0 },
+    );
     assert.equal(wikiUserNow().active, false);
     assert.equal(wikiGroups(), 0);
 
-    assert.deepEqual(Object.keys(status.accounts).sort(), ['directory', 'github', 'salesforce', 'slack', 'warehouse', 'wiki']);
-    assert.ok(Object.values(status.accounts).every((account) => account !== null), 'an account was found in every system');
-    assert.ok(status.actions.every((a) => ['done', 'already', 'not_applicable'].includes(a.state)), JSON.stringify(status.actions.filter((a) => !['done', 'already', 'not_applicable'].includes(a.state))));
+    assert.deepEqual(Object.keys(status.accounts).sort(), [
+      'directory',
+      'github',
+      'salesforce',
+      'slack',
+      'warehouse',
+      'wiki',
+    ]);
+    assert.ok(
+      Object.values(status.accounts).every((account) => account !== null),
+      'an account was found in every system',
+    );
+    assert.ok(
+      status.actions.every((a) => ['done', 'already', 'not_applicable'].includes(a.state)),
+      JSON.stringify(status.actions.filter((a) => !['done', 'already', 'not_applicable'].includes(a.state))),
+    );
     assert.deepEqual(status.manualTasks, [], 'the verification sweep found nothing left');
 
     const events = await createAuditStore(await sharedPool()).eventsFor(started.workflowId);
     const actionRows = events.filter((e) => e.details.actionId !== undefined);
-    assert.deepEqual(actionRows.map((e) => e.details.actionId).sort(), status.actions.map((a) => a.id).sort(), 'one audit row per action');
-    assert.ok(slack.state.messages.some((m) => m.text.startsWith(`[started] offboarding-${id}`)), 'the IT channel was told');
+    assert.deepEqual(
+      actionRows.map((e) => e.details.actionId).sort(),
+      status.actions.map((a) => a.id).sort(),
+      'one audit row per action',
+    );
+    assert.ok(
+      slack.state.messages.some((m) => m.text.startsWith(`[started] offboarding-${id}`)),
+      'the IT channel was told',
+    );
   });
 
   it('shows the offboarding with its search attributes, which filter the list', async () => {
@@ -178,13 +258,23 @@ describe('offboarding on the Temporal dev server (real slapd and PostgreSQL)', f
     assert.deepEqual(attributes.OffboardingStage, ['waiting'], 'waiting for the delete stage');
     assert.deepEqual(attributes.OffboardingHeld, [false]);
     assert.ok(attributes.OffboardingEffectiveAt);
-    const listed = await eventually(async () => {
-      const ids: string[] = [];
-      for await (const workflow of client.workflow.list({ query: `OffboardingEmployeeId = "E1011" AND OffboardingMode = "immediate"` })) ids.push(workflow.workflowId);
-      return ids;
-    }, (ids) => ids.length === 1, 'the visibility query');
+    const listed = await eventually(
+      async () => {
+        const ids: string[] = [];
+        for await (const workflow of client.workflow.list({
+          query: `OffboardingEmployeeId = "E1011" AND OffboardingMode = "immediate"`,
+        }))
+          ids.push(workflow.workflowId);
+        return ids;
+      },
+      (ids) => ids.length === 1,
+      'the visibility query',
+    );
     assert.deepEqual(listed, ['offboarding-E1011']);
-    const summary = await client.workflowService.describeWorkflowExecution({ namespace: 'default', execution: { workflowId: 'offboarding-E1011' } });
+    const summary = await client.workflowService.describeWorkflowExecution({
+      namespace: 'default',
+      execution: { workflowId: 'offboarding-E1011' },
+    });
     assert.ok(summary.executionConfig?.userMetadata?.summary, 'a static summary is set');
   });
 
@@ -194,8 +284,13 @@ describe('offboarding on the Temporal dev server (real slapd and PostgreSQL)', f
     await Promise.all(people.map(revoked));
     for (const id of people) assert.deepEqual(await directoryState(id), { exists: true, locked: true, groups: [] });
     const pool = await sharedPool();
-    const { rows } = await pool.query<{ seq: string; prev_hash: string }>('SELECT seq, prev_hash FROM audit_events ORDER BY seq');
-    assert.deepEqual(rows.map((r) => Number(r.seq)), rows.map((_, i) => i + 1));
+    const { rows } = await pool.query<{ seq: string; prev_hash: string }>(
+      'SELECT seq, prev_hash FROM audit_events ORDER BY seq',
+    );
+    assert.deepEqual(
+      rows.map((r) => Number(r.seq)),
+      rows.map((_, i) => i + 1),
+    );
     assert.equal(new Set(rows.map((r) => r.prev_hash)).size, rows.length, 'no two rows share a predecessor');
     assert.equal((await createAuditStore(pool).verify()).ok, true);
   });
@@ -203,9 +298,19 @@ describe('offboarding on the Temporal dev server (real slapd and PostgreSQL)', f
   it('refuses LDAP injection strings as identifiers before anything starts', async () => {
     const before = await directoryState('E1018');
     for (const evil of ['*', '*)(uid=*', 'E1018)(|(objectClass=*']) {
-      await assert.rejects(startOffboarding(client, { ...request('E1018'), subject: { employeeId: evil } }, { taskQueue }), (err: Error) => err instanceof InvalidRequestError && /subject\.employeeId/.test(err.message));
+      await assert.rejects(
+        startOffboarding(client, { ...request('E1018'), subject: { employeeId: evil } }, { taskQueue }),
+        (err: Error) => err instanceof InvalidRequestError && /subject\.employeeId/.test(err.message),
+      );
     }
-    await assert.rejects(startOffboarding(client, { ...request('E1018'), subject: { employeeId: 'E1018', email: '*)(mail=*' } }, { taskQueue }), /subject\.email/);
+    await assert.rejects(
+      startOffboarding(
+        client,
+        { ...request('E1018'), subject: { employeeId: 'E1018', email: '*)(mail=*' } },
+        { taskQueue },
+      ),
+      /subject\.email/,
+    );
     assert.deepEqual(await directoryState('E1018'), before);
     await assert.rejects(client.workflow.getHandle('offboarding-E1018').describe(), /not found/i);
   });
@@ -215,18 +320,35 @@ describe('offboarding on the Temporal dev server (real slapd and PostgreSQL)', f
     // Asynchronous on purpose: this process hosts the worker, which must keep running meanwhile.
     const run = (env: NodeJS.ProcessEnv, args: string[]) =>
       new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
-        execFile(process.execPath, [`${projectRoot}/bin/offboard.js`, ...args], { env: { ...process.env, ...env } }, (error, out, err) => {
-          resolve({ code: error ? (typeof error.code === 'number' ? error.code : null) : 0, out, err });
-        });
+        execFile(
+          process.execPath,
+          [`${projectRoot}/bin/offboard.js`, ...args],
+          { env: { ...process.env, ...env } },
+          (error, out, err) => {
+            resolve({ code: error ? (typeof error.code === 'number' ? error.code : null) : 0, out, err });
+          },
+        );
       });
-    const cli = (...args: string[]) => run({ TEMPORAL_ADDRESS: server.address, DATABASE_URL: databaseUrl, OFFBOARD_OPERATOR: 'it-oncall' }, args);
+    const cli = (...args: string[]) =>
+      run({ TEMPORAL_ADDRESS: server.address, DATABASE_URL: databaseUrl, OFFBOARD_OPERATOR: 'it-oncall' }, args);
     const started = await cli('terminate', '--employee', 'E1019', '--reason', 'voluntary', '--json');
     assert.equal(started.code, 0, started.err);
     assert.equal(JSON.parse(started.out).workflowId, 'offboarding-E1019');
-    assert.match((await cli('terminate', '--employee', 'E1019', '--reason', 'voluntary')).out, /joined offboarding-E1019/);
-    await eventually(() => directoryState('E1019'), (s) => s.locked, 'E1019 locked');
+    assert.match(
+      (await cli('terminate', '--employee', 'E1019', '--reason', 'voluntary')).out,
+      /joined offboarding-E1019/,
+    );
+    await eventually(
+      () => directoryState('E1019'),
+      (s) => s.locked,
+      'E1019 locked',
+    );
 
-    assert.deepEqual(await cli('hold', 'E1019', '--reason', 'handover to the new lead'), { code: 0, out: 'offboarding-E1019: held until released\n', err: '' });
+    assert.deepEqual(await cli('hold', 'E1019', '--reason', 'handover to the new lead'), {
+      code: 0,
+      out: 'offboarding-E1019: held until released\n',
+      err: '',
+    });
     const status = await cli('status', 'E1019');
     assert.equal(status.code, 0);
     assert.match(status.out, /offboarding-E1019: held \(voluntary, staged\)/);
@@ -255,11 +377,18 @@ describe('offboarding on the Temporal dev server (real slapd and PostgreSQL)', f
     const listed = await cli('list', '--state', 'running', '--json');
     assert.equal(listed.code, 0, listed.err);
     assert.ok((JSON.parse(listed.out) as { workflowId: string }[]).some((r) => r.workflowId === 'offboarding-E1019'));
-    assert.match((await cli('list', '--stage', "x' OR 1=1")).err, /stage: a stage name or phase: lower-case letters/, 'filters cannot inject into the visibility query');
+    assert.match(
+      (await cli('list', '--stage', "x' OR 1=1")).err,
+      /stage: a stage name or phase: lower-case letters/,
+      'filters cannot inject into the visibility query',
+    );
 
     // Bulk: a CSV with a new person, the same person again, a bad row and a second new person.
     const csv = join(mkdtempSync(join(tmpdir(), 'offboard-bulk-')), 'terminations.csv');
-    writeFileSync(csv, 'employee_id,reason,effective_at\nE1034,involuntary,\nE1034,involuntary,\n*bad*,fired,\nE1037,voluntary,2030-01-01T00:00:00Z\n');
+    writeFileSync(
+      csv,
+      'employee_id,reason,effective_at\nE1034,involuntary,\nE1034,involuntary,\n*bad*,fired,\nE1037,voluntary,2030-01-01T00:00:00Z\n',
+    );
     const bulk = await cli('terminate', '--file', csv);
     assert.equal(bulk.code, 1, 'a failed row makes the exit code non-zero');
     assert.match(bulk.out, /^2 started, 1 joined \(already running\), 0 superseded a running plan, 1 failed$/m);

@@ -17,7 +17,15 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { Worker } from '@temporalio/worker';
 import { createAuditStore } from '../activities/audit.js';
-import { buildEvidence, evidenceSchema, evidenceToCsv, evidenceToHtml, evidenceToJson, slaClassFor, type Evidence } from '../client/evidence.js';
+import {
+  buildEvidence,
+  evidenceSchema,
+  evidenceToCsv,
+  evidenceToHtml,
+  evidenceToJson,
+  slaClassFor,
+  type Evidence,
+} from '../client/evidence.js';
 import { sendCommand, startOffboarding } from '../client/temporal.js';
 import type { ChainedAuditEvent } from '../model/audit.js';
 import type { ConfigInput } from '../workers/config.js';
@@ -25,7 +33,16 @@ import type { OffboardingRequest } from '../model/request.js';
 import { createOffboardingWorker } from '../workers/create-worker.js';
 import type { OffboardingStatus } from '../workflows/messages.js';
 import type { offboarding } from '../workflows/offboarding.js';
-import { canBind, directoryState, eventually, sharedPool, skipAhead, testConfig, timeSkippingEnvironment, workflowBundle } from './helpers/environment.js';
+import {
+  canBind,
+  directoryState,
+  eventually,
+  sharedPool,
+  skipAhead,
+  testConfig,
+  timeSkippingEnvironment,
+  workflowBundle,
+} from './helpers/environment.js';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -80,9 +97,12 @@ describe('evidence report (built from the audit log of real offboardings)', func
     return { request, handle: env.client.workflow.getHandle<typeof offboarding>(started.workflowId, started.runId) };
   }
 
-  const waitFor = (handle: WorkflowHandle, done: (s: OffboardingStatus) => boolean, what: string) => eventually(() => handle.query<OffboardingStatus>('status'), done, what);
-  const stageFinished = (handle: WorkflowHandle, name: string) => waitFor(handle, (s) => s.stages.some((stage) => stage.name === name && stage.finishedAt), `the ${name} stage`);
-  const taskOpen = (handle: WorkflowHandle, id: string) => waitFor(handle, (s) => s.manualTasks.some((t) => t.id === id && t.state === 'open'), `manual task ${id}`);
+  const waitFor = (handle: WorkflowHandle, done: (s: OffboardingStatus) => boolean, what: string) =>
+    eventually(() => handle.query<OffboardingStatus>('status'), done, what);
+  const stageFinished = (handle: WorkflowHandle, name: string) =>
+    waitFor(handle, (s) => s.stages.some((stage) => stage.name === name && stage.finishedAt), `the ${name} stage`);
+  const taskOpen = (handle: WorkflowHandle, id: string) =>
+    waitFor(handle, (s) => s.manualTasks.some((t) => t.id === id && t.state === 'open'), `manual task ${id}`);
 
   async function evidenceOf(workflowId: string) {
     const store = createAuditStore(await sharedPool());
@@ -92,7 +112,11 @@ describe('evidence report (built from the audit log of real offboardings)', func
     if (keep) {
       await mkdir(keep, { recursive: true });
       const file = (ext: string) => join(keep, `evidence-${evidence.employeeId}.${ext}`);
-      await Promise.all([writeFile(file('html'), evidenceToHtml(evidence)), writeFile(file('csv'), evidenceToCsv(evidence)), writeFile(file('json'), evidenceToJson(evidence))]);
+      await Promise.all([
+        writeFile(file('html'), evidenceToHtml(evidence)),
+        writeFile(file('csv'), evidenceToCsv(evidence)),
+        writeFile(file('json'), evidenceToJson(evidence)),
+      ]);
     }
     return { events, evidence };
   }
@@ -103,52 +127,75 @@ describe('evidence report (built from the audit log of real offboardings)', func
     return () => (result ??= run());
   }
 
-  const immediate = once(() => withWorker(async (taskQueue): Promise<Offboarded> => {
-    const groupsBefore = (await directoryState('E1024')).groups;
-    const { request, handle } = await start(taskQueue, 'E1024', 'involuntary');
-    assert.equal((await handle.result()).phase, 'completed'); // skips the 30-day retention too
-    assert.equal((await directoryState('E1024')).exists, false, 'deleted after retention');
-    return { workflowId: handle.workflowId, request, groupsBefore, ...(await evidenceOf(handle.workflowId)) };
-  }));
+  const immediate = once(() =>
+    withWorker(async (taskQueue): Promise<Offboarded> => {
+      const groupsBefore = (await directoryState('E1024')).groups;
+      const { request, handle } = await start(taskQueue, 'E1024', 'involuntary');
+      assert.equal((await handle.result()).phase, 'completed'); // skips the 30-day retention too
+      assert.equal((await directoryState('E1024')).exists, false, 'deleted after retention');
+      return { workflowId: handle.workflowId, request, groupsBefore, ...(await evidenceOf(handle.workflowId)) };
+    }),
+  );
 
-  const staged = once(() => withWorker(async (taskQueue): Promise<Offboarded> => {
-    const groupsBefore = (await directoryState('E1026')).groups;
-    const { request, handle } = await start(taskQueue, 'E1026', 'voluntary');
-    await stageFinished(handle, 'disable');
-    await sendCommand(env.client, 'E1026', 'hold', { by: 'manager-7', reason: HOLD_REASON });
-    await skipAhead(env, 2 * DAY); // past the remove-entitlements stage's due time: the hold keeps it waiting
-    assert.equal((await handle.query<OffboardingStatus>('status')).phase, 'held');
-    await sendCommand(env.client, 'E1026', 'release', { by: 'manager-7', reason: 'handover done' });
-    assert.equal((await handle.result()).phase, 'completed');
-    return { workflowId: handle.workflowId, request, groupsBefore, ...(await evidenceOf(handle.workflowId)) };
-  }));
+  const staged = once(() =>
+    withWorker(async (taskQueue): Promise<Offboarded> => {
+      const groupsBefore = (await directoryState('E1026')).groups;
+      const { request, handle } = await start(taskQueue, 'E1026', 'voluntary');
+      await stageFinished(handle, 'disable');
+      await sendCommand(env.client, 'E1026', 'hold', { by: 'manager-7', reason: HOLD_REASON });
+      await skipAhead(env, 2 * DAY); // past the remove-entitlements stage's due time: the hold keeps it waiting
+      assert.equal((await handle.query<OffboardingStatus>('status')).phase, 'held');
+      await sendCommand(env.client, 'E1026', 'release', { by: 'manager-7', reason: 'handover done' });
+      assert.equal((await handle.result()).phase, 'completed');
+      return { workflowId: handle.workflowId, request, groupsBefore, ...(await evidenceOf(handle.workflowId)) };
+    }),
+  );
 
   // E1025: the sample people each test file offboards are listed in test/helpers/environment.ts.
-  const cancelled = once(() => withWorker(async (taskQueue): Promise<Offboarded> => {
-    const groupsBefore = (await directoryState('E1025')).groups;
-    const { request, handle } = await start(taskQueue, 'E1025', 'voluntary');
-    await stageFinished(handle, 'disable');
-    assert.equal(await canBind('E1025'), false, 'locked before the cancel');
-    await sendCommand(env.client, 'E1025', 'cancel', { by: 'hr-system', reason: 'termination rescinded' });
-    assert.equal((await handle.result()).phase, 'cancelled');
-    return { workflowId: handle.workflowId, request, groupsBefore, ...(await evidenceOf(handle.workflowId)) };
-  }));
+  const cancelled = once(() =>
+    withWorker(async (taskQueue): Promise<Offboarded> => {
+      const groupsBefore = (await directoryState('E1025')).groups;
+      const { request, handle } = await start(taskQueue, 'E1025', 'voluntary');
+      await stageFinished(handle, 'disable');
+      assert.equal(await canBind('E1025'), false, 'locked before the cancel');
+      await sendCommand(env.client, 'E1025', 'cancel', { by: 'hr-system', reason: 'termination rescinded' });
+      assert.equal((await handle.result()).phase, 'cancelled');
+      return { workflowId: handle.workflowId, request, groupsBefore, ...(await evidenceOf(handle.workflowId)) };
+    }),
+  );
 
   /** An app with no API: its owner confirms by hand, an operator closes the task with their word. */
-  const withManualApp = once(() => withWorker(async (taskQueue): Promise<Offboarded> => {
-    const groupsBefore = (await directoryState('E1036')).groups;
-    const { request, handle } = await start(taskQueue, 'E1036', 'involuntary');
-    await taskOpen(handle, 'revoke/payroll/disable_login');
-    await sendCommand(env.client, 'E1036', 'skip', { by: 'it-operator', actionId: 'revoke/payroll/disable_login', reason: CONFIRMATION });
-    await stageFinished(handle, 'revoke');
-    await sendCommand(env.client, 'E1036', 'expedite', { by: 'security-oncall', reason: 'close it out now' });
-    await taskOpen(handle, 'delete/payroll/delete_account');
-    await skipAhead(env, DAY + 60_000);
-    await waitFor(handle, (s) => s.manualTasks.some((t) => t.id === 'delete/payroll/delete_account' && t.reminders === 1), 'a reminder');
-    await sendCommand(env.client, 'E1036', 'skip', { by: 'it-operator', actionId: 'delete/payroll/delete_account', reason: 'payroll-team deleted it (PAY-8)' });
-    assert.equal((await handle.result()).phase, 'completed');
-    return { workflowId: handle.workflowId, request, groupsBefore, ...(await evidenceOf(handle.workflowId)) };
-  }, { payroll: { type: 'manual', app: 'Legacy payroll', owner: 'payroll-team' } }));
+  const withManualApp = once(() =>
+    withWorker(
+      async (taskQueue): Promise<Offboarded> => {
+        const groupsBefore = (await directoryState('E1036')).groups;
+        const { request, handle } = await start(taskQueue, 'E1036', 'involuntary');
+        await taskOpen(handle, 'revoke/payroll/disable_login');
+        await sendCommand(env.client, 'E1036', 'skip', {
+          by: 'it-operator',
+          actionId: 'revoke/payroll/disable_login',
+          reason: CONFIRMATION,
+        });
+        await stageFinished(handle, 'revoke');
+        await sendCommand(env.client, 'E1036', 'expedite', { by: 'security-oncall', reason: 'close it out now' });
+        await taskOpen(handle, 'delete/payroll/delete_account');
+        await skipAhead(env, DAY + 60_000);
+        await waitFor(
+          handle,
+          (s) => s.manualTasks.some((t) => t.id === 'delete/payroll/delete_account' && t.reminders === 1),
+          'a reminder',
+        );
+        await sendCommand(env.client, 'E1036', 'skip', {
+          by: 'it-operator',
+          actionId: 'delete/payroll/delete_account',
+          reason: 'payroll-team deleted it (PAY-8)',
+        });
+        assert.equal((await handle.result()).phase, 'completed');
+        return { workflowId: handle.workflowId, request, groupsBefore, ...(await evidenceOf(handle.workflowId)) };
+      },
+      { payroll: { type: 'manual', app: 'Legacy payroll', owner: 'payroll-team' } },
+    ),
+  );
 
   const row = (events: ChainedAuditEvent[], action: string, stage?: string) =>
     events.find((e) => e.action === action && (stage === undefined || e.details.stage === stage))!;
@@ -158,18 +205,31 @@ describe('evidence report (built from the audit log of real offboardings)', func
     assert.equal(evidence.offboardingId, workflowId);
     assert.equal(evidence.employeeId, 'E1024');
     assert.deepEqual(evidence.request, {
-      requestId: request.requestId, trigger: 'termination', reason: 'involuntary', employmentType: 'employee', newRole: null, requestedBy: 'hr-system',
-      effectiveAt: request.effectiveAt, receivedAt: row(events, 'offboarding_started').occurredAt, discoveredAt: row(events, 'access_discovered').occurredAt,
+      requestId: request.requestId,
+      trigger: 'termination',
+      reason: 'involuntary',
+      employmentType: 'employee',
+      newRole: null,
+      requestedBy: 'hr-system',
+      effectiveAt: request.effectiveAt,
+      receivedAt: row(events, 'offboarding_started').occurredAt,
+      discoveredAt: row(events, 'access_discovered').occurredAt,
     });
     assert.deepEqual([evidence.plan.playbook, evidence.plan.mode], ['involuntary', 'immediate']);
-    assert.deepEqual(evidence.plan.stages.map((s) => s.name), ['revoke', 'delete']);
+    assert.deepEqual(
+      evidence.plan.stages.map((s) => s.name),
+      ['revoke', 'delete'],
+    );
 
     const deadline = Date.parse(request.effectiveAt) + HOUR;
     assert.equal(evidence.sla.class, 'immediate');
     assert.equal(Date.parse(evidence.sla.deadline!), deadline);
     assert.equal(evidence.sla.verdict, 'met', evidence.sla.explanation);
     assert.ok(Date.parse(evidence.sla.loginDisabledAt!) <= deadline);
-    assert.deepEqual(evidence.sla.steps.map((s) => [s.system, s.outcome, s.withinDeadline]), [['directory', 'done', true]]);
+    assert.deepEqual(
+      evidence.sla.steps.map((s) => [s.system, s.outcome, s.withinDeadline]),
+      [['directory', 'done', true]],
+    );
 
     const [account] = evidence.accounts;
     assert.equal(evidence.accounts.length, 1);
@@ -180,27 +240,60 @@ describe('evidence report (built from the audit log of real offboardings)', func
     const revokeStarted = row(events, 'stage_started', 'revoke').occurredAt;
     const byKind = (kind: string) => evidence.actions.filter((a) => a.kind === kind);
     const disable = byKind('disable_login')[0]!;
-    assert.deepEqual([disable.outcome, disable.requestedAt, disable.actor, disable.attempts, disable.withinSla], ['done', revokeStarted, 'workflow', 1, true]);
+    assert.deepEqual(
+      [disable.outcome, disable.requestedAt, disable.actor, disable.attempts, disable.withinSla],
+      ['done', revokeStarted, 'workflow', 1, true],
+    );
     assert.ok(Date.parse(disable.completedAt!) >= Date.parse(revokeStarted));
-    assert.deepEqual(byKind('revoke_sessions').concat(byKind('revoke_tokens')).map((a) => a.outcome), ['not_applicable', 'not_applicable']);
+    assert.deepEqual(
+      byKind('revoke_sessions')
+        .concat(byKind('revoke_tokens'))
+        .map((a) => a.outcome),
+      ['not_applicable', 'not_applicable'],
+    );
     const removals = byKind('remove_entitlement');
     assert.deepEqual(removals.map((a) => a.target!.match(/^cn=([^,]+)/)![1]).sort(), groupsBefore);
     assert.ok(removals.every((a) => a.outcome === 'done' && a.requestedAt === revokeStarted && a.completedAt !== null));
     const deletion = byKind('delete_account')[0]!;
-    assert.deepEqual([deletion.stage, deletion.outcome, deletion.requestedAt], ['delete', 'done', row(events, 'stage_started', 'delete').occurredAt]);
-    assert.ok(Date.parse(deletion.requestedAt!) >= Date.parse(request.effectiveAt) + 30 * DAY, 'after the retention period');
+    assert.deepEqual(
+      [deletion.stage, deletion.outcome, deletion.requestedAt],
+      ['delete', 'done', row(events, 'stage_started', 'delete').occurredAt],
+    );
+    assert.ok(
+      Date.parse(deletion.requestedAt!) >= Date.parse(request.effectiveAt) + 30 * DAY,
+      'after the retention period',
+    );
     for (const action of evidence.actions) {
       const recorded = events.find((e) => e.seq === action.auditSeq)!;
-      assert.deepEqual([recorded.details.actionId, recorded.hash], [action.id, action.auditHash], 'each action names the row it rests on');
+      assert.deepEqual(
+        [recorded.details.actionId, recorded.hash],
+        [action.id, action.auditHash],
+        'each action names the row it rests on',
+      );
     }
 
-    assert.deepEqual(evidence.verification.map((v) => [v.stage, v.outcome]), [['revoke', 'clean'], ['delete', 'clean']]);
-    assert.deepEqual([evidence.holds, evidence.expedite, evidence.cancellation, evidence.manualTasks], [[], null, null, []]);
+    assert.deepEqual(
+      evidence.verification.map((v) => [v.stage, v.outcome]),
+      [
+        ['revoke', 'clean'],
+        ['delete', 'clean'],
+      ],
+    );
+    assert.deepEqual(
+      [evidence.holds, evidence.expedite, evidence.cancellation, evidence.manualTasks],
+      [[], null, null, []],
+    );
     assert.equal(evidence.final.state, 'completed');
     assert.deepEqual(evidence.final.actionCounts, { done: 1 + removals.length + 1, not_applicable: 2 });
     assert.deepEqual(evidence.auditTrail.unrecognised, []);
     assert.deepEqual(
-      [evidence.auditTrail.rows, evidence.auditTrail.firstSeq, evidence.auditTrail.lastSeq, evidence.auditTrail.firstHash, evidence.auditTrail.lastHash],
+      [
+        evidence.auditTrail.rows,
+        evidence.auditTrail.firstSeq,
+        evidence.auditTrail.lastSeq,
+        evidence.auditTrail.firstHash,
+        evidence.auditTrail.lastHash,
+      ],
       [events.length, events[0]!.seq, events.at(-1)!.seq, events[0]!.hash, events.at(-1)!.hash],
     );
     assert.equal(evidence.auditTrail.chain.ok, true);
@@ -217,57 +310,113 @@ describe('evidence report (built from the audit log of real offboardings)', func
     const released = row(events, 'hold_released');
     assert.deepEqual(
       { by: hold!.placedBy, reason: hold!.reason, until: hold!.until, ended: hold!.ended },
-      { by: 'manager-7', reason: HOLD_REASON, until: null, ended: { how: 'released', by: 'manager-7', at: released.occurredAt, reason: 'handover done' } },
+      {
+        by: 'manager-7',
+        reason: HOLD_REASON,
+        until: null,
+        ended: { how: 'released', by: 'manager-7', at: released.occurredAt, reason: 'handover done' },
+      },
     );
     const removalStage = evidence.plan.stages.find((s) => s.name === 'remove-entitlements')!;
-    assert.ok(Date.parse(removalStage.startedAt!) >= Date.parse(released.occurredAt), 'the stage started after the release, not when due');
+    assert.ok(
+      Date.parse(removalStage.startedAt!) >= Date.parse(released.occurredAt),
+      'the stage started after the release, not when due',
+    );
     assert.ok(Date.parse(removalStage.startedAt!) > Date.parse(removalStage.dueAt!) + DAY / 2);
     const removals = evidence.actions.filter((a) => a.kind === 'remove_entitlement');
-    assert.ok(removals.length > 0 && removals.every((a) => a.requestedAt === removalStage.startedAt && a.outcome === 'done'));
-    assert.deepEqual(evidence.verification.map((v) => v.stage), ['disable', 'remove-entitlements', 'delete']);
+    assert.ok(
+      removals.length > 0 && removals.every((a) => a.requestedAt === removalStage.startedAt && a.outcome === 'done'),
+    );
+    assert.deepEqual(
+      evidence.verification.map((v) => v.stage),
+      ['disable', 'remove-entitlements', 'delete'],
+    );
     assert.equal(evidence.auditTrail.chain.coversThisReport, true);
-
   });
 
   it('cancelled (E1025): the cancel with who and why, the login re-enabled, nothing left removed', async () => {
     const { events, evidence } = await cancelled();
     const cancelRow = row(events, 'cancel_requested');
     assert.deepEqual(
-      { ...evidence.cancellation, loginsReenabled: evidence.cancellation!.loginsReenabled.map((r) => [r.system, r.outcome]) },
-      { by: 'hr-system', at: cancelRow.occurredAt, reason: 'termination rescinded', loginsReenabled: [['directory', 'done']], removedNotRestored: [] },
+      {
+        ...evidence.cancellation,
+        loginsReenabled: evidence.cancellation!.loginsReenabled.map((r) => [r.system, r.outcome]),
+      },
+      {
+        by: 'hr-system',
+        at: cancelRow.occurredAt,
+        reason: 'termination rescinded',
+        loginsReenabled: [['directory', 'done']],
+        removedNotRestored: [],
+      },
     );
     const enable = evidence.actions.find((a) => a.kind === 'enable_login')!;
-    assert.deepEqual([enable.stage, enable.requestedAt, enable.actor, enable.outcome], ['cancel', cancelRow.occurredAt, 'hr-system', 'done']);
+    assert.deepEqual(
+      [enable.stage, enable.requestedAt, enable.actor, enable.outcome],
+      ['cancel', cancelRow.occurredAt, 'hr-system', 'done'],
+    );
     assert.ok(Date.parse(enable.completedAt!) >= Date.parse(cancelRow.occurredAt));
-    assert.equal(evidence.actions.some((a) => a.kind === 'remove_entitlement'), false, 'cancelled before the removal stage');
+    assert.equal(
+      evidence.actions.some((a) => a.kind === 'remove_entitlement'),
+      false,
+      'cancelled before the removal stage',
+    );
     assert.deepEqual([evidence.final.state, evidence.final.by], ['cancelled', 'hr-system']);
     assert.equal(evidence.sla.verdict, 'met', 'login was disabled in time before the cancel re-enabled it');
     // The directory helper's `locked` reads an absent attribute as present; a bind is the real test.
     assert.equal(await canBind('E1025'), true, 'the person can log in again');
   });
 
-  it('an app with no API (E1036): the operator\'s confirmation counts as met by operator; the manual tasks and the expedite with who and why', async () => {
+  it("an app with no API (E1036): the operator's confirmation counts as met by operator; the manual tasks and the expedite with who and why", async () => {
     const { events, evidence } = await withManualApp();
     assert.equal(evidence.sla.verdict, 'met_by_operator', evidence.sla.explanation);
     assert.ok(evidence.sla.explanation.includes(`it-operator: "${CONFIRMATION}"`), evidence.sla.explanation);
-    assert.deepEqual(evidence.sla.steps.map((s) => [s.system, s.outcome, s.by, s.withinDeadline]).sort(), [['directory', 'done', 'workflow', true], ['payroll', 'skipped', 'it-operator', true]]);
+    assert.deepEqual(evidence.sla.steps.map((s) => [s.system, s.outcome, s.by, s.withinDeadline]).sort(), [
+      ['directory', 'done', 'workflow', true],
+      ['payroll', 'skipped', 'it-operator', true],
+    ]);
 
-    const skipRow = events.find((e) => e.action === 'manual_task_skipped' && e.details.taskId === 'revoke/payroll/disable_login')!;
+    const skipRow = events.find(
+      (e) => e.action === 'manual_task_skipped' && e.details.taskId === 'revoke/payroll/disable_login',
+    )!;
     const payrollLogin = evidence.actions.find((a) => a.id === 'revoke/payroll/disable_login')!;
     assert.deepEqual(
-      [payrollLogin.outcome, payrollLogin.completedAt, payrollLogin.skipped, payrollLogin.withinSla, payrollLogin.auditSeq],
+      [
+        payrollLogin.outcome,
+        payrollLogin.completedAt,
+        payrollLogin.skipped,
+        payrollLogin.withinSla,
+        payrollLogin.auditSeq,
+      ],
       ['skipped', null, { by: 'it-operator', at: skipRow.occurredAt, reason: CONFIRMATION }, true, skipRow.seq],
     );
     const [loginTask, deleteTask] = evidence.manualTasks;
-    assert.deepEqual([loginTask!.id, loginTask!.state, loginTask!.resolution], ['revoke/payroll/disable_login', 'skipped', { how: 'skipped', by: 'it-operator', at: skipRow.occurredAt, reason: CONFIRMATION }]);
+    assert.deepEqual(
+      [loginTask!.id, loginTask!.state, loginTask!.resolution],
+      [
+        'revoke/payroll/disable_login',
+        'skipped',
+        { how: 'skipped', by: 'it-operator', at: skipRow.occurredAt, reason: CONFIRMATION },
+      ],
+    );
     assert.match(loginTask!.lastError, /manual task for payroll-team/);
-    assert.deepEqual([deleteTask!.id, deleteTask!.state, deleteTask!.reminders, deleteTask!.resolution?.reason], ['delete/payroll/delete_account', 'skipped', 1, 'payroll-team deleted it (PAY-8)']);
+    assert.deepEqual(
+      [deleteTask!.id, deleteTask!.state, deleteTask!.reminders, deleteTask!.resolution?.reason],
+      ['delete/payroll/delete_account', 'skipped', 1, 'payroll-team deleted it (PAY-8)'],
+    );
 
-    assert.deepEqual({ ...evidence.expedite, at: undefined }, { by: 'security-oncall', at: undefined, reason: 'close it out now', holdsLifted: 0 });
+    assert.deepEqual(
+      { ...evidence.expedite, at: undefined },
+      { by: 'security-oncall', at: undefined, reason: 'close it out now', holdsLifted: 0 },
+    );
     const deleteStage = evidence.plan.stages.find((s) => s.name === 'delete')!;
     assert.deepEqual([deleteStage.startedBy, deleteStage.expedited], ['security-oncall', true]);
     assert.ok(Date.parse(deleteStage.startedAt!) < Date.parse(deleteStage.dueAt!), 'started before it was due');
-    assert.deepEqual(evidence.verification.map((v) => v.outcome), ['clean', 'clean'], 'the app with no API is left out of verification');
+    assert.deepEqual(
+      evidence.verification.map((v) => v.outcome),
+      ['clean', 'clean'],
+      'the app with no API is left out of verification',
+    );
     assert.ok(evidenceToHtml(evidence).includes('SLA MET (confirmed by an operator)'));
   });
 
@@ -275,13 +424,22 @@ describe('evidence report (built from the audit log of real offboardings)', func
     const { events, evidence } = await immediate();
     const store = createAuditStore(await sharedPool());
     const chain = await store.verify();
-    const custom = buildEvidence(events, chain, { slaClasses: [{ name: '2h', withinMs: 2 * HOUR }, { name: '15m', withinMs: 15 * 60_000 }] });
-    assert.equal(custom.sla.class, '2h', 'the tightest class that allows the playbook\'s hour');
-    assert.equal(slaClassFor(14 * DAY), null, 'a role change\'s 14 days fits no default class');
+    const custom = buildEvidence(events, chain, {
+      slaClasses: [
+        { name: '2h', withinMs: 2 * HOUR },
+        { name: '15m', withinMs: 15 * 60_000 },
+      ],
+    });
+    assert.equal(custom.sla.class, '2h', "the tightest class that allows the playbook's hour");
+    assert.equal(slaClassFor(14 * DAY), null, "a role change's 14 days fits no default class");
 
     // The same rows with a deadline before the login was disabled.
     const disabledAt = Date.parse(evidence.sla.loginDisabledAt!);
-    const early = events.map((e) => (e.action === 'plan_made' ? { ...e, details: { ...e.details, slaDeadline: new Date(disabledAt - 60_000).toISOString() } } : e));
+    const early = events.map((e) =>
+      e.action === 'plan_made'
+        ? { ...e, details: { ...e.details, slaDeadline: new Date(disabledAt - 60_000).toISOString() } }
+        : e,
+    );
     const late = buildEvidence(early, chain);
     assert.equal(late.sla.verdict, 'missed');
     assert.match(late.sla.explanation, /directory \(1 min( \d+ s)? late\)/);
@@ -304,9 +462,18 @@ describe('evidence report (built from the audit log of real offboardings)', func
     const column = (name: string) => header!.indexOf(name);
     const dnRow = rows.find((r) => r[column('action')] === 'remove_entitlement')!;
     assert.match(dnRow[column('target')]!, /^cn=[^,]+,ou=groups,dc=example,dc=org$/, 'a DN with commas stays one cell');
-    assert.deepEqual(rows.map((r) => r[column('audit_seq')]), evidence.actions.map((a) => String(a.auditSeq)));
+    assert.deepEqual(
+      rows.map((r) => r[column('audit_seq')]),
+      evidence.actions.map((a) => String(a.auditSeq)),
+    );
     const [, ...manualRows] = parseCsv(evidenceToCsv((await withManualApp()).evidence));
-    assert.equal(manualRows.find((r) => r[column('action')] === 'disable_login' && r[column('system')] === 'payroll')![column('skip_reason')], CONFIRMATION, 'a reason with a comma and quotes survives');
+    assert.equal(
+      manualRows.find((r) => r[column('action')] === 'disable_login' && r[column('system')] === 'payroll')![
+        column('skip_reason')
+      ],
+      CONFIRMATION,
+      'a reason with a comma and quotes survives',
+    );
 
     const tricky = structuredClone(evidence);
     const [a, b, c, d] = tricky.actions;
@@ -318,9 +485,9 @@ describe('evidence report (built from the audit log of real offboardings)', func
     const [, ...parsed] = parseCsv(evidenceToCsv(tricky));
     assert.equal(parsed[0]![column('target')], 'he said "stop", twice');
     assert.equal(parsed[1]![column('actor')], '\'=HYPERLINK("http://evil.example","click")');
-    assert.equal(parsed[2]![column('target')], '\'+1+1');
-    assert.equal(parsed[3]![column('last_error')], '\'-2+3');
-    assert.equal(parsed[4]![column('actor')], '\'@SUM(A1)');
+    assert.equal(parsed[2]![column('target')], "'+1+1");
+    assert.equal(parsed[3]![column('last_error')], "'-2+3");
+    assert.equal(parsed[4]![column('actor')], "'@SUM(A1)");
   });
 
   it('HTML: one self-contained page with the verdict, every section, and the hold reason escaped', async () => {
@@ -332,7 +499,15 @@ describe('evidence report (built from the audit log of real offboardings)', func
     assert.equal(/<script/i.test(html), false, 'no script element, from the data or otherwise');
     assert.equal(/(src|href)\s*=|@import|url\(/i.test(html), false, 'no external resource');
     assert.match(html, /@media print/);
-    for (const heading of ['SLA: when login was disabled', 'Accounts found', 'Actions taken', 'Holds, later HR events, expedite and cancellation', 'Manual tasks', 'Verification', 'Audit log']) {
+    for (const heading of [
+      'SLA: when login was disabled',
+      'Accounts found',
+      'Actions taken',
+      'Holds, later HR events, expedite and cancellation',
+      'Manual tasks',
+      'Verification',
+      'Audit log',
+    ]) {
       assert.ok(html.includes(heading), heading);
     }
     assert.ok(html.includes(evidence.auditTrail.firstHash) && html.includes(evidence.auditTrail.lastHash));
@@ -345,14 +520,31 @@ describe('evidence report (built from the audit log of real offboardings)', func
     try {
       const page = join(dir, 'evidence.html');
       await writeFile(page, evidenceToHtml(evidence));
-      const chromium = (...args: string[]) => promisify(execFile)(CHROMIUM, [
-        '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-        '--disable-component-update', '--disable-sync', `--user-data-dir=${join(dir, 'profile')}`, ...args, `file://${page}`,
-      ], { timeout: 60_000, maxBuffer: 16 * 1024 * 1024 });
+      const chromium = (...args: string[]) =>
+        promisify(execFile)(
+          CHROMIUM,
+          [
+            '--headless',
+            '--no-sandbox',
+            '--disable-gpu',
+            '--disable-quic',
+            '--no-first-run',
+            '--disable-background-networking',
+            '--disable-component-update',
+            '--disable-sync',
+            `--user-data-dir=${join(dir, 'profile')}`,
+            ...args,
+            `file://${page}`,
+          ],
+          { timeout: 60_000, maxBuffer: 16 * 1024 * 1024 },
+        );
       await chromium(`--print-to-pdf=${join(dir, 'evidence.pdf')}`, '--no-pdf-header-footer');
       const pdf = await readFile(join(dir, 'evidence.pdf'));
       assert.equal(pdf.subarray(0, 5).toString(), '%PDF-');
-      assert.ok((await stat(join(dir, 'evidence.pdf'))).size > 30_000, `a report, not a blank page (${pdf.length} bytes)`);
+      assert.ok(
+        (await stat(join(dir, 'evidence.pdf'))).size > 30_000,
+        `a report, not a blank page (${pdf.length} bytes)`,
+      );
       // The DOM after loading: the verdict is text on the page, and the hold reason stayed text.
       const { stdout: dom } = await chromium('--dump-dom');
       assert.ok(dom.includes('SLA MET'));
@@ -373,7 +565,11 @@ function parseCsv(text: string): string[][] {
   for (let i = 0; i < text.length; i += 1) {
     const c = text[i]!;
     if (quoted) {
-      if (c === '"' && text[i + 1] === '"') { field += '"'; i += 1; } else if (c === '"') quoted = false; else field += c;
+      if (c === '"' && text[i + 1] === '"') {
+        field += '"';
+        i += 1;
+      } else if (c === '"') quoted = false;
+      else field += c;
     } else if (c === '"' && field === '') {
       quoted = true;
     } else if (c === ',') {

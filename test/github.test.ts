@@ -26,21 +26,42 @@ describe('GitHub connector (stand-in)', () => {
   let github: Connector;
 
   const connector = (overrides: Record<string, unknown> = {}) =>
-    createGithubConnector('github', githubSystemSchema.parse({ type: 'github', baseUrl: sandbox.url, token: GITHUB_SANDBOX_TOKEN, org: GITHUB_SANDBOX_ORG, logins: sampleGithubLogins(), ...overrides }));
-  const action = (kind: Action['kind'], accountId: string, target?: Action['target']): Action => ({ id: `t/${kind}`, stage: 't', system: 'github', kind, accountId, target });
+    createGithubConnector(
+      'github',
+      githubSystemSchema.parse({
+        type: 'github',
+        baseUrl: sandbox.url,
+        token: GITHUB_SANDBOX_TOKEN,
+        org: GITHUB_SANDBOX_ORG,
+        logins: sampleGithubLogins(),
+        ...overrides,
+      }),
+    );
+  const action = (kind: Action['kind'], accountId: string, target?: Action['target']): Action => ({
+    id: `t/${kind}`,
+    stage: 't',
+    system: 'github',
+    kind,
+    accountId,
+    target,
+  });
   const loginOf = (employeeId: string) => githubLoginFor(samplePerson(employeeId));
   const subject = (employeeId: string) => ({ employeeId });
   const teamsOf = (login: string) => sandbox.state.teams.filter((t) => login in t.members).map((t) => t.slug);
-  const reposOf = (login: string) => sandbox.state.repos.filter((r) => r.collaborators.includes(login)).map((r) => r.name);
-  const failsWith = (expected: { retryable: boolean; code: string; message?: RegExp; retryAfterMs?: (ms: number) => boolean }) => (err: unknown) => {
-    assert.ok(err instanceof ConnectorError, `a ConnectorError, got ${String(err)}`);
-    assert.equal(err.code, expected.code, err.message);
-    assert.equal(err.retryable, expected.retryable, err.message);
-    if (expected.message) assert.match(err.message, expected.message);
-    if (expected.retryAfterMs) assert.ok(expected.retryAfterMs(err.retryAfterMs ?? -1), `retryAfterMs ${err.retryAfterMs}`);
-    assert.doesNotMatch(err.message, /ghs_/, 'no token in the message');
-    return true;
-  };
+  const reposOf = (login: string) =>
+    sandbox.state.repos.filter((r) => r.collaborators.includes(login)).map((r) => r.name);
+  const failsWith =
+    (expected: { retryable: boolean; code: string; message?: RegExp; retryAfterMs?: (ms: number) => boolean }) =>
+    (err: unknown) => {
+      assert.ok(err instanceof ConnectorError, `a ConnectorError, got ${String(err)}`);
+      assert.equal(err.code, expected.code, err.message);
+      assert.equal(err.retryable, expected.retryable, err.message);
+      if (expected.message) assert.match(err.message, expected.message);
+      if (expected.retryAfterMs)
+        assert.ok(expected.retryAfterMs(err.retryAfterMs ?? -1), `retryAfterMs ${err.retryAfterMs}`);
+      assert.doesNotMatch(err.message, /ghs_/, 'no token in the message');
+      return true;
+    };
 
   before(async () => {
     sandbox = await startGithubSandbox();
@@ -55,10 +76,21 @@ describe('GitHub connector (stand-in)', () => {
     const login = loginOf('E1001');
     const found = await github.discover(subject('E1001'));
     assert.deepEqual(found.account, { id: login, disabled: false });
-    assert.deepEqual(found.entitlements.map((e) => `${e.kind} ${e.id}`).sort(), ['org_role org-role:admin', 'team team:payments', 'team team:security']);
-    const grants = sandbox.state.patGrants.filter((g) => g.owner === login).map((g) => ({ id: `pat:${g.id}`, kind: 'token' }));
-    const sso = sandbox.state.ssoAuthorizations.filter((a) => a.login === login).map((a) => ({ id: `sso:${a.credentialId}`, kind: a.credentialType === 'SSH key' ? 'key' : 'token' }));
-    assert.ok(grants.length === 2 && sso.some((c) => c.kind === 'key'), 'the sample gives E1001 two grants and an SSH key');
+    assert.deepEqual(found.entitlements.map((e) => `${e.kind} ${e.id}`).sort(), [
+      'org_role org-role:admin',
+      'team team:payments',
+      'team team:security',
+    ]);
+    const grants = sandbox.state.patGrants
+      .filter((g) => g.owner === login)
+      .map((g) => ({ id: `pat:${g.id}`, kind: 'token' }));
+    const sso = sandbox.state.ssoAuthorizations
+      .filter((a) => a.login === login)
+      .map((a) => ({ id: `sso:${a.credentialId}`, kind: a.credentialType === 'SSH key' ? 'key' : 'token' }));
+    assert.ok(
+      grants.length === 2 && sso.some((c) => c.kind === 'key'),
+      'the sample gives E1001 two grants and an SSH key',
+    );
     assert.deepEqual(found.credentials, [...grants, ...sso]);
   });
 
@@ -66,7 +98,14 @@ describe('GitHub connector (stand-in)', () => {
     const login = loginOf('E1005');
     const found = await github.discover(subject('E1005'));
     assert.deepEqual(found.account, { id: login, disabled: true });
-    assert.deepEqual(found.entitlements, reposOf(login).map((name) => ({ id: `repo:${GITHUB_SANDBOX_ORG}/${name}`, kind: 'outside_collaborator', name: `${GITHUB_SANDBOX_ORG}/${name}` })));
+    assert.deepEqual(
+      found.entitlements,
+      reposOf(login).map((name) => ({
+        id: `repo:${GITHUB_SANDBOX_ORG}/${name}`,
+        kind: 'outside_collaborator',
+        name: `${GITHUB_SANDBOX_ORG}/${name}`,
+      })),
+    );
     assert.equal(found.entitlements.length, 2);
   });
 
@@ -81,9 +120,14 @@ describe('GitHub connector (stand-in)', () => {
     assert.equal((await github.apply(action('disable_login', login), subject('E1002'))).outcome, 'already');
     // Its SSO authorization is still there until revoke_tokens: the account shows as disabled, not gone.
     assert.deepEqual((await github.discover(subject('E1002'))).account, { id: login, disabled: true });
-    await assert.rejects(github.apply(action('enable_login', login), subject('E1002')), failsWith({
-      retryable: false, code: 'github_cannot_restore', message: /^GitHub membership cannot be restored automatically: re-invite alan-hopper-2 to example-org/,
-    }));
+    await assert.rejects(
+      github.apply(action('enable_login', login), subject('E1002')),
+      failsWith({
+        retryable: false,
+        code: 'github_cannot_restore',
+        message: /^GitHub membership cannot be restored automatically: re-invite alan-hopper-2 to example-org/,
+      }),
+    );
   });
 
   it('enable_login for someone who is still a member is already', async () => {
@@ -103,13 +147,20 @@ describe('GitHub connector (stand-in)', () => {
 
   it('revoke_tokens revokes every PAT grant and SSO authorization of the person only; again is already', async () => {
     const login = loginOf('E1001');
-    const othersBefore = { grants: sandbox.state.patGrants.filter((g) => g.owner !== login).length, sso: sandbox.state.ssoAuthorizations.filter((a) => a.login !== login).length };
+    const othersBefore = {
+      grants: sandbox.state.patGrants.filter((g) => g.owner !== login).length,
+      sso: sandbox.state.ssoAuthorizations.filter((a) => a.login !== login).length,
+    };
     const result = await github.apply(action('revoke_tokens', login), subject('E1001'));
     assert.equal(result.outcome, 'done');
     assert.deepEqual(result.details.patGrantIds, [5001, 5002]);
     assert.equal(sandbox.state.patGrants.filter((g) => g.owner === login).length, 0);
     assert.equal(sandbox.state.ssoAuthorizations.filter((a) => a.login === login).length, 0);
-    assert.deepEqual({ grants: sandbox.state.patGrants.length, sso: sandbox.state.ssoAuthorizations.length }, othersBefore, "nobody else's tokens were touched");
+    assert.deepEqual(
+      { grants: sandbox.state.patGrants.length, sso: sandbox.state.ssoAuthorizations.length },
+      othersBefore,
+      "nobody else's tokens were touched",
+    );
     assert.equal((await github.apply(action('revoke_tokens', login), subject('E1001'))).outcome, 'already');
     assert.deepEqual((await github.discover(subject('E1001'))).credentials, []);
   });
@@ -132,22 +183,39 @@ describe('GitHub connector (stand-in)', () => {
     assert.equal((await github.apply(action('remove_entitlement', login, team), subject('E1001'))).outcome, 'already');
     const owner = { id: 'org-role:admin', kind: 'org_role' };
     assert.equal((await github.apply(action('remove_entitlement', login, owner), subject('E1001'))).outcome, 'done');
-    assert.deepEqual(sandbox.state.memberships[login], { state: 'active', role: 'member' }, 'still a member, no longer an owner');
+    assert.deepEqual(
+      sandbox.state.memberships[login],
+      { state: 'active', role: 'member' },
+      'still a member, no longer an owner',
+    );
     assert.equal((await github.apply(action('remove_entitlement', login, owner), subject('E1001'))).outcome, 'already');
   });
 
   it('the owner role of someone no longer a member is already gone, and no invitation is sent', async () => {
     const login = loginOf('E1001');
     await github.apply(action('disable_login', login), subject('E1001'));
-    assert.equal((await github.apply(action('remove_entitlement', login, { id: 'org-role:admin', kind: 'org_role' }), subject('E1001'))).outcome, 'already');
+    assert.equal(
+      (
+        await github.apply(
+          action('remove_entitlement', login, { id: 'org-role:admin', kind: 'org_role' }),
+          subject('E1001'),
+        )
+      ).outcome,
+      'already',
+    );
     assert.equal(sandbox.state.memberships[login], undefined);
   });
 
   it('a team synchronized with an identity provider refuses removal: not retried, and the message points at the IdP group', async () => {
     const login = loginOf('E1001');
-    await assert.rejects(github.apply(action('remove_entitlement', login, { id: 'team:security', kind: 'team' }), subject('E1001')), failsWith({
-      retryable: false, code: 'github_team_forbidden', message: /team security .*identity-provider group/,
-    }));
+    await assert.rejects(
+      github.apply(action('remove_entitlement', login, { id: 'team:security', kind: 'team' }), subject('E1001')),
+      failsWith({
+        retryable: false,
+        code: 'github_team_forbidden',
+        message: /team security .*identity-provider group/,
+      }),
+    );
     assert.ok(teamsOf(login).includes('security'), 'still in the team');
   });
 
@@ -163,18 +231,33 @@ describe('GitHub connector (stand-in)', () => {
   });
 
   it('an entitlement that discovery never reports is refused rather than guessed at', async () => {
-    await assert.rejects(github.apply(action('remove_entitlement', loginOf('E1002'), { id: 'cn=engineering', kind: 'groupOfNames' }), subject('E1002')), failsWith({ retryable: false, code: 'bad_action' }));
-    await assert.rejects(github.apply(action('disable_login', '../../orgs/example-org'), subject('E1002')), failsWith({ retryable: false, code: 'bad_action' }));
+    await assert.rejects(
+      github.apply(
+        action('remove_entitlement', loginOf('E1002'), { id: 'cn=engineering', kind: 'groupOfNames' }),
+        subject('E1002'),
+      ),
+      failsWith({ retryable: false, code: 'bad_action' }),
+    );
+    await assert.rejects(
+      github.apply(action('disable_login', '../../orgs/example-org'), subject('E1002')),
+      failsWith({ retryable: false, code: 'bad_action' }),
+    );
   });
 
   it('a secondary rate limit (429 or 403 with Retry-After) is retryable after its delay, and the call then succeeds', async () => {
     sandbox.inject({ rateLimitBurst: { count: 1, retryAfterSeconds: 7 } });
-    await assert.rejects(github.discover(subject('E1003')), failsWith({ retryable: true, code: 'github_secondary_rate_limit', retryAfterMs: (ms) => ms === 7000 }));
+    await assert.rejects(
+      github.discover(subject('E1003')),
+      failsWith({ retryable: true, code: 'github_secondary_rate_limit', retryAfterMs: (ms) => ms === 7000 }),
+    );
     assert.equal((await github.discover(subject('E1003'))).account?.id, loginOf('E1003'));
 
     const login = loginOf('E1003');
     sandbox.inject({ rateLimitBurst: { count: 1, retryAfterSeconds: 3, status: 403 } });
-    await assert.rejects(github.apply(action('disable_login', login), subject('E1003')), failsWith({ retryable: true, code: 'github_secondary_rate_limit', retryAfterMs: (ms) => ms === 3000 }));
+    await assert.rejects(
+      github.apply(action('disable_login', login), subject('E1003')),
+      failsWith({ retryable: true, code: 'github_secondary_rate_limit', retryAfterMs: (ms) => ms === 3000 }),
+    );
     assert.equal(sandbox.state.memberships[login]?.state, 'active', 'nothing changed');
     assert.equal((await github.apply(action('disable_login', login), subject('E1003'))).outcome, 'done');
   });
@@ -182,9 +265,18 @@ describe('GitHub connector (stand-in)', () => {
   it('the primary rate limit (403, remaining 0) waits until x-ratelimit-reset', async () => {
     sandbox.inject({ primaryLimit: { resetInSeconds: 2 } });
     let waitMs = 0;
-    await assert.rejects(github.discover(subject('E1003')), failsWith({
-      retryable: true, code: 'github_rate_limited', message: /primary rate limit/, retryAfterMs: (ms) => { waitMs = ms; return ms >= 1000 && ms <= 3000; },
-    }));
+    await assert.rejects(
+      github.discover(subject('E1003')),
+      failsWith({
+        retryable: true,
+        code: 'github_rate_limited',
+        message: /primary rate limit/,
+        retryAfterMs: (ms) => {
+          waitMs = ms;
+          return ms >= 1000 && ms <= 3000;
+        },
+      }),
+    );
     await new Promise((resolve) => setTimeout(resolve, waitMs));
     assert.equal((await github.discover(subject('E1003'))).account?.id, loginOf('E1003'));
   });
@@ -195,83 +287,154 @@ describe('GitHub connector (stand-in)', () => {
     sandbox.inject({ connectionResets: 1 });
     await assert.rejects(github.discover(subject('E1003')), failsWith({ retryable: true, code: 'github_unreachable' }));
     sandbox.inject({ latencyMs: 400 });
-    await assert.rejects(connector({ timeoutMs: 100 }).discover(subject('E1003')), failsWith({ retryable: true, code: 'github_unreachable' }));
+    await assert.rejects(
+      connector({ timeoutMs: 100 }).discover(subject('E1003')),
+      failsWith({ retryable: true, code: 'github_unreachable' }),
+    );
     sandbox.inject({});
     assert.equal((await github.discover(subject('E1003'))).account?.id, loginOf('E1003'));
   });
 
   it('bad credentials (401) are not retried, and the message says to fix the token without showing it', async () => {
-    await assert.rejects(connector({ token: 'ghs_notTheRightToken' }).discover(subject('E1001')), failsWith({
-      retryable: false, code: 'github_401', message: /Bad credentials: the credentials were refused — check the GitHub App's ID, installation ID and private key .* or the owner's token/,
-    }));
+    await assert.rejects(
+      connector({ token: 'ghs_notTheRightToken' }).discover(subject('E1001')),
+      failsWith({
+        retryable: false,
+        code: 'github_401',
+        message:
+          /Bad credentials: the credentials were refused — check the GitHub App's ID, installation ID and private key .* or the owner's token/,
+      }),
+    );
   });
 
   it('as a GitHub App: the client signs a JWT, gets an installation token, reuses it for reads and writes', async () => {
-    const app = connector({ token: undefined, app: { appId: GITHUB_SANDBOX_APP.appId, installationId: GITHUB_SANDBOX_APP.installationId, privateKey: sandbox.appPrivateKey } });
+    const app = connector({
+      token: undefined,
+      app: {
+        appId: GITHUB_SANDBOX_APP.appId,
+        installationId: GITHUB_SANDBOX_APP.installationId,
+        privateKey: sandbox.appPrivateKey,
+      },
+    });
     const login = loginOf('E1004');
     const found = await app.discover(subject('E1004'));
     assert.equal(found.account?.id, login);
     assert.equal((await app.apply(action('disable_login', login), subject('E1004'))).outcome, 'done');
     assert.equal(sandbox.state.memberships[login], undefined, 'removed with the installation token');
-    assert.equal(Object.keys(sandbox.state.installationTokens).length, 1, 'one installation token, cached across calls');
+    assert.equal(
+      Object.keys(sandbox.state.installationTokens).length,
+      1,
+      'one installation token, cached across calls',
+    );
   });
 
   it('as a GitHub App: a private key written with \\n in an environment variable works; a wrong key is refused without retrying', async () => {
     const escaped = sandbox.appPrivateKey.trim().replaceAll('\n', '\\n');
-    const fromEnv = connector({ token: undefined, app: { appId: String(GITHUB_SANDBOX_APP.appId), installationId: GITHUB_SANDBOX_APP.installationId, privateKey: escaped } });
+    const fromEnv = connector({
+      token: undefined,
+      app: {
+        appId: String(GITHUB_SANDBOX_APP.appId),
+        installationId: GITHUB_SANDBOX_APP.installationId,
+        privateKey: escaped,
+      },
+    });
     assert.equal((await fromEnv.discover(subject('E1005'))).account?.id, loginOf('E1005'));
 
-    const otherKey = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
-    const wrong = connector({ token: undefined, app: { appId: GITHUB_SANDBOX_APP.appId, installationId: GITHUB_SANDBOX_APP.installationId, privateKey: otherKey } });
-    await assert.rejects(wrong.discover(subject('E1005')), failsWith({ retryable: false, code: 'github_401', message: /JSON web token could not be decoded: .*GitHub App's ID, installation ID and private key/ }));
+    const otherKey = generateKeyPairSync('rsa', { modulusLength: 2048 })
+      .privateKey.export({ type: 'pkcs8', format: 'pem' })
+      .toString();
+    const wrong = connector({
+      token: undefined,
+      app: { appId: GITHUB_SANDBOX_APP.appId, installationId: GITHUB_SANDBOX_APP.installationId, privateKey: otherKey },
+    });
+    await assert.rejects(
+      wrong.discover(subject('E1005')),
+      failsWith({
+        retryable: false,
+        code: 'github_401',
+        message: /JSON web token could not be decoded: .*GitHub App's ID, installation ID and private key/,
+      }),
+    );
     assert.ok(!JSON.stringify(sandbox.state).includes(otherKey.slice(40, 80)), 'the key never leaves the client');
   });
 
   it('takes exactly one of app and token, and says so', () => {
     const base = { type: 'github', baseUrl: sandbox.url, org: GITHUB_SANDBOX_ORG };
     const neither = githubSystemSchema.superRefine(githubAuthIssues).safeParse(base);
-    const both = githubSystemSchema.superRefine(githubAuthIssues).safeParse({ ...base, token: 't', app: { appId: 1, installationId: 1, privateKey: 'k' } });
-    for (const result of [neither, both]) assert.match(result.error?.issues[0]?.message ?? '', /give either `app` .* or `token`/);
+    const both = githubSystemSchema
+      .superRefine(githubAuthIssues)
+      .safeParse({ ...base, token: 't', app: { appId: 1, installationId: 1, privateKey: 'k' } });
+    for (const result of [neither, both])
+      assert.match(result.error?.issues[0]?.message ?? '', /give either `app` .* or `token`/);
   });
 
   it('a token that may not write gets a non-retryable permission error (403 without rate-limit signs)', async () => {
     const login = loginOf('E1004');
-    await assert.rejects(connector({ token: GITHUB_SANDBOX_READ_ONLY_TOKEN }).apply(action('disable_login', login), subject('E1004')), failsWith({
-      retryable: false, code: 'github_403', message: /Resource not accessible by integration: the token lacks permission/,
-    }));
+    await assert.rejects(
+      connector({ token: GITHUB_SANDBOX_READ_ONLY_TOKEN }).apply(action('disable_login', login), subject('E1004')),
+      failsWith({
+        retryable: false,
+        code: 'github_403',
+        message: /Resource not accessible by integration: the token lacks permission/,
+      }),
+    );
     assert.equal(sandbox.state.memberships[login]?.state, 'active');
   });
 
   it('a person with no login mapped, or whose login has nothing in the org, has no account', async () => {
-    assert.deepEqual(await github.discover(subject('E9876')), { system: 'github', account: null, entitlements: [], credentials: [] });
+    assert.deepEqual(await github.discover(subject('E9876')), {
+      system: 'github',
+      account: null,
+      entitlements: [],
+      credentials: [],
+    });
     assert.equal((await connector({ logins: { E5555: 'nobody-here' } }).discover(subject('E5555'))).account, null);
   });
 
   it('two logins for one person, or one login for two people, is ambiguous_identity', async () => {
-    await assert.rejects(github.discover(subject(DUPLICATED_EMPLOYEE_ID)), failsWith({ retryable: false, code: 'ambiguous_identity', message: /several logins \(twin-a, twin-b\)/ }));
+    await assert.rejects(
+      github.discover(subject(DUPLICATED_EMPLOYEE_ID)),
+      failsWith({ retryable: false, code: 'ambiguous_identity', message: /several logins \(twin-a, twin-b\)/ }),
+    );
     const shared = connector({ logins: { E1002: loginOf('E1002'), E1003: loginOf('E1002').toUpperCase() } });
-    await assert.rejects(shared.discover(subject('E1002')), failsWith({ retryable: false, code: 'ambiguous_identity', message: /shared account/ }));
+    await assert.rejects(
+      shared.discover(subject('E1002')),
+      failsWith({ retryable: false, code: 'ambiguous_identity', message: /shared account/ }),
+    );
   });
 
   it('a misspelt org is a configuration error, not "nobody is a member"', async () => {
     const wrong = connector({ org: 'exampel-org' });
-    await assert.rejects(wrong.discover(subject('E1002')), failsWith({ retryable: false, code: 'github_org_not_found', message: /check `org`/ }));
-    await assert.rejects(wrong.apply(action('disable_login', loginOf('E1002')), subject('E1002')), failsWith({ retryable: false, code: 'github_org_not_found' }));
+    await assert.rejects(
+      wrong.discover(subject('E1002')),
+      failsWith({ retryable: false, code: 'github_org_not_found', message: /check `org`/ }),
+    );
+    await assert.rejects(
+      wrong.apply(action('disable_login', loginOf('E1002')), subject('E1002')),
+      failsWith({ retryable: false, code: 'github_org_not_found' }),
+    );
   });
 
   it('the stand-in answers like GitHub and can be inspected and steered over HTTP', async () => {
     const unauthenticated = await fetch(`${sandbox.url}/orgs/${GITHUB_SANDBOX_ORG}/memberships/keeper`);
     assert.equal(unauthenticated.status, 401);
     assert.equal(unauthenticated.headers.get('x-ratelimit-limit'), '60');
-    assert.deepEqual(Object.keys(await unauthenticated.json() as object).sort(), ['documentation_url', 'message']);
+    assert.deepEqual(Object.keys((await unauthenticated.json()) as object).sort(), ['documentation_url', 'message']);
 
-    const state = await (await fetch(`${sandbox.url}/_sandbox/state`)).json() as { org: { login: string } };
+    const state = (await (await fetch(`${sandbox.url}/_sandbox/state`)).json()) as { org: { login: string } };
     assert.equal(state.org.login, GITHUB_SANDBOX_ORG);
-    await fetch(`${sandbox.url}/_sandbox/faults`, { method: 'POST', body: JSON.stringify({ rateLimitBurst: { count: 1, retryAfterSeconds: 5 } }) });
-    const limited = await fetch(`${sandbox.url}/orgs/${GITHUB_SANDBOX_ORG}/teams?per_page=2`, { headers: { authorization: `Bearer ${GITHUB_SANDBOX_TOKEN}` } });
+    await fetch(`${sandbox.url}/_sandbox/faults`, {
+      method: 'POST',
+      body: JSON.stringify({ rateLimitBurst: { count: 1, retryAfterSeconds: 5 } }),
+    });
+    const limited = await fetch(`${sandbox.url}/orgs/${GITHUB_SANDBOX_ORG}/teams?per_page=2`, {
+      headers: { authorization: `Bearer ${GITHUB_SANDBOX_TOKEN}` },
+    });
     assert.equal(limited.status, 429);
     assert.equal(limited.headers.get('retry-after'), '5');
-    const page = await fetch(`${sandbox.url}/orgs/${GITHUB_SANDBOX_ORG}/teams?per_page=2`, { headers: { authorization: `token ${GITHUB_SANDBOX_TOKEN}` } });
+    const page = await fetch(`${sandbox.url}/orgs/${GITHUB_SANDBOX_ORG}/teams?per_page=2`, {
+      headers: { authorization: `token ${GITHUB_SANDBOX_TOKEN}` },
+    });
     assert.equal(((await page.json()) as unknown[]).length, 2);
     assert.match(page.headers.get('link') ?? '', /[?&]page=2>; rel="next"/);
     assert.ok(Number(page.headers.get('x-ratelimit-remaining')) < 5000);

@@ -18,15 +18,33 @@ describe('LDAP connector (real slapd)', () => {
     ldap = createLdapConnector('directory', await directoryConfig());
   });
 
-  const action = (kind: Action['kind'], accountId: string, target?: Action['target']): Action => ({ id: `t/${kind}`, stage: 't', system: 'directory', kind, accountId, target });
+  const action = (kind: Action['kind'], accountId: string, target?: Action['target']): Action => ({
+    id: `t/${kind}`,
+    stage: 't',
+    system: 'directory',
+    kind,
+    accountId,
+    target,
+  });
 
   it('discovers the entry by employee id, its lock state and its groups of all three kinds', async () => {
     const found = await ldap.discover({ employeeId: 'E1031' });
     assert.match(found.account!.id, /^[0-9a-f-]{36}$/, 'addressed by entryUUID');
     assert.equal(found.account!.disabled, false);
-    assert.deepEqual(found.entitlements.map((e) => e.kind).sort(), ['groupOfNames', 'groupOfNames', 'groupOfUniqueNames', 'groupOfUniqueNames', 'posixGroup', 'posixGroup']);
+    assert.deepEqual(found.entitlements.map((e) => e.kind).sort(), [
+      'groupOfNames',
+      'groupOfNames',
+      'groupOfUniqueNames',
+      'groupOfUniqueNames',
+      'posixGroup',
+      'posixGroup',
+    ]);
     assert.deepEqual(found.entitlements.map((e) => e.name).sort(), (await directoryState('E1031')).groups);
-    assert.deepEqual(found.identity, { email: samplePerson('E1031').email, managerEmail: samplePerson('E1000').email }, 'the manager attribute is followed to their mail');
+    assert.deepEqual(
+      found.identity,
+      { email: samplePerson('E1031').email, managerEmail: samplePerson('E1000').email },
+      'the manager attribute is followed to their mail',
+    );
   });
 
   it('disable, remove each group, enable: done the first time, already the second', async () => {
@@ -36,8 +54,14 @@ describe('LDAP connector (real slapd)', () => {
     assert.equal((await ldap.apply(action('disable_login', id), { employeeId: 'E1032' })).outcome, 'already');
     assert.equal(await canBind('E1032'), false);
     for (const group of found.entitlements) {
-      assert.equal((await ldap.apply(action('remove_entitlement', id, group), { employeeId: 'E1032' })).outcome, 'done');
-      assert.equal((await ldap.apply(action('remove_entitlement', id, group), { employeeId: 'E1032' })).outcome, 'already');
+      assert.equal(
+        (await ldap.apply(action('remove_entitlement', id, group), { employeeId: 'E1032' })).outcome,
+        'done',
+      );
+      assert.equal(
+        (await ldap.apply(action('remove_entitlement', id, group), { employeeId: 'E1032' })).outcome,
+        'already',
+      );
     }
     assert.deepEqual(await directoryState('E1032'), { exists: true, locked: true, groups: [] });
     assert.equal((await ldap.apply(action('revoke_sessions', id), { employeeId: 'E1032' })).outcome, 'not_applicable');
@@ -48,16 +72,36 @@ describe('LDAP connector (real slapd)', () => {
 
   it('delete leaves no group naming the entry, and deleting again is already', async () => {
     const found = await ldap.discover({ employeeId: 'E1033' });
-    assert.equal((await ldap.apply(action('delete_account', found.account!.id), { employeeId: 'E1033' })).outcome, 'done');
+    assert.equal(
+      (await ldap.apply(action('delete_account', found.account!.id), { employeeId: 'E1033' })).outcome,
+      'done',
+    );
     assert.deepEqual(await directoryState('E1033'), { exists: false, locked: false, groups: [] });
-    assert.equal((await ldap.apply(action('delete_account', found.account!.id), { employeeId: 'E1033' })).outcome, 'already');
-    assert.deepEqual(await ldap.discover({ employeeId: 'E1033' }), { system: 'directory', account: null, entitlements: [], credentials: [] });
-    await assert.rejects(ldap.apply(action('enable_login', found.account!.id), { employeeId: 'E1033' }), (err: ConnectorError) => !err.retryable && /no longer exists/.test(err.message));
+    assert.equal(
+      (await ldap.apply(action('delete_account', found.account!.id), { employeeId: 'E1033' })).outcome,
+      'already',
+    );
+    assert.deepEqual(await ldap.discover({ employeeId: 'E1033' }), {
+      system: 'directory',
+      account: null,
+      entitlements: [],
+      credentials: [],
+    });
+    await assert.rejects(
+      ldap.apply(action('enable_login', found.account!.id), { employeeId: 'E1033' }),
+      (err: ConnectorError) => !err.retryable && /no longer exists/.test(err.message),
+    );
   });
 
   it('an id that matches several entries stops with a clear, non-retryable error', async () => {
-    await assert.rejects(ldap.discover({ employeeId: DUPLICATED_EMPLOYEE_ID }), (err: ConnectorError) =>
-      err instanceof ConnectorError && !err.retryable && err.code === 'ambiguous_identity' && /matches several entries/.test(err.message));
+    await assert.rejects(
+      ldap.discover({ employeeId: DUPLICATED_EMPLOYEE_ID }),
+      (err: ConnectorError) =>
+        err instanceof ConnectorError &&
+        !err.retryable &&
+        err.code === 'ambiguous_identity' &&
+        /matches several entries/.test(err.message),
+    );
   });
 
   it('LDAP injection strings in identifiers match nothing and change no entry', async () => {
@@ -66,7 +110,10 @@ describe('LDAP connector (real slapd)', () => {
       const found = await ldap.discover({ employeeId: evil });
       assert.equal(found.account, null, `"${evil}" must not match any entry`);
       for (const kind of ['disable_login', 'delete_account', 'remove_entitlement'] as const) {
-        const result = await ldap.apply(action(kind, evil, { id: 'cn=engineering,ou=groups,dc=example,dc=org', kind: 'groupOfNames' }), { employeeId: 'E1034' });
+        const result = await ldap.apply(
+          action(kind, evil, { id: 'cn=engineering,ou=groups,dc=example,dc=org', kind: 'groupOfNames' }),
+          { employeeId: 'E1034' },
+        );
         assert.equal(result.outcome, 'already', `${kind} with accountId "${evil}" must touch nothing`);
       }
     }
@@ -75,12 +122,22 @@ describe('LDAP connector (real slapd)', () => {
 
   it('wrong credentials are a configuration error, not retried', async () => {
     const wrong = createLdapConnector('directory', { ...(await directoryConfig()), bindPassword: 'not-the-password' });
-    await assert.rejects(wrong.discover({ employeeId: 'E1031' }), (err: ConnectorError) => !err.retryable && /invalidCredentials: check the bind DN and password/.test(err.message));
+    await assert.rejects(
+      wrong.discover({ employeeId: 'E1031' }),
+      (err: ConnectorError) => !err.retryable && /invalidCredentials: check the bind DN and password/.test(err.message),
+    );
   });
 
   it('an unreachable directory is retryable', async () => {
-    const down = createLdapConnector('directory', { ...(await directoryConfig()), url: 'ldap://127.0.0.1:1', timeoutMs: 1_000 });
-    await assert.rejects(down.discover({ employeeId: 'E1031' }), (err: ConnectorError) => err.retryable && err.code === 'ldap_unreachable');
+    const down = createLdapConnector('directory', {
+      ...(await directoryConfig()),
+      url: 'ldap://127.0.0.1:1',
+      timeoutMs: 1_000,
+    });
+    await assert.rejects(
+      down.discover({ employeeId: 'E1031' }),
+      (err: ConnectorError) => err.retryable && err.code === 'ldap_unreachable',
+    );
   });
 });
 
@@ -89,7 +146,10 @@ async function snapshot(): Promise<Entry[]> {
   const server = await sharedSlapd();
   const client = new Client({ url: server.url });
   await client.bind(server.adminDn, server.adminPassword);
-  const { searchEntries } = await client.search(server.baseDn, { scope: 'sub', attributes: ['*', 'pwdAccountLockedTime'] });
+  const { searchEntries } = await client.search(server.baseDn, {
+    scope: 'sub',
+    attributes: ['*', 'pwdAccountLockedTime'],
+  });
   await client.unbind();
   return searchEntries.sort((a, b) => a.dn.localeCompare(b.dn));
 }

@@ -17,20 +17,42 @@ describe('reachability report at start-up', () => {
     const wiki = await startScimSandbox();
     const closed = await freePort();
     const slapd = await sharedSlapd();
-    const ldap = { type: 'ldap', url: slapd.url, bindDn: slapd.serviceDn, peopleBase: slapd.peopleBase, groupsBase: slapd.groupsBase };
+    const ldap = {
+      type: 'ldap',
+      url: slapd.url,
+      bindDn: slapd.serviceDn,
+      peopleBase: slapd.peopleBase,
+      groupsBase: slapd.groupsBase,
+    };
     try {
-      const config = parseConfig({
-        systems: {
-          slack: { type: 'slack', apiUrl: slack.apiUrl, token: { env: 'SLACK' }, teamId: SLACK_SANDBOX_TEAM_ID },
-          wiki: { type: 'scim', baseUrl: wiki.url, bearerToken: { env: 'SCIM' } },
-          'wiki-wrong-token': { type: 'scim', baseUrl: wiki.url, bearerToken: { env: 'WRONG' } },
-          'crm-down': { type: 'scim', baseUrl: `http://127.0.0.1:${closed}/scim/v2`, bearerToken: { env: 'SCIM' }, timeoutMs: 2_000 },
-          payroll: { type: 'manual', app: 'Legacy payroll', owner: 'payroll-team' },
-          directory: { ...ldap, bindPassword: { env: 'LDAP' } },
-          'directory-wrong-password': { ...ldap, bindPassword: { env: 'WRONG' } },
+      const config = parseConfig(
+        {
+          systems: {
+            slack: { type: 'slack', apiUrl: slack.apiUrl, token: { env: 'SLACK' }, teamId: SLACK_SANDBOX_TEAM_ID },
+            wiki: { type: 'scim', baseUrl: wiki.url, bearerToken: { env: 'SCIM' } },
+            'wiki-wrong-token': { type: 'scim', baseUrl: wiki.url, bearerToken: { env: 'WRONG' } },
+            'crm-down': {
+              type: 'scim',
+              baseUrl: `http://127.0.0.1:${closed}/scim/v2`,
+              bearerToken: { env: 'SCIM' },
+              timeoutMs: 2_000,
+            },
+            payroll: { type: 'manual', app: 'Legacy payroll', owner: 'payroll-team' },
+            directory: { ...ldap, bindPassword: { env: 'LDAP' } },
+            'directory-wrong-password': { ...ldap, bindPassword: { env: 'WRONG' } },
+          },
         },
-      }, 'test', { SLACK: SLACK_SANDBOX_TOKENS.orgAdmin, SCIM: SCIM_DEFAULT_TOKEN, WRONG: 'not-the-token', LDAP: slapd.servicePassword });
-      const results = Object.fromEntries((await checkSystems(createConnectors(config), 5_000)).map((r) => [r.system, r]));
+        'test',
+        {
+          SLACK: SLACK_SANDBOX_TOKENS.orgAdmin,
+          SCIM: SCIM_DEFAULT_TOKEN,
+          WRONG: 'not-the-token',
+          LDAP: slapd.servicePassword,
+        },
+      );
+      const results = Object.fromEntries(
+        (await checkSystems(createConnectors(config), 5_000)).map((r) => [r.system, r]),
+      );
       assert.deepEqual(results.slack, { system: 'slack', ok: true, checked: true });
       assert.deepEqual(results.wiki, { system: 'wiki', ok: true, checked: true });
       assert.equal(results['wiki-wrong-token']!.ok, false);

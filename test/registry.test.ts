@@ -5,7 +5,12 @@
  */
 import assert from 'node:assert/strict';
 import { z } from 'zod';
-import { connectorRegistry, configSchemaWithSecrets, redactSecrets, systemTypes } from '../activities/connectors/registry.js';
+import {
+  connectorRegistry,
+  configSchemaWithSecrets,
+  redactSecrets,
+  systemTypes,
+} from '../activities/connectors/registry.js';
 import { ConfigError, parseConfig } from '../workers/config.js';
 import { createConnectors } from '../workers/create-worker.js';
 
@@ -40,7 +45,10 @@ describe('connector registry', () => {
         if (field instanceof z.ZodOptional) field = field.unwrap() as z.ZodType;
         assert.ok(field instanceof z.ZodString, `${descriptor.type}.${path} is a string field of the schema`);
       }
-      const unmarked = stringFields(descriptor.configSchema).filter((path) => LOOKS_SECRET.test(path.split('.').pop()!) && !(descriptor.secretFields as readonly string[]).includes(path));
+      const unmarked = stringFields(descriptor.configSchema).filter(
+        (path) =>
+          LOOKS_SECRET.test(path.split('.').pop()!) && !(descriptor.secretFields as readonly string[]).includes(path),
+      );
       assert.deepEqual(unmarked, [], `${descriptor.type}: fields that look secret but are not in secretFields`);
 
       const wrapped: z.ZodType[] = [];
@@ -70,14 +78,31 @@ describe('connector registry', () => {
     };
     const known = 'ldap, postgres, manual, scim, slack, github, salesforce';
     assert.equal(systemTypes.join(', '), known);
-    assert.match(problem({ type: 'okta', url: 'https://x' }), new RegExp(`systems\\.crm\\.type: unknown system type "okta": one of ${known}`));
-    assert.match(problem({ app: 'CRM' }), new RegExp(`systems\\.crm\\.type: a system type is required: one of ${known}`));
+    assert.match(
+      problem({ type: 'okta', url: 'https://x' }),
+      new RegExp(`systems\\.crm\\.type: unknown system type "okta": one of ${known}`),
+    );
+    assert.match(
+      problem({ app: 'CRM' }),
+      new RegExp(`systems\\.crm\\.type: a system type is required: one of ${known}`),
+    );
   });
 
   it('a secret given as a literal is refused for every marked field, and resolved from the environment otherwise', () => {
-    const github = { type: 'github', org: 'example', app: { appId: 1, installationId: 2, privateKey: '-----BEGIN PRIVATE KEY-----' } };
-    assert.throws(() => parseConfig({ systems: { gh: github } }, 'x', {}), /systems\.gh\.app\.privateKey: write secrets as \{ env: VARIABLE_NAME \}/);
-    const salesforce = { type: 'salesforce', instanceUrl: 'https://example.my.salesforce.com', clientCredentials: { clientId: 'id', clientSecret: { env: 'SF_SECRET' } } };
+    const github = {
+      type: 'github',
+      org: 'example',
+      app: { appId: 1, installationId: 2, privateKey: '-----BEGIN PRIVATE KEY-----' },
+    };
+    assert.throws(
+      () => parseConfig({ systems: { gh: github } }, 'x', {}),
+      /systems\.gh\.app\.privateKey: write secrets as \{ env: VARIABLE_NAME \}/,
+    );
+    const salesforce = {
+      type: 'salesforce',
+      instanceUrl: 'https://example.my.salesforce.com',
+      clientCredentials: { clientId: 'id', clientSecret: { env: 'SF_SECRET' } },
+    };
     const config = parseConfig({ systems: { crm: salesforce } }, 'x', { SF_SECRET: 's3cret' });
     const crm = config.systems.crm;
     assert.equal(crm?.type === 'salesforce' && crm.clientCredentials?.clientSecret, 's3cret');
@@ -86,16 +111,34 @@ describe('connector registry', () => {
   });
 
   it('the worker creates each configured system through its type', async () => {
-    const config = parseConfig({
-      systems: {
-        payroll: { type: 'manual', app: 'Legacy payroll', owner: 'payroll-team' },
-        wiki: { type: 'scim', baseUrl: 'http://127.0.0.1:9/scim/v2', bearerToken: { env: 'SCIM' } },
+    const config = parseConfig(
+      {
+        systems: {
+          payroll: { type: 'manual', app: 'Legacy payroll', owner: 'payroll-team' },
+          wiki: { type: 'scim', baseUrl: 'http://127.0.0.1:9/scim/v2', bearerToken: { env: 'SCIM' } },
+        },
       },
-    }, 'x', { SCIM: 'token' });
+      'x',
+      { SCIM: 'token' },
+    );
     const connectors = createConnectors(config);
     assert.deepEqual([...connectors.keys()], ['payroll', 'wiki']);
     assert.equal(connectors.get('payroll')!.system, 'payroll');
-    await assert.rejects(connectors.get('payroll')!.apply({ id: 'revoke/payroll/disable_login', stage: 'revoke', system: 'payroll', kind: 'disable_login', accountId: 'manual:payroll' }, { employeeId: 'E1' }), /manual task for payroll-team/);
+    await assert.rejects(
+      connectors
+        .get('payroll')!
+        .apply(
+          {
+            id: 'revoke/payroll/disable_login',
+            stage: 'revoke',
+            system: 'payroll',
+            kind: 'disable_login',
+            accountId: 'manual:payroll',
+          },
+          { employeeId: 'E1' },
+        ),
+      /manual task for payroll-team/,
+    );
     await Promise.all([...connectors.values()].map((connector) => connector.close()));
   });
 });

@@ -4,7 +4,12 @@
  * ETag handling, and how each RFC 7644 error is classified.
  */
 import assert from 'node:assert/strict';
-import { createScimConnector, retryAfterMs, scimSystemSchema, type ScimSystemInput } from '../activities/connectors/scim.js';
+import {
+  createScimConnector,
+  retryAfterMs,
+  scimSystemSchema,
+  type ScimSystemInput,
+} from '../activities/connectors/scim.js';
 import { ConnectorError, type Connector } from '../activities/connectors/types.js';
 import type { Action, Entitlement } from '../model/plan.js';
 import { samplePerson } from '../sandbox/org.js';
@@ -22,12 +27,33 @@ describe('SCIM 2.0 connector (stand-in)', () => {
   let scim: Connector;
 
   const connect = (settings: Partial<ScimSystemInput> = {}, on: ScimSandbox = sandbox) =>
-    createScimConnector('app', scimSystemSchema.parse({ type: 'scim', baseUrl: on.url, bearerToken: SCIM_DEFAULT_TOKEN, timeoutMs: 2_000, ...settings }));
+    createScimConnector(
+      'app',
+      scimSystemSchema.parse({
+        type: 'scim',
+        baseUrl: on.url,
+        bearerToken: SCIM_DEFAULT_TOKEN,
+        timeoutMs: 2_000,
+        ...settings,
+      }),
+    );
   const subject = (employeeId: string) => ({ employeeId, email: samplePerson(employeeId).email });
-  const action = (kind: Action['kind'], accountId: string, target?: Entitlement): Action => ({ id: `t/${kind}`, stage: 't', system: 'app', kind, accountId, target });
+  const action = (kind: Action['kind'], accountId: string, target?: Entitlement): Action => ({
+    id: `t/${kind}`,
+    stage: 't',
+    system: 'app',
+    kind,
+    accountId,
+    target,
+  });
   const userOf = (employeeId: string) => sandbox.state.users.find((u) => u.externalId === employeeId);
-  const groupNamesOf = (userId: string) => sandbox.state.groups.filter((g) => g.members.some((m) => m.value === userId)).map((g) => g.displayName).sort();
-  const isConnectorError = (check: (err: ConnectorError) => boolean) => (err: unknown) => err instanceof ConnectorError && check(err);
+  const groupNamesOf = (userId: string) =>
+    sandbox.state.groups
+      .filter((g) => g.members.some((m) => m.value === userId))
+      .map((g) => g.displayName)
+      .sort();
+  const isConnectorError = (check: (err: ConnectorError) => boolean) => (err: unknown) =>
+    err instanceof ConnectorError && check(err);
 
   before(async () => {
     sandbox = await startScimSandbox();
@@ -44,13 +70,21 @@ describe('SCIM 2.0 connector (stand-in)', () => {
       const user = userOf('E1001')!;
       assert.deepEqual(found.account, { id: user.id, disabled: false });
       assert.deepEqual(found.credentials, [], 'SCIM has no sessions or tokens');
-      const byKind = (kind: string) => found.entitlements.filter((e) => e.kind === kind).map((e) => e.name).sort();
+      const byKind = (kind: string) =>
+        found.entitlements
+          .filter((e) => e.kind === kind)
+          .map((e) => e.name)
+          .sort();
       assert.deepEqual(byKind('group'), groupNamesOf(user.id));
       assert.deepEqual(byKind('group'), ['App Admins', 'Finance']);
       assert.deepEqual(byKind('role'), ['Administrator']);
       assert.deepEqual(byKind('entitlement'), ['Approve invoices']);
       const group = found.entitlements.find((e) => e.name === 'Finance')!;
-      assert.equal(group.id, sandbox.state.groups.find((g) => g.displayName === 'Finance')!.id, 'a group is identified by its SCIM id');
+      assert.equal(
+        group.id,
+        sandbox.state.groups.find((g) => g.displayName === 'Finance')!.id,
+        'a group is identified by its SCIM id',
+      );
     });
 
     it('matches by externalId (the employee id) without needing an email', async () => {
@@ -60,14 +94,24 @@ describe('SCIM 2.0 connector (stand-in)', () => {
 
     it('an inactive user is found disabled; nobody matching is account null', async () => {
       assert.equal((await scim.discover(subject(SCIM_INACTIVE_EMPLOYEE_ID))).account?.disabled, true);
-      assert.deepEqual(await scim.discover({ employeeId: 'E9999', email: 'nobody@example.org' }), { system: 'app', account: null, entitlements: [], credentials: [] });
+      assert.deepEqual(await scim.discover({ employeeId: 'E9999', email: 'nobody@example.org' }), {
+        system: 'app',
+        account: null,
+        entitlements: [],
+        credentials: [],
+      });
     });
 
     it('two users sharing an email are ambiguous by email, but unique by userName', async () => {
       const person = subject(SCIM_SHARED_EMAIL_EMPLOYEE_ID);
       await assert.rejects(
         connect({ matchBy: 'email' }).discover(person),
-        isConnectorError((err) => !err.retryable && err.code === 'ambiguous_identity' && /2 users match emails\.value .*refusing to guess/.test(err.message)),
+        isConnectorError(
+          (err) =>
+            !err.retryable &&
+            err.code === 'ambiguous_identity' &&
+            /2 users match emails\.value .*refusing to guess/.test(err.message),
+        ),
       );
       assert.equal((await scim.discover(person)).account?.id, userOf(SCIM_SHARED_EMAIL_EMPLOYEE_ID)!.id);
     });
@@ -77,12 +121,23 @@ describe('SCIM 2.0 connector (stand-in)', () => {
       const created = await fetch(`${sandbox.url}/Users`, {
         method: 'POST',
         headers: { authorization: `Bearer ${SCIM_DEFAULT_TOKEN}`, 'content-type': 'application/scim+json' },
-        body: JSON.stringify({ schemas: ['urn:ietf:params:scim:schemas:core:2.0:User'], userName: tricky, externalId: 'E2000' }),
+        body: JSON.stringify({
+          schemas: ['urn:ietf:params:scim:schemas:core:2.0:User'],
+          userName: tricky,
+          externalId: 'E2000',
+        }),
       });
       assert.equal(created.status, 201);
-      assert.equal((await scim.discover({ employeeId: 'E2000', email: tricky })).account?.id, ((await created.json()) as { id: string }).id);
+      assert.equal(
+        (await scim.discover({ employeeId: 'E2000', email: tricky })).account?.id,
+        ((await created.json()) as { id: string }).id,
+      );
       for (const evil of ['x" or userName pr "', 'keeper@example.org" or userName ne "', '\\"']) {
-        assert.equal((await scim.discover({ employeeId: 'E2001', email: evil })).account, null, `"${evil}" must match nothing`);
+        assert.equal(
+          (await scim.discover({ employeeId: 'E2001', email: evil })).account,
+          null,
+          `"${evil}" must match nothing`,
+        );
       }
     });
 
@@ -91,22 +146,39 @@ describe('SCIM 2.0 connector (stand-in)', () => {
       try {
         assert.match(bare.url, /\/api\/scim$/);
         const onUser = await connect({}, bare).discover(subject('E1004'));
-        assert.deepEqual(onUser.entitlements.filter((e) => e.kind === 'group'), [], 'the app returned no groups attribute');
+        assert.deepEqual(
+          onUser.entitlements.filter((e) => e.kind === 'group'),
+          [],
+          'the app returned no groups attribute',
+        );
         const fromGroups = connect({ groupsFrom: 'groups' }, bare);
         const found = await fromGroups.discover(subject('E1004'));
         const groups = found.entitlements.filter((e) => e.kind === 'group');
         assert.deepEqual(groups.map((g) => g.name).sort(), ['App Admins', 'Engineering']);
         const admins = groups.find((g) => g.name === 'App Admins')!;
-        assert.equal((await fromGroups.apply(action('remove_entitlement', found.account!.id, admins), subject('E1004'))).outcome, 'done');
-        assert.equal((await fromGroups.apply(action('remove_entitlement', found.account!.id, admins), subject('E1004'))).outcome, 'already');
-        assert.ok(!bare.state.groups.find((g) => g.id === admins.id)!.members.some((m) => m.value === found.account!.id));
+        assert.equal(
+          (await fromGroups.apply(action('remove_entitlement', found.account!.id, admins), subject('E1004'))).outcome,
+          'done',
+        );
+        assert.equal(
+          (await fromGroups.apply(action('remove_entitlement', found.account!.id, admins), subject('E1004'))).outcome,
+          'already',
+        );
+        assert.ok(
+          !bare.state.groups.find((g) => g.id === admins.id)!.members.some((m) => m.value === found.account!.id),
+        );
       } finally {
         await bare.stop();
       }
     });
 
     it('matching on an email the request lacks is a clear configuration error', async () => {
-      await assert.rejects(scim.discover({ employeeId: 'E1001' }), isConnectorError((err) => !err.retryable && err.code === 'missing_identifier' && /set matchBy: externalId/.test(err.message)));
+      await assert.rejects(
+        scim.discover({ employeeId: 'E1001' }),
+        isConnectorError(
+          (err) => !err.retryable && err.code === 'missing_identifier' && /set matchBy: externalId/.test(err.message),
+        ),
+      );
     });
   });
 
@@ -129,11 +201,17 @@ describe('SCIM 2.0 connector (stand-in)', () => {
       const id = userOf('E1003')!.id;
       sandbox.inject({ concurrentWrites: 1 });
       assert.equal((await scim.apply(action('disable_login', id), subject('E1003'))).outcome, 'done');
-      assert.deepEqual(sandbox.state.requests.filter((r) => r.method === 'PATCH').map((r) => r.status), [412, 200]);
+      assert.deepEqual(
+        sandbox.state.requests.filter((r) => r.method === 'PATCH').map((r) => r.status),
+        [412, 200],
+      );
       assert.equal(userOf('E1003')!.active, false);
 
       sandbox.inject({ concurrentWrites: 2 });
-      await assert.rejects(scim.apply(action('enable_login', id), subject('E1003')), isConnectorError((err) => err.retryable && err.code === 'scim_412'));
+      await assert.rejects(
+        scim.apply(action('enable_login', id), subject('E1003')),
+        isConnectorError((err) => err.retryable && err.code === 'scim_412'),
+      );
       assert.equal(userOf('E1003')!.active, false, 'nothing was written over the other change');
     });
 
@@ -142,21 +220,38 @@ describe('SCIM 2.0 connector (stand-in)', () => {
       const id = found.account!.id;
       assert.equal(found.entitlements.length, 4);
       for (const entitlement of found.entitlements) {
-        assert.equal((await scim.apply(action('remove_entitlement', id, entitlement), subject('E1001'))).outcome, 'done', `${entitlement.kind} ${entitlement.name}`);
-        assert.equal((await scim.apply(action('remove_entitlement', id, entitlement), subject('E1001'))).outcome, 'already', `${entitlement.kind} ${entitlement.name} again`);
+        assert.equal(
+          (await scim.apply(action('remove_entitlement', id, entitlement), subject('E1001'))).outcome,
+          'done',
+          `${entitlement.kind} ${entitlement.name}`,
+        );
+        assert.equal(
+          (await scim.apply(action('remove_entitlement', id, entitlement), subject('E1001'))).outcome,
+          'already',
+          `${entitlement.kind} ${entitlement.name} again`,
+        );
       }
       assert.deepEqual(groupNamesOf(id), []);
       assert.deepEqual(userOf('E1001')!.roles, []);
       assert.deepEqual(userOf('E1001')!.entitlements, []);
       assert.deepEqual((await scim.discover(subject('E1001'))).entitlements, []);
-      assert.ok(sandbox.state.requests.some((r) => r.method === 'PATCH' && r.path.includes('/Groups/')), 'memberships change through the Group');
+      assert.ok(
+        sandbox.state.requests.some((r) => r.method === 'PATCH' && r.path.includes('/Groups/')),
+        'memberships change through the Group',
+      );
     });
 
     it('removing a member from a group that is gone, or that they are not in, is already', async () => {
       const found = await scim.discover(subject('E1002'));
       const engineering = found.entitlements.find((e) => e.name === 'Engineering')!;
-      sandbox.state.groups.splice(sandbox.state.groups.findIndex((g) => g.id === engineering.id), 1);
-      assert.equal((await scim.apply(action('remove_entitlement', found.account!.id, engineering), subject('E1002'))).outcome, 'already');
+      sandbox.state.groups.splice(
+        sandbox.state.groups.findIndex((g) => g.id === engineering.id),
+        1,
+      );
+      assert.equal(
+        (await scim.apply(action('remove_entitlement', found.account!.id, engineering), subject('E1002'))).outcome,
+        'already',
+      );
 
       // An app that does not list groups on Users: the PATCH itself tells (404 group gone, 400 noTarget).
       const bare = await startScimSandbox({ userGroupsAttribute: false });
@@ -164,9 +259,24 @@ describe('SCIM 2.0 connector (stand-in)', () => {
         const blind = connect({}, bare);
         const id = bare.state.users.find((u) => u.externalId === 'E1002')!.id;
         const finance = bare.state.groups.find((g) => g.displayName === 'Finance')!;
-        assert.equal((await blind.apply(action('remove_entitlement', id, { id: finance.id, kind: 'group' }), subject('E1002'))).outcome, 'already');
-        assert.equal((await blind.apply(action('remove_entitlement', id, { id: 'no-such-group', kind: 'group' }), subject('E1002'))).outcome, 'already');
-        assert.deepEqual(bare.state.requests.filter((r) => r.method === 'PATCH').map((r) => r.status), [400, 404]);
+        assert.equal(
+          (await blind.apply(action('remove_entitlement', id, { id: finance.id, kind: 'group' }), subject('E1002')))
+            .outcome,
+          'already',
+        );
+        assert.equal(
+          (
+            await blind.apply(
+              action('remove_entitlement', id, { id: 'no-such-group', kind: 'group' }),
+              subject('E1002'),
+            )
+          ).outcome,
+          'already',
+        );
+        assert.deepEqual(
+          bare.state.requests.filter((r) => r.method === 'PATCH').map((r) => r.status),
+          [400, 404],
+        );
       } finally {
         await bare.stop();
       }
@@ -180,7 +290,13 @@ describe('SCIM 2.0 connector (stand-in)', () => {
       assert.equal((await scim.apply(action('delete_account', id), subject('E1004'))).outcome, 'already');
       assert.equal((await scim.apply(action('disable_login', id), subject('E1004'))).outcome, 'already');
       assert.equal((await scim.discover(subject('E1004'))).account, null);
-      await assert.rejects(scim.apply(action('enable_login', id), subject('E1004')), isConnectorError((err) => !err.retryable && err.code === 'account_gone' && /was deleted; it cannot be re-enabled/.test(err.message)));
+      await assert.rejects(
+        scim.apply(action('enable_login', id), subject('E1004')),
+        isConnectorError(
+          (err) =>
+            !err.retryable && err.code === 'account_gone' && /was deleted; it cannot be re-enabled/.test(err.message),
+        ),
+      );
     });
 
     it('with deleteOnDelete false, delete_account only deactivates', async () => {
@@ -210,7 +326,10 @@ describe('SCIM 2.0 connector (stand-in)', () => {
       const id = userOf('E1007')!.id;
       sandbox.inject({ rateLimit: { count: 2, retryAfterSeconds: 7 } });
       for (let i = 0; i < 2; i++) {
-        await assert.rejects(scim.apply(action('disable_login', id), subject('E1007')), isConnectorError((err) => err.retryable && err.code === 'scim_429' && err.retryAfterMs === 7_000));
+        await assert.rejects(
+          scim.apply(action('disable_login', id), subject('E1007')),
+          isConnectorError((err) => err.retryable && err.code === 'scim_429' && err.retryAfterMs === 7_000),
+        );
       }
       assert.equal(userOf('E1007')!.active, true);
       assert.equal((await scim.apply(action('disable_login', id), subject('E1007'))).outcome, 'done');
@@ -219,7 +338,13 @@ describe('SCIM 2.0 connector (stand-in)', () => {
 
     it('Retry-After as an HTTP date becomes the delay until that date', async () => {
       sandbox.inject({ rateLimit: { count: 1, retryAfterSeconds: 30, httpDate: true } });
-      await assert.rejects(scim.discover(subject('E1008')), isConnectorError((err) => err.retryable && err.retryAfterMs !== undefined && err.retryAfterMs > 25_000 && err.retryAfterMs <= 30_000));
+      await assert.rejects(
+        scim.discover(subject('E1008')),
+        isConnectorError(
+          (err) =>
+            err.retryable && err.retryAfterMs !== undefined && err.retryAfterMs > 25_000 && err.retryAfterMs <= 30_000,
+        ),
+      );
       const now = Date.parse('2025-01-01T00:00:00Z');
       assert.equal(retryAfterMs(new Headers({ 'retry-after': 'Wed, 01 Jan 2025 00:01:00 GMT' }), now), 60_000);
       assert.equal(retryAfterMs(new Headers({ 'x-ratelimit-reset': String(now / 1000 + 5) }), now), 5_000);
@@ -227,36 +352,78 @@ describe('SCIM 2.0 connector (stand-in)', () => {
 
     it('5xx, connection resets and timeouts are retryable; 501 is not', async () => {
       sandbox.inject({ serverErrorRate: 1 });
-      await assert.rejects(scim.discover(subject('E1009')), isConnectorError((err) => err.retryable && err.code === 'scim_503' && /Service temporarily unavailable/.test(err.message)));
+      await assert.rejects(
+        scim.discover(subject('E1009')),
+        isConnectorError(
+          (err) => err.retryable && err.code === 'scim_503' && /Service temporarily unavailable/.test(err.message),
+        ),
+      );
       sandbox.inject({ serverErrorRate: 0.5 });
-      await assert.rejects(scim.discover(subject('E1009')).then(() => scim.discover(subject('E1009'))), isConnectorError((err) => err.retryable), 'every second request fails');
+      await assert.rejects(
+        scim.discover(subject('E1009')).then(() => scim.discover(subject('E1009'))),
+        isConnectorError((err) => err.retryable),
+        'every second request fails',
+      );
       sandbox.inject({ serverErrorRate: 1, serverErrorStatus: 501 });
-      await assert.rejects(scim.discover(subject('E1009')), isConnectorError((err) => !err.retryable && err.code === 'scim_501' && /does not implement/.test(err.message)));
+      await assert.rejects(
+        scim.discover(subject('E1009')),
+        isConnectorError((err) => !err.retryable && err.code === 'scim_501' && /does not implement/.test(err.message)),
+      );
       sandbox.inject({ resets: 1 });
-      await assert.rejects(scim.discover(subject('E1009')), isConnectorError((err) => err.retryable && err.code === 'scim_unreachable'));
+      await assert.rejects(
+        scim.discover(subject('E1009')),
+        isConnectorError((err) => err.retryable && err.code === 'scim_unreachable'),
+      );
       sandbox.inject({ latencyMs: 400 });
-      await assert.rejects(connect({ timeoutMs: 100 }).discover(subject('E1009')), isConnectorError((err) => err.retryable && err.code === 'scim_timeout'));
+      await assert.rejects(
+        connect({ timeoutMs: 100 }).discover(subject('E1009')),
+        isConnectorError((err) => err.retryable && err.code === 'scim_timeout'),
+      );
       sandbox.inject({});
       assert.ok((await scim.discover(subject('E1009'))).account);
     });
 
     it('a wrong token (401) or a read-only one (403) is not retried, says what to fix and never shows the token', async () => {
       const wrong = connect({ bearerToken: 'not-the-token' });
-      await assert.rejects(wrong.discover(subject('E1010')), isConnectorError((err) =>
-        !err.retryable && err.code === 'scim_401' && /bearer token is wrong, expired or revoked/.test(err.message) && !err.message.includes('not-the-token')));
+      await assert.rejects(
+        wrong.discover(subject('E1010')),
+        isConnectorError(
+          (err) =>
+            !err.retryable &&
+            err.code === 'scim_401' &&
+            /bearer token is wrong, expired or revoked/.test(err.message) &&
+            !err.message.includes('not-the-token'),
+        ),
+      );
 
       const readOnly = connect({ bearerToken: SCIM_DEFAULT_READ_ONLY_TOKEN });
       const found = await readOnly.discover(subject('E1010'));
-      await assert.rejects(readOnly.apply(action('disable_login', found.account!.id), subject('E1010')), isConnectorError((err) =>
-        !err.retryable && err.code === 'scim_403' && /lacks rights/.test(err.message) && !err.message.includes(SCIM_DEFAULT_READ_ONLY_TOKEN)));
+      await assert.rejects(
+        readOnly.apply(action('disable_login', found.account!.id), subject('E1010')),
+        isConnectorError(
+          (err) =>
+            !err.retryable &&
+            err.code === 'scim_403' &&
+            /lacks rights/.test(err.message) &&
+            !err.message.includes(SCIM_DEFAULT_READ_ONLY_TOKEN),
+        ),
+      );
       assert.equal(userOf('E1010')!.active, true);
     });
 
     it('a 400 carries the scimType and detail and is not retried', async () => {
       const limited = await startScimSandbox({ userFilterAttributes: ['userName'] });
       try {
-        await assert.rejects(connect({ matchBy: 'email' }, limited).discover(subject('E1011')), isConnectorError((err) =>
-          !err.retryable && err.code === 'scim_400' && /HTTP 400 invalidFilter: filtering on emails\.value is not supported/.test(err.message) && /choose another matchBy/.test(err.message)));
+        await assert.rejects(
+          connect({ matchBy: 'email' }, limited).discover(subject('E1011')),
+          isConnectorError(
+            (err) =>
+              !err.retryable &&
+              err.code === 'scim_400' &&
+              /HTTP 400 invalidFilter: filtering on emails\.value is not supported/.test(err.message) &&
+              /choose another matchBy/.test(err.message),
+          ),
+        );
         assert.ok((await connect({}, limited).discover(subject('E1011'))).account, 'userName still works on that app');
       } finally {
         await limited.stop();
@@ -264,8 +431,19 @@ describe('SCIM 2.0 connector (stand-in)', () => {
     });
 
     it('an unreachable app is retryable', async () => {
-      const down = createScimConnector('app', scimSystemSchema.parse({ type: 'scim', baseUrl: 'http://127.0.0.1:1/scim/v2', bearerToken: 'x', timeoutMs: 1_000 }));
-      await assert.rejects(down.discover(subject('E1012')), isConnectorError((err) => err.retryable && err.code === 'scim_unreachable'));
+      const down = createScimConnector(
+        'app',
+        scimSystemSchema.parse({
+          type: 'scim',
+          baseUrl: 'http://127.0.0.1:1/scim/v2',
+          bearerToken: 'x',
+          timeoutMs: 1_000,
+        }),
+      );
+      await assert.rejects(
+        down.discover(subject('E1012')),
+        isConnectorError((err) => err.retryable && err.code === 'scim_unreachable'),
+      );
     });
   });
 
@@ -275,7 +453,11 @@ describe('SCIM 2.0 connector (stand-in)', () => {
       const auth = { authorization: `Bearer ${SCIM_DEFAULT_TOKEN}` };
       const config = await fetch(`${sandbox.url}/ServiceProviderConfig`, { headers: auth });
       assert.match(config.headers.get('content-type') ?? '', /^application\/scim\+json/);
-      const spc = (await config.json()) as { patch: { supported: boolean }; filter: { supported: boolean }; etag: { supported: boolean } };
+      const spc = (await config.json()) as {
+        patch: { supported: boolean };
+        filter: { supported: boolean };
+        etag: { supported: boolean };
+      };
       assert.deepEqual([spc.patch.supported, spc.filter.supported, spc.etag.supported], [true, true, true]);
 
       const read = await fetch(`${sandbox.url}/Users/${user.id}`, { headers: auth });
@@ -283,19 +465,29 @@ describe('SCIM 2.0 connector (stand-in)', () => {
       const stale = await fetch(`${sandbox.url}/Users/${user.id}`, {
         method: 'PATCH',
         headers: { ...auth, 'content-type': 'application/scim+json', 'if-match': 'W/"0"' },
-        body: JSON.stringify({ schemas: ['urn:ietf:params:scim:api:messages:2.0:PatchOp'], Operations: [{ op: 'replace', path: 'active', value: false }] }),
+        body: JSON.stringify({
+          schemas: ['urn:ietf:params:scim:api:messages:2.0:PatchOp'],
+          Operations: [{ op: 'replace', path: 'active', value: false }],
+        }),
       });
       assert.equal(stale.status, 412);
-      assert.deepEqual(((await stale.json()) as { schemas: string[] }).schemas, ['urn:ietf:params:scim:api:messages:2.0:Error']);
+      assert.deepEqual(((await stale.json()) as { schemas: string[] }).schemas, [
+        'urn:ietf:params:scim:api:messages:2.0:Error',
+      ]);
       const unauthenticated = await fetch(`${sandbox.url}/Users`);
       assert.equal(unauthenticated.status, 401);
 
       const origin = new URL(sandbox.url).origin;
-      await fetch(`${origin}/_sandbox/faults`, { method: 'POST', body: JSON.stringify({ rateLimit: { count: 1, retryAfterSeconds: 3 } }) });
+      await fetch(`${origin}/_sandbox/faults`, {
+        method: 'POST',
+        body: JSON.stringify({ rateLimit: { count: 1, retryAfterSeconds: 3 } }),
+      });
       const limited = await fetch(`${sandbox.url}/Users`, { headers: auth });
       assert.equal(limited.status, 429);
       assert.equal(limited.headers.get('retry-after'), '3');
-      const state = (await (await fetch(`${origin}/_sandbox/state`)).json()) as { users: { externalId?: string; active: boolean }[] };
+      const state = (await (await fetch(`${origin}/_sandbox/state`)).json()) as {
+        users: { externalId?: string; active: boolean }[];
+      };
       assert.equal(state.users.find((u) => u.externalId === 'E1013')?.active, true);
     });
   });

@@ -30,12 +30,29 @@ describe('Slack connector (Web API stand-in)', () => {
   beforeEach(() => sandbox.reset());
 
   const connect = (overrides: Partial<SlackSystemConfig> = {}): Connector =>
-    createSlackConnector('slack', slackSystemSchema.parse({ type: 'slack', apiUrl: sandbox.apiUrl, token: SLACK_SANDBOX_TOKENS.orgAdmin, teamId: SLACK_SANDBOX_TEAM_ID, ...overrides }));
+    createSlackConnector(
+      'slack',
+      slackSystemSchema.parse({
+        type: 'slack',
+        apiUrl: sandbox.apiUrl,
+        token: SLACK_SANDBOX_TOKENS.orgAdmin,
+        teamId: SLACK_SANDBOX_TEAM_ID,
+        ...overrides,
+      }),
+    );
   const subject = (employeeId: string) => ({ employeeId, email: samplePerson(employeeId).email });
-  const action = (kind: Action['kind'], accountId: string, target?: Entitlement): Action => ({ id: `t/slack/${kind}`, stage: 't', system: 'slack', kind, accountId, target });
+  const action = (kind: Action['kind'], accountId: string, target?: Entitlement): Action => ({
+    id: `t/slack/${kind}`,
+    stage: 't',
+    system: 'slack',
+    kind,
+    accountId,
+    target,
+  });
   const user = (employeeId: string) => sandbox.state.users[slackUserIdFor(employeeId)]!;
   const members = (usergroup: string) => [...sandbox.state.usergroups[usergroup]!.users];
-  const rejectsWith = (check: (err: ConnectorError) => boolean) => (err: unknown) => err instanceof ConnectorError && check(err);
+  const rejectsWith = (check: (err: ConnectorError) => boolean) => (err: unknown) =>
+    err instanceof ConnectorError && check(err);
 
   it('discovers the user by email, the user groups that list them and one session entry', async () => {
     const found = await connect().discover(subject('E1001'));
@@ -46,7 +63,11 @@ describe('Slack connector (Web API stand-in)', () => {
     ]);
     assert.deepEqual(found.credentials, [{ id: 'WE1001/sessions', kind: 'session' }]);
     const inDisabledGroup = await connect().discover(subject('E1002'));
-    assert.deepEqual(inDisabledGroup.entitlements.map((e) => e.id), ['S0PLATFORM'], 'a disabled user group grants nothing and is not listed');
+    assert.deepEqual(
+      inDisabledGroup.entitlements.map((e) => e.id),
+      ['S0PLATFORM'],
+      'a disabled user group grants nothing and is not listed',
+    );
   });
 
   it('no account: an unknown email, no email at all, or a person Slack already deactivated', async () => {
@@ -55,7 +76,11 @@ describe('Slack connector (Web API stand-in)', () => {
     assert.deepEqual(await connector.discover({ employeeId: 'E9999', email: 'nobody@example.org' }), none);
     assert.deepEqual(await connector.discover({ employeeId: 'E1001' }), none);
     assert.equal(user('E1040').deleted, true);
-    assert.deepEqual(await connector.discover(subject('E1040')), none, 'users.lookupByEmail answers users_not_found for deactivated users');
+    assert.deepEqual(
+      await connector.discover(subject('E1040')),
+      none,
+      'users.lookupByEmail answers users_not_found for deactivated users',
+    );
   });
 
   it('workspace mode: disable removes the user from the workspace only; again is already; enable_login adds them back', async () => {
@@ -89,12 +114,21 @@ describe('Slack connector (Web API stand-in)', () => {
     for (const mode of ['org', 'workspace'] as const) {
       await assert.rejects(
         connect({ mode }).apply(action('enable_login', 'WE1003'), subject('E1003')),
-        rejectsWith((err) => !err.retryable && err.code === 'slack_cannot_reactivate' && /reactivate WE1003 in the Slack admin console/.test(err.message)),
+        rejectsWith(
+          (err) =>
+            !err.retryable &&
+            err.code === 'slack_cannot_reactivate' &&
+            /reactivate WE1003 in the Slack admin console/.test(err.message),
+        ),
         mode,
       );
     }
     assert.equal(user('E1003').deleted, true);
-    assert.equal((await connect({ mode: 'org' }).apply(action('enable_login', 'WE1002'), subject('E1002'))).outcome, 'already', 'an active user needs nothing');
+    assert.equal(
+      (await connect({ mode: 'org' }).apply(action('enable_login', 'WE1002'), subject('E1002'))).outcome,
+      'already',
+      'an active user needs nothing',
+    );
   });
 
   it('revoke_sessions resets every session each time (Slack cannot list them); once deactivated it is already', async () => {
@@ -116,10 +150,28 @@ describe('Slack connector (Web API stand-in)', () => {
     const [finance] = (await connector.discover(subject('E1001'))).entitlements.filter((e) => e.id === 'S0FINANCE');
     const removed = await connector.apply(action('remove_entitlement', 'WE1001', finance), subject('E1001'));
     assert.equal(removed.outcome, 'done');
-    assert.deepEqual(members('S0FINANCE'), before.filter((id) => id !== 'WE1001'));
-    assert.equal((await connector.apply(action('remove_entitlement', 'WE1001', finance), subject('E1001'))).outcome, 'already');
-    assert.deepEqual((await connector.discover(subject('E1001'))).entitlements.map((e) => e.id), ['S0ONCALL']);
-    assert.equal((await connector.apply(action('remove_entitlement', 'WE1001', { id: 'S0GONE', kind: 'usergroup' }), subject('E1001'))).outcome, 'already', 'a deleted group');
+    assert.deepEqual(
+      members('S0FINANCE'),
+      before.filter((id) => id !== 'WE1001'),
+    );
+    assert.equal(
+      (await connector.apply(action('remove_entitlement', 'WE1001', finance), subject('E1001'))).outcome,
+      'already',
+    );
+    assert.deepEqual(
+      (await connector.discover(subject('E1001'))).entitlements.map((e) => e.id),
+      ['S0ONCALL'],
+    );
+    assert.equal(
+      (
+        await connector.apply(
+          action('remove_entitlement', 'WE1001', { id: 'S0GONE', kind: 'usergroup' }),
+          subject('E1001'),
+        )
+      ).outcome,
+      'already',
+      'a deleted group',
+    );
   });
 
   it('the last member of a user group is not removed: non-retryable, and nothing is written', async () => {
@@ -128,7 +180,12 @@ describe('Slack connector (Web API stand-in)', () => {
     assert.ok(release);
     await assert.rejects(
       connector.apply(action('remove_entitlement', 'WE1004', release), subject('E1004')),
-      rejectsWith((err) => !err.retryable && err.code === 'slack_last_member' && /add another member or disable the group/.test(err.message)),
+      rejectsWith(
+        (err) =>
+          !err.retryable &&
+          err.code === 'slack_last_member' &&
+          /add another member or disable the group/.test(err.message),
+      ),
     );
     assert.deepEqual(members('S0RELEASE'), ['WE1004']);
     assert.ok(!sandbox.state.calls.includes('usergroups.users.update'));
@@ -141,20 +198,32 @@ describe('Slack connector (Web API stand-in)', () => {
     assert.match(String(deleted.details.note), /does not delete users/);
     assert.ok(!user('E1002').teams.includes(SLACK_SANDBOX_TEAM_ID));
     assert.equal((await connector.apply(action('delete_account', 'WE1002'), subject('E1002'))).outcome, 'already');
-    assert.equal((await connector.apply(action('revoke_tokens', 'WE1002'), subject('E1002'))).outcome, 'not_applicable');
-    assert.equal((await connector.apply(action('transfer_ownership', 'WE1002'), subject('E1002'))).outcome, 'not_applicable');
+    assert.equal(
+      (await connector.apply(action('revoke_tokens', 'WE1002'), subject('E1002'))).outcome,
+      'not_applicable',
+    );
+    assert.equal(
+      (await connector.apply(action('transfer_ownership', 'WE1002'), subject('E1002'))).outcome,
+      'not_applicable',
+    );
   });
 
   it('a 429 burst: retryable with retryAfterMs from Retry-After and no waiting in the client; then the same call succeeds', async () => {
     const connector = connect();
     sandbox.inject({ rateLimit: { count: 1, retryAfterSeconds: 7 } });
     const started = Date.now();
-    await assert.rejects(connector.discover(subject('E1001')), rejectsWith((err) => err.retryable && err.code === 'slack_ratelimited' && err.retryAfterMs === 7000));
+    await assert.rejects(
+      connector.discover(subject('E1001')),
+      rejectsWith((err) => err.retryable && err.code === 'slack_ratelimited' && err.retryAfterMs === 7000),
+    );
     assert.ok(Date.now() - started < 2000, 'the WebClient did not pause for Retry-After');
     assert.equal((await connector.discover(subject('E1001'))).account?.id, 'WE1001');
 
     sandbox.inject({ rateLimit: { count: 1, retryAfterSeconds: 30 } });
-    await assert.rejects(connector.apply(action('disable_login', 'WE1001'), subject('E1001')), rejectsWith((err) => err.retryable && err.retryAfterMs === 30_000));
+    await assert.rejects(
+      connector.apply(action('disable_login', 'WE1001'), subject('E1001')),
+      rejectsWith((err) => err.retryable && err.retryAfterMs === 30_000),
+    );
     assert.ok(user('E1001').teams.includes(SLACK_SANDBOX_TEAM_ID), 'nothing changed while rate-limited');
     assert.equal((await connector.apply(action('disable_login', 'WE1001'), subject('E1001'))).outcome, 'done');
   });
@@ -162,11 +231,20 @@ describe('Slack connector (Web API stand-in)', () => {
   it('5xx answers, dropped connections and timeouts are retryable', async () => {
     const connector = connect();
     sandbox.inject({ errorRate: 1 });
-    await assert.rejects(connector.discover(subject('E1001')), rejectsWith((err) => err.retryable && err.code === 'slack_http_503'));
+    await assert.rejects(
+      connector.discover(subject('E1001')),
+      rejectsWith((err) => err.retryable && err.code === 'slack_http_503'),
+    );
     sandbox.inject({ resetConnections: 1 });
-    await assert.rejects(connector.discover(subject('E1001')), rejectsWith((err) => err.retryable && err.code === 'slack_unreachable'));
+    await assert.rejects(
+      connector.discover(subject('E1001')),
+      rejectsWith((err) => err.retryable && err.code === 'slack_unreachable'),
+    );
     sandbox.inject({ latencyMs: 400 });
-    await assert.rejects(connect({ timeoutMs: 100 }).discover(subject('E1001')), rejectsWith((err) => err.retryable && /no answer within timeoutMs/.test(err.message)));
+    await assert.rejects(
+      connect({ timeoutMs: 100 }).discover(subject('E1001')),
+      rejectsWith((err) => err.retryable && /no answer within timeoutMs/.test(err.message)),
+    );
     sandbox.inject({});
     assert.equal((await connector.discover(subject('E1001'))).account?.id, 'WE1001');
   });
@@ -184,42 +262,87 @@ describe('Slack connector (Web API stand-in)', () => {
         token,
       );
     }
-    const noToken = createSlackConnector('slack', { type: 'slack', apiUrl: sandbox.apiUrl, token: '', teamId: SLACK_SANDBOX_TEAM_ID, mode: 'workspace', timeoutMs: 5000 });
-    await assert.rejects(noToken.discover(subject('E1001')), rejectsWith((err) => !err.retryable && err.code === 'slack_not_authed'));
+    const noToken = createSlackConnector('slack', {
+      type: 'slack',
+      apiUrl: sandbox.apiUrl,
+      token: '',
+      teamId: SLACK_SANDBOX_TEAM_ID,
+      mode: 'workspace',
+      timeoutMs: 5000,
+    });
+    await assert.rejects(
+      noToken.discover(subject('E1001')),
+      rejectsWith((err) => !err.retryable && err.code === 'slack_not_authed'),
+    );
     await assert.rejects(
       connect({ mode: 'org' }).apply(action('disable_login', 'WE1000'), subject('E1000')),
-      rejectsWith((err) => !err.retryable && /cannot_modify_primary_owner: .*transfer primary ownership/.test(err.message)),
+      rejectsWith(
+        (err) => !err.retryable && /cannot_modify_primary_owner: .*transfer primary ownership/.test(err.message),
+      ),
     );
     assert.ok(user('E1001').teams.includes(SLACK_SANDBOX_TEAM_ID));
     assert.equal(user('E1000').deleted, false);
-    assert.throws(() => slackSystemSchema.parse({ type: 'slack', token: 'xoxb-bot', teamId: SLACK_SANDBOX_TEAM_ID }), /org admin user token/);
+    assert.throws(
+      () => slackSystemSchema.parse({ type: 'slack', token: 'xoxb-bot', teamId: SLACK_SANDBOX_TEAM_ID }),
+      /org admin user token/,
+    );
   });
 
   it('the stand-in speaks the Web API wire format and can be inspected and steered over HTTP', async () => {
-    const post = (method: string, body: string, headers: Record<string, string>) => fetch(`${sandbox.apiUrl}${method}`, { method: 'POST', body, headers });
+    const post = (method: string, body: string, headers: Record<string, string>) =>
+      fetch(`${sandbox.apiUrl}${method}`, { method: 'POST', body, headers });
     const json = async (response: Response) => (await response.json()) as Record<string, unknown>;
 
-    const unauthenticated = await post('users.lookupByEmail', 'email=ada.lovelace.1%40example.org', { 'content-type': 'application/x-www-form-urlencoded' });
+    const unauthenticated = await post('users.lookupByEmail', 'email=ada.lovelace.1%40example.org', {
+      'content-type': 'application/x-www-form-urlencoded',
+    });
     assert.equal(unauthenticated.status, 200);
     assert.deepEqual(await json(unauthenticated), { ok: false, error: 'not_authed' });
-    const byForm = await json(await post('users.lookupByEmail', `token=${SLACK_SANDBOX_TOKENS.orgAdmin}&email=ada.lovelace.1%40example.org`, { 'content-type': 'application/x-www-form-urlencoded' }));
+    const byForm = await json(
+      await post('users.lookupByEmail', `token=${SLACK_SANDBOX_TOKENS.orgAdmin}&email=ada.lovelace.1%40example.org`, {
+        'content-type': 'application/x-www-form-urlencoded',
+      }),
+    );
     assert.equal((byForm.user as { id: string }).id, 'WE1001');
-    const byJson = await json(await post('users.lookupByEmail', JSON.stringify({ email: 'ada.lovelace.1@example.org' }), { 'content-type': 'application/json', authorization: `Bearer ${SLACK_SANDBOX_TOKENS.orgAdmin}` }));
+    const byJson = await json(
+      await post('users.lookupByEmail', JSON.stringify({ email: 'ada.lovelace.1@example.org' }), {
+        'content-type': 'application/json',
+        authorization: `Bearer ${SLACK_SANDBOX_TOKENS.orgAdmin}`,
+      }),
+    );
     assert.equal(byJson.ok, true);
     assert.deepEqual(byJson.response_metadata, { warnings: ['missing_charset'] });
-    const invalid = await json(await post('users.lookupByEmail', '{}', { 'content-type': 'application/json; charset=utf-8', authorization: `Bearer ${SLACK_SANDBOX_TOKENS.orgAdmin}` }));
-    assert.deepEqual(invalid, { ok: false, error: 'invalid_arguments', response_metadata: { messages: ['[ERROR] missing required field: email'] } });
+    const invalid = await json(
+      await post('users.lookupByEmail', '{}', {
+        'content-type': 'application/json; charset=utf-8',
+        authorization: `Bearer ${SLACK_SANDBOX_TOKENS.orgAdmin}`,
+      }),
+    );
+    assert.deepEqual(invalid, {
+      ok: false,
+      error: 'invalid_arguments',
+      response_metadata: { messages: ['[ERROR] missing required field: email'] },
+    });
 
     // offboard will send its notifications through chat.postMessage.
     const bot = new WebClient(SLACK_SANDBOX_TOKENS.bot, { slackApiUrl: sandbox.apiUrl, retryConfig: { retries: 0 } });
     const posted = await bot.chat.postMessage({ channel: '#offboarding', text: 'Offboarding E1001 started' });
     assert.equal(posted.channel, 'C0OFFBOARD');
-    assert.deepEqual(sandbox.state.messages.map((m) => [m.channel, m.text]), [['C0OFFBOARD', 'Offboarding E1001 started']]);
+    assert.deepEqual(
+      sandbox.state.messages.map((m) => [m.channel, m.text]),
+      [['C0OFFBOARD', 'Offboarding E1001 started']],
+    );
 
     const state = await json(await fetch(`${sandbox.url}/_sandbox/state`));
     assert.equal((state.messages as unknown[]).length, 1);
-    await fetch(`${sandbox.url}/_sandbox/faults`, { method: 'POST', body: JSON.stringify({ rateLimit: { count: 1, retryAfterSeconds: 3 } }) });
-    const limited = await post('users.info', 'user=WE1001', { 'content-type': 'application/x-www-form-urlencoded', authorization: `Bearer ${SLACK_SANDBOX_TOKENS.orgAdmin}` });
+    await fetch(`${sandbox.url}/_sandbox/faults`, {
+      method: 'POST',
+      body: JSON.stringify({ rateLimit: { count: 1, retryAfterSeconds: 3 } }),
+    });
+    const limited = await post('users.info', 'user=WE1001', {
+      'content-type': 'application/x-www-form-urlencoded',
+      authorization: `Bearer ${SLACK_SANDBOX_TOKENS.orgAdmin}`,
+    });
     assert.equal(limited.status, 429);
     assert.equal(limited.headers.get('retry-after'), '3');
     assert.deepEqual(await json(limited), { ok: false, error: 'ratelimited' });

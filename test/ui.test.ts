@@ -28,7 +28,15 @@ import { eventually, installRuntime, sharedPool, testConfig, workflowBundle } fr
 
 const CHROMIUM = '/usr/bin/chromium';
 const chromiumMissing = !existsSync(CHROMIUM);
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 const artifacts = process.env.OFFBOARD_TEST_ARTIFACTS || join(projectRoot, 'test-artifacts');
 /** How long the UI may take to show something (it renders after its own API calls and the codec's). */
 const UI_WAIT_MS = 20_000;
@@ -89,13 +97,28 @@ describe(chromiumMissing ? `${title} (skipped: ${CHROMIUM} is not installed)` : 
     client = new Client({ connection: await Connection.connect({ address: server.address }), dataConverter });
     nativeConnection = await NativeConnection.connect({ address: server.address });
     // This dev server is the test's own: the worker takes the default task queue, as the CLI expects.
-    worker = await createOffboardingWorker({ connection: nativeConnection, namespace: 'default', config, pool, dataConverter, workflowBundle: bundle });
+    worker = await createOffboardingWorker({
+      connection: nativeConnection,
+      namespace: 'default',
+      config,
+      pool,
+      dataConverter,
+      workflowBundle: bundle,
+    });
     running = worker.run();
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
     page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
     page.on('requestfinished', (request) => {
       if (!request.url().startsWith(codecServer.url)) return;
-      void request.response().then((response) => codecCalls.push({ method: request.method(), path: new URL(request.url()).pathname, status: response?.status() }));
+      void request
+        .response()
+        .then((response) =>
+          codecCalls.push({
+            method: request.method(),
+            path: new URL(request.url()).pathname,
+            status: response?.status(),
+          }),
+        );
     });
 
     const request: OffboardingRequest = {
@@ -110,19 +133,29 @@ describe(chromiumMissing ? `${title} (skipped: ${CHROMIUM} is not installed)` : 
     const started = await startOffboarding(client, request);
     assert.equal(started.workflowId, workflowId);
     runId = started.runId;
-    await eventually(() => client.workflow.getHandle(workflowId).query<OffboardingStatus>('status'), (s) => s.stages[0]?.finishedAt !== undefined, `${workflowId}'s first stage`, 30_000);
+    await eventually(
+      () => client.workflow.getHandle(workflowId).query<OffboardingStatus>('status'),
+      (s) => s.stages[0]?.finishedAt !== undefined,
+      `${workflowId}'s first stage`,
+      30_000,
+    );
     // Visibility is eventually consistent: the UI is opened once the server lists the workflow.
-    await eventually(async () => {
-      const ids: string[] = [];
-      for await (const workflow of client.workflow.list({ query: `OffboardingEmployeeId = "${person.employeeId}"` })) ids.push(workflow.workflowId);
-      return ids;
-    }, (ids) => ids.length === 1, 'the visibility query');
+    await eventually(
+      async () => {
+        const ids: string[] = [];
+        for await (const workflow of client.workflow.list({ query: `OffboardingEmployeeId = "${person.employeeId}"` }))
+          ids.push(workflow.workflowId);
+        return ids;
+      },
+      (ids) => ids.length === 1,
+      'the visibility query',
+    );
   });
 
   afterEach(async function () {
     // A failed test leaves a picture of what the browser showed.
     if (this.currentTest?.state === 'failed' && page) {
-      const name = `ui-failed-${(this.currentTest.title.replace(/[^A-Za-z0-9]+/g, '-')).slice(0, 60)}.png`;
+      const name = `ui-failed-${this.currentTest.title.replace(/[^A-Za-z0-9]+/g, '-').slice(0, 60)}.png`;
       await screenshot(name).catch(() => undefined);
     }
   });
@@ -164,7 +197,10 @@ describe(chromiumMissing ? `${title} (skipped: ${CHROMIUM} is not installed)` : 
   it('opens offboarding-E1035 from the list and shows its input decrypted by the codec server', async () => {
     await openList(`OffboardingEmployeeId = "${person.employeeId}"`);
     // The UI decodes in the browser: it posts the payloads to the codec server, from the UI's origin.
-    const firstDecode = page.waitForResponse((response) => response.url() === `${codecServer.url}/decode` && response.request().method() === 'POST', { timeout: UI_WAIT_MS });
+    const firstDecode = page.waitForResponse(
+      (response) => response.url() === `${codecServer.url}/decode` && response.request().method() === 'POST',
+      { timeout: UI_WAIT_MS },
+    );
     await rows().getByRole('link', { name: workflowId, exact: true }).click({ timeout: UI_WAIT_MS });
     await page.waitForURL(new RegExp(`/workflows/${workflowId}/${runId}/`), { timeout: UI_WAIT_MS });
     const input = page.getByTestId('input-and-result');
@@ -173,14 +209,20 @@ describe(chromiumMissing ? `${title} (skipped: ${CHROMIUM} is not installed)` : 
     const text = await input.innerText();
     assert.ok(text.includes(`"employeeId": "${person.employeeId}"`), `the decoded input: ${text}`);
     assert.ok(text.includes(`"email": "${person.email}"`), `the decoded input: ${text}`);
-    assert.ok(!text.includes(ENCRYPTED_ENCODING) && !text.includes(Buffer.from(ENCRYPTED_ENCODING).toString('base64')), 'no encrypted payload is shown');
+    assert.ok(
+      !text.includes(ENCRYPTED_ENCODING) && !text.includes(Buffer.from(ENCRYPTED_ENCODING).toString('base64')),
+      'no encrypted payload is shown',
+    );
     const decode = await firstDecode;
     assert.equal(decode.status(), 200);
     assert.equal((await decode.request().allHeaders()).origin, new URL(uiUrl).origin);
     // The UI says its data encoder worked, and no codec call the browser made so far failed.
     await page.getByTestId('data-encoder-status-success').waitFor({ timeout: UI_WAIT_MS });
     const posts = codecCalls.filter((c) => c.method === 'POST');
-    assert.ok(posts.length > 0 && posts.every((c) => c.path.endsWith('/decode') && c.status === 200), `the browser's codec calls: ${JSON.stringify(codecCalls)}`);
+    assert.ok(
+      posts.length > 0 && posts.every((c) => c.path.endsWith('/decode') && c.status === 200),
+      `the browser's codec calls: ${JSON.stringify(codecCalls)}`,
+    );
     await screenshot('ui-workflow-offboarding-E1035.png');
   });
 
@@ -190,11 +232,17 @@ describe(chromiumMissing ? `${title} (skipped: ${CHROMIUM} is not installed)` : 
     const pages: proto.temporal.api.workflowservice.v1.GetWorkflowExecutionHistoryResponse[] = [];
     let nextPageToken: Uint8Array | undefined;
     do {
-      const response = await raw.workflowService.getWorkflowExecutionHistory({ namespace: 'default', execution: { workflowId, runId }, ...(nextPageToken ? { nextPageToken } : {}) });
+      const response = await raw.workflowService.getWorkflowExecutionHistory({
+        namespace: 'default',
+        execution: { workflowId, runId },
+        ...(nextPageToken ? { nextPageToken } : {}),
+      });
       pages.push(response);
       nextPageToken = response.nextPageToken?.length ? response.nextPageToken : undefined;
     } while (nextPageToken);
-    const bytes = Buffer.concat(pages.map((p) => proto.temporal.api.workflowservice.v1.GetWorkflowExecutionHistoryResponse.encode(p).finish()));
+    const bytes = Buffer.concat(
+      pages.map((p) => proto.temporal.api.workflowservice.v1.GetWorkflowExecutionHistoryResponse.encode(p).finish()),
+    );
     const lower = bytes.toString('latin1').toLowerCase();
     assert.ok(!lower.includes(person.email.toLowerCase()), 'the email is not in the stored history');
     assert.ok(!lower.includes(person.uid.toLowerCase()), 'nor the uid (the name)');
@@ -204,6 +252,10 @@ describe(chromiumMissing ? `${title} (skipped: ${CHROMIUM} is not installed)` : 
     assert.equal(Buffer.from(input.metadata?.encoding ?? []).toString(), ENCRYPTED_ENCODING);
     // Control: the same stored payload, decrypted, holds the email, so the search above could see it.
     const [decoded] = await codec.decode([input]);
-    assert.ok(Buffer.from(decoded?.data ?? []).toString().includes(person.email));
+    assert.ok(
+      Buffer.from(decoded?.data ?? [])
+        .toString()
+        .includes(person.email),
+    );
   });
 });

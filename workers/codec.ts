@@ -58,7 +58,10 @@ export class PayloadCodecError extends Error {
 /** Key ids appear in metadata and error messages, so they are short and plain. */
 const keyIdSchema = z
   .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'a key id must be 1-64 letters, digits, ".", "_" or "-" (e.g. "2025-01")');
+  .regex(
+    /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/,
+    'a key id must be 1-64 letters, digits, ".", "_" or "-" (e.g. "2025-01")',
+  );
 
 /**
  * Builds a keyring. The key marked `current`, or else the first, encrypts; all of them decrypt.
@@ -71,12 +74,14 @@ export function createKeyring(keys: readonly (PayloadKey & { current?: boolean }
   for (const [index, entry] of keys.entries()) {
     const id = keyIdSchema.safeParse(entry.id);
     if (!id.success) throw new Error(`payload key ${index + 1}: ${id.error.issues[0]?.message ?? 'invalid id'}`);
-    if (entry.key.length !== KEY_BYTES) throw new Error(`payload key "${entry.id}" is ${entry.key.length} bytes; AES-256 needs exactly ${KEY_BYTES}`);
+    if (entry.key.length !== KEY_BYTES)
+      throw new Error(`payload key "${entry.id}" is ${entry.key.length} bytes; AES-256 needs exactly ${KEY_BYTES}`);
     if (byId.has(entry.id)) throw new Error(`payload key id "${entry.id}" appears twice; every key needs its own id`);
     byId.set(entry.id, { id: entry.id, key: Uint8Array.from(entry.key) });
   }
   const marked = keys.filter((k) => k.current);
-  if (marked.length > 1) throw new Error(`several payload keys are marked current (${marked.map((k) => `"${k.id}"`).join(', ')}); mark one`);
+  if (marked.length > 1)
+    throw new Error(`several payload keys are marked current (${marked.map((k) => `"${k.id}"`).join(', ')}); mark one`);
   const current = byId.get((marked[0] ?? keys[0])!.id)!;
   return { current, byId };
 }
@@ -99,7 +104,10 @@ function encrypt(payload: Payload, { id, key }: PayloadKey): Payload {
 
 function decrypt(payload: Payload, keyring: Keyring): Payload {
   const rawId = payload.metadata?.[KEY_ID_METADATA];
-  if (!rawId) throw new PayloadCodecError(`an encrypted payload has no "${KEY_ID_METADATA}" metadata, so no key can be chosen to decrypt it; it was not written by this codec`);
+  if (!rawId)
+    throw new PayloadCodecError(
+      `an encrypted payload has no "${KEY_ID_METADATA}" metadata, so no key can be chosen to decrypt it; it was not written by this codec`,
+    );
   const id = fromUtf8.decode(rawId);
   const entry = keyring.byId.get(id);
   if (!entry) {
@@ -110,7 +118,9 @@ function decrypt(payload: Payload, keyring: Keyring): Payload {
   }
   const data = payload.data ?? new Uint8Array();
   if (data.length < IV_BYTES + TAG_BYTES) {
-    throw new PayloadCodecError(`payload encrypted with key id "${id}" is truncated (${data.length} bytes, at least ${IV_BYTES + TAG_BYTES} expected)`);
+    throw new PayloadCodecError(
+      `payload encrypted with key id "${id}" is truncated (${data.length} bytes, at least ${IV_BYTES + TAG_BYTES} expected)`,
+    );
   }
   const iv = data.subarray(0, IV_BYTES);
   const tag = data.subarray(data.length - TAG_BYTES);
@@ -150,33 +160,34 @@ export class EncryptionCodec implements PayloadCodec {
 const HOW_TO_MAKE_A_KEY = 'make one with `openssl rand -base64 32`';
 
 /** One `id:base64key` entry; messages name the entry and id, never the key material. */
-const keyEntrySchema = z
-  .string()
-  .transform((entry, ctx) => {
-    const colon = entry.indexOf(':');
-    if (colon < 0) {
-      ctx.addIssue({ code: 'custom', message: `is not "id:base64key" (no ":" found)` });
-      return z.NEVER;
-    }
-    const id = entry.slice(0, colon).trim();
-    const encoded = entry.slice(colon + 1).trim();
-    const idCheck = keyIdSchema.safeParse(id);
-    if (!idCheck.success) {
-      ctx.addIssue({ code: 'custom', message: idCheck.error.issues[0]?.message ?? 'invalid key id' });
-      return z.NEVER;
-    }
-    if (!/^[A-Za-z0-9+/_-]+={0,2}$/.test(encoded)) {
-      ctx.addIssue({ code: 'custom', message: `key "${id}" is not base64; ${HOW_TO_MAKE_A_KEY}` });
-      return z.NEVER;
-    }
-    // Node's base64 decoder also accepts the URL-safe alphabet.
-    const key = Buffer.from(encoded, 'base64');
-    if (key.length !== KEY_BYTES) {
-      ctx.addIssue({ code: 'custom', message: `key "${id}" is ${key.length} bytes; AES-256 needs exactly ${KEY_BYTES} bytes — ${HOW_TO_MAKE_A_KEY}` });
-      return z.NEVER;
-    }
-    return { id, key: new Uint8Array(key) };
-  });
+const keyEntrySchema = z.string().transform((entry, ctx) => {
+  const colon = entry.indexOf(':');
+  if (colon < 0) {
+    ctx.addIssue({ code: 'custom', message: `is not "id:base64key" (no ":" found)` });
+    return z.NEVER;
+  }
+  const id = entry.slice(0, colon).trim();
+  const encoded = entry.slice(colon + 1).trim();
+  const idCheck = keyIdSchema.safeParse(id);
+  if (!idCheck.success) {
+    ctx.addIssue({ code: 'custom', message: idCheck.error.issues[0]?.message ?? 'invalid key id' });
+    return z.NEVER;
+  }
+  if (!/^[A-Za-z0-9+/_-]+={0,2}$/.test(encoded)) {
+    ctx.addIssue({ code: 'custom', message: `key "${id}" is not base64; ${HOW_TO_MAKE_A_KEY}` });
+    return z.NEVER;
+  }
+  // Node's base64 decoder also accepts the URL-safe alphabet.
+  const key = Buffer.from(encoded, 'base64');
+  if (key.length !== KEY_BYTES) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `key "${id}" is ${key.length} bytes; AES-256 needs exactly ${KEY_BYTES} bytes — ${HOW_TO_MAKE_A_KEY}`,
+    });
+    return z.NEVER;
+  }
+  return { id, key: new Uint8Array(key) };
+});
 
 const keyListSchema = z
   .array(keyEntrySchema)
@@ -184,7 +195,8 @@ const keyListSchema = z
   .superRefine((keys, ctx) => {
     const seen = new Set<string>();
     for (const { id } of keys) {
-      if (seen.has(id)) ctx.addIssue({ code: 'custom', message: `key id "${id}" appears twice; every key needs its own id` });
+      if (seen.has(id))
+        ctx.addIssue({ code: 'custom', message: `key id "${id}" appears twice; every key needs its own id` });
       seen.add(id);
     }
   });
@@ -204,7 +216,9 @@ export function keyringFromEnv(env: NodeJS.ProcessEnv = process.env): Keyring | 
       const index = typeof issue.path[0] === 'number' ? issue.path[0] : undefined;
       return index === undefined ? issue.message : `entry ${index + 1}: ${issue.message}`;
     });
-    throw new Error(`${PAYLOAD_KEYS_ENV} is invalid (expected comma-separated "id:base64key", 32-byte keys, the current key first):\n${problems.join('\n')}`);
+    throw new Error(
+      `${PAYLOAD_KEYS_ENV} is invalid (expected comma-separated "id:base64key", 32-byte keys, the current key first):\n${problems.join('\n')}`,
+    );
   }
   return createKeyring(parsed.data);
 }
@@ -217,5 +231,7 @@ export const FAILURE_CONVERTER_PATH = fileURLToPath(new URL('./failure-converter
  * sends failure messages through it, or undefined (the SDK default) without keys.
  */
 export function dataConverterFor(keyring: Keyring | undefined): DataConverter | undefined {
-  return keyring ? { payloadCodecs: [new EncryptionCodec(keyring)], failureConverterPath: FAILURE_CONVERTER_PATH } : undefined;
+  return keyring
+    ? { payloadCodecs: [new EncryptionCodec(keyring)], failureConverterPath: FAILURE_CONVERTER_PATH }
+    : undefined;
 }

@@ -12,15 +12,16 @@ import { apiConfigSchemaWith } from '../model/api-config.js';
 import { policySchema } from '../model/policy.js';
 import { describeIssues } from '../model/request.js';
 
-const secretRef = z
-  .object({ env: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'an environment variable name') })
-  .strict();
+const secretRef = z.object({ env: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'an environment variable name') }).strict();
 
 /** Resolves `{ env: NAME }` from the environment; a literal secret in the file is refused. */
 function secret(env: NodeJS.ProcessEnv) {
   return z.union([secretRef, z.string()]).transform((value, ctx) => {
     if (typeof value === 'string') {
-      ctx.addIssue({ code: 'custom', message: 'write secrets as { env: VARIABLE_NAME }, not as literals in the config file' });
+      ctx.addIssue({
+        code: 'custom',
+        message: 'write secrets as { env: VARIABLE_NAME }, not as literals in the config file',
+      });
       return z.NEVER;
     }
     const resolved = env[value.env];
@@ -38,13 +39,20 @@ export function configSchema(env: NodeJS.ProcessEnv) {
   const system = systemConfigSchemaWith((plain) => secret(env).pipe(plain));
   return z
     .object({
-      systems: z.record(z.string().regex(/^[a-z][a-z0-9-]{0,30}$/, 'system names: lower-case letters, digits and "-"'), system).default({}),
+      systems: z
+        .record(z.string().regex(/^[a-z][a-z0-9-]{0,30}$/, 'system names: lower-case letters, digits and "-"'), system)
+        .default({}),
       policy: policySchema.prefault({}),
       /** The HTTP API (client/http): tokens with roles, HR webhook secrets. */
       api: apiConfigSchemaWith((plain) => secret(env).pipe(plain)).optional(),
-      notifications: notificationsSchema.extend({
-        slack: notificationsSchema.shape.slack.unwrap().extend({ token: secret(env) }).optional(),
-      }).prefault({}),
+      notifications: notificationsSchema
+        .extend({
+          slack: notificationsSchema.shape.slack
+            .unwrap()
+            .extend({ token: secret(env) })
+            .optional(),
+        })
+        .prefault({}),
     })
     .strict();
 }

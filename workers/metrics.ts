@@ -20,10 +20,30 @@ export const TIME_TO_ACCESS_GONE_BUCKETS = [0.25, 0.5, 1, 2, 3, 5, 8, 13, 21, 34
 export function createMetrics() {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'offboard_worker_' });
-  const offboardings = new Counter({ name: 'offboard_offboardings_total', help: 'Offboardings by what happened to them: started, completed, cancelled', labelNames: ['state'], registers: [registry] });
-  const actions = new Counter({ name: 'offboard_action_outcomes_total', help: 'Revocation actions by system, action and outcome', labelNames: ['system', 'action', 'outcome'], registers: [registry] });
-  const escalations = new Counter({ name: 'offboard_escalations_total', help: 'Manual tasks opened, reminded about and overdue', labelNames: ['kind'], registers: [registry] });
-  const unknownEvents = new Counter({ name: 'offboard_audit_events_unrecognised_total', help: 'Audit events the metrics could not read (no schema for the action, or details of another shape)', labelNames: ['action'], registers: [registry] });
+  const offboardings = new Counter({
+    name: 'offboard_offboardings_total',
+    help: 'Offboardings by what happened to them: started, completed, cancelled',
+    labelNames: ['state'],
+    registers: [registry],
+  });
+  const actions = new Counter({
+    name: 'offboard_action_outcomes_total',
+    help: 'Revocation actions by system, action and outcome',
+    labelNames: ['system', 'action', 'outcome'],
+    registers: [registry],
+  });
+  const escalations = new Counter({
+    name: 'offboard_escalations_total',
+    help: 'Manual tasks opened, reminded about and overdue',
+    labelNames: ['kind'],
+    registers: [registry],
+  });
+  const unknownEvents = new Counter({
+    name: 'offboard_audit_events_unrecognised_total',
+    help: 'Audit events the metrics could not read (no schema for the action, or details of another shape)',
+    labelNames: ['action'],
+    registers: [registry],
+  });
   const revocation = new Histogram({
     name: 'offboard_effective_to_revocation_seconds',
     help: 'Seconds from the effective time until login was disabled: the end of the first stage that disables login (stage-wide runs), or logins_disabled (per-system runs that record millisecondsSinceEffective)',
@@ -79,14 +99,17 @@ export function createMetrics() {
           break;
         case 'logins_disabled':
           hrEventToLoginsDisabled.observe(Math.max(event.details.millisecondsSinceReceived, 0) / 1000);
-          if (event.details.millisecondsSinceEffective !== undefined) revocation.observe(Math.max(event.details.millisecondsSinceEffective, 0) / 1000);
+          if (event.details.millisecondsSinceEffective !== undefined)
+            revocation.observe(Math.max(event.details.millisecondsSinceEffective, 0) / 1000);
           break;
         case 'stage_verified': {
           // Stage-wide runs (before per-system pipelines) carry whole seconds on the stage's row;
           // per-system rows carry none, their runs write the milestones above instead.
           const { disablesLogin, lastRevokingStage, secondsSinceEffective, secondsSinceReceived } = event.details;
-          if (disablesLogin === true && secondsSinceEffective !== undefined) revocation.observe(Math.max(secondsSinceEffective, 0));
-          if (lastRevokingStage === true && secondsSinceReceived !== undefined) hrEventToRevocation.observe(Math.max(secondsSinceReceived, 0));
+          if (disablesLogin === true && secondsSinceEffective !== undefined)
+            revocation.observe(Math.max(secondsSinceEffective, 0));
+          if (lastRevokingStage === true && secondsSinceReceived !== undefined)
+            hrEventToRevocation.observe(Math.max(secondsSinceReceived, 0));
           break;
         }
         default:
@@ -98,7 +121,11 @@ export function createMetrics() {
 export type Metrics = ReturnType<typeof createMetrics>;
 
 /** Serves /metrics on host:port (127.0.0.1 by default: put a scraper next to it, not the internet). */
-export async function startMetricsServer(metrics: Metrics, port: number, host = '127.0.0.1'): Promise<{ url: string; server: Server }> {
+export async function startMetricsServer(
+  metrics: Metrics,
+  port: number,
+  host = '127.0.0.1',
+): Promise<{ url: string; server: Server }> {
   const server = createServer((req, res) => {
     if (req.method !== 'GET' || req.url !== '/metrics') {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: metrics are at /metrics\n');

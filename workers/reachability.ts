@@ -38,6 +38,10 @@ export function logReachability(results: Reachability[], logger: pino.Logger): v
   for (const result of results) {
     if (!result.checked) logger.info({ system: result.system }, 'system has no reachability check');
     else if (result.ok) logger.info({ system: result.system }, 'system reachable');
-    else logger.error({ system: result.system, problem: result.problem }, 'system UNREACHABLE at start-up: its actions will retry and then wait for an operator');
+    else
+      logger.error(
+        { system: result.system, problem: result.problem },
+        'system UNREACHABLE at start-up: its actions will retry and then wait for an operator',
+      );
   }
 }

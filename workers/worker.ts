@@ -16,7 +16,8 @@ import { logger } from './logger.js';
 async function main() {
   Runtime.install({
     logger: new DefaultLogger((process.env.TEMPORAL_LOG_LEVEL ?? 'WARN') as LogLevel, (entry) => {
-      const level = entry.level === 'TRACE' ? 'trace' : (entry.level.toLowerCase() as 'debug' | 'info' | 'warn' | 'error');
+      const level =
+        entry.level === 'TRACE' ? 'trace' : (entry.level.toLowerCase() as 'debug' | 'info' | 'warn' | 'error');
       logger[level]({ ...entry.meta, source: 'temporal' }, entry.message);
     }),
   });
@@ -31,24 +32,51 @@ async function main() {
   try {
     await migrate(pool);
   } catch (err) {
-    throw new Error(`cannot reach the audit database at ${describeDatabase(target.url)}: ${(err as Error).message}. Set DATABASE_URL, or run \`npm start\`, which serves an embedded one.`);
+    throw new Error(
+      `cannot reach the audit database at ${describeDatabase(target.url)}: ${(err as Error).message}. Set DATABASE_URL, or run \`npm start\`, which serves an embedded one.`,
+    );
   }
 
   let connection: NativeConnection;
   try {
     connection = await NativeConnection.connect({ address });
   } catch (err) {
-    throw new Error(`cannot reach Temporal at ${address}: ${(err as Error).message}. Set TEMPORAL_ADDRESS, or run \`npm start\`, which starts a dev server.`);
+    throw new Error(
+      `cannot reach Temporal at ${address}: ${(err as Error).message}. Set TEMPORAL_ADDRESS, or run \`npm start\`, which starts a dev server.`,
+    );
   }
   const connectors = createConnectors(config);
   logReachability(await checkSystems(connectors), logger);
   const metrics = createMetrics();
   const metricsPort = Number(process.env.OFFBOARD_METRICS_PORT ?? 9464);
-  const served = await startMetricsServer(metrics, metricsPort, process.env.OFFBOARD_METRICS_HOST ?? '127.0.0.1').catch((err: Error) => {
-    throw new Error(`cannot serve metrics on port ${metricsPort}: ${err.message}. Set OFFBOARD_METRICS_PORT to a free port.`);
+  const served = await startMetricsServer(metrics, metricsPort, process.env.OFFBOARD_METRICS_HOST ?? '127.0.0.1').catch(
+    (err: Error) => {
+      throw new Error(
+        `cannot serve metrics on port ${metricsPort}: ${err.message}. Set OFFBOARD_METRICS_PORT to a free port.`,
+      );
+    },
+  );
+  const worker = await createOffboardingWorker({
+    connection,
+    namespace,
+    config,
+    pool,
+    connectors,
+    metrics,
+    dataConverter: dataConverterFor(keyring),
   });
-  const worker = await createOffboardingWorker({ connection, namespace, config, pool, connectors, metrics, dataConverter: dataConverterFor(keyring) });
-  logger.info({ temporal: address, namespace, taskQueue: 'offboarding', systems: Object.keys(config.systems), database: describeDatabase(target.url), metrics: served.url, payloadEncryption: keyring ? `key ${keyring.current.id}` : 'off' }, 'worker started');
+  logger.info(
+    {
+      temporal: address,
+      namespace,
+      taskQueue: 'offboarding',
+      systems: Object.keys(config.systems),
+      database: describeDatabase(target.url),
+      metrics: served.url,
+      payloadEncryption: keyring ? `key ${keyring.current.id}` : 'off',
+    },
+    'worker started',
+  );
   // Runtime.install handles SIGINT/SIGTERM by shutting the worker down; run() resolves after that.
   await worker.run();
   await connection.close();
@@ -59,6 +87,9 @@ async function main() {
 
 main().catch((err: unknown) => {
   // Start-up problems are the operator's to fix: the message says what and how, no stack needed.
-  logger.error({ reason: err instanceof Error ? err.message : String(err) }, err instanceof ConfigError ? 'invalid configuration' : 'worker failed to start');
+  logger.error(
+    { reason: err instanceof Error ? err.message : String(err) },
+    err instanceof ConfigError ? 'invalid configuration' : 'worker failed to start',
+  );
   process.exit(1);
 });

@@ -1,11 +1,20 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { CancelCommand, ExpediteCommand, HoldCommand, ReleaseCommand, RetryCommand, SkipCommand, SupersedeCommand } from '../model/commands.js';
+import type {
+  CancelCommand,
+  ExpediteCommand,
+  HoldCommand,
+  ReleaseCommand,
+  RetryCommand,
+  SkipCommand,
+  SupersedeCommand,
+} from '../model/commands.js';
 import type { Action, Plan } from '../model/plan.js';
 
 export const OFFBOARDING_TASK_QUEUE = 'offboarding';
 export const OFFBOARDING_WORKFLOW_TYPE = 'offboarding';
 
-export type ActionState = 'pending' | 'running' | 'done' | 'already' | 'not_applicable' | 'failed' | 'skipped' | 'cancelled';
+export type ActionState =
+  'pending' | 'running' | 'done' | 'already' | 'not_applicable' | 'failed' | 'skipped' | 'cancelled';
 
 export interface ActionStatus extends Action {
   state: ActionState;
@@ -74,7 +83,15 @@ export interface OffboardingStatus {
   employeeId: string;
   requestId: string;
   /** Later HR events for this person, and what each did to the plan. */
-  laterRequests: { requestId: string; trigger: string; reason: string | null; effectiveAt: string; receivedAt: string; outcome: 'superseded' | 'joined'; why: string }[];
+  laterRequests: {
+    requestId: string;
+    trigger: string;
+    reason: string | null;
+    effectiveAt: string;
+    receivedAt: string;
+    outcome: 'superseded' | 'joined';
+    why: string;
+  }[];
   phase: Phase;
   playbook: Plan['playbook'] | null;
   mode: Plan['mode'] | null;

@@ -50,7 +50,14 @@ export async function offboarding(request: OffboardingRequest): Promise<Offboard
 
   // 1. The HR event and the plan.
   const { requestId, trigger, employmentType, effectiveAt } = request;
-  const started = { requestId, trigger, reason: request.reason ?? null, employmentType, effectiveAt, newRole: request.newRole ?? null };
+  const started = {
+    requestId,
+    trigger,
+    reason: request.reason ?? null,
+    employmentType,
+    effectiveAt,
+    newRole: request.newRole ?? null,
+  };
   recorder.audit({ action: 'offboarding_started', actor: request.requestedBy, details: started });
   await makeFirstPlan(state, recorder, notifier);
   status.phase = 'waiting';
@@ -80,7 +87,10 @@ export async function offboarding(request: OffboardingRequest): Promise<Offboard
   const ended = status.phase === 'cancelled' ? 'offboarding_cancelled' : 'offboarding_completed';
   const details = { actions: counts, slaDeadline: state.plan.slaDeadline };
   recorder.audit({ action: ended, actor: status.cancelled?.by ?? 'workflow', outcome: status.phase, details });
-  const summary = Object.entries(counts).map(([s, n]) => `${n} ${s}`).join(', ') || 'no actions';
+  const summary =
+    Object.entries(counts)
+      .map(([s, n]) => `${n} ${s}`)
+      .join(', ') || 'no actions';
   notifier.tell(status.phase, `${status.phase}: ${summary}`);
   notifier.finish();
   await condition(allHandlersFinished);

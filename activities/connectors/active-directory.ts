@@ -33,7 +33,17 @@
  * write could be lost), answers 80 (treated like 32) for a move into a missing OU, and runs no
  * AdminSDHolder/SDProp (Account Operators can change any group there, Domain Admins included).
  */
-import { AndFilter, Attribute, Change, Client, Control, EqualityFilter, ResultCodeError, type Entry, type Filter } from 'ldapts';
+import {
+  AndFilter,
+  Attribute,
+  Change,
+  Client,
+  Control,
+  EqualityFilter,
+  ResultCodeError,
+  type Entry,
+  type Filter,
+} from 'ldapts';
 import type { Action, Discovery, Entitlement } from '../../model/plan.js';
 import type { Subject } from '../../model/request.js';
 import type { LdapSystemConfig } from './ldap-common.js';
@@ -65,7 +75,7 @@ const BIND_FAILURES: Record<string, string> = {
   '52e': 'the password is wrong',
   '530': 'the bind account may not log on at this time',
   '531': 'the bind account may not log on from this host',
-  '532': 'the bind account\'s password has expired',
+  '532': "the bind account's password has expired",
   '533': 'the bind account is disabled',
   '701': 'the bind account has expired',
   '773': 'the bind account must change its password',
@@ -76,17 +86,30 @@ function classify(err: unknown, doing: string): ConnectorError {
   if (err instanceof ConnectorError) return err;
   if (err instanceof ResultCodeError) {
     if (err.code === 49) {
-      const reason = BIND_FAILURES[/data ([0-9a-f]{3})/i.exec(err.message)?.[1]?.toLowerCase() ?? ''] ?? 'invalid credentials';
-      return new ConnectorError(`AD ${doing} failed: ${reason}: check bindDn and bindPassword in the config`, false, 'ldap_49');
+      const reason =
+        BIND_FAILURES[/data ([0-9a-f]{3})/i.exec(err.message)?.[1]?.toLowerCase() ?? ''] ?? 'invalid credentials';
+      return new ConnectorError(
+        `AD ${doing} failed: ${reason}: check bindDn and bindPassword in the config`,
+        false,
+        'ldap_49',
+      );
     }
     const permanent = PERMANENT_CODES[err.code];
-    return new ConnectorError(`AD ${doing} failed: ${permanent ?? `result code ${err.code}`}: ${err.message}`, !permanent, `ldap_${err.code}`);
+    return new ConnectorError(
+      `AD ${doing} failed: ${permanent ?? `result code ${err.code}`}: ${err.message}`,
+      !permanent,
+      `ldap_${err.code}`,
+    );
   }
   const code = (err as { code?: unknown }).code;
   const message = err instanceof Error ? err.message : String(err);
   // A certificate that is not trusted today will not be trusted on the next attempt either.
   if (typeof code === 'string' && /CERT|SIGNATURE|ISSUER/.test(code)) {
-    return new ConnectorError(`AD ${doing} failed: the DC's TLS certificate is not trusted (${code}): add its CA to NODE_EXTRA_CA_CERTS, or for a test DC only set tlsRejectUnauthorized: false`, false, 'ad_tls_untrusted');
+    return new ConnectorError(
+      `AD ${doing} failed: the DC's TLS certificate is not trusted (${code}): add its CA to NODE_EXTRA_CA_CERTS, or for a test DC only set tlsRejectUnauthorized: false`,
+      false,
+      'ad_tls_untrusted',
+    );
   }
   // Socket errors and timeouts: the DC may be back in a moment.
   return new ConnectorError(`AD ${doing} failed: ${message}`, true, 'ldap_unreachable');
@@ -154,13 +177,21 @@ export function createActiveDirectoryConnector(system: string, config: LdapSyste
   const markAttribute = config.originalOuAttribute;
   const disabledOu = config.disabledOu;
   // A disabled entry moved out of peopleBase must still be found, or discovery would call it gone.
-  const userBases = disabledOu && !isUnder(disabledOu, config.peopleBase) && !sameDn(disabledOu, config.peopleBase) ? [config.peopleBase, disabledOu] : [config.peopleBase];
+  const userBases =
+    disabledOu && !isUnder(disabledOu, config.peopleBase) && !sameDn(disabledOu, config.peopleBase)
+      ? [config.peopleBase, disabledOu]
+      : [config.peopleBase];
   const tlsOptions = { rejectUnauthorized: config.tlsRejectUnauthorized };
 
   async function withClient<T>(doing: string, work: (client: Client) => Promise<T>): Promise<T> {
     // ldapts speaks TLS from the first byte whenever tlsOptions is given: ldap:// gets StartTLS instead.
     const startTls = config.url.startsWith('ldap://');
-    const client = new Client({ url: config.url, timeout: config.timeoutMs, connectTimeout: config.timeoutMs, ...(startTls ? {} : { tlsOptions }) });
+    const client = new Client({
+      url: config.url,
+      timeout: config.timeoutMs,
+      connectTimeout: config.timeoutMs,
+      ...(startTls ? {} : { tlsOptions }),
+    });
     try {
       if (startTls) await client.startTLS(tlsOptions);
       await client.bind(config.bindDn, config.bindPassword);
@@ -175,26 +206,46 @@ export function createActiveDirectoryConnector(system: string, config: LdapSyste
   /** Exactly one user or an error that changes nothing: a lookup is never widened. */
   async function findUser(client: Client, match: Filter, what: string): Promise<AdUser | undefined> {
     const filter = new AndFilter({
-      filters: [new EqualityFilter({ attribute: 'objectCategory', value: 'person' }), new EqualityFilter({ attribute: 'objectClass', value: 'user' }), match],
+      filters: [
+        new EqualityFilter({ attribute: 'objectCategory', value: 'person' }),
+        new EqualityFilter({ attribute: 'objectClass', value: 'user' }),
+        match,
+      ],
     });
     const found: Entry[] = [];
     for (const base of userBases) {
       const { searchEntries } = await client
-        .search(base, { scope: 'sub', filter, attributes: ['objectGUID', 'userAccountControl', 'mail', 'manager', markAttribute], explicitBufferAttributes: ['objectGUID'], sizeLimit: 2 })
+        .search(base, {
+          scope: 'sub',
+          filter,
+          attributes: ['objectGUID', 'userAccountControl', 'mail', 'manager', markAttribute],
+          explicitBufferAttributes: ['objectGUID'],
+          sizeLimit: 2,
+        })
         .catch((err: unknown) => {
           // sizeLimitExceeded (4) means more than one entry matched (Windows honours sizeLimit; Samba ignores it).
-          if (err instanceof ResultCodeError && err.code === 4) return { searchEntries: [{ dn: '' }, { dn: '' }] as Entry[] };
+          if (err instanceof ResultCodeError && err.code === 4)
+            return { searchEntries: [{ dn: '' }, { dn: '' }] as Entry[] };
           throw err;
         });
       found.push(...searchEntries);
     }
     if (found.length > 1) {
-      throw new ConnectorError(`AD: ${what} matches several user objects under ${userBases.join(' and ')}; refusing to guess — make the identifier unique`, false, 'ambiguous_identity');
+      throw new ConnectorError(
+        `AD: ${what} matches several user objects under ${userBases.join(' and ')}; refusing to guess — make the identifier unique`,
+        false,
+        'ambiguous_identity',
+      );
     }
     const entry = found[0];
     if (!entry) return undefined;
     const guid = values(entry, 'objectGUID')[0];
-    if (!Buffer.isBuffer(guid) || guid.length !== 16) throw new ConnectorError(`AD: ${entry.dn} came back without an objectGUID; is the bind account allowed to read it?`, false, 'ad_no_guid');
+    if (!Buffer.isBuffer(guid) || guid.length !== 16)
+      throw new ConnectorError(
+        `AD: ${entry.dn} came back without an objectGUID; is the bind account allowed to read it?`,
+        false,
+        'ad_no_guid',
+      );
     const mark = text(entry, markAttribute);
     return {
       dn: entry.dn,
@@ -209,24 +260,46 @@ export function createActiveDirectoryConnector(system: string, config: LdapSyste
 
   const byEmployeeId = async (client: Client, employeeId: string) =>
     // Samba ends a filter value at a NUL byte ("E1\0x" would find E1), so such an id matches nothing.
-    employeeId.includes('\u0000') ? undefined : findUser(client, new EqualityFilter({ attribute: employeeIdAttribute, value: employeeId }), `${employeeIdAttribute}=${employeeId}`);
+    employeeId.includes('\u0000')
+      ? undefined
+      : findUser(
+          client,
+          new EqualityFilter({ attribute: employeeIdAttribute, value: employeeId }),
+          `${employeeIdAttribute}=${employeeId}`,
+        );
   const byGuid = async (client: Client, guid: string) => {
     const bytes = guidToBytes(guid);
-    return bytes ? findUser(client, new EqualityFilter({ attribute: 'objectGUID', value: bytes }), `objectGUID=${guid}`) : undefined;
+    return bytes
+      ? findUser(client, new EqualityFilter({ attribute: 'objectGUID', value: bytes }), `objectGUID=${guid}`)
+      : undefined;
   };
 
   const memberFilter = (dn: string) =>
-    new AndFilter({ filters: [new EqualityFilter({ attribute: 'objectClass', value: 'group' }), new EqualityFilter({ attribute: 'member', value: dn })] });
+    new AndFilter({
+      filters: [
+        new EqualityFilter({ attribute: 'objectClass', value: 'group' }),
+        new EqualityFilter({ attribute: 'member', value: dn }),
+      ],
+    });
 
   /** Direct memberships, read on the group side (memberOf is computed and may omit some groups). */
   async function memberships(client: Client, user: AdUser): Promise<Entitlement[]> {
-    const { searchEntries } = await client.search(config.groupsBase, { scope: 'sub', filter: memberFilter(user.dn), attributes: ['cn'], paged: { pageSize: 500 } });
+    const { searchEntries } = await client.search(config.groupsBase, {
+      scope: 'sub',
+      filter: memberFilter(user.dn),
+      attributes: ['cn'],
+      paged: { pageSize: 500 },
+    });
     return searchEntries.map((group) => ({ id: group.dn, kind: 'group', name: text(group, 'cn') }));
   }
 
   async function isMember(client: Client, groupDn: string, userDn: string): Promise<boolean> {
     try {
-      const { searchEntries } = await client.search(groupDn, { scope: 'base', filter: memberFilter(userDn), attributes: ['cn'] });
+      const { searchEntries } = await client.search(groupDn, {
+        scope: 'base',
+        filter: memberFilter(userDn),
+        attributes: ['cn'],
+      });
       return searchEntries.length > 0;
     } catch (err) {
       if (err instanceof ResultCodeError && err.code === 32) return false; // the group is gone
@@ -238,15 +311,24 @@ export function createActiveDirectoryConnector(system: string, config: LdapSyste
     // Read first: "already gone" must be reported as such even where we could not write.
     if (!(await isMember(client, groupDn, user.dn))) return 'already';
     try {
-      await client.modify(groupDn, new Change({ operation: 'delete', modification: new Attribute({ type: 'member', values: [user.dn] }) }), new Control(PERMISSIVE_MODIFY));
+      await client.modify(
+        groupDn,
+        new Change({ operation: 'delete', modification: new Attribute({ type: 'member', values: [user.dn] }) }),
+        new Control(PERMISSIVE_MODIFY),
+      );
       return 'done';
     } catch (err) {
       if (err instanceof ResultCodeError && (err.code === 16 || err.code === 32)) return 'already';
       // Samba answers 53 "already deleted" where Windows honours permissive modify; 53 can mean
       // other refusals too, so only a membership that is really gone counts as done before.
-      if (err instanceof ResultCodeError && err.code === 53 && !(await isMember(client, groupDn, user.dn))) return 'already';
+      if (err instanceof ResultCodeError && err.code === 53 && !(await isMember(client, groupDn, user.dn)))
+        return 'already';
       if (err instanceof ResultCodeError && err.code === 50) {
-        throw new ConnectorError(`AD: the bind account may not change the members of ${groupDn} (insufficientAccessRights); remove the member by hand or delegate "Write Members" on it, then retry`, false, 'ldap_50');
+        throw new ConnectorError(
+          `AD: the bind account may not change the members of ${groupDn} (insufficientAccessRights); remove the member by hand or delegate "Write Members" on it, then retry`,
+          false,
+          'ldap_50',
+        );
       }
       throw err;
     }
@@ -260,11 +342,19 @@ export function createActiveDirectoryConnector(system: string, config: LdapSyste
       return target;
     } catch (err) {
       if (err instanceof ResultCodeError && err.code === 68) {
-        throw new ConnectorError(`AD: cannot move ${dn} ${why}: ${parent} already holds an entry with the same name; rename one of them, then retry`, false, 'ldap_68');
+        throw new ConnectorError(
+          `AD: cannot move ${dn} ${why}: ${parent} already holds an entry with the same name; rename one of them, then retry`,
+          false,
+          'ldap_68',
+        );
       }
       // noSuchObject, or Samba's 80 "parent does not exist": the OU is gone.
       if (err instanceof ResultCodeError && (err.code === 32 || err.code === 80)) {
-        throw new ConnectorError(`AD: cannot move ${dn} ${why}: ${parent} does not exist (${err.message}); create it or move the entry by hand, then retry`, false, `ldap_${err.code}`);
+        throw new ConnectorError(
+          `AD: cannot move ${dn} ${why}: ${parent} does not exist (${err.message}); create it or move the entry by hand, then retry`,
+          false,
+          `ldap_${err.code}`,
+        );
       }
       throw err;
     }
@@ -278,9 +368,19 @@ export function createActiveDirectoryConnector(system: string, config: LdapSyste
     let marked = user.movedFrom !== undefined;
     if (!isDisabled(user)) {
       const uac = user.userAccountControl | ACCOUNTDISABLE;
-      const changes = [new Change({ operation: 'replace', modification: new Attribute({ type: 'userAccountControl', values: [String(uac)] }) })];
+      const changes = [
+        new Change({
+          operation: 'replace',
+          modification: new Attribute({ type: 'userAccountControl', values: [String(uac)] }),
+        }),
+      ];
       if (wantsMove && !user.markTaken) {
-        changes.push(new Change({ operation: 'replace', modification: new Attribute({ type: markAttribute, values: [MOVED_MARK + splitDn(user.dn).parent] }) }));
+        changes.push(
+          new Change({
+            operation: 'replace',
+            modification: new Attribute({ type: markAttribute, values: [MOVED_MARK + splitDn(user.dn).parent] }),
+          }),
+        );
         marked = true;
       }
       await client.modify(user.dn, changes);
@@ -308,10 +408,16 @@ export function createActiveDirectoryConnector(system: string, config: LdapSyste
     const changes: Change[] = [];
     if (isDisabled(user)) {
       const uac = user.userAccountControl & ~ACCOUNTDISABLE;
-      changes.push(new Change({ operation: 'replace', modification: new Attribute({ type: 'userAccountControl', values: [String(uac)] }) }));
+      changes.push(
+        new Change({
+          operation: 'replace',
+          modification: new Attribute({ type: 'userAccountControl', values: [String(uac)] }),
+        }),
+      );
       details.userAccountControl = uac;
     }
-    if (user.movedFrom !== undefined) changes.push(new Change({ operation: 'delete', modification: new Attribute({ type: markAttribute }) }));
+    if (user.movedFrom !== undefined)
+      changes.push(new Change({ operation: 'delete', modification: new Attribute({ type: markAttribute }) }));
     if (changes.length > 0) {
       await client.modify(dn, changes);
       changed = true;
@@ -325,13 +431,26 @@ export function createActiveDirectoryConnector(system: string, config: LdapSyste
     try {
       await client.del(user.dn);
     } catch (err) {
-      if (err instanceof ResultCodeError && err.code === 32) return { outcome: 'already', details: { dn: user.dn, objectGUID: user.guid } };
+      if (err instanceof ResultCodeError && err.code === 32)
+        return { outcome: 'already', details: { dn: user.dn, objectGUID: user.guid } };
       if (err instanceof ResultCodeError && err.code === 66) {
-        throw new ConnectorError(`AD: ${user.dn} has child objects (mobile devices, for instance) and a plain delete would leave them; delete the subtree by hand, then retry`, false, 'ldap_66');
+        throw new ConnectorError(
+          `AD: ${user.dn} has child objects (mobile devices, for instance) and a plain delete would leave them; delete the subtree by hand, then retry`,
+          false,
+          'ldap_66',
+        );
       }
       throw err;
     }
-    return { outcome: 'done', details: { dn: user.dn, objectGUID: user.guid, groupsLeft: groups.map((g) => g.id), note: 'AD keeps a tombstone under CN=Deleted Objects' } };
+    return {
+      outcome: 'done',
+      details: {
+        dn: user.dn,
+        objectGUID: user.guid,
+        groupsLeft: groups.map((g) => g.id),
+        note: 'AD keeps a tombstone under CN=Deleted Objects',
+      },
+    };
   }
 
   async function apply(action: Action): Promise<ApplyResult> {
@@ -339,9 +458,16 @@ export function createActiveDirectoryConnector(system: string, config: LdapSyste
       const user = await byGuid(client, action.accountId);
       if (!user) {
         if (action.kind === 'enable_login') {
-          throw new ConnectorError(`AD: user ${action.accountId} no longer exists (deleted accounts become tombstones); it cannot be re-enabled here — restore it from the Recycle Bin if that is enabled`, false, 'account_gone');
+          throw new ConnectorError(
+            `AD: user ${action.accountId} no longer exists (deleted accounts become tombstones); it cannot be re-enabled here — restore it from the Recycle Bin if that is enabled`,
+            false,
+            'account_gone',
+          );
         }
-        return { outcome: 'already', details: { objectGUID: action.accountId, note: 'no user object with this objectGUID' } };
+        return {
+          outcome: 'already',
+          details: { objectGUID: action.accountId, note: 'no user object with this objectGUID' },
+        };
       }
       switch (action.kind) {
         case 'disable_login':
@@ -349,7 +475,8 @@ export function createActiveDirectoryConnector(system: string, config: LdapSyste
         case 'enable_login':
           return enable(client, user);
         case 'remove_entitlement': {
-          if (!action.target) throw new ConnectorError('remove_entitlement without a target group', false, 'bad_action');
+          if (!action.target)
+            throw new ConnectorError('remove_entitlement without a target group', false, 'bad_action');
           const outcome = await removeMember(client, user, action.target.id);
           return { outcome, details: { dn: user.dn, objectGUID: user.guid, group: action.target.id } };
         }
@@ -357,7 +484,13 @@ export function createActiveDirectoryConnector(system: string, config: LdapSyste
           return remove(client, user);
         case 'revoke_sessions':
         case 'revoke_tokens':
-          return { outcome: 'not_applicable', details: { reason: 'AD cannot revoke Kerberos tickets already issued; they expire (10 h by default for a TGT), and a disabled account gets no new ones' } };
+          return {
+            outcome: 'not_applicable',
+            details: {
+              reason:
+                'AD cannot revoke Kerberos tickets already issued; they expire (10 h by default for a TGT), and a disabled account gets no new ones',
+            },
+          };
         case 'transfer_ownership':
           return { outcome: 'not_applicable', details: { reason: 'a directory account owns nothing to transfer' } };
       }

@@ -26,7 +26,11 @@ export interface ConnectorDeps {
   system: string;
 }
 
-export interface ConnectorDescriptor<Type extends string = string, Schema extends z.ZodObject = z.ZodObject, Secret extends string = string> {
+export interface ConnectorDescriptor<
+  Type extends string = string,
+  Schema extends z.ZodObject = z.ZodObject,
+  Secret extends string = string,
+> {
   /** The config's `type`; the schema's `type` literal. */
   type: Type;
   /** The system's settings as the connector receives them, secrets as plain strings. */

@@ -21,7 +21,10 @@ export async function managerEmailOf(client: Client, managerDn: string | undefin
   }
 }
 
-export function directoryIdentity(email: string | undefined, managerEmail: string | undefined): Pick<Discovery, 'identity'> {
+export function directoryIdentity(
+  email: string | undefined,
+  managerEmail: string | undefined,
+): Pick<Discovery, 'identity'> {
   if (!email && !managerEmail) return {};
   return { identity: { ...(email ? { email } : {}), ...(managerEmail ? { managerEmail } : {}) } };
 }

@@ -96,17 +96,24 @@ export const githubConnector = defineConnector({
   configSchema: githubSystemSchema,
   secretFields: ['token', 'app.privateKey'],
   refine: githubAuthIssues,
-  capabilities: { actions: ['disable_login', 'enable_login', 'revoke_tokens', 'remove_entitlement'], discover: true, verify: true, check: true },
+  capabilities: {
+    actions: ['disable_login', 'enable_login', 'revoke_tokens', 'remove_entitlement'],
+    discover: true,
+    verify: true,
+    check: true,
+  },
   create: (config, { system }) => createGithubConnector(system, config),
 });
 
-const AUTH_CHOICE = 'give either `app` (appId, installationId, privateKey: a GitHub App, recommended) or `token` (an owner\'s PAT with admin:org), not both';
+const AUTH_CHOICE =
+  "give either `app` (appId, installationId, privateKey: a GitHub App, recommended) or `token` (an owner's PAT with admin:org), not both";
 /**
  * Exactly one of `app` and `token`. Kept out of the schema itself (which the config file extends,
  * and zod cannot extend a refined object): apply it with `.superRefine(githubAuthIssues)`.
  */
 export function githubAuthIssues(config: { token?: unknown; app?: unknown }, ctx: z.RefinementCtx): void {
-  if ((config.token === undefined) === (config.app === undefined)) ctx.addIssue({ code: 'custom', path: ['token'], message: AUTH_CHOICE });
+  if ((config.token === undefined) === (config.app === undefined))
+    ctx.addIssue({ code: 'custom', path: ['token'], message: AUTH_CHOICE });
 }
 
 /** A PEM from an environment variable may arrive with its newlines written as `\n`. */
@@ -123,7 +130,10 @@ const ssoAuthorizationSchema = z.object({
 });
 type SsoAuthorization = z.infer<typeof ssoAuthorizationSchema>;
 
-interface PatGrant { id: number; owner: { login: string } }
+interface PatGrant {
+  id: number;
+  owner: { login: string };
+}
 
 // ---- Failures ----------------------------------------------------------------------------
 
@@ -134,7 +144,8 @@ interface HttpFailure {
 }
 
 function asHttpFailure(err: unknown): HttpFailure | undefined {
-  if (typeof err !== 'object' || err === null || typeof (err as { status?: unknown }).status !== 'number') return undefined;
+  if (typeof err !== 'object' || err === null || typeof (err as { status?: unknown }).status !== 'number')
+    return undefined;
   return err as HttpFailure;
 }
 
@@ -143,7 +154,8 @@ const statusOf = (err: unknown) => asHttpFailure(err)?.status;
 /** GitHub's `{ message }`, without the documentation link Octokit appends to its own message. */
 function apiMessage(failure: HttpFailure): string {
   const data = failure.response?.data;
-  if (typeof data === 'object' && data !== null && typeof (data as { message?: unknown }).message === 'string') return (data as { message: string }).message;
+  if (typeof data === 'object' && data !== null && typeof (data as { message?: unknown }).message === 'string')
+    return (data as { message: string }).message;
   return failure.message;
 }
 
@@ -162,7 +174,8 @@ function rateLimitWait(failure: HttpFailure): { ms: number; kind: 'primary' | 's
     const ms = Number.isFinite(reset) ? reset * 1000 - Date.now() : SECONDARY_LIMIT_WAIT_MS;
     return { ms: Math.max(1000, ms), kind: 'primary' };
   }
-  if (failure.status === 429 || /secondary rate limit/i.test(apiMessage(failure))) return { ms: SECONDARY_LIMIT_WAIT_MS, kind: 'secondary' };
+  if (failure.status === 429 || /secondary rate limit/i.test(apiMessage(failure)))
+    return { ms: SECONDARY_LIMIT_WAIT_MS, kind: 'secondary' };
   return undefined;
 }
 
@@ -171,7 +184,12 @@ function classify(err: unknown, doing: string): ConnectorError {
   const failure = asHttpFailure(err);
   const message = err instanceof Error ? err.message : String(err);
   // No answer at all (refused, reset, timed out): Octokit reports these as status 500 without a response.
-  if (!failure?.response) return new ConnectorError(`GitHub ${doing} failed: no answer from the API (${message})`, true, 'github_unreachable');
+  if (!failure?.response)
+    return new ConnectorError(
+      `GitHub ${doing} failed: no answer from the API (${message})`,
+      true,
+      'github_unreachable',
+    );
   const said = apiMessage(failure);
   const wait = rateLimitWait(failure);
   if (wait) {
@@ -185,32 +203,62 @@ function classify(err: unknown, doing: string): ConnectorError {
   }
   const { status } = failure;
   if (status === 401) {
-    return new ConnectorError(`GitHub ${doing} failed: 401 ${said}: the credentials were refused — check the GitHub App's ID, installation ID and private key (and that the clock is right), or the owner's token`, false, 'github_401');
+    return new ConnectorError(
+      `GitHub ${doing} failed: 401 ${said}: the credentials were refused — check the GitHub App's ID, installation ID and private key (and that the clock is right), or the owner's token`,
+      false,
+      'github_401',
+    );
   }
   if (status === 403) {
-    return new ConnectorError(`GitHub ${doing} was refused: 403 ${said}: the token lacks permission — it needs organisation owner rights (GitHub App: Members read/write, Administration read, Personal access tokens read/write)`, false, 'github_403');
+    return new ConnectorError(
+      `GitHub ${doing} was refused: 403 ${said}: the token lacks permission — it needs organisation owner rights (GitHub App: Members read/write, Administration read, Personal access tokens read/write)`,
+      false,
+      'github_403',
+    );
   }
-  if (status >= 500) return new ConnectorError(`GitHub ${doing} failed: ${status} ${said}; GitHub may be having trouble`, true, `github_${status}`);
+  if (status >= 500)
+    return new ConnectorError(
+      `GitHub ${doing} failed: ${status} ${said}; GitHub may be having trouble`,
+      true,
+      `github_${status}`,
+    );
   return new ConnectorError(`GitHub ${doing} failed: ${status} ${said}`, false, `github_${status}`);
 }
 
 const sameLogin = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
-const loginsOf = (value: string | string[]) => [...new Set((Array.isArray(value) ? value : [value]).map((l) => l.toLowerCase()))];
+const loginsOf = (value: string | string[]) => [
+  ...new Set((Array.isArray(value) ? value : [value]).map((l) => l.toLowerCase())),
+];
 
 // ---- The connector -----------------------------------------------------------------------
 
 export function createGithubConnector(system: string, config: GithubSystemConfig): Connector {
   const { org } = config;
-  if ((config.token === undefined) === (config.app === undefined)) throw new Error(`GitHub system ${system}: ${AUTH_CHOICE}`);
+  if ((config.token === undefined) === (config.app === undefined))
+    throw new Error(`GitHub system ${system}: ${AUTH_CHOICE}`);
   const octokit = new Octokit({
     ...(config.app
-      ? { authStrategy: createAppAuth, auth: { appId: config.app.appId, installationId: config.app.installationId, privateKey: pem(config.app.privateKey) } }
+      ? {
+          authStrategy: createAppAuth,
+          auth: {
+            appId: config.app.appId,
+            installationId: config.app.installationId,
+            privateKey: pem(config.app.privateKey),
+          },
+        }
       : { auth: config.token }),
     baseUrl: config.baseUrl.replace(/\/+$/, ''),
     userAgent: 'offboard',
     // Failures surface as ConnectorErrors; Octokit's own error log would repeat every expected 404.
-    log: { debug: () => undefined, info: () => undefined, warn: (text: string) => console.warn(text), error: () => undefined },
-    request: { fetch: (url: string, init: RequestInit) => fetch(url, { ...init, signal: AbortSignal.timeout(config.timeoutMs) }) },
+    log: {
+      debug: () => undefined,
+      info: () => undefined,
+      warn: (text: string) => console.warn(text),
+      error: () => undefined,
+    },
+    request: {
+      fetch: (url: string, init: RequestInit) => fetch(url, { ...init, signal: AbortSignal.timeout(config.timeoutMs) }),
+    },
   });
   octokit.hook.before('request', (options) => {
     options.headers['x-github-api-version'] = API_VERSION;
@@ -240,7 +288,12 @@ export function createGithubConnector(system: string, config: GithubSystemConfig
   function checkOrg(): Promise<void> {
     orgChecked ??= (async () => {
       const found = await orNull(octokit.rest.orgs.get({ org }));
-      if (!found) throw new ConnectorError(`GitHub organisation "${org}" does not exist or the token cannot see it: check \`org\`, and that the GitHub App is installed on it`, false, 'github_org_not_found');
+      if (!found)
+        throw new ConnectorError(
+          `GitHub organisation "${org}" does not exist or the token cannot see it: check \`org\`, and that the GitHub App is installed on it`,
+          false,
+          'github_org_not_found',
+        );
     })().catch((err: unknown) => {
       orgChecked = undefined;
       throw err;
@@ -253,12 +306,22 @@ export function createGithubConnector(system: string, config: GithubSystemConfig
     if (mapped === undefined) return null;
     const candidates = loginsOf(mapped);
     if (candidates.length > 1) {
-      throw new ConnectorError(`GitHub: employee ${subject.employeeId} maps to several logins (${candidates.join(', ')}) in \`logins\`; refusing to guess — keep the one account that is theirs`, false, 'ambiguous_identity');
+      throw new ConnectorError(
+        `GitHub: employee ${subject.employeeId} maps to several logins (${candidates.join(', ')}) in \`logins\`; refusing to guess — keep the one account that is theirs`,
+        false,
+        'ambiguous_identity',
+      );
     }
     const login = candidates[0]!;
-    const sharers = Object.entries(config.logins).filter(([id, value]) => id !== subject.employeeId && loginsOf(value).includes(login)).map(([id]) => id);
+    const sharers = Object.entries(config.logins)
+      .filter(([id, value]) => id !== subject.employeeId && loginsOf(value).includes(login))
+      .map(([id]) => id);
     if (sharers.length > 0) {
-      throw new ConnectorError(`GitHub: login ${login} is mapped to employees ${[subject.employeeId, ...sharers].join(', ')} in \`logins\`; a shared account cannot be offboarded for one person — fix the mapping`, false, 'ambiguous_identity');
+      throw new ConnectorError(
+        `GitHub: login ${login} is mapped to employees ${[subject.employeeId, ...sharers].join(', ')} in \`logins\`; a shared account cannot be offboarded for one person — fix the mapping`,
+        false,
+        'ambiguous_identity',
+      );
     }
     return login;
   }
@@ -287,7 +350,11 @@ export function createGithubConnector(system: string, config: GithubSystemConfig
     const repos = await octokit.paginate(octokit.rest.repos.listForOrg, { org, type: 'all', per_page: 100 });
     const found: Entitlement[] = [];
     for (const repo of repos) {
-      if (await orNull(octokit.rest.repos.checkCollaborator({ owner: repo.owner.login, repo: repo.name, username: login }))) {
+      if (
+        await orNull(
+          octokit.rest.repos.checkCollaborator({ owner: repo.owner.login, repo: repo.name, username: login }),
+        )
+      ) {
         found.push({ id: `repo:${repo.full_name}`, kind: 'outside_collaborator', name: repo.full_name });
       }
     }
@@ -306,7 +373,11 @@ export function createGithubConnector(system: string, config: GithubSystemConfig
     } catch (err) {
       const failure = classify(err, 'listing fine-grained PAT grants');
       if (failure.code === 'github_403' || failure.code === 'github_404') {
-        throw new ConnectorError(`${failure.message}. Listing fine-grained PAT grants needs a GitHub App installation token with the "Personal access tokens" organisation permission; use one, or set fineGrainedTokens: false`, false, failure.code);
+        throw new ConnectorError(
+          `${failure.message}. Listing fine-grained PAT grants needs a GitHub App installation token with the "Personal access tokens" organisation permission; use one, or set fineGrainedTokens: false`,
+          false,
+          failure.code,
+        );
       }
       throw failure;
     }
@@ -316,13 +387,29 @@ export function createGithubConnector(system: string, config: GithubSystemConfig
     if (!config.samlSso) return [];
     try {
       // Not in Octokit's route table (GHEC only), hence a plain request, parsed here.
-      const raw = await octokit.paginate<unknown>('GET /orgs/{org}/credential-authorizations', { org, login, per_page: 100 });
-      return z.array(ssoAuthorizationSchema).parse(raw).filter((a) => sameLogin(a.login, login));
+      const raw = await octokit.paginate<unknown>('GET /orgs/{org}/credential-authorizations', {
+        org,
+        login,
+        per_page: 100,
+      });
+      return z
+        .array(ssoAuthorizationSchema)
+        .parse(raw)
+        .filter((a) => sameLogin(a.login, login));
     } catch (err) {
-      if (err instanceof z.ZodError) throw new ConnectorError(`GitHub answered SSO credential authorizations in an unexpected shape: ${err.issues[0]?.message ?? 'invalid'}`, false, 'github_unexpected_answer');
+      if (err instanceof z.ZodError)
+        throw new ConnectorError(
+          `GitHub answered SSO credential authorizations in an unexpected shape: ${err.issues[0]?.message ?? 'invalid'}`,
+          false,
+          'github_unexpected_answer',
+        );
       const failure = classify(err, 'listing SAML SSO credential authorizations');
       if (failure.code === 'github_404' || failure.code === 'github_403') {
-        throw new ConnectorError(`${failure.message}. SSO credential authorizations exist only for GitHub Enterprise Cloud organisations with SAML SSO and need owner rights; fix the token, or set samlSso: false`, false, failure.code);
+        throw new ConnectorError(
+          `${failure.message}. SSO credential authorizations exist only for GitHub Enterprise Cloud organisations with SAML SSO and need owner rights; fix the token, or set samlSso: false`,
+          false,
+          failure.code,
+        );
       }
       throw failure;
     }
@@ -336,25 +423,42 @@ export function createGithubConnector(system: string, config: GithubSystemConfig
     // One call for both: it removes an active member and cancels a pending invitation.
     const removed = await orNull(octokit.rest.orgs.removeMembershipForUser({ org, username: login }));
     if (!removed) return { outcome: 'already', details: { org, login, note: 'removed meanwhile' } };
-    return { outcome: 'done', details: { org, login, previousState: before.data.state, previousRole: before.data.role } };
+    return {
+      outcome: 'done',
+      details: { org, login, previousState: before.data.state, previousRole: before.data.role },
+    };
   }
 
   async function restoreMembership(login: string): Promise<ApplyResult> {
     const current = await membership(login);
-    if (current) return { outcome: 'already', details: { org, login, state: current.data.state, role: current.data.role } };
-    throw new ConnectorError(`GitHub membership cannot be restored automatically: re-invite ${login} to ${org} (and add them back to their teams)`, false, 'github_cannot_restore');
+    if (current)
+      return { outcome: 'already', details: { org, login, state: current.data.state, role: current.data.role } };
+    throw new ConnectorError(
+      `GitHub membership cannot be restored automatically: re-invite ${login} to ${org} (and add them back to their teams)`,
+      false,
+      'github_cannot_restore',
+    );
   }
 
   async function revokeTokens(login: string): Promise<ApplyResult> {
     const grants = await patGrants(login);
     const authorizations = await ssoAuthorizations(login);
-    if (grants.length === 0 && authorizations.length === 0) return { outcome: 'already', details: { org, login, patGrants: 0, ssoAuthorizations: 0 } };
+    if (grants.length === 0 && authorizations.length === 0)
+      return { outcome: 'already', details: { org, login, patGrants: 0, ssoAuthorizations: 0 } };
     const patGrantIds = grants.map((g) => g.id);
     await revokeGrants(login, patGrantIds);
     for (const authorization of authorizations) {
-      await orNull(octokit.request('DELETE /orgs/{org}/credential-authorizations/{credential_id}', { org, credential_id: authorization.credential_id }));
+      await orNull(
+        octokit.request('DELETE /orgs/{org}/credential-authorizations/{credential_id}', {
+          org,
+          credential_id: authorization.credential_id,
+        }),
+      );
     }
-    return { outcome: 'done', details: { org, login, patGrantIds, ssoCredentialIds: authorizations.map((a) => a.credential_id) } };
+    return {
+      outcome: 'done',
+      details: { org, login, patGrantIds, ssoCredentialIds: authorizations.map((a) => a.credential_id) },
+    };
   }
 
   async function revokeGrants(login: string, ids: number[]): Promise<void> {
@@ -365,12 +469,15 @@ export function createGithubConnector(system: string, config: GithubSystemConfig
       if (revoked) continue;
       // 404: some grant vanished meanwhile (its token expired or was revoked); revoke the rest.
       const remaining = (await patGrants(login)).map((g) => g.id).filter((id) => batch.includes(id));
-      if (remaining.length > 0) await octokit.rest.orgs.updatePatAccesses({ org, action: 'revoke', pat_ids: remaining });
+      if (remaining.length > 0)
+        await octokit.rest.orgs.updatePatAccesses({ org, action: 'revoke', pat_ids: remaining });
     }
   }
 
   async function removeTeam(login: string, slug: string): Promise<ApplyResult> {
-    const current = await orNull(octokit.rest.teams.getMembershipForUserInOrg({ org, team_slug: slug, username: login }));
+    const current = await orNull(
+      octokit.rest.teams.getMembershipForUserInOrg({ org, team_slug: slug, username: login }),
+    );
     if (!current) return { outcome: 'already', details: { org, login, team: slug } };
     try {
       await octokit.rest.teams.removeMembershipForUserInOrg({ org, team_slug: slug, username: login });
@@ -392,7 +499,11 @@ export function createGithubConnector(system: string, config: GithubSystemConfig
   async function removeOutsideCollaborator(login: string, repository: string): Promise<ApplyResult> {
     // One repository at a time: the org-wide removal would also take repositories a role change keeps.
     const [owner, repo] = repository.split('/') as [string, string];
-    if (!(await isOutsideCollaborator(login))) return { outcome: 'already', details: { org, login, repository, note: 'not an outside collaborator of the organisation' } };
+    if (!(await isOutsideCollaborator(login)))
+      return {
+        outcome: 'already',
+        details: { org, login, repository, note: 'not an outside collaborator of the organisation' },
+      };
     if (!(await orNull(octokit.rest.repos.checkCollaborator({ owner, repo, username: login })))) {
       return { outcome: 'already', details: { org, login, repository } };
     }
@@ -407,37 +518,68 @@ export function createGithubConnector(system: string, config: GithubSystemConfig
 
   async function demoteAdmin(login: string): Promise<ApplyResult> {
     const current = await membership(login);
-    if (!current) return { outcome: 'already', details: { org, login, note: 'no longer a member; the owner role went with the membership' } };
+    if (!current)
+      return {
+        outcome: 'already',
+        details: { org, login, note: 'no longer a member; the owner role went with the membership' },
+      };
     if (current.data.role !== 'admin') return { outcome: 'already', details: { org, login, role: current.data.role } };
     if (current.data.state !== 'active') {
-      throw new ConnectorError(`GitHub: ${login} has a pending invitation to ${org} as an owner; cancel it with disable_login (or re-invite them as a member), then retry`, false, 'github_pending_admin');
+      throw new ConnectorError(
+        `GitHub: ${login} has a pending invitation to ${org} as an owner; cancel it with disable_login (or re-invite them as a member), then retry`,
+        false,
+        'github_pending_admin',
+      );
     }
     const updated = await octokit.rest.orgs.setMembershipForUser({ org, username: login, role: 'member' });
     if (updated.data.state === 'pending') {
       // The membership was removed between the read and the PUT, so the PUT sent an invitation.
       await orNull(octokit.rest.orgs.removeMembershipForUser({ org, username: login }));
-      return { outcome: 'already', details: { org, login, note: 'membership removed meanwhile; the invitation the demotion created was cancelled' } };
+      return {
+        outcome: 'already',
+        details: {
+          org,
+          login,
+          note: 'membership removed meanwhile; the invitation the demotion created was cancelled',
+        },
+      };
     }
     return { outcome: 'done', details: { org, login, previousRole: 'admin', role: 'member' } };
   }
 
   async function removeEntitlement(login: string, target: Entitlement | undefined): Promise<ApplyResult> {
-    if (target?.kind === 'team' && target.id.startsWith('team:')) return removeTeam(login, target.id.slice('team:'.length));
-    if (target?.kind === 'outside_collaborator' && target.id.startsWith('repo:')) return removeOutsideCollaborator(login, target.id.slice('repo:'.length));
+    if (target?.kind === 'team' && target.id.startsWith('team:'))
+      return removeTeam(login, target.id.slice('team:'.length));
+    if (target?.kind === 'outside_collaborator' && target.id.startsWith('repo:'))
+      return removeOutsideCollaborator(login, target.id.slice('repo:'.length));
     if (target?.kind === 'org_role' && target.id === ADMIN_ROLE) return demoteAdmin(login);
-    throw new ConnectorError(`GitHub: cannot remove entitlement ${target ? `${target.kind} ${target.id}` : '(none given)'}; expected team:<slug>, repo:<owner>/<name> or ${ADMIN_ROLE} from discovery`, false, 'bad_action');
+    throw new ConnectorError(
+      `GitHub: cannot remove entitlement ${target ? `${target.kind} ${target.id}` : '(none given)'}; expected team:<slug>, repo:<owner>/<name> or ${ADMIN_ROLE} from discovery`,
+      false,
+      'bad_action',
+    );
   }
 
   async function apply(action: Action): Promise<ApplyResult> {
     const login = loginSchema.safeParse(action.accountId);
-    if (!login.success) throw new ConnectorError(`GitHub: account id "${action.accountId}" is not a GitHub login`, false, 'bad_action');
+    if (!login.success)
+      throw new ConnectorError(`GitHub: account id "${action.accountId}" is not a GitHub login`, false, 'bad_action');
     const username = login.data;
     switch (action.kind) {
       case 'revoke_sessions':
-        return { outcome: 'not_applicable', details: { reason: 'GitHub has no API to end web sessions; membership removal (disable_login) and SSO authorization revocation (revoke_tokens) end the organisation access' } };
+        return {
+          outcome: 'not_applicable',
+          details: {
+            reason:
+              'GitHub has no API to end web sessions; membership removal (disable_login) and SSO authorization revocation (revoke_tokens) end the organisation access',
+          },
+        };
       case 'delete_account':
       case 'transfer_ownership':
-        return { outcome: 'not_applicable', details: { reason: 'GitHub accounts are personal and repositories belong to the organisation' } };
+        return {
+          outcome: 'not_applicable',
+          details: { reason: 'GitHub accounts are personal and repositories belong to the organisation' },
+        };
     }
     return call(action.kind, async () => {
       await checkOrg();
@@ -465,7 +607,8 @@ export function createGithubConnector(system: string, config: GithubSystemConfig
       const member = await membership(login);
       const entitlements: Entitlement[] = [];
       if (member) {
-        if (member.data.role === 'admin') entitlements.push({ id: ADMIN_ROLE, kind: 'org_role', name: 'organisation owner' });
+        if (member.data.role === 'admin')
+          entitlements.push({ id: ADMIN_ROLE, kind: 'org_role', name: 'organisation owner' });
         entitlements.push(...(await teamMemberships(login)));
       } else {
         // Outside collaborators are by definition not members.
@@ -473,7 +616,10 @@ export function createGithubConnector(system: string, config: GithubSystemConfig
       }
       const credentials: Credential[] = [
         ...(await patGrants(login)).map((g) => ({ id: `pat:${g.id}`, kind: 'token' as const })),
-        ...(await ssoAuthorizations(login)).map((a) => ({ id: `sso:${a.credential_id}`, kind: /ssh/i.test(a.credential_type) ? ('key' as const) : ('token' as const) })),
+        ...(await ssoAuthorizations(login)).map((a) => ({
+          id: `sso:${a.credential_id}`,
+          kind: /ssh/i.test(a.credential_type) ? ('key' as const) : ('token' as const),
+        })),
       ];
       if (!member && entitlements.length === 0 && credentials.length === 0) return none;
       return { system, account: { id: login, disabled: !member }, entitlements, credentials };

@@ -16,13 +16,19 @@ export const ldapSystemSchema = z.object({
   /** `openldap` (ppolicy lock, entryUUID) or `ad` (userAccountControl, objectGUID; see active-directory.ts). */
   mode: z.enum(['openldap', 'ad']).default('openldap'),
   /** Where the HR id lives; employeeNumber for OpenLDAP and employeeID for AD when not set. */
-  employeeIdAttribute: z.string().regex(/^[A-Za-z][A-Za-z0-9-]*$/).optional(),
+  employeeIdAttribute: z
+    .string()
+    .regex(/^[A-Za-z][A-Za-z0-9-]*$/)
+    .optional(),
   timeoutMs: z.number().int().positive().default(10_000),
   /** Verify the server's certificate. Turn off only for a test DC with a self-signed certificate. */
   tlsRejectUnauthorized: z.boolean().default(true),
   /** AD: an OU that disabled accounts are moved to (and moved back from by enable_login). */
   disabledOu: z.string().min(1).optional(),
   /** AD: where the OU a disabled account came from is kept while it sits in disabledOu. */
-  originalOuAttribute: z.string().regex(/^[A-Za-z][A-Za-z0-9-]*$/).default('adminDescription'),
+  originalOuAttribute: z
+    .string()
+    .regex(/^[A-Za-z][A-Za-z0-9-]*$/)
+    .default('adminDescription'),
 });
 export type LdapSystemConfig = z.infer<typeof ldapSystemSchema>;

@@ -24,7 +24,13 @@ export const manualConnector = defineConnector({
   type: 'manual',
   configSchema: manualSystemSchema,
   secretFields: [],
-  capabilities: { actions: ['disable_login', 'enable_login', 'delete_account'], discover: false, verify: false, check: false, manualTasks: true },
+  capabilities: {
+    actions: ['disable_login', 'enable_login', 'delete_account'],
+    discover: false,
+    verify: false,
+    check: false,
+    manualTasks: true,
+  },
   create: (config, { system }) => createManualConnector(system, config),
 });
 
@@ -38,11 +44,18 @@ export function createManualConnector(system: string, config: ManualSystemConfig
   return {
     system,
     async discover(): Promise<Discovery> {
-      return { system, account: { id: `manual:${system}`, disabled: false }, entitlements: [], credentials: [], manual: true };
+      return {
+        system,
+        account: { id: `manual:${system}`, disabled: false },
+        entitlements: [],
+        credentials: [],
+        manual: true,
+      };
     },
     async apply(action: Action, subject: Subject): Promise<ApplyResult> {
       const task = TASKS[action.kind];
-      if (!task) return { outcome: 'not_applicable', details: { reason: `${config.app} is handled by its owner as a whole` } };
+      if (!task)
+        return { outcome: 'not_applicable', details: { reason: `${config.app} is handled by its owner as a whole` } };
       throw new ConnectorError(
         `manual task for ${config.owner}: ${task} ${subject.employeeId} in ${config.app}; when the owner confirms, close it with \`offboard skip ${subject.employeeId} --action ${action.id} --reason "<who confirmed, when>"\``,
         false,

@@ -33,13 +33,19 @@ export const postgresConnector = defineConnector({
   configSchema: postgresSystemSchema,
   // The URL carries the connector role's password.
   secretFields: ['url'],
-  capabilities: { actions: ['disable_login', 'enable_login', 'revoke_sessions', 'remove_entitlement', 'delete_account'], discover: true, verify: true, check: true },
+  capabilities: {
+    actions: ['disable_login', 'enable_login', 'revoke_sessions', 'remove_entitlement', 'delete_account'],
+    discover: true,
+    verify: true,
+    check: true,
+  },
   create: (config, { system }) => createPostgresConnector(system, config),
 });
 
 // SQLSTATEs whose retry cannot help: privileges, dependencies, objects in use.
 const PERMANENT: Record<string, string> = {
-  '42501': 'insufficient privilege: the connector role needs CREATEROLE and pg_signal_backend (and ownership rights for REASSIGN OWNED)',
+  '42501':
+    'insufficient privilege: the connector role needs CREATEROLE and pg_signal_backend (and ownership rights for REASSIGN OWNED)',
   '2BP01': 'the role still has dependent objects: add their databases to `databases` so that they are reassigned first',
   '55006': 'the object is in use',
   '28P01': 'password authentication failed: check the connection URL',
@@ -51,8 +57,14 @@ function classify(err: unknown, doing: string): ConnectorError {
   if (err instanceof ConnectorError) return err;
   const code = (err as { code?: string }).code;
   const message = err instanceof Error ? err.message : String(err);
-  if (code && PERMANENT[code]) return new ConnectorError(`PostgreSQL ${doing} failed: ${PERMANENT[code]} (${code}: ${message})`, false, `pg_${code}`);
-  if (code && /^(42|22|23|0A)/.test(code)) return new ConnectorError(`PostgreSQL ${doing} failed: ${code}: ${message}`, false, `pg_${code}`);
+  if (code && PERMANENT[code])
+    return new ConnectorError(
+      `PostgreSQL ${doing} failed: ${PERMANENT[code]} (${code}: ${message})`,
+      false,
+      `pg_${code}`,
+    );
+  if (code && /^(42|22|23|0A)/.test(code))
+    return new ConnectorError(`PostgreSQL ${doing} failed: ${code}: ${message}`, false, `pg_${code}`);
   return new ConnectorError(`PostgreSQL ${doing} failed: ${message}`, true, code ? `pg_${code}` : 'pg_unreachable');
 }
 
@@ -76,7 +88,12 @@ export function createPostgresConnector(system: string, config: PostgresSystemCo
 
   async function withClient<T>(doing: string, work: (client: pg.Client) => Promise<T>, url = config.url): Promise<T> {
     // Bounded below the activity's 60 s call bound, so the connector's own classified error comes first.
-    const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000, statement_timeout: 45_000, query_timeout: 50_000 });
+    const client = new pg.Client({
+      connectionString: url,
+      connectionTimeoutMillis: 10_000,
+      statement_timeout: 45_000,
+      query_timeout: 50_000,
+    });
     try {
       await client.connect();
       return await work(client);
@@ -90,7 +107,10 @@ export function createPostgresConnector(system: string, config: PostgresSystemCo
   const quote = (client: pg.Client, identifier: string) => client.escapeIdentifier(identifier);
 
   async function role(client: pg.Client, name: string) {
-    const { rows } = await client.query<{ oid: number; rolcanlogin: boolean }>('SELECT oid, rolcanlogin FROM pg_roles WHERE rolname = $1', [name]);
+    const { rows } = await client.query<{ oid: number; rolcanlogin: boolean }>(
+      'SELECT oid, rolcanlogin FROM pg_roles WHERE rolname = $1',
+      [name],
+    );
     return rows[0];
   }
 
@@ -104,7 +124,10 @@ export function createPostgresConnector(system: string, config: PostgresSystemCo
   }
 
   async function sessions(client: pg.Client, name: string): Promise<number[]> {
-    const { rows } = await client.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()', [name]);
+    const { rows } = await client.query<{ pid: number }>(
+      'SELECT pid FROM pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()',
+      [name],
+    );
     return rows.map((r) => r.pid);
   }
 
@@ -115,7 +138,12 @@ export function createPostgresConnector(system: string, config: PostgresSystemCo
     return withClient(action.kind, async (client) => {
       const found = await role(client, name);
       if (!found) {
-        if (action.kind === 'enable_login') throw new ConnectorError(`PostgreSQL: role ${name} no longer exists; it cannot be re-enabled`, false, 'account_gone');
+        if (action.kind === 'enable_login')
+          throw new ConnectorError(
+            `PostgreSQL: role ${name} no longer exists; it cannot be re-enabled`,
+            false,
+            'account_gone',
+          );
         return { outcome: 'already', details: { role: name, note: 'role does not exist' } };
       }
       switch (action.kind) {
@@ -137,16 +165,24 @@ export function createPostgresConnector(system: string, config: PostgresSystemCo
         case 'remove_entitlement': {
           const group = action.target?.id;
           if (!group) throw new ConnectorError('remove_entitlement without a target role', false, 'bad_action');
-          if (!(await memberships(client, name)).includes(group)) return { outcome: 'already', details: { role: name, group } };
+          if (!(await memberships(client, name)).includes(group))
+            return { outcome: 'already', details: { role: name, group } };
           await client.query(`REVOKE ${quote(client, group)} FROM ${quote(client, name)}`);
           if ((await memberships(client, name)).includes(group)) {
-            throw new ConnectorError(`PostgreSQL: REVOKE ${group} FROM ${name} did not take effect (PostgreSQL 16 grantor rules): revoke it as the role that granted it, or as a superuser, then retry`, false, 'pg_revoke_ineffective');
+            throw new ConnectorError(
+              `PostgreSQL: REVOKE ${group} FROM ${name} did not take effect (PostgreSQL 16 grantor rules): revoke it as the role that granted it, or as a superuser, then retry`,
+              false,
+              'pg_revoke_ineffective',
+            );
           }
           return { outcome: 'done', details: { role: name, group } };
         }
         case 'revoke_tokens':
         case 'transfer_ownership':
-          return { outcome: 'not_applicable', details: { reason: 'PostgreSQL roles hold no tokens; ownership moves with delete_account' } };
+          return {
+            outcome: 'not_applicable',
+            details: { reason: 'PostgreSQL roles hold no tokens; ownership moves with delete_account' },
+          };
       }
       throw new ConnectorError(`unsupported action ${action.kind}`, false, 'bad_action');
     });
@@ -157,10 +193,14 @@ export function createPostgresConnector(system: string, config: PostgresSystemCo
     if (!exists) return { outcome: 'already', details: { role: name } };
     // Ownership and privileges are per database: each one is cleaned before the role can go.
     for (const database of databases) {
-      await withClient(`delete_account (cleaning ${database})`, async (client) => {
-        await client.query(`REASSIGN OWNED BY ${quote(client, name)} TO ${quote(client, config.reassignOwnedTo)}`);
-        await client.query(`DROP OWNED BY ${quote(client, name)}`);
-      }, withDatabase(config.url, database));
+      await withClient(
+        `delete_account (cleaning ${database})`,
+        async (client) => {
+          await client.query(`REASSIGN OWNED BY ${quote(client, name)} TO ${quote(client, config.reassignOwnedTo)}`);
+          await client.query(`DROP OWNED BY ${quote(client, name)}`);
+        },
+        withDatabase(config.url, database),
+      );
     }
     return withClient('delete_account', async (client) => {
       try {

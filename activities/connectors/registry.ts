@@ -32,7 +32,11 @@ export type SystemType = Registered['type'];
 export const systemTypes: readonly SystemType[] = connectorRegistry.map((descriptor) => descriptor.type);
 
 /** One configured system, secrets resolved: a union discriminated by `type`. */
-export type SystemConfig = Registered extends infer D ? (D extends ConnectorDescriptor<string, infer S> ? z.output<S> : never) : never;
+export type SystemConfig = Registered extends infer D
+  ? D extends ConnectorDescriptor<string, infer S>
+    ? z.output<S>
+    : never
+  : never;
 
 /** How the config file writes a secret: `{ env: NAME }` (a literal string is refused by the loader). */
 export type SecretInput = { env: string } | string;
@@ -79,7 +83,12 @@ function wrapFields(schema: z.ZodObject, paths: readonly string[][], wrap: Secre
 
 /** A descriptor's config schema with its secret fields wrapped (the loader resolves `{ env }`). */
 export function configSchemaWithSecrets(descriptor: ConnectorDescriptor, wrap: SecretWrap): z.ZodObject {
-  const schema = wrapFields(descriptor.configSchema, descriptor.secretFields.map((path) => path.split('.')), wrap, descriptor.type);
+  const schema = wrapFields(
+    descriptor.configSchema,
+    descriptor.secretFields.map((path) => path.split('.')),
+    wrap,
+    descriptor.type,
+  );
   // Refinements go on last: zod 4 refuses `.extend()` on a refined object.
   return descriptor.refine ? schema.superRefine((config, ctx) => descriptor.refine!(config, ctx)) : schema;
 }
@@ -95,7 +104,9 @@ export function systemConfigSchemaWith(wrap: SecretWrap): z.ZodType<SystemConfig
     error: (issue) => {
       if (issue.code !== 'invalid_union') return undefined;
       const given = (issue.input as { type?: unknown } | undefined)?.type;
-      return given === undefined ? `a system type is required: one of ${known}` : `unknown system type ${JSON.stringify(given)}: one of ${known}`;
+      return given === undefined
+        ? `a system type is required: one of ${known}`
+        : `unknown system type ${JSON.stringify(given)}: one of ${known}`;
     },
   });
   // The union is built at run time, so its inferred type is loose; the registry's types say what it parses.

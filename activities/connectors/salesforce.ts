@@ -72,7 +72,10 @@ export const salesforceSystemSchema = z.object({
   /** `https://<mydomain>.my.salesforce.com` (plain http only for a local stand-in). */
   instanceUrl: z
     .url()
-    .refine((value) => { const url = new URL(value); return url.protocol === 'https:' || isLocal(url); }, 'an https:// URL (http:// only for 127.0.0.1/localhost)')
+    .refine((value) => {
+      const url = new URL(value);
+      return url.protocol === 'https:' || isLocal(url);
+    }, 'an https:// URL (http:// only for 127.0.0.1/localhost)')
     .transform((value) => value.replace(/\/+$/, '')),
   /**
    * A static OAuth access token of the integration user: a secret. It expires with its session and
@@ -89,7 +92,10 @@ export const salesforceSystemSchema = z.object({
     })
     .optional(),
   /** The REST API version; jsforce's own default (50.0) is too old for some fields used here. */
-  apiVersion: z.string().regex(/^\d{2,3}\.0$/, 'like 62.0').default('62.0'),
+  apiVersion: z
+    .string()
+    .regex(/^\d{2,3}\.0$/, 'like 62.0')
+    .default('62.0'),
   /** How long one HTTP request may take before it counts as a (retryable) failure. */
   timeoutMs: z.number().int().positive().default(30_000),
 });
@@ -100,7 +106,12 @@ export const salesforceConnector = defineConnector({
   configSchema: salesforceSystemSchema,
   secretFields: ['accessToken', 'clientCredentials.clientSecret'],
   refine: salesforceAuthIssues,
-  capabilities: { actions: ['disable_login', 'enable_login', 'revoke_sessions', 'revoke_tokens', 'remove_entitlement'], discover: true, verify: true, check: true },
+  capabilities: {
+    actions: ['disable_login', 'enable_login', 'revoke_sessions', 'revoke_tokens', 'remove_entitlement'],
+    discover: true,
+    verify: true,
+    check: true,
+  },
   create: (config, { system }) => createSalesforceConnector(system, config),
 });
 
@@ -110,7 +121,8 @@ const present = (value: unknown) => value !== undefined && value !== null && val
 function authProblem(config: { accessToken?: unknown; clientCredentials?: unknown }): string | undefined {
   const token = present(config.accessToken);
   const client = present(config.clientCredentials);
-  if (token && client) return 'give either clientCredentials or accessToken, not both: with client credentials, remove accessToken';
+  if (token && client)
+    return 'give either clientCredentials or accessToken, not both: with client credentials, remove accessToken';
   if (!token && !client) {
     return 'no credentials: give clientCredentials ({ clientId, clientSecret }: the Consumer Key and Secret of a Connected App with the client credentials flow and a run-as user; sessions are renewed automatically), or an accessToken (static, not renewed when it expires)';
   }
@@ -123,7 +135,10 @@ function authProblem(config: { accessToken?: unknown; clientCredentials?: unknow
  * on salesforceSystemSchema itself, which stays a plain object because zod 4 refuses `.extend()` on
  * a refined object: extend first, then `.superRefine(salesforceAuthIssues)`.
  */
-export function salesforceAuthIssues(config: { accessToken?: unknown; clientCredentials?: unknown }, ctx: z.RefinementCtx): void {
+export function salesforceAuthIssues(
+  config: { accessToken?: unknown; clientCredentials?: unknown },
+  ctx: z.RefinementCtx,
+): void {
   const problem = authProblem(config);
   if (problem) ctx.addIssue({ code: 'custom', path: ['accessToken'], message: problem });
 }
@@ -185,11 +200,21 @@ function messageIn(body: string): string {
 function transientFailure(response: HttpResponse): ConnectorError | undefined {
   const status = response.statusCode;
   if (status === 429) {
-    return new ConnectorError(`rate limited (429, ${messageIn(response.body)}); retried after Retry-After`, true, 'salesforce_429', retryAfterMs(response.headers['retry-after']));
+    return new ConnectorError(
+      `rate limited (429, ${messageIn(response.body)}); retried after Retry-After`,
+      true,
+      'salesforce_429',
+      retryAfterMs(response.headers['retry-after']),
+    );
   }
   if (status >= 500) {
     const after = response.headers['retry-after'];
-    return new ConnectorError(`answered ${status} (${messageIn(response.body)}); retried`, true, `salesforce_${status}`, after ? retryAfterMs(after) : undefined);
+    return new ConnectorError(
+      `answered ${status} (${messageIn(response.body)}); retried`,
+      true,
+      `salesforce_${status}`,
+      after ? retryAfterMs(after) : undefined,
+    );
   }
   return undefined;
 }
@@ -202,7 +227,11 @@ function oneAttemptTransport(inner: Transport, timeoutMs: number, onResponse?: (
   return {
     getRequestStreamCreator: () => inner.getRequestStreamCreator(),
     httpRequest(request, options = {}) {
-      const pending = inner.httpRequest(request, { ...options, timeout: timeoutMs, retry: { maxRetries: 0, methods: [], statusCodes: [], errorCodes: [] } });
+      const pending = inner.httpRequest(request, {
+        ...options,
+        timeout: timeoutMs,
+        retry: { maxRetries: 0, methods: [], statusCodes: [], errorCodes: [] },
+      });
       const checked = pending.then((response) => {
         onResponse?.(response.statusCode);
         const failure = transientFailure(response);
@@ -226,9 +255,15 @@ type AuthMode = 'accessToken' | 'clientCredentials';
 
 function classify(err: unknown, doing: string, auth: AuthMode = 'accessToken'): ConnectorError {
   const prefix = `Salesforce ${doing}`;
-  if (err instanceof ConnectorError) return new ConnectorError(`${prefix}: ${err.message}`, err.retryable, err.code, err.retryAfterMs);
+  if (err instanceof ConnectorError)
+    return new ConnectorError(`${prefix}: ${err.message}`, err.retryable, err.code, err.retryAfterMs);
   const sf = salesforceError(err);
-  if (!sf) return new ConnectorError(`${prefix} failed: ${networkReason(err)}; Salesforce may be unreachable`, true, 'salesforce_unreachable');
+  if (!sf)
+    return new ConnectorError(
+      `${prefix} failed: ${networkReason(err)}; Salesforce may be unreachable`,
+      true,
+      'salesforce_unreachable',
+    );
   const { errorCode, message } = sf;
   const code = `salesforce_${errorCode.toLowerCase()}`;
   if (errorCode === 'INVALID_SESSION_ID' && auth === 'clientCredentials') {
@@ -240,7 +275,11 @@ function classify(err: unknown, doing: string, auth: AuthMode = 'accessToken'): 
     );
   }
   if (errorCode === 'INVALID_SESSION_ID') {
-    return new ConnectorError(`${prefix} failed: the access token expired or is invalid (INVALID_SESSION_ID): issue a new token for the integration user and update the accessToken secret, or configure clientCredentials so that sessions are renewed automatically`, false, code);
+    return new ConnectorError(
+      `${prefix} failed: the access token expired or is invalid (INVALID_SESSION_ID): issue a new token for the integration user and update the accessToken secret, or configure clientCredentials so that sessions are renewed automatically`,
+      false,
+      code,
+    );
   }
   if (errorCode.startsWith('INSUFFICIENT_ACCESS')) {
     return new ConnectorError(
@@ -251,11 +290,20 @@ function classify(err: unknown, doing: string, auth: AuthMode = 'accessToken'): 
   }
   if (errorCode === 'INVALID_TYPE' && /UserLogin|AuthSession|OauthToken/.test(message)) {
     // These objects are hidden from users without the permission, rather than refused.
-    return new ConnectorError(`${prefix} failed: ${message} — the integration user needs "Manage Users" to read UserLogin and AuthSession; give it that permission, then retry`, false, code);
+    return new ConnectorError(
+      `${prefix} failed: ${message} — the integration user needs "Manage Users" to read UserLogin and AuthSession; give it that permission, then retry`,
+      false,
+      code,
+    );
   }
   if (errorCode === 'REQUEST_LIMIT_EXCEEDED') {
     if (/concurrent/i.test(message)) {
-      return new ConnectorError(`${prefix}: too many concurrent long-running requests in the org (${message}); retried shortly`, true, 'salesforce_concurrent_limit', CONCURRENT_LIMIT_PAUSE_MS);
+      return new ConnectorError(
+        `${prefix}: too many concurrent long-running requests in the org (${message}); retried shortly`,
+        true,
+        'salesforce_concurrent_limit',
+        CONCURRENT_LIMIT_PAUSE_MS,
+      );
     }
     return new ConnectorError(
       `${prefix} failed: the org's API request limit for the rolling 24 hours is used up (${message}). Not retried automatically: retry once usage has fallen below the limit ` +
@@ -268,7 +316,11 @@ function classify(err: unknown, doing: string, auth: AuthMode = 'accessToken'): 
     return new ConnectorError(`${prefix}: ${errorCode}: ${message}; retried`, true, code);
   }
   if (errorCode === 'LICENSE_LIMIT_EXCEEDED') {
-    return new ConnectorError(`${prefix} failed: no free Salesforce licence to reactivate the user (${message}): free or buy a licence, then retry`, false, code);
+    return new ConnectorError(
+      `${prefix} failed: no free Salesforce licence to reactivate the user (${message}): free or buy a licence, then retry`,
+      false,
+      code,
+    );
   }
   return new ConnectorError(`${prefix} failed: ${errorCode}: ${message}`, false, code);
 }
@@ -282,31 +334,56 @@ const RUN_AS_USER =
  * when the body is not JSON); 429/5xx arrive already classified by the transport; anything else
  * got no answer. The secret never reaches the message, even if an odd answer echoed it.
  */
-function sessionFailure(err: unknown, client: { clientId: string; clientSecret: string }, tokenUrl: string): ConnectorError {
+function sessionFailure(
+  err: unknown,
+  client: { clientId: string; clientSecret: string },
+  tokenUrl: string,
+): ConnectorError {
   const redact = (text: string) => text.split(client.clientSecret).join('[redacted]').slice(0, 500);
   const doing = 'getting a session (OAuth client credentials flow)';
-  if (err instanceof ConnectorError) return new ConnectorError(redact(`${doing}: ${err.message}`), err.retryable, err.code, err.retryAfterMs);
+  if (err instanceof ConnectorError)
+    return new ConnectorError(redact(`${doing}: ${err.message}`), err.retryable, err.code, err.retryAfterMs);
   const name = err instanceof Error ? err.name : '';
   if (!/^[a-z]+(?:_[a-z]+)*$/.test(name) && !/^ERROR_HTTP_\d{3}$/.test(name)) {
-    return new ConnectorError(`${doing} failed: ${networkReason(err)}; the token endpoint ${tokenUrl} may be unreachable`, true, 'salesforce_unreachable');
+    return new ConnectorError(
+      `${doing} failed: ${networkReason(err)}; the token endpoint ${tokenUrl} may be unreachable`,
+      true,
+      'salesforce_unreachable',
+    );
   }
   const refusal = redact(`${name}: ${(err as Error).message}`);
-  const fail = (what: string) => new ConnectorError(`${doing} failed: ${what}`, false, `salesforce_${name.toLowerCase()}`);
+  const fail = (what: string) =>
+    new ConnectorError(`${doing} failed: ${what}`, false, `salesforce_${name.toLowerCase()}`);
   switch (name) {
     case 'invalid_client_id':
-      return fail(`the org does not know clientCredentials.clientId "${client.clientId}" (${refusal}): set it to the Consumer Key of the Connected App (or External Client App) in this org; ${RUN_AS_USER}`);
+      return fail(
+        `the org does not know clientCredentials.clientId "${client.clientId}" (${refusal}): set it to the Consumer Key of the Connected App (or External Client App) in this org; ${RUN_AS_USER}`,
+      );
     case 'invalid_client':
-      return fail(`the Consumer Secret was refused for clientCredentials.clientId "${client.clientId}" (${refusal}): set clientCredentials.clientSecret to the app's current Consumer Secret (Manage Consumer Details; update it here after a rotation); ${RUN_AS_USER}`);
+      return fail(
+        `the Consumer Secret was refused for clientCredentials.clientId "${client.clientId}" (${refusal}): set clientCredentials.clientSecret to the app's current Consumer Secret (Manage Consumer Details; update it here after a rotation); ${RUN_AS_USER}`,
+      );
     case 'invalid_grant':
-      return fail(`Salesforce refused the client credentials grant (${refusal}): ${RUN_AS_USER}; set it in the app's OAuth policies`);
+      return fail(
+        `Salesforce refused the client credentials grant (${refusal}): ${RUN_AS_USER}; set it in the app's OAuth policies`,
+      );
     case 'unsupported_grant_type':
-      return fail(`${tokenUrl} does not accept the client credentials grant (${refusal}): instanceUrl must be the org's My Domain URL (https://<mydomain>.my.salesforce.com), and ${RUN_AS_USER}`);
+      return fail(
+        `${tokenUrl} does not accept the client credentials grant (${refusal}): instanceUrl must be the org's My Domain URL (https://<mydomain>.my.salesforce.com), and ${RUN_AS_USER}`,
+      );
     case 'inactive_user':
-      return fail(`the app's run-as user is inactive (${refusal}): reactivate it or choose another run-as user in the app's OAuth policies`);
+      return fail(
+        `the app's run-as user is inactive (${refusal}): reactivate it or choose another run-as user in the app's OAuth policies`,
+      );
     case 'inactive_org':
       return fail(`the org is inactive or locked (${refusal}): check instanceUrl and the org's status`);
     case 'rate_limit_exceeded':
-      return new ConnectorError(`${doing}: too many session requests (${refusal}); retried later`, true, 'salesforce_rate_limit_exceeded', DEFAULT_RETRY_AFTER_MS);
+      return new ConnectorError(
+        `${doing}: too many session requests (${refusal}); retried later`,
+        true,
+        'salesforce_rate_limit_exceeded',
+        DEFAULT_RETRY_AFTER_MS,
+      );
     default:
       return fail(`${refusal}; check clientCredentials and the app's OAuth policies (${RUN_AS_USER})`);
   }
@@ -337,7 +414,8 @@ function soqlString(value: string): string {
 
 const SALESFORCE_ID = /^[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?$/;
 function recordId(id: string, what: string): string {
-  if (!SALESFORCE_ID.test(id)) throw new ConnectorError(`Salesforce: ${what} "${id}" is not a Salesforce record id`, false, 'bad_action');
+  if (!SALESFORCE_ID.test(id))
+    throw new ConnectorError(`Salesforce: ${what} "${id}" is not a Salesforce record id`, false, 'bad_action');
   return id;
 }
 
@@ -405,7 +483,12 @@ export function createSalesforceConnector(system: string, config: SalesforceSyst
         // Called by jsforce on a 401 INVALID_SESSION_ID; it then repeats the request with the new session.
         refreshFn: (_conn, callback) => renewSession(callback),
       })
-    : new Connection({ instanceUrl: config.instanceUrl, loginUrl: config.instanceUrl, accessToken: config.accessToken, version: config.apiVersion });
+    : new Connection({
+        instanceUrl: config.instanceUrl,
+        loginUrl: config.instanceUrl,
+        accessToken: config.accessToken,
+        version: config.apiVersion,
+      });
   // A data answer other than 401 proves the current session works.
   conn._transport = oneAttemptTransport(conn._transport, config.timeoutMs, (status) => {
     if (status !== 401) renewalsUnproven = 0;
@@ -420,7 +503,11 @@ export function createSalesforceConnector(system: string, config: SalesforceSyst
       throw lastSessionFailure;
     }
     if (!conn.accessToken) {
-      lastSessionFailure = new ConnectorError('getting a session (OAuth client credentials flow) failed: the token endpoint answered no access_token', false, 'salesforce_no_access_token');
+      lastSessionFailure = new ConnectorError(
+        'getting a session (OAuth client credentials flow) failed: the token endpoint answered no access_token',
+        false,
+        'salesforce_no_access_token',
+      );
       throw lastSessionFailure;
     }
     return conn.accessToken;
@@ -479,9 +566,15 @@ export function createSalesforceConnector(system: string, config: SalesforceSyst
 
   async function findUser(subject: Subject): Promise<UserRow | undefined> {
     const fields = 'SELECT Id, IsActive, FederationIdentifier FROM User';
-    const byFederation = await query<UserRow>(`${fields} WHERE FederationIdentifier = ${soqlString(subject.employeeId)} LIMIT 2`);
+    const byFederation = await query<UserRow>(
+      `${fields} WHERE FederationIdentifier = ${soqlString(subject.employeeId)} LIMIT 2`,
+    );
     if (byFederation.length > 1) {
-      throw new ConnectorError(`Salesforce: ${byFederation.length} users have FederationIdentifier ${subject.employeeId} (${byFederation.map((u) => u.Id).join(', ')}); refusing to guess — make it unique`, false, 'ambiguous_identity');
+      throw new ConnectorError(
+        `Salesforce: ${byFederation.length} users have FederationIdentifier ${subject.employeeId} (${byFederation.map((u) => u.Id).join(', ')}); refusing to guess — make it unique`,
+        false,
+        'ambiguous_identity',
+      );
     }
     if (byFederation[0] || !subject.email) return byFederation[0];
     const byEmail = await query<UserRow>(`${fields} WHERE Email = ${soqlString(subject.email)} LIMIT 2`);
@@ -515,15 +608,24 @@ export function createSalesforceConnector(system: string, config: SalesforceSyst
     }
     return query<AssignmentRow>(soql);
   };
-  const loginOf = async (userId: string) => (await query<UserLoginRow>(`SELECT Id, IsFrozen FROM UserLogin WHERE UserId = ${soqlString(userId)}`))[0];
-  const tokensOf = (userId: string) => query<TokenRow>(`SELECT AppName, DeleteToken FROM OauthToken WHERE UserId = ${soqlString(userId)}`);
-  const sessionsOf = (userId: string) => query<SessionRow>(`SELECT Id, SessionType FROM AuthSession WHERE UsersId = ${soqlString(userId)}`);
+  const loginOf = async (userId: string) =>
+    (await query<UserLoginRow>(`SELECT Id, IsFrozen FROM UserLogin WHERE UserId = ${soqlString(userId)}`))[0];
+  const tokensOf = (userId: string) =>
+    query<TokenRow>(`SELECT AppName, DeleteToken FROM OauthToken WHERE UserId = ${soqlString(userId)}`);
+  const sessionsOf = (userId: string) =>
+    query<SessionRow>(`SELECT Id, SessionType FROM AuthSession WHERE UsersId = ${soqlString(userId)}`);
 
   async function userById(userId: string): Promise<UserRow> {
-    const [user] = await query<UserRow>(`SELECT Id, IsActive, FederationIdentifier FROM User WHERE Id = ${soqlString(userId)}`);
+    const [user] = await query<UserRow>(
+      `SELECT Id, IsActive, FederationIdentifier FROM User WHERE Id = ${soqlString(userId)}`,
+    );
     if (!user) {
       // Users are never deleted in Salesforce: a missing one means another org, not "already gone".
-      throw new ConnectorError(`Salesforce: user ${userId} does not exist in this org; users cannot be deleted, so check that instanceUrl points at the org discover used`, false, 'account_not_found');
+      throw new ConnectorError(
+        `Salesforce: user ${userId} does not exist in this org; users cannot be deleted, so check that instanceUrl points at the org discover used`,
+        false,
+        'account_not_found',
+      );
     }
     return user;
   }
@@ -542,8 +644,19 @@ export function createSalesforceConnector(system: string, config: SalesforceSyst
       const refusal = salesforceError(err);
       if (!refusal || !DEACTIVATION_REFUSED.has(refusal.errorCode)) throw err;
       const login = await loginOf(userId);
-      if (!login) throw new ConnectorError(`Salesforce refused to deactivate user ${userId} (${refusal.errorCode}: ${refusal.message}) and it has no UserLogin to freeze; deactivate it by hand`, false, 'salesforce_cannot_disable');
-      const details = { userId, deactivated: false, frozen: true, deactivationRefused: `${refusal.errorCode}: ${refusal.message}`, note: 'frozen, not deactivated: the licence stays in use until the blocker is removed and the user deactivated' };
+      if (!login)
+        throw new ConnectorError(
+          `Salesforce refused to deactivate user ${userId} (${refusal.errorCode}: ${refusal.message}) and it has no UserLogin to freeze; deactivate it by hand`,
+          false,
+          'salesforce_cannot_disable',
+        );
+      const details = {
+        userId,
+        deactivated: false,
+        frozen: true,
+        deactivationRefused: `${refusal.errorCode}: ${refusal.message}`,
+        note: 'frozen, not deactivated: the licence stays in use until the blocker is removed and the user deactivated',
+      };
       if (login.IsFrozen) return { outcome: 'already', details };
       await setFrozen(login, true);
       return { outcome: 'done', details };
@@ -556,7 +669,14 @@ export function createSalesforceConnector(system: string, config: SalesforceSyst
     if (!user.IsActive) {
       await conn.sobject('User').update({ Id: userId, IsActive: true });
       // A freeze on an inactive user was not placed by disable_login (it deactivates or freezes).
-      return { outcome: 'done', details: { userId, reactivated: true, ...(login?.IsFrozen ? { stillFrozen: true, note: 'a freeze placed by someone else stays' } : {}) } };
+      return {
+        outcome: 'done',
+        details: {
+          userId,
+          reactivated: true,
+          ...(login?.IsFrozen ? { stillFrozen: true, note: 'a freeze placed by someone else stays' } : {}),
+        },
+      };
     }
     if (login?.IsFrozen) {
       await setFrozen(login, false);
@@ -577,7 +697,10 @@ export function createSalesforceConnector(system: string, config: SalesforceSyst
         if (!GONE.has(salesforceError(err)?.errorCode ?? '')) throw err;
       }
     }
-    return { outcome: ended > 0 ? 'done' : 'already', details: { userId, sessionsEnded: ended, sessionsFound: sessions.length } };
+    return {
+      outcome: ended > 0 ? 'done' : 'already',
+      details: { userId, sessionsEnded: ended, sessionsFound: sessions.length },
+    };
   }
 
   async function revokeTokens(userId: string): Promise<ApplyResult> {
@@ -592,7 +715,12 @@ export function createSalesforceConnector(system: string, config: SalesforceSyst
         const refusal = oauthRefusal(err);
         if (refusal === undefined) throw err; // network, 429, 5xx: classified by guarded()
         if (refusal === 'invalid_token') alreadyRevoked += 1;
-        else throw new ConnectorError(`revoking an OAuth token of ${token.AppName ?? 'an app'} was refused (${refusal}); revoke it in Setup > Connected Apps OAuth Usage`, false, 'salesforce_revoke_refused');
+        else
+          throw new ConnectorError(
+            `revoking an OAuth token of ${token.AppName ?? 'an app'} was refused (${refusal}); revoke it in Setup > Connected Apps OAuth Usage`,
+            false,
+            'salesforce_revoke_refused',
+          );
       }
     }
     const apps = [...new Set(tokens.map((t) => t.AppName ?? 'unknown app'))];
@@ -610,7 +738,10 @@ export function createSalesforceConnector(system: string, config: SalesforceSyst
         if (!GONE.has(salesforceError(err)?.errorCode ?? '')) throw err;
       }
     }
-    return { outcome: removed.length > 0 ? 'done' : 'already', details: { userId, permissionSet: target.id, assignmentsRemoved: removed } };
+    return {
+      outcome: removed.length > 0 ? 'done' : 'already',
+      details: { userId, permissionSet: target.id, assignmentsRemoved: removed },
+    };
   }
 
   async function apply(action: Action): Promise<ApplyResult> {
@@ -627,9 +758,22 @@ export function createSalesforceConnector(system: string, config: SalesforceSyst
       case 'remove_entitlement':
         return guarded(action.kind, () => removeEntitlement(userId, action.target));
       case 'delete_account':
-        return { outcome: 'not_applicable', details: { userId, reason: 'Salesforce users cannot be deleted, only deactivated (disable_login); the record stays for the audit history' } };
+        return {
+          outcome: 'not_applicable',
+          details: {
+            userId,
+            reason:
+              'Salesforce users cannot be deleted, only deactivated (disable_login); the record stays for the audit history',
+          },
+        };
       case 'transfer_ownership':
-        return { outcome: 'not_applicable', details: { userId, reason: 'records keep their inactive owner; reassign them with Mass Transfer in Setup if needed' } };
+        return {
+          outcome: 'not_applicable',
+          details: {
+            userId,
+            reason: 'records keep their inactive owner; reassign them with Mass Transfer in Setup if needed',
+          },
+        };
     }
   }
 
@@ -639,7 +783,12 @@ export function createSalesforceConnector(system: string, config: SalesforceSyst
       return guarded('discover', async () => {
         const user = await findUser(subject);
         if (!user) return { system, account: null, entitlements: [], credentials: [] };
-        const [assignments, login, tokens, sessions] = await Promise.all([assignmentsOf(user.Id), loginOf(user.Id), tokensOf(user.Id), sessionsOf(user.Id)]);
+        const [assignments, login, tokens, sessions] = await Promise.all([
+          assignmentsOf(user.Id),
+          loginOf(user.Id),
+          tokensOf(user.Id),
+          sessionsOf(user.Id),
+        ]);
         const entitlements: Entitlement[] = assignments.map((a) => ({
           id: qualifiedName(a.PermissionSet.Name, a.PermissionSet.NamespacePrefix),
           kind: 'permission_set',
@@ -647,16 +796,27 @@ export function createSalesforceConnector(system: string, config: SalesforceSyst
         }));
         const credentials: Credential[] = [
           ...sessions.map((s) => ({ id: s.Id, kind: 'session' as const })),
-          ...tokens.map((t) => ({ id: tokenCredentialId(t.AppName ?? 'unknown app', t.DeleteToken), kind: 'token' as const })),
+          ...tokens.map((t) => ({
+            id: tokenCredentialId(t.AppName ?? 'unknown app', t.DeleteToken),
+            kind: 'token' as const,
+          })),
         ];
         // Salesforce users cannot be deleted: deactivated (or frozen) is as gone as they get.
-        return { system, account: { id: user.Id, disabled: !user.IsActive || Boolean(login?.IsFrozen) }, entitlements, credentials, permanentAccounts: true };
+        return {
+          system,
+          account: { id: user.Id, disabled: !user.IsActive || Boolean(login?.IsFrozen) },
+          entitlements,
+          credentials,
+          permanentAccounts: true,
+        };
       });
     },
     apply,
     async check() {
       // Any authenticated read proves the URL, the API version and the token.
-      await guarded('check', async () => { await conn.query("SELECT Id FROM User WHERE Id = '005000000000000AAA' LIMIT 1"); });
+      await guarded('check', async () => {
+        await conn.query("SELECT Id FROM User WHERE Id = '005000000000000AAA' LIMIT 1");
+      });
     },
     async close() {},
   };

@@ -31,7 +31,9 @@ import { ConnectorError, type ApplyResult, type Connector } from './types.js';
 export const scimSystemSchema = z.object({
   type: z.literal('scim'),
   /** The SCIM root, e.g. `https://app.example.com/scim/v2` (no trailing `/Users`). */
-  baseUrl: z.string().regex(/^https?:\/\/[^/]+/, 'an http(s):// URL of the SCIM root, e.g. https://app.example.com/scim/v2'),
+  baseUrl: z
+    .string()
+    .regex(/^https?:\/\/[^/]+/, 'an http(s):// URL of the SCIM root, e.g. https://app.example.com/scim/v2'),
   /** The app's SCIM bearer token: a secret. */
   bearerToken: z.string().min(1),
   /** Which User attribute identifies the person. */
@@ -56,7 +58,12 @@ export const scimConnector = defineConnector({
   type: 'scim',
   configSchema: scimSystemSchema,
   secretFields: ['bearerToken'],
-  capabilities: { actions: ['disable_login', 'enable_login', 'remove_entitlement', 'delete_account'], discover: true, verify: true, check: true },
+  capabilities: {
+    actions: ['disable_login', 'enable_login', 'remove_entitlement', 'delete_account'],
+    discover: true,
+    verify: true,
+    check: true,
+  },
   create: (config, { system }) => createScimConnector(system, config),
 });
 export type ScimSystemInput = z.input<typeof scimSystemSchema>;
@@ -120,7 +127,8 @@ interface ScimErrorBody {
 function errorBody(text: string): ScimErrorBody {
   try {
     const parsed = JSON.parse(text) as Record<string, unknown>;
-    const pick = (key: string) => (typeof parsed[key] === 'string' || typeof parsed[key] === 'number' ? String(parsed[key]) : undefined);
+    const pick = (key: string) =>
+      typeof parsed[key] === 'string' || typeof parsed[key] === 'number' ? String(parsed[key]) : undefined;
     return { status: pick('status'), scimType: pick('scimType'), detail: pick('detail') ?? pick('message') };
   } catch {
     // Not SCIM JSON (a proxy's HTML page, plain text): keep a short excerpt for the operator.
@@ -142,10 +150,13 @@ const SCIM_TYPE_ADVICE: Record<string, string> = {
 };
 
 function adviceFor(status: number, scimType: string | undefined): string {
-  if (status === 401) return 'the bearer token is wrong, expired or revoked: issue a new SCIM token in the app and update bearerToken';
-  if (status === 403) return 'the bearer token lacks rights for this operation: give the SCIM client write access to Users and Groups';
+  if (status === 401)
+    return 'the bearer token is wrong, expired or revoked: issue a new SCIM token in the app and update bearerToken';
+  if (status === 403)
+    return 'the bearer token lacks rights for this operation: give the SCIM client write access to Users and Groups';
   if (status === 404) return 'not found: check that baseUrl is the SCIM root (e.g. https://app.example.com/scim/v2)';
-  if (status === 409) return scimType ? SCIM_TYPE_ADVICE[scimType] ?? 'conflict' : 'conflict with the resource\'s current state';
+  if (status === 409)
+    return scimType ? (SCIM_TYPE_ADVICE[scimType] ?? 'conflict') : "conflict with the resource's current state";
   if (status === 501) return 'the app does not implement this SCIM operation: handle this action by hand for this app';
   if (status === 429) return 'rate limited: retry after the delay';
   if (status >= 500) return 'the app failed or is unavailable: retry later';
@@ -178,7 +189,10 @@ export function createScimConnector(system: string, config: ScimSystemConfig): C
   }
 
   async function call(method: string, path: string, doing: string, options: CallOptions = {}): Promise<ScimResponse> {
-    const headers: Record<string, string> = { authorization: `Bearer ${config.bearerToken}`, accept: `${MEDIA_TYPE}, application/json` };
+    const headers: Record<string, string> = {
+      authorization: `Bearer ${config.bearerToken}`,
+      accept: `${MEDIA_TYPE}, application/json`,
+    };
     if (options.body !== undefined) headers['content-type'] = MEDIA_TYPE;
     if (options.ifMatch) headers['if-match'] = options.ifMatch;
     let response: Response;
@@ -195,13 +209,18 @@ export function createScimConnector(system: string, config: ScimSystemConfig): C
       throw unreachable(err, doing);
     }
     const error = response.ok ? {} : errorBody(text);
-    if (!response.ok && !options.accept?.includes(response.status)) throw failure(doing, response.status, error, response.headers);
+    if (!response.ok && !options.accept?.includes(response.status))
+      throw failure(doing, response.status, error, response.headers);
     let body: unknown;
     if (response.ok && text.trim()) {
       try {
         body = JSON.parse(text);
       } catch {
-        throw new ConnectorError(`${label} ${doing}: the answer (HTTP ${response.status}) is not SCIM JSON — check that baseUrl is the SCIM root (e.g. https://app.example.com/scim/v2)`, false, 'scim_not_json');
+        throw new ConnectorError(
+          `${label} ${doing}: the answer (HTTP ${response.status}) is not SCIM JSON — check that baseUrl is the SCIM root (e.g. https://app.example.com/scim/v2)`,
+          false,
+          'scim_not_json',
+        );
       }
     }
     return { status: response.status, body, etag: response.headers.get('etag') ?? undefined, error };
@@ -210,17 +229,29 @@ export function createScimConnector(system: string, config: ScimSystemConfig): C
   function unreachable(err: unknown, doing: string): ConnectorError {
     const name = (err as { name?: string }).name;
     if (name === 'TimeoutError' || name === 'AbortError') {
-      return new ConnectorError(`${label} ${doing}: no answer within ${config.timeoutMs} ms; retry later or raise timeoutMs`, true, 'scim_timeout');
+      return new ConnectorError(
+        `${label} ${doing}: no answer within ${config.timeoutMs} ms; retry later or raise timeoutMs`,
+        true,
+        'scim_timeout',
+      );
     }
     const cause = (err as { cause?: { code?: string; message?: string } }).cause;
     const reason = cause?.code ?? cause?.message ?? (err instanceof Error ? err.message : String(err));
-    return new ConnectorError(`${label} ${doing}: cannot reach ${new URL(root).host} (${reason}); retry later, or check baseUrl`, true, 'scim_unreachable');
+    return new ConnectorError(
+      `${label} ${doing}: cannot reach ${new URL(root).host} (${reason}); retry later, or check baseUrl`,
+      true,
+      'scim_unreachable',
+    );
   }
 
   function parse<T extends z.ZodType>(schema: T, value: unknown, doing: string): z.infer<T> {
     const result = schema.safeParse(value);
     if (!result.success) {
-      throw new ConnectorError(`${label} ${doing}: the answer is not a SCIM resource as RFC 7643 defines it (${result.error.issues[0]?.message ?? 'invalid'} at ${result.error.issues[0]?.path.join('.') ?? '?'}) — check baseUrl`, false, 'scim_bad_response');
+      throw new ConnectorError(
+        `${label} ${doing}: the answer is not a SCIM resource as RFC 7643 defines it (${result.error.issues[0]?.message ?? 'invalid'} at ${result.error.issues[0]?.path.join('.') ?? '?'}) — check baseUrl`,
+        false,
+        'scim_bad_response',
+      );
     }
     return result.data;
   }
@@ -269,7 +300,11 @@ export function createScimConnector(system: string, config: ScimSystemConfig): C
     const list = parse(listSchema(userSchema), response.body, doing);
     const found = list.Resources ?? [];
     if (found.some((user) => !matches(user, value))) {
-      throw new ConnectorError(`${label} ${doing}: the app answered users whose ${attribute} does not match — it seems to ignore the filter; choose another matchBy or handle this app by hand`, false, 'scim_filter_ignored');
+      throw new ConnectorError(
+        `${label} ${doing}: the app answered users whose ${attribute} does not match — it seems to ignore the filter; choose another matchBy or handle this app by hand`,
+        false,
+        'scim_filter_ignored',
+      );
     }
     if (list.totalResults > 1 || found.length > 1) {
       throw new ConnectorError(
@@ -279,7 +314,11 @@ export function createScimConnector(system: string, config: ScimSystemConfig): C
       );
     }
     if (list.totalResults === 1 && found.length === 0) {
-      throw new ConnectorError(`${label} ${doing}: totalResults is 1 but no resource was returned; the app's ListResponse is malformed`, false, 'scim_bad_response');
+      throw new ConnectorError(
+        `${label} ${doing}: totalResults is 1 but no resource was returned; the app's ListResponse is malformed`,
+        false,
+        'scim_bad_response',
+      );
     }
     return found[0];
   }
@@ -293,7 +332,7 @@ export function createScimConnector(system: string, config: ScimSystemConfig): C
     }
     const groups: Entitlement[] = [];
     const filter = encodeURIComponent(`members.value eq ${scimString(user.id)}`);
-    for (let startIndex = 1; ; ) {
+    for (let startIndex = 1; ;) {
       const response = await call('GET', `/Groups?filter=${filter}&startIndex=${startIndex}&count=100`, doing);
       const page = parse(listSchema(groupRefSchema), response.body, doing);
       const resources = page.Resources ?? [];
@@ -304,7 +343,9 @@ export function createScimConnector(system: string, config: ScimSystemConfig): C
   }
 
   function attributeEntitlements(user: ScimUser): Entitlement[] {
-    return (Object.entries(USER_ATTRIBUTE_KINDS) as [keyof typeof USER_ATTRIBUTE_KINDS, 'roles' | 'entitlements'][]).flatMap(([kind, attribute]) =>
+    return (
+      Object.entries(USER_ATTRIBUTE_KINDS) as [keyof typeof USER_ATTRIBUTE_KINDS, 'roles' | 'entitlements'][]
+    ).flatMap(([kind, attribute]) =>
       (user[attribute] ?? []).map((item) => ({ id: item.value, kind, name: item.display ?? item.value })),
     );
   }
@@ -313,13 +354,22 @@ export function createScimConnector(system: string, config: ScimSystemConfig): C
    * Reads the user, asks `decide` for the operations, and PATCHes them with If-Match. On 412
    * (someone else changed the user meanwhile) it reads again and decides again, once.
    */
-  async function patchUser(id: string, doing: string, decide: (user: ScimUser) => object[] | undefined, verify: (user: ScimUser) => boolean): Promise<'done' | 'already' | 'gone'> {
+  async function patchUser(
+    id: string,
+    doing: string,
+    decide: (user: ScimUser) => object[] | undefined,
+    verify: (user: ScimUser) => boolean,
+  ): Promise<'done' | 'already' | 'gone'> {
     for (let attempt = 1; attempt <= 2; attempt++) {
       const found = await getUser(id, doing);
       if (!found) return 'gone';
       const operations = decide(found.user);
       if (!operations) return 'already';
-      const response = await call('PATCH', userPath(id), doing, { body: patchOp(operations), ifMatch: found.etag, accept: [400, 404, 412] });
+      const response = await call('PATCH', userPath(id), doing, {
+        body: patchOp(operations),
+        ifMatch: found.etag,
+        accept: [400, 404, 412],
+      });
       if (response.status === 404) return 'gone';
       if (response.status === 412) continue;
       if (response.status === 400) {
@@ -330,17 +380,30 @@ export function createScimConnector(system: string, config: ScimSystemConfig): C
       if (response.status === 200 && response.body) {
         const updated = userSchema.safeParse(response.body);
         if (updated.success && !verify(updated.data)) {
-          throw new ConnectorError(`${label} ${doing}: the app accepted the PATCH but the user is unchanged; it may not support this change over SCIM — make it by hand`, false, 'scim_patch_ignored');
+          throw new ConnectorError(
+            `${label} ${doing}: the app accepted the PATCH but the user is unchanged; it may not support this change over SCIM — make it by hand`,
+            false,
+            'scim_patch_ignored',
+          );
         }
       }
       return 'done';
     }
-    throw new ConnectorError(`${label} ${doing}: the user changed twice while being updated (412 Precondition Failed after re-reading); retry later`, true, 'scim_412');
+    throw new ConnectorError(
+      `${label} ${doing}: the user changed twice while being updated (412 Precondition Failed after re-reading); retry later`,
+      true,
+      'scim_412',
+    );
   }
 
   const isActive = (user: ScimUser) => user.active !== false;
   const setActive = (id: string, active: boolean, doing: string) =>
-    patchUser(id, doing, (user) => (isActive(user) === active ? undefined : [{ op: 'replace', path: 'active', value: active }]), (user) => isActive(user) === active);
+    patchUser(
+      id,
+      doing,
+      (user) => (isActive(user) === active ? undefined : [{ op: 'replace', path: 'active', value: active }]),
+      (user) => isActive(user) === active,
+    );
 
   async function removeFromGroup(userId: string, groupId: string, doing: string): Promise<'done' | 'already'> {
     const found = await getUser(userId, doing);
@@ -372,7 +435,12 @@ export function createScimConnector(system: string, config: ScimSystemConfig): C
       }
       case 'enable_login': {
         const outcome = await setActive(id, true, doing);
-        if (outcome === 'gone') throw new ConnectorError(`${label}: user ${id} was deleted; it cannot be re-enabled — recreate it in the app if needed`, false, 'account_gone');
+        if (outcome === 'gone')
+          throw new ConnectorError(
+            `${label}: user ${id} was deleted; it cannot be re-enabled — recreate it in the app if needed`,
+            false,
+            'account_gone',
+          );
         return { outcome, details: { userId: id, active: true } };
       }
       case 'remove_entitlement': {
@@ -381,8 +449,17 @@ export function createScimConnector(system: string, config: ScimSystemConfig): C
         if (target.kind === 'role' || target.kind === 'entitlement') {
           const attribute = USER_ATTRIBUTE_KINDS[target.kind];
           const holds = (user: ScimUser) => (user[attribute] ?? []).some((item) => item.value === target.id);
-          const outcome = await patchUser(id, doing, (user) => (holds(user) ? [{ op: 'remove', path: `${attribute}[value eq ${scimString(target.id)}]` }] : undefined), (user) => !holds(user));
-          return { outcome: outcome === 'gone' ? 'already' : outcome, details: { userId: id, [target.kind]: target.id } };
+          const outcome = await patchUser(
+            id,
+            doing,
+            (user) =>
+              holds(user) ? [{ op: 'remove', path: `${attribute}[value eq ${scimString(target.id)}]` }] : undefined,
+            (user) => !holds(user),
+          );
+          return {
+            outcome: outcome === 'gone' ? 'already' : outcome,
+            details: { userId: id, [target.kind]: target.id },
+          };
         }
         const outcome = await removeFromGroup(id, target.id, doing);
         return { outcome, details: { userId: id, groupId: target.id, group: target.name } };
@@ -390,16 +467,26 @@ export function createScimConnector(system: string, config: ScimSystemConfig): C
       case 'delete_account': {
         if (!config.deleteOnDelete) {
           const outcome = await setActive(id, false, doing);
-          return { outcome: outcome === 'gone' ? 'already' : outcome, details: { userId: id, deleted: false, active: false, note: 'deleteOnDelete is false: deactivated only' } };
+          return {
+            outcome: outcome === 'gone' ? 'already' : outcome,
+            details: { userId: id, deleted: false, active: false, note: 'deleteOnDelete is false: deactivated only' },
+          };
         }
         const response = await call('DELETE', userPath(id), doing, { accept: [404] });
-        if (response.status === 404) return { outcome: 'already', details: { userId: id, note: 'user does not exist' } };
+        if (response.status === 404)
+          return { outcome: 'already', details: { userId: id, note: 'user does not exist' } };
         return { outcome: 'done', details: { userId: id, deleted: true } };
       }
       case 'revoke_sessions':
       case 'revoke_tokens':
       case 'transfer_ownership':
-        return { outcome: 'not_applicable', details: { reason: 'SCIM 2.0 has no session, token or ownership resources; whether deactivation ends live sessions is up to the app' } };
+        return {
+          outcome: 'not_applicable',
+          details: {
+            reason:
+              'SCIM 2.0 has no session, token or ownership resources; whether deactivation ends live sessions is up to the app',
+          },
+        };
     }
   }
 

@@ -38,7 +38,14 @@
  * `rejectRateLimitedCalls: true`): one HTTP attempt per activity attempt, and a 429 becomes a
  * retryable ConnectorError whose retryAfterMs comes from Retry-After, so Temporal does the waiting.
  */
-import { LogLevel, WebAPIHTTPError, WebAPIPlatformError, WebAPIRateLimitedError, WebAPIRequestError, WebClient } from '@slack/web-api';
+import {
+  LogLevel,
+  WebAPIHTTPError,
+  WebAPIPlatformError,
+  WebAPIRateLimitedError,
+  WebAPIRequestError,
+  WebClient,
+} from '@slack/web-api';
 import { z } from 'zod';
 import type { Action, Discovery, Entitlement } from '../../model/plan.js';
 import type { Subject } from '../../model/request.js';
@@ -63,7 +70,12 @@ export const slackConnector = defineConnector({
   type: 'slack',
   configSchema: slackSystemSchema,
   secretFields: ['token'],
-  capabilities: { actions: ['disable_login', 'enable_login', 'revoke_sessions', 'remove_entitlement', 'delete_account'], discover: true, verify: true, check: true },
+  capabilities: {
+    actions: ['disable_login', 'enable_login', 'revoke_sessions', 'remove_entitlement', 'delete_account'],
+    discover: true,
+    verify: true,
+    check: true,
+  },
   create: (config, { system }) => createSlackConnector(system, config),
 });
 
@@ -85,7 +97,11 @@ const usergroupSchema = z.object({
 function parseAnswer<T>(schema: z.ZodType<T>, value: unknown, doing: string): T {
   const parsed = schema.safeParse(value);
   if (parsed.success) return parsed.data;
-  throw new ConnectorError(`Slack ${doing} answered in an unexpected shape (${parsed.error.issues[0]?.message ?? 'invalid'}); check the apiUrl setting`, true, 'slack_bad_answer');
+  throw new ConnectorError(
+    `Slack ${doing} answered in an unexpected shape (${parsed.error.issues[0]?.message ?? 'invalid'}); check the apiUrl setting`,
+    true,
+    'slack_bad_answer',
+  );
 }
 
 // ---- errors -----------------------------------------------------------------------------------
@@ -94,8 +110,15 @@ const DEFAULT_RETRY_AFTER_MS = 60_000;
 
 // Platform errors that another attempt may get past.
 const TRANSIENT = new Set([
-  'internal_error', 'fatal_error', 'service_unavailable', 'request_timeout', 'team_added_to_org',
-  'org_login_required', 'user_session_reset_failed', 'deactivation_failed', 'failed_to_remove_user_from_workspace',
+  'internal_error',
+  'fatal_error',
+  'service_unavailable',
+  'request_timeout',
+  'team_added_to_org',
+  'org_login_required',
+  'user_session_reset_failed',
+  'deactivation_failed',
+  'failed_to_remove_user_from_workspace',
 ]);
 
 function fixFor(error: string, teamId: string): string | undefined {
@@ -141,7 +164,12 @@ function fixFor(error: string, teamId: string): string | undefined {
 function classify(err: unknown, doing: string, teamId: string): ConnectorError {
   if (err instanceof ConnectorError) return err;
   if (err instanceof WebAPIRateLimitedError) {
-    return new ConnectorError(`Slack rate-limited ${doing}: retry after ${err.retryAfter}s`, true, 'slack_ratelimited', err.retryAfter * 1000);
+    return new ConnectorError(
+      `Slack rate-limited ${doing}: retry after ${err.retryAfter}s`,
+      true,
+      'slack_ratelimited',
+      err.retryAfter * 1000,
+    );
   }
   if (err instanceof WebAPIPlatformError) {
     const data = err.data as WebAPIPlatformError['data'] & { needed?: string; provided?: string };
@@ -149,28 +177,50 @@ function classify(err: unknown, doing: string, teamId: string): ConnectorError {
     const code = `slack_${error}`;
     if (error === 'ratelimited') {
       const seconds = data.response_metadata?.retryAfter;
-      return new ConnectorError(`Slack rate-limited ${doing}`, true, code, seconds !== undefined ? seconds * 1000 : DEFAULT_RETRY_AFTER_MS);
+      return new ConnectorError(
+        `Slack rate-limited ${doing}`,
+        true,
+        code,
+        seconds !== undefined ? seconds * 1000 : DEFAULT_RETRY_AFTER_MS,
+      );
     }
     if (error === 'missing_scope') {
       const granted = data.provided ? ` (it has: ${data.provided})` : '';
-      return new ConnectorError(`Slack ${doing} failed: the token lacks scope ${data.needed ?? '(not named)'}${granted}; add the scope to the app, reinstall it on the org and update the token setting`, false, code);
+      return new ConnectorError(
+        `Slack ${doing} failed: the token lacks scope ${data.needed ?? '(not named)'}${granted}; add the scope to the app, reinstall it on the org and update the token setting`,
+        false,
+        code,
+      );
     }
-    if (TRANSIENT.has(error)) return new ConnectorError(`Slack ${doing} failed: ${error} (a transient Slack error)`, true, code);
+    if (TRANSIENT.has(error))
+      return new ConnectorError(`Slack ${doing} failed: ${error} (a transient Slack error)`, true, code);
     const fix = fixFor(error, teamId);
     if (fix) return new ConnectorError(`Slack ${doing} failed: ${error}: ${fix}`, false, code);
     const messages = data.response_metadata?.messages?.length ? ` (${data.response_metadata.messages.join('; ')})` : '';
-    if (/^(cant|cannot)_/.test(error)) return new ConnectorError(`Slack ${doing} refused: ${error}${messages}; this needs a person in the Slack admin console`, false, code);
+    if (/^(cant|cannot)_/.test(error))
+      return new ConnectorError(
+        `Slack ${doing} refused: ${error}${messages}; this needs a person in the Slack admin console`,
+        false,
+        code,
+      );
     return new ConnectorError(`Slack ${doing} failed: ${error}${messages}`, false, code);
   }
   if (err instanceof WebAPIHTTPError) {
     const retryable = err.statusCode >= 500 || err.statusCode === 408;
     const hint = retryable ? 'Slack is having trouble' : 'check the apiUrl setting';
-    return new ConnectorError(`Slack ${doing} failed: HTTP ${err.statusCode} ${err.statusMessage} (${hint})`, retryable, `slack_http_${err.statusCode}`);
+    return new ConnectorError(
+      `Slack ${doing} failed: HTTP ${err.statusCode} ${err.statusMessage} (${hint})`,
+      retryable,
+      `slack_http_${err.statusCode}`,
+    );
   }
   if (err instanceof WebAPIRequestError) {
     const original = err.original;
     const cause = (original as { cause?: { code?: string; message?: string } }).cause;
-    const what = original.name === 'TimeoutError' ? 'no answer within timeoutMs' : (cause?.code ?? cause?.message ?? original.message);
+    const what =
+      original.name === 'TimeoutError'
+        ? 'no answer within timeoutMs'
+        : (cause?.code ?? cause?.message ?? original.message);
     return new ConnectorError(`Slack ${doing} failed: ${what}`, true, 'slack_unreachable');
   }
   // A 429 without a usable Retry-After reaches here as a plain Error from the WebClient.
@@ -178,7 +228,8 @@ function classify(err: unknown, doing: string, teamId: string): ConnectorError {
   return new ConnectorError(`Slack ${doing} failed: ${message}`, true, 'slack_unknown');
 }
 
-const platformErrorOf = (err: unknown): string | undefined => (err instanceof WebAPIPlatformError ? err.data.error : undefined);
+const platformErrorOf = (err: unknown): string | undefined =>
+  err instanceof WebAPIPlatformError ? err.data.error : undefined;
 
 // ---- the connector ----------------------------------------------------------------------------
 
@@ -232,15 +283,30 @@ export function createSlackConnector(system: string, config: SlackSystemConfig):
     const details = { userId, mode: config.mode, ...(config.mode === 'workspace' ? { teamId } : {}) };
     if (!user) return { outcome: 'already', details: { ...details, note: 'no such user' } };
     if (isDisabled(user)) return { outcome: 'already', details: { ...details, deactivated: user.deleted === true } };
-    const outcome = config.mode === 'workspace'
-      ? await write('admin.users.remove', () => client.admin.users.remove({ team_id: teamId, user_id: userId }), ['user_not_found', 'user_already_deleted', 'already_deleted'])
-      : await write('admin.users.deactivate', () => client.apiCall('admin.users.deactivate', { user_id: userId }), ['user_not_found', 'user_already_deactivated', 'user_already_deleted', 'already_deleted']);
+    const outcome =
+      config.mode === 'workspace'
+        ? await write('admin.users.remove', () => client.admin.users.remove({ team_id: teamId, user_id: userId }), [
+            'user_not_found',
+            'user_already_deleted',
+            'already_deleted',
+          ])
+        : await write('admin.users.deactivate', () => client.apiCall('admin.users.deactivate', { user_id: userId }), [
+            'user_not_found',
+            'user_already_deactivated',
+            'user_already_deleted',
+            'already_deleted',
+          ]);
     return { outcome, details };
   }
 
   async function enable(userId: string): Promise<ApplyResult> {
     const user = await userById(userId);
-    if (!user) throw new ConnectorError(`Slack: user ${userId} no longer exists; it cannot be re-enabled`, false, 'account_gone');
+    if (!user)
+      throw new ConnectorError(
+        `Slack: user ${userId} no longer exists; it cannot be re-enabled`,
+        false,
+        'account_gone',
+      );
     if (config.mode === 'org' || user.deleted) {
       if (!user.deleted) return { outcome: 'already', details: { userId, mode: config.mode } };
       throw new ConnectorError(
@@ -250,15 +316,24 @@ export function createSlackConnector(system: string, config: SlackSystemConfig):
       );
     }
     if (inWorkspace(user)) return { outcome: 'already', details: { userId, teamId } };
-    const outcome = await write('admin.users.assign', () => client.admin.users.assign({ team_id: teamId, user_id: userId }), ['user_already_team_member']);
+    const outcome = await write(
+      'admin.users.assign',
+      () => client.admin.users.assign({ team_id: teamId, user_id: userId }),
+      ['user_already_team_member'],
+    );
     return { outcome, details: { userId, teamId, note: 'user groups are not restored' } };
   }
 
   async function revokeSessions(userId: string): Promise<ApplyResult> {
     const user = await userById(userId);
     if (!user) return { outcome: 'already', details: { userId, note: 'no such user' } };
-    if (user.deleted) return { outcome: 'already', details: { userId, note: 'deactivated users are signed out everywhere' } };
-    const outcome = await write('admin.users.session.reset', () => client.admin.users.session.reset({ user_id: userId }), ['user_not_found']);
+    if (user.deleted)
+      return { outcome: 'already', details: { userId, note: 'deactivated users are signed out everywhere' } };
+    const outcome = await write(
+      'admin.users.session.reset',
+      () => client.admin.users.session.reset({ user_id: userId }),
+      ['user_not_found'],
+    );
     return { outcome, details: { userId, note: 'Slack cannot list sessions: every session of the user was reset' } };
   }
 
@@ -271,7 +346,9 @@ export function createSlackConnector(system: string, config: SlackSystemConfig):
     const mine = previous.then(work, work);
     const settled = mine.catch(() => undefined);
     groupTurns.set(usergroup, settled);
-    void settled.then(() => { if (groupTurns.get(usergroup) === settled) groupTurns.delete(usergroup); });
+    void settled.then(() => {
+      if (groupTurns.get(usergroup) === settled) groupTurns.delete(usergroup);
+    });
     return mine;
   }
 
@@ -287,7 +364,8 @@ export function createSlackConnector(system: string, config: SlackSystemConfig):
       const answer = await client.usergroups.users.list({ usergroup, team_id: teamId, include_disabled: true });
       members = parseAnswer(z.array(z.string()), answer.users, 'usergroups.users.list');
     } catch (err) {
-      if (platformErrorOf(err) === 'no_such_subteam') return { outcome: 'already', details: { ...details, note: 'the user group no longer exists' } };
+      if (platformErrorOf(err) === 'no_such_subteam')
+        return { outcome: 'already', details: { ...details, note: 'the user group no longer exists' } };
       throw classify(err, 'usergroups.users.list', teamId);
     }
     if (!members.includes(userId)) return { outcome: 'already', details };
@@ -299,10 +377,16 @@ export function createSlackConnector(system: string, config: SlackSystemConfig):
         'slack_last_member',
       );
     }
-    const answer = await slack('usergroups.users.update', () => client.usergroups.users.update({ usergroup, team_id: teamId, users: rest.join(',') }));
+    const answer = await slack('usergroups.users.update', () =>
+      client.usergroups.users.update({ usergroup, team_id: teamId, users: rest.join(',') }),
+    );
     const after = usergroupSchema.safeParse(answer.usergroup);
     if (after.success && after.data.users?.includes(userId)) {
-      throw new ConnectorError(`Slack: user group ${usergroup} still lists ${userId} after the update (a concurrent change?); retrying reads the list again`, true, 'slack_concurrent_update');
+      throw new ConnectorError(
+        `Slack: user group ${usergroup} still lists ${userId} after the update (a concurrent change?); retrying reads the list again`,
+        true,
+        'slack_concurrent_update',
+      );
     }
     return { outcome: 'done', details: { ...details, membersLeft: rest.length } };
   }
@@ -317,16 +401,34 @@ export function createSlackConnector(system: string, config: SlackSystemConfig):
       case 'revoke_sessions':
         return revokeSessions(userId);
       case 'remove_entitlement':
-        if (!action.target) throw new ConnectorError('remove_entitlement without a target user group', false, 'bad_action');
+        if (!action.target)
+          throw new ConnectorError('remove_entitlement without a target user group', false, 'bad_action');
         return removeFromGroup(userId, action.target);
       case 'delete_account': {
         const result = await disable(userId);
-        return { ...result, details: { ...result.details, note: 'Slack does not delete users: the account stays deactivated (or out of the workspace)' } };
+        return {
+          ...result,
+          details: {
+            ...result.details,
+            note: 'Slack does not delete users: the account stays deactivated (or out of the workspace)',
+          },
+        };
       }
       case 'revoke_tokens':
-        return { outcome: 'not_applicable', details: { reason: "Slack has no admin API listing a user's tokens; they stop working when the user is deactivated or removed" } };
+        return {
+          outcome: 'not_applicable',
+          details: {
+            reason:
+              "Slack has no admin API listing a user's tokens; they stop working when the user is deactivated or removed",
+          },
+        };
       case 'transfer_ownership':
-        return { outcome: 'not_applicable', details: { reason: "Slack keeps a departed user's messages, files and channels in place; nothing they own has to move" } };
+        return {
+          outcome: 'not_applicable',
+          details: {
+            reason: "Slack keeps a departed user's messages, files and channels in place; nothing they own has to move",
+          },
+        };
     }
     throw new ConnectorError(`unsupported action ${String(action.kind)}`, false, 'bad_action');
   }
@@ -342,7 +444,9 @@ export function createSlackConnector(system: string, config: SlackSystemConfig):
   }
 
   async function groupsOf(userId: string): Promise<Entitlement[]> {
-    const { usergroups } = await slack('usergroups.list', () => client.usergroups.list({ team_id: teamId, include_users: true }));
+    const { usergroups } = await slack('usergroups.list', () =>
+      client.usergroups.list({ team_id: teamId, include_users: true }),
+    );
     return parseAnswer(z.array(usergroupSchema), usergroups, 'usergroups.list')
       .filter((group) => group.users?.includes(userId))
       .map((group) => ({ id: group.id, kind: 'usergroup', ...(group.handle ? { name: `@${group.handle}` } : {}) }));

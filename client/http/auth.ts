@@ -36,14 +36,26 @@ declare module 'fastify' {
 }
 
 /** Errors are JSON `{ error, detail }` everywhere. */
-export function replyError(reply: FastifyReply, status: number, error: string, detail: string, extra: Record<string, unknown> = {}) {
-  return reply.code(status).type('application/json').send({ error, detail, ...extra });
+export function replyError(
+  reply: FastifyReply,
+  status: number,
+  error: string,
+  detail: string,
+  extra: Record<string, unknown> = {},
+) {
+  return reply
+    .code(status)
+    .type('application/json')
+    .send({ error, detail, ...extra });
 }
 
 const digest = (value: string) => createHash('sha256').update(value, 'utf8').digest();
 
 export function createAuthenticator(tokens: ApiConfig['tokens']) {
-  const known = tokens.map((entry) => ({ hash: digest(entry.token), principal: { subject: entry.subject, role: entry.role, reports: new Set(entry.reports ?? []) } satisfies Principal }));
+  const known = tokens.map((entry) => ({
+    hash: digest(entry.token),
+    principal: { subject: entry.subject, role: entry.role, reports: new Set(entry.reports ?? []) } satisfies Principal,
+  }));
   return {
     /** The principal for an `Authorization: Bearer …` header, or null. */
     authenticate(header: string | undefined): Principal | null {
@@ -71,16 +83,30 @@ export function guard(auth: Authenticator, policy: AccessPolicy): preHandlerAsyn
     const principal = auth.authenticate(request.headers.authorization);
     if (!principal) {
       const presented = request.headers.authorization !== undefined;
-      reply.header('WWW-Authenticate', presented ? 'Bearer realm="offboard", error="invalid_token"' : 'Bearer realm="offboard"');
-      return replyError(reply, 401, 'unauthorized', presented ? 'the bearer token is not valid' : 'send Authorization: Bearer <token>');
+      reply.header(
+        'WWW-Authenticate',
+        presented ? 'Bearer realm="offboard", error="invalid_token"' : 'Bearer realm="offboard"',
+      );
+      return replyError(
+        reply,
+        401,
+        'unauthorized',
+        presented ? 'the bearer token is not valid' : 'send Authorization: Bearer <token>',
+      );
     }
     request.principal = principal;
     if (!policy.roles.includes(principal.role)) {
-      return replyError(reply, 403, 'forbidden', `the ${principal.role} role may not ${request.method} ${request.routeOptions.url}`);
+      return replyError(
+        reply,
+        403,
+        'forbidden',
+        `the ${principal.role} role may not ${request.method} ${request.routeOptions.url}`,
+      );
     }
     if (principal.role === 'manager' && policy.managerReportsOnly) {
       const employeeId = (request.params as { employeeId?: string }).employeeId ?? '';
-      if (!principal.reports.has(employeeId)) return replyError(reply, 403, 'forbidden', 'this person is not one of your reports');
+      if (!principal.reports.has(employeeId))
+        return replyError(reply, 403, 'forbidden', 'this person is not one of your reports');
     }
   };
 }

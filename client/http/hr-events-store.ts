@@ -84,7 +84,10 @@ export function createHrEventsStore(pool: pg.Pool) {
      * inserted but not yet committed; every later or concurrent caller gets that row back.
      * If `act` throws, nothing is kept and the error propagates.
      */
-    async claim(delivery: HrDelivery, act: () => Promise<{ outcome: HrOutcome; detail?: string | null }>): Promise<ClaimResult> {
+    async claim(
+      delivery: HrDelivery,
+      act: () => Promise<{ outcome: HrOutcome; detail?: string | null }>,
+    ): Promise<ClaimResult> {
       const client = await pool.connect();
       try {
         await client.query('BEGIN');
@@ -93,7 +96,14 @@ export function createHrEventsStore(pool: pg.Pool) {
            VALUES ($1, $2, $3, $4, $5, $6, 'pending')
            ON CONFLICT DO NOTHING
            RETURNING *`,
-          [delivery.webhookId, delivery.eventId, delivery.source, delivery.eventType, delivery.employeeId, delivery.workflowId],
+          [
+            delivery.webhookId,
+            delivery.eventId,
+            delivery.source,
+            delivery.eventType,
+            delivery.employeeId,
+            delivery.workflowId,
+          ],
         );
         if (inserted.rows[0]) {
           let result: { outcome: HrOutcome; detail?: string | null };
@@ -103,17 +113,28 @@ export function createHrEventsStore(pool: pg.Pool) {
             await client.query('ROLLBACK');
             throw err;
           }
-          const updated = await client.query<Row>('UPDATE hr_events SET outcome = $2, detail = $3 WHERE webhook_id = $1 RETURNING *', [delivery.webhookId, result.outcome, result.detail ?? null]);
+          const updated = await client.query<Row>(
+            'UPDATE hr_events SET outcome = $2, detail = $3 WHERE webhook_id = $1 RETURNING *',
+            [delivery.webhookId, result.outcome, result.detail ?? null],
+          );
           await client.query('COMMIT');
           return { kind: 'new', record: fromRow(updated.rows[0]!) };
         }
         // Read committed: this statement sees the row whose commit the insert waited for.
-        const existing = await client.query<Row>('SELECT * FROM hr_events WHERE webhook_id = $1 OR event_id = $2 ORDER BY received_at', [delivery.webhookId, delivery.eventId]);
+        const existing = await client.query<Row>(
+          'SELECT * FROM hr_events WHERE webhook_id = $1 OR event_id = $2 ORDER BY received_at',
+          [delivery.webhookId, delivery.eventId],
+        );
         await client.query('COMMIT');
         const records = existing.rows.map(fromRow);
         const first = records[0];
         if (!first) throw new Error('hr_events: a conflicting row vanished; retry the delivery');
-        const different = records.find((r) => r.eventId !== delivery.eventId || r.employeeId !== delivery.employeeId || r.eventType !== delivery.eventType);
+        const different = records.find(
+          (r) =>
+            r.eventId !== delivery.eventId ||
+            r.employeeId !== delivery.employeeId ||
+            r.eventType !== delivery.eventType,
+        );
         return different ? { kind: 'conflict', record: different } : { kind: 'duplicate', record: first };
       } catch (err) {
         await client.query('ROLLBACK').catch(() => undefined);

@@ -125,7 +125,8 @@ const header = (headers: IncomingHttpHeaders, name: string): string | undefined 
 };
 
 /** Printable ASCII without spaces, at most 200 characters: what is stored and logged as a webhook id. */
-const safeWebhookId = (value: string | undefined): string | null => (value !== undefined && /^[\x21-\x7e]{1,200}$/.test(value) ? value : null);
+const safeWebhookId = (value: string | undefined): string | null =>
+  value !== undefined && /^[\x21-\x7e]{1,200}$/.test(value) ? value : null;
 
 function withinTolerance(timestampSeconds: number, nowMs: number): string | undefined {
   const age = Math.floor(nowMs / 1000) - timestampSeconds;
@@ -138,11 +139,17 @@ function withinTolerance(timestampSeconds: number, nowMs: number): string | unde
 export const webhookKey = (secret: string): Buffer => Buffer.from(secret.replace(/^whsec_/, ''), 'base64');
 
 /** Standard Webhooks verification over the raw body; any v1 signature under any key passes. */
-export function verifyStandardWebhook(raw: Buffer, headers: IncomingHttpHeaders, keys: readonly Buffer[], nowMs: number): Verified {
+export function verifyStandardWebhook(
+  raw: Buffer,
+  headers: IncomingHttpHeaders,
+  keys: readonly Buffer[],
+  nowMs: number,
+): Verified {
   const id = header(headers, 'webhook-id');
   const timestamp = header(headers, 'webhook-timestamp');
   const signature = header(headers, 'webhook-signature');
-  if (!id || !timestamp || !signature) return { ok: false, reason: 'missing webhook-id, webhook-timestamp or webhook-signature header' };
+  if (!id || !timestamp || !signature)
+    return { ok: false, reason: 'missing webhook-id, webhook-timestamp or webhook-signature header' };
   if (!safeWebhookId(id)) return { ok: false, reason: 'webhook-id must be 1-200 printable characters without spaces' };
   if (!/^\d{1,12}$/.test(timestamp)) return { ok: false, reason: 'webhook-timestamp must be Unix seconds' };
   const stale = withinTolerance(Number(timestamp), nowMs);
@@ -164,19 +171,30 @@ export function verifyStandardWebhook(raw: Buffer, headers: IncomingHttpHeaders,
 }
 
 /** BambooHR: hex HMAC-SHA256 over the raw body followed by the timestamp header. */
-export function verifyBambooHrSignature(raw: Buffer, headers: IncomingHttpHeaders, secret: string | undefined, nowMs: number): Verified {
+export function verifyBambooHrSignature(
+  raw: Buffer,
+  headers: IncomingHttpHeaders,
+  secret: string | undefined,
+  nowMs: number,
+): Verified {
   if (!secret) return { ok: false, reason: 'BambooHR deliveries are not configured (api.bamboohrSecret)' };
   const timestamp = header(headers, 'x-bamboohr-timestamp');
   const signature = header(headers, 'x-bamboohr-signature');
-  if (!timestamp || !signature) return { ok: false, reason: 'missing X-BambooHR-Timestamp or X-BambooHR-Signature header' };
+  if (!timestamp || !signature)
+    return { ok: false, reason: 'missing X-BambooHR-Timestamp or X-BambooHR-Signature header' };
   if (timestamp.length > 40) return { ok: false, reason: 'X-BambooHR-Timestamp is not a time' };
   const seconds = /^\d{1,12}$/.test(timestamp) ? Number(timestamp) : Math.floor(Date.parse(timestamp) / 1000);
   if (Number.isNaN(seconds)) return { ok: false, reason: 'X-BambooHR-Timestamp is not a time' };
   const stale = withinTolerance(seconds, nowMs);
   if (stale) return { ok: false, reason: `X-BambooHR-Timestamp: ${stale}` };
-  if (!/^[0-9a-fA-F]{64}$/.test(signature)) return { ok: false, reason: 'X-BambooHR-Signature is not a hex SHA-256 HMAC' };
-  const expected = createHmac('sha256', Buffer.from(secret, 'utf8')).update(Buffer.concat([raw, Buffer.from(timestamp, 'utf8')])).digest();
-  return timingSafeEqual(expected, Buffer.from(signature, 'hex')) ? { ok: true } : { ok: false, reason: 'the signature does not match the BambooHR private key' };
+  if (!/^[0-9a-fA-F]{64}$/.test(signature))
+    return { ok: false, reason: 'X-BambooHR-Signature is not a hex SHA-256 HMAC' };
+  const expected = createHmac('sha256', Buffer.from(secret, 'utf8'))
+    .update(Buffer.concat([raw, Buffer.from(timestamp, 'utf8')]))
+    .digest();
+  return timingSafeEqual(expected, Buffer.from(signature, 'hex'))
+    ? { ok: true }
+    : { ok: false, reason: 'the signature does not match the BambooHR private key' };
 }
 
 const bambooId = z.union([z.string(), z.number().int().nonnegative()]).transform(String);
@@ -184,7 +202,10 @@ const bambooId = z.union([z.string(), z.number().int().nonnegative()]).transform
 /** BambooHR's event-based webhook payload (JSON encoding). */
 export const bambooHrPayloadSchema = z.object({
   type: z.string().min(1).max(100),
-  timestamp: z.string().max(40).refine((value) => !Number.isNaN(Date.parse(value)), 'an ISO 8601 date-time'),
+  timestamp: z
+    .string()
+    .max(40)
+    .refine((value) => !Number.isNaN(Date.parse(value)), 'an ISO 8601 date-time'),
   data: z.object({
     companyId: bambooId.pipe(z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'a BambooHR company id')),
     employeeId: bambooId.pipe(employeeIdSchema),
@@ -194,10 +215,16 @@ export const bambooHrPayloadSchema = z.object({
 export type BambooHrPayload = z.infer<typeof bambooHrPayloadSchema>;
 
 /** Maps a BambooHR delivery onto the generic event, or says why it means no offboarding. */
-export function mapBambooHrEvent(payload: BambooHrPayload, mapping: ApiConfig['bamboohrMapping']): { event: HrEvent } | { ignored: string } {
+export function mapBambooHrEvent(
+  payload: BambooHrPayload,
+  mapping: ApiConfig['bamboohrMapping'],
+): { event: HrEvent } | { ignored: string } {
   if (payload.type !== 'employee.updated') return { ignored: `BambooHR ${payload.type} events start no offboarding` };
   const fields = payload.data.changedFields.filter((field) => mapping.terminationFields.includes(field));
-  if (fields.length === 0) return { ignored: `none of the changed fields means a termination (watched: ${mapping.terminationFields.join(', ')})` };
+  if (fields.length === 0)
+    return {
+      ignored: `none of the changed fields means a termination (watched: ${mapping.terminationFields.join(', ')})`,
+    };
   const effectiveAt = new Date(Date.parse(payload.timestamp)).toISOString();
   return {
     event: hrEventSchema.parse({
@@ -227,8 +254,10 @@ function conditionalIssues(raw: unknown): FieldError[] {
   if (typeof raw !== 'object' || raw === null) return [];
   const event = raw as Record<string, unknown>;
   const issues: FieldError[] = [];
-  if (event.type === 'termination' && event.reason === undefined) issues.push({ path: 'reason', message: 'required for a termination: voluntary, involuntary or security' });
-  if (event.type === 'role_change' && event.newRole === undefined) issues.push({ path: 'newRole', message: 'required for a role change: the role the person moves into' });
+  if (event.type === 'termination' && event.reason === undefined)
+    issues.push({ path: 'reason', message: 'required for a termination: voluntary, involuntary or security' });
+  if (event.type === 'role_change' && event.newRole === undefined)
+    issues.push({ path: 'newRole', message: 'required for a role change: the role the person moves into' });
   return issues;
 }
 
@@ -238,12 +267,23 @@ export function parseHrEvent(raw: unknown): { ok: true; event: HrEvent } | { ok:
   const extra = conditionalIssues(raw);
   if (!parsed.success || extra.length > 0) {
     const errors = [...(parsed.success ? [] : issuesOf(parsed.error)), ...extra];
-    return { ok: false, errors: errors.filter((e, i) => errors.findIndex((o) => o.path === e.path && o.message === e.message) === i) };
+    return {
+      ok: false,
+      errors: errors.filter((e, i) => errors.findIndex((o) => o.path === e.path && o.message === e.message) === i),
+    };
   }
   const request = requestFromHrEvent(parsed.data, 'hr-system');
   if (request) {
     const checked = offboardingRequestSchema.safeParse(request);
-    if (!checked.success) return { ok: false, errors: issuesOf(checked.error, { 'subject.employeeId': 'employeeId', 'subject.email': 'email', requestId: 'eventId' }) };
+    if (!checked.success)
+      return {
+        ok: false,
+        errors: issuesOf(checked.error, {
+          'subject.employeeId': 'employeeId',
+          'subject.email': 'email',
+          requestId: 'eventId',
+        }),
+      };
   }
   return { ok: true, event: parsed.data };
 }
@@ -263,7 +303,8 @@ function parseJson(raw: Buffer): { ok: true; value: unknown } | { ok: false; mes
   }
 }
 
-export const isJsonContentType = (value: string | undefined) => value !== undefined && /^application\/json\s*(;|$)/i.test(value);
+export const isJsonContentType = (value: string | undefined) =>
+  value !== undefined && /^application\/json\s*(;|$)/i.test(value);
 
 /** The employee id a rejected body names, when it parses and is a valid id; else `unknown`. */
 function employeeIdOf(raw: Buffer | undefined, source: Source): string {
@@ -301,7 +342,9 @@ export async function rejectDelivery(
 ) {
   const webhookId = deliveryId(request, source);
   const employeeId = employeeIdOf(Buffer.isBuffer(request.body) ? request.body : undefined, source);
-  const reason = rejection.errors ? `${rejection.detail}: ${rejection.errors.map((e) => e.path).join(', ')}` : rejection.detail;
+  const reason = rejection.errors
+    ? `${rejection.detail}: ${rejection.errors.map((e) => e.path).join(', ')}`
+    : rejection.detail;
   deps.log.warn({ source, webhookId, status: rejection.status, reason }, 'hr event rejected');
   await deps.rejections.record(request.ip, {
     employeeId,
@@ -310,7 +353,13 @@ export async function rejectDelivery(
     status: rejection.status,
     source,
   });
-  return replyError(reply, rejection.status, rejection.error, rejection.detail, rejection.errors ? { errors: rejection.errors } : {});
+  return replyError(
+    reply,
+    rejection.status,
+    rejection.error,
+    rejection.detail,
+    rejection.errors ? { errors: rejection.errors } : {},
+  );
 }
 
 export interface HrAccepted {
@@ -335,47 +384,104 @@ export function registerHrWebhookRoutes(app: FastifyInstance, deps: HrWebhookDep
       try {
         state = (await deadline(() => deps.client.workflow.getHandle(workflowId).describe())).status.name;
       } catch (err) {
-        if (err instanceof WorkflowNotFoundError) return { outcome: 'nothing_running', detail: `no offboarding for ${event.employeeId} (workflow ${workflowId} not found)` };
+        if (err instanceof WorkflowNotFoundError)
+          return {
+            outcome: 'nothing_running',
+            detail: `no offboarding for ${event.employeeId} (workflow ${workflowId} not found)`,
+          };
         throw err;
       }
-      if (state !== 'RUNNING') return { outcome: 'nothing_running', detail: `the offboarding of ${event.employeeId} has already finished (${state.toLowerCase()})` };
+      if (state !== 'RUNNING')
+        return {
+          outcome: 'nothing_running',
+          detail: `the offboarding of ${event.employeeId} has already finished (${state.toLowerCase()})`,
+        };
       try {
-        const result = await deadline(() => sendCommand(deps.client, event.employeeId, 'cancel', { by: 'hr-system', reason: `termination rescinded (HR event ${event.eventId})` }));
+        const result = await deadline(() =>
+          sendCommand(deps.client, event.employeeId, 'cancel', {
+            by: 'hr-system',
+            reason: `termination rescinded (HR event ${event.eventId})`,
+          }),
+        );
         return { outcome: 'cancelled', detail: result };
       } catch (err) {
         // Refused by the workflow (already cancelled, finished meanwhile); "not found" just after it was found means Temporal is away.
-        if (err instanceof CommandRefusedError && !/^no offboarding for /.test(err.message)) return { outcome: 'nothing_running', detail: err.message };
+        if (err instanceof CommandRefusedError && !/^no offboarding for /.test(err.message))
+          return { outcome: 'nothing_running', detail: err.message };
         throw err;
       }
     }
-    const started = await deadline(() => startOffboarding(deps.client, request, { taskQueue: deps.taskQueue, searchAttributes: deps.searchAttributes }));
+    const started = await deadline(() =>
+      startOffboarding(deps.client, request, { taskQueue: deps.taskQueue, searchAttributes: deps.searchAttributes }),
+    );
     if (started.outcome === 'started') return { outcome: 'started', detail: null };
-    return { outcome: started.outcome, detail: `an offboarding for this person was already running (started by request ${started.startedBy}); ${started.detail}` };
+    return {
+      outcome: started.outcome,
+      detail: `an offboarding for this person was already running (started by request ${started.startedBy}); ${started.detail}`,
+    };
   }
 
-  async function accept(request: FastifyRequest, reply: FastifyReply, source: Source, webhookId: string, event: HrEvent) {
-    const delivery: HrDelivery = { webhookId, eventId: event.eventId, source, eventType: event.type, employeeId: event.employeeId, workflowId: workflowIdFor(event.employeeId) };
+  async function accept(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    source: Source,
+    webhookId: string,
+    event: HrEvent,
+  ) {
+    const delivery: HrDelivery = {
+      webhookId,
+      eventId: event.eventId,
+      source,
+      eventType: event.type,
+      employeeId: event.employeeId,
+      workflowId: workflowIdFor(event.employeeId),
+    };
     let claimed: ClaimResult;
     try {
-      claimed = await deps.hrEvents.claim(delivery, () => act(event, source === 'bamboohr' ? 'hr-system:bamboohr' : 'hr-system'));
+      claimed = await deps.hrEvents.claim(delivery, () =>
+        act(event, source === 'bamboohr' ? 'hr-system:bamboohr' : 'hr-system'),
+      );
     } catch (err) {
-      if (err instanceof InvalidRequestError) return rejectDelivery(deps, request, reply, source, { status: 400, error: 'invalid_event', detail: 'the event is not a valid offboarding request' });
+      if (err instanceof InvalidRequestError)
+        return rejectDelivery(deps, request, reply, source, {
+          status: 400,
+          error: 'invalid_event',
+          detail: 'the event is not a valid offboarding request',
+        });
       deps.log.error({ source, webhookId, reason: (err as Error).message }, 'could not act on an hr event');
-      return rejectDelivery(deps, request, reply, source, { status: 503, error: 'unavailable', detail: 'Temporal or the database did not answer; nothing was started, retry the delivery' });
+      return rejectDelivery(deps, request, reply, source, {
+        status: 503,
+        error: 'unavailable',
+        detail: 'Temporal or the database did not answer; nothing was started, retry the delivery',
+      });
     }
     if (claimed.kind === 'conflict') {
-      return rejectDelivery(deps, request, reply, source, { status: 409, error: 'conflict', detail: 'this webhook-id or event id was already used for a different event' });
+      return rejectDelivery(deps, request, reply, source, {
+        status: 409,
+        error: 'conflict',
+        detail: 'this webhook-id or event id was already used for a different event',
+      });
     }
     const { record } = claimed;
     const duplicate = claimed.kind === 'duplicate';
-    deps.log.info({ source, webhookId, eventId: event.eventId, employeeId: event.employeeId, outcome: record.outcome, duplicate }, 'hr event accepted');
-    const body: HrAccepted = { workflowId: record.workflowId, duplicate, outcome: record.outcome, detail: record.detail };
+    deps.log.info(
+      { source, webhookId, eventId: event.eventId, employeeId: event.employeeId, outcome: record.outcome, duplicate },
+      'hr event accepted',
+    );
+    const body: HrAccepted = {
+      workflowId: record.workflowId,
+      duplicate,
+      outcome: record.outcome,
+      detail: record.detail,
+    };
     return reply.code(202).send(body);
   }
 
   app.post('/v1/hr/events', { bodyLimit: WEBHOOK_BODY_LIMIT }, async (request, reply) => {
-    const reject = (status: number, error: string, detail: string, errors?: FieldError[]) => rejectDelivery(deps, request, reply, 'standard-webhooks', { status, error, detail, errors });
-    if (!isJsonContentType(request.headers['content-type'])) return reject(415, 'unsupported_media_type', 'send the event as application/json');
+    const reject = (status: number, error: string, detail: string, errors?: FieldError[]) =>
+      rejectDelivery(deps, request, reply, 'standard-webhooks', { status, error, detail, errors });
+    if (!isJsonContentType(request.headers['content-type']))
+      return reject(415, 'unsupported_media_type', 'send the event as application/json');
     const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
     const verified = verifyStandardWebhook(raw, request.headers, keys, deps.now());
     if (!verified.ok) return reject(401, 'unauthorized', verified.reason);
@@ -387,8 +493,10 @@ export function registerHrWebhookRoutes(app: FastifyInstance, deps: HrWebhookDep
   });
 
   app.post('/v1/hr/bamboohr', { bodyLimit: WEBHOOK_BODY_LIMIT }, async (request, reply) => {
-    const reject = (status: number, error: string, detail: string, errors?: FieldError[]) => rejectDelivery(deps, request, reply, 'bamboohr', { status, error, detail, errors });
-    if (!isJsonContentType(request.headers['content-type'])) return reject(415, 'unsupported_media_type', 'configure the BambooHR webhook to post JSON');
+    const reject = (status: number, error: string, detail: string, errors?: FieldError[]) =>
+      rejectDelivery(deps, request, reply, 'bamboohr', { status, error, detail, errors });
+    if (!isJsonContentType(request.headers['content-type']))
+      return reject(415, 'unsupported_media_type', 'configure the BambooHR webhook to post JSON');
     const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
     const verified = verifyBambooHrSignature(raw, request.headers, deps.config.bamboohrSecret, deps.now());
     if (!verified.ok) return reject(401, 'unauthorized', verified.reason);
@@ -401,7 +509,10 @@ export function registerHrWebhookRoutes(app: FastifyInstance, deps: HrWebhookDep
     }
     const mapped = mapBambooHrEvent(payload.data, deps.config.bamboohrMapping);
     if ('ignored' in mapped) {
-      deps.log.info({ source: 'bamboohr', type: payload.data.type, employeeId: payload.data.data.employeeId }, 'bamboohr event ignored');
+      deps.log.info(
+        { source: 'bamboohr', type: payload.data.type, employeeId: payload.data.data.employeeId },
+        'bamboohr event ignored',
+      );
       const body: HrAccepted = { workflowId: null, duplicate: false, outcome: 'ignored', detail: mapped.ignored };
       return reply.code(202).send(body);
     }

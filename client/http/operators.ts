@@ -13,7 +13,14 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { z } from 'zod';
 import type { AuditStore } from '../../activities/audit.js';
-import { cancelCommandSchema, expediteCommandSchema, holdCommandSchema, releaseCommandSchema, retryCommandSchema, skipCommandSchema } from '../../model/commands.js';
+import {
+  cancelCommandSchema,
+  expediteCommandSchema,
+  holdCommandSchema,
+  releaseCommandSchema,
+  retryCommandSchema,
+  skipCommandSchema,
+} from '../../model/commands.js';
 import { employeeIdSchema, workflowIdFor } from '../../model/request.js';
 import { buildEvidence, evidenceToCsv, evidenceToHtml, evidenceToJson } from '../evidence.js';
 import type { OffboardingStatus } from '../../workflows/messages.js';
@@ -50,20 +57,32 @@ export const AUDIT_POLICY: AccessPolicy = { roles: ['security', 'auditor'] };
 export const HR_LOOKUP_POLICY: AccessPolicy = { roles: ['hr-system', 'security', 'auditor'] };
 
 export const employeeParamsSchema = z.object({ employeeId: employeeIdSchema }).strict();
-export const webhookParamsSchema = z.object({ webhookId: z.string().regex(/^[\x21-\x7e]{1,200}$/, 'a webhook id') }).strict();
+export const webhookParamsSchema = z
+  .object({ webhookId: z.string().regex(/^[\x21-\x7e]{1,200}$/, 'a webhook id') })
+  .strict();
 
-const formatIssues = (error: z.ZodError) => error.issues.map((issue) => ({ path: issue.path.join('.') || '(root)', message: issue.message }));
+const formatIssues = (error: z.ZodError) =>
+  error.issues.map((issue) => ({ path: issue.path.join('.') || '(root)', message: issue.message }));
 
 function invalid(reply: FastifyReply, what: string, error: z.ZodError) {
   const errors = formatIssues(error);
-  return replyError(reply, 400, 'invalid_request', `${what}: ${errors.map((e) => `${e.path}: ${e.message}`).join('; ')}`, { errors });
+  return replyError(
+    reply,
+    400,
+    'invalid_request',
+    `${what}: ${errors.map((e) => `${e.path}: ${e.message}`).join('; ')}`,
+    { errors },
+  );
 }
 
 /** A command's JSON body; an empty body is `{}`. */
-function jsonBody(request: FastifyRequest): { ok: true; value: unknown } | { ok: false; status: number; detail: string } {
+function jsonBody(
+  request: FastifyRequest,
+): { ok: true; value: unknown } | { ok: false; status: number; detail: string } {
   const raw = Buffer.isBuffer(request.body) ? request.body : undefined;
   if (!raw || raw.length === 0) return { ok: true, value: {} };
-  if (!isJsonContentType(request.headers['content-type'])) return { ok: false, status: 415, detail: 'send the body as application/json' };
+  if (!isJsonContentType(request.headers['content-type']))
+    return { ok: false, status: 415, detail: 'send the body as application/json' };
   try {
     return { ok: true, value: JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(raw)) };
   } catch {
@@ -87,7 +106,11 @@ export function registerOperatorRoutes(app: FastifyInstance, deps: OperatorDeps)
     const filters = listFiltersSchema.safeParse(request.query);
     if (!filters.success) return invalid(reply, 'invalid filter', filters.error);
     const principal = request.principal!;
-    const offboardings = await listOffboardings(client, filters.data, principal.role === 'manager' ? principal : undefined);
+    const offboardings = await listOffboardings(
+      client,
+      filters.data,
+      principal.role === 'manager' ? principal : undefined,
+    );
     return reply.send({ offboardings });
   });
 
@@ -100,7 +123,8 @@ export function registerOperatorRoutes(app: FastifyInstance, deps: OperatorDeps)
     try {
       description = await deadline(() => handle.describe());
     } catch (err) {
-      if (err instanceof WorkflowNotFoundError) return replyError(reply, 404, 'not_found', `no offboarding for ${params.data.employeeId}`);
+      if (err instanceof WorkflowNotFoundError)
+        return replyError(reply, 404, 'not_found', `no offboarding for ${params.data.employeeId}`);
       throw err;
     }
     // The status query needs a worker; when none answers, the audit trail is still shown.
@@ -112,61 +136,91 @@ export function registerOperatorRoutes(app: FastifyInstance, deps: OperatorDeps)
       statusUnavailable = `the status query was not answered (is a worker running?): ${(err as Error).message}`;
     }
     const audit = await deps.audit.eventsFor(workflowId);
-    return reply.send({ workflowId, runId: description.runId, state: stateOf(description.status.name), status, statusUnavailable, audit });
+    return reply.send({
+      workflowId,
+      runId: description.runId,
+      state: stateOf(description.status.name),
+      status,
+      statusUnavailable,
+      audit,
+    });
   });
 
   for (const name of Object.keys(COMMAND_BODIES) as CommandName[]) {
-    app.post(`/v1/offboardings/:employeeId/${name}`, { bodyLimit: OPERATOR_BODY_LIMIT, preHandler: guard(auth, COMMAND_POLICIES[name]) }, async (request, reply) => {
-      const params = employeeParamsSchema.safeParse(request.params);
-      if (!params.success) return invalid(reply, 'invalid employee id', params.error);
-      const body = jsonBody(request);
-      if (!body.ok) return replyError(reply, body.status, body.status === 415 ? 'unsupported_media_type' : 'invalid_request', body.detail);
-      const command = COMMAND_BODIES[name].safeParse(body.value);
-      if (!command.success) return invalid(reply, `invalid ${name} command (\`by\` is taken from your token)`, command.error);
-      const by = request.principal!.subject;
-      const { employeeId } = params.data;
-      const workflowId = workflowIdFor(employeeId);
-      // Asked first: sendCommand reads any failed describe as "not found", which must not become a 404 while Temporal is away.
-      try {
-        await deadline(() => client.workflow.getHandle(workflowId).describe());
-      } catch (err) {
-        if (err instanceof WorkflowNotFoundError) return replyError(reply, 404, 'not_found', `no offboarding for ${employeeId}`);
-        throw err;
-      }
-      try {
-        const result = await deadline(() => sendCommand(client, employeeId, name, { ...command.data, by }));
-        request.log.info({ command: name, employeeId, by }, 'command accepted');
-        return reply.send({ workflowId, command: name, by, result });
-      } catch (err) {
-        if (err instanceof CommandRefusedError && !/^no offboarding for /.test(err.message)) {
-          request.log.info({ command: name, employeeId, by, refused: err.message }, 'command refused');
-          return replyError(reply, 409, 'refused', err.message);
+    app.post(
+      `/v1/offboardings/:employeeId/${name}`,
+      { bodyLimit: OPERATOR_BODY_LIMIT, preHandler: guard(auth, COMMAND_POLICIES[name]) },
+      async (request, reply) => {
+        const params = employeeParamsSchema.safeParse(request.params);
+        if (!params.success) return invalid(reply, 'invalid employee id', params.error);
+        const body = jsonBody(request);
+        if (!body.ok)
+          return replyError(
+            reply,
+            body.status,
+            body.status === 415 ? 'unsupported_media_type' : 'invalid_request',
+            body.detail,
+          );
+        const command = COMMAND_BODIES[name].safeParse(body.value);
+        if (!command.success)
+          return invalid(reply, `invalid ${name} command (\`by\` is taken from your token)`, command.error);
+        const by = request.principal!.subject;
+        const { employeeId } = params.data;
+        const workflowId = workflowIdFor(employeeId);
+        // Asked first: sendCommand reads any failed describe as "not found", which must not become a 404 while Temporal is away.
+        try {
+          await deadline(() => client.workflow.getHandle(workflowId).describe());
+        } catch (err) {
+          if (err instanceof WorkflowNotFoundError)
+            return replyError(reply, 404, 'not_found', `no offboarding for ${employeeId}`);
+          throw err;
         }
-        if (err instanceof CommandRefusedError) return replyError(reply, 503, 'unavailable', 'Temporal did not answer; retry the command');
-        throw err;
-      }
-    });
+        try {
+          const result = await deadline(() => sendCommand(client, employeeId, name, { ...command.data, by }));
+          request.log.info({ command: name, employeeId, by }, 'command accepted');
+          return reply.send({ workflowId, command: name, by, result });
+        } catch (err) {
+          if (err instanceof CommandRefusedError && !/^no offboarding for /.test(err.message)) {
+            request.log.info({ command: name, employeeId, by, refused: err.message }, 'command refused');
+            return replyError(reply, 409, 'refused', err.message);
+          }
+          if (err instanceof CommandRefusedError)
+            return replyError(reply, 503, 'unavailable', 'Temporal did not answer; retry the command');
+          throw err;
+        }
+      },
+    );
   }
 
-  app.get('/v1/audit/verify', { preHandler: guard(auth, AUDIT_POLICY) }, async (_request, reply) => reply.send(await deps.audit.verify()));
+  app.get('/v1/audit/verify', { preHandler: guard(auth, AUDIT_POLICY) }, async (_request, reply) =>
+    reply.send(await deps.audit.verify()),
+  );
 
   // The evidence report, from the audit log alone (client/evidence.ts): what an auditor reads.
   const evidenceQuerySchema = z.object({ format: z.enum(['html', 'csv', 'json']).default('json') }).strict();
-  app.get('/v1/offboardings/:employeeId/evidence', { preHandler: guard(auth, AUDIT_POLICY) }, async (request, reply) => {
-    const params = employeeParamsSchema.safeParse(request.params);
-    if (!params.success) return invalid(reply, 'invalid employee id', params.error);
-    const query = evidenceQuerySchema.safeParse(request.query ?? {});
-    if (!query.success) return invalid(reply, 'invalid query', query.error);
-    const workflowId = workflowIdFor(params.data.employeeId);
-    const [events, chain] = await Promise.all([deps.audit.eventsFor(workflowId), deps.audit.verify()]);
-    if (events.length === 0) return replyError(reply, 404, 'not_found', `no audit events for ${params.data.employeeId}`);
-    const evidence = buildEvidence(events, chain);
-    if (query.data.format === 'html') return reply.type('text/html; charset=utf-8').send(evidenceToHtml(evidence));
-    if (query.data.format === 'csv') {
-      return reply.type('text/csv; charset=utf-8').header('content-disposition', `attachment; filename="evidence-${params.data.employeeId}.csv"`).send(evidenceToCsv(evidence));
-    }
-    return reply.type('application/json').send(evidenceToJson(evidence));
-  });
+  app.get(
+    '/v1/offboardings/:employeeId/evidence',
+    { preHandler: guard(auth, AUDIT_POLICY) },
+    async (request, reply) => {
+      const params = employeeParamsSchema.safeParse(request.params);
+      if (!params.success) return invalid(reply, 'invalid employee id', params.error);
+      const query = evidenceQuerySchema.safeParse(request.query ?? {});
+      if (!query.success) return invalid(reply, 'invalid query', query.error);
+      const workflowId = workflowIdFor(params.data.employeeId);
+      const [events, chain] = await Promise.all([deps.audit.eventsFor(workflowId), deps.audit.verify()]);
+      if (events.length === 0)
+        return replyError(reply, 404, 'not_found', `no audit events for ${params.data.employeeId}`);
+      const evidence = buildEvidence(events, chain);
+      if (query.data.format === 'html') return reply.type('text/html; charset=utf-8').send(evidenceToHtml(evidence));
+      if (query.data.format === 'csv') {
+        return reply
+          .type('text/csv; charset=utf-8')
+          .header('content-disposition', `attachment; filename="evidence-${params.data.employeeId}.csv"`)
+          .send(evidenceToCsv(evidence));
+      }
+      return reply.type('application/json').send(evidenceToJson(evidence));
+    },
+  );
 
   app.get('/v1/hr/events/:webhookId', { preHandler: guard(auth, HR_LOOKUP_POLICY) }, async (request, reply) => {
     const params = webhookParamsSchema.safeParse(request.params);

@@ -44,9 +44,19 @@ export function createRejectionLedger(options: RejectionLedgerOptions) {
   const windowMs = options.windowMs ?? 60_000;
   const windows = new Map<string, Window>();
 
-  async function append(event: Omit<AuditEvent, 'id' | 'occurredAt' | 'offboardingId' | 'system' | 'action' | 'outcome'>) {
+  async function append(
+    event: Omit<AuditEvent, 'id' | 'occurredAt' | 'offboardingId' | 'system' | 'action' | 'outcome'>,
+  ) {
     try {
-      await audit.append({ id: `${offboardingId}/${randomUUID()}`, occurredAt: new Date(now()).toISOString(), offboardingId, system: null, action: 'hr_event_rejected', outcome: 'rejected', ...event });
+      await audit.append({
+        id: `${offboardingId}/${randomUUID()}`,
+        occurredAt: new Date(now()).toISOString(),
+        offboardingId,
+        system: null,
+        action: 'hr_event_rejected',
+        outcome: 'rejected',
+        ...event,
+      });
     } catch (err) {
       log.error({ reason: (err as Error).message }, 'could not record a rejected hr event in the audit');
     }
@@ -56,7 +66,10 @@ export function createRejectionLedger(options: RejectionLedgerOptions) {
     clearTimeout(window.timer);
     if (windows.get(sender) === window) windows.delete(sender);
     if (window.suppressed === 0) return;
-    log.warn({ sender, suppressed: window.suppressed, statuses: window.statuses }, 'hr events rejected beyond the per-sender audit limit');
+    log.warn(
+      { sender, suppressed: window.suppressed, statuses: window.statuses },
+      'hr events rejected beyond the per-sender audit limit',
+    );
     await append({
       employeeId: 'unknown',
       actor: window.source === 'bamboohr' ? 'bamboohr' : 'hr-webhook',
@@ -75,7 +88,8 @@ export function createRejectionLedger(options: RejectionLedgerOptions) {
   function windowFor(sender: string, source: string): { key: string; window: Window } {
     const nowMs = now();
     if (!windows.has(sender) && windows.size >= MAX_TRACKED_SENDERS) {
-      for (const [key, window] of windows) if (window.suppressed === 0 && nowMs - window.startMs >= windowMs) windows.delete(key);
+      for (const [key, window] of windows)
+        if (window.suppressed === 0 && nowMs - window.startMs >= windowMs) windows.delete(key);
       if (windows.size >= MAX_TRACKED_SENDERS) sender = 'many senders';
     }
     let window = windows.get(sender);
@@ -100,7 +114,11 @@ export function createRejectionLedger(options: RejectionLedgerOptions) {
         return;
       }
       window.suppressed += 1;
-      if (window.suppressed === 1) log.warn({ sender, limit, windowMs }, 'hr events refused beyond the per-sender audit limit: counting them until the window ends');
+      if (window.suppressed === 1)
+        log.warn(
+          { sender, limit, windowMs },
+          'hr events refused beyond the per-sender audit limit: counting them until the window ends',
+        );
       window.statuses[String(row.status)] = (window.statuses[String(row.status)] ?? 0) + 1;
       if (!window.timer) {
         window.timer = setTimeout(() => void summarise(key, window), Math.max(window.startMs + windowMs - now(), 0));

@@ -24,7 +24,13 @@ import { logger } from '../../workers/logger.js';
 import { connectClient } from '../temporal.js';
 import { createAuthenticator, replyError, type ApiConfig } from './auth.js';
 import { createHrEventsStore, HR_EVENTS_MIGRATIONS } from './hr-events-store.js';
-import { registerHrWebhookRoutes, rejectDelivery, REJECTED_OFFBOARDING_ID, sourceOfRoute, WEBHOOK_BODY_LIMIT } from './hr-webhook.js';
+import {
+  registerHrWebhookRoutes,
+  rejectDelivery,
+  REJECTED_OFFBOARDING_ID,
+  sourceOfRoute,
+  WEBHOOK_BODY_LIMIT,
+} from './hr-webhook.js';
 import { createRejectionLedger } from './rejection-ledger.js';
 import { buildOpenApi } from './openapi.js';
 import { OPERATOR_BODY_LIMIT, registerOperatorRoutes } from './operators.js';
@@ -54,7 +60,12 @@ const GRPC_DEADLINE_EXCEEDED = 4;
 
 function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  return Promise.race([work, new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms); })]).finally(() => clearTimeout(timer));
+  return Promise.race([
+    work,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
 }
 
 export function buildApi(deps: ApiDeps): FastifyInstance {
@@ -80,29 +91,66 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   const audit = createAuditStore(deps.pool);
   const hrEvents = createHrEventsStore(deps.pool);
   const auth = createAuthenticator(deps.config.tokens);
-  const rejections = createRejectionLedger({ audit, log, now, offboardingId: REJECTED_OFFBOARDING_ID, ...deps.rejectionAuditLimit });
+  const rejections = createRejectionLedger({
+    audit,
+    log,
+    now,
+    offboardingId: REJECTED_OFFBOARDING_ID,
+    ...deps.rejectionAuditLimit,
+  });
   app.addHook('onClose', async () => rejections.close());
-  const hrDeps = { client: deps.client, hrEvents, audit, rejections, config: deps.config, log, taskQueue: deps.taskQueue, searchAttributes: deps.searchAttributes, now, temporalTimeoutMs };
+  const hrDeps = {
+    client: deps.client,
+    hrEvents,
+    audit,
+    rejections,
+    config: deps.config,
+    log,
+    taskQueue: deps.taskQueue,
+    searchAttributes: deps.searchAttributes,
+    now,
+    temporalTimeoutMs,
+  };
 
   // Prometheus: every answer by route and status, and HR deliveries by how they ended.
   const registry = new Registry();
-  const requests = new Counter({ name: 'offboard_api_requests_total', help: 'API answers by route and status', labelNames: ['route', 'status'], registers: [registry] });
-  const hrDeliveries = new Counter({ name: 'offboard_hr_events_total', help: 'HR deliveries: accepted (202) or rejected (4xx/5xx), by source route', labelNames: ['route', 'result'], registers: [registry] });
+  const requests = new Counter({
+    name: 'offboard_api_requests_total',
+    help: 'API answers by route and status',
+    labelNames: ['route', 'status'],
+    registers: [registry],
+  });
+  const hrDeliveries = new Counter({
+    name: 'offboard_hr_events_total',
+    help: 'HR deliveries: accepted (202) or rejected (4xx/5xx), by source route',
+    labelNames: ['route', 'result'],
+    registers: [registry],
+  });
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
     requests.inc({ route, status: String(reply.statusCode) });
-    if (route.startsWith('/v1/hr/') && request.method === 'POST') hrDeliveries.inc({ route, result: reply.statusCode === 202 ? 'accepted' : 'rejected' });
+    if (route.startsWith('/v1/hr/') && request.method === 'POST')
+      hrDeliveries.inc({ route, result: reply.statusCode === 202 ? 'accepted' : 'rejected' });
   });
   app.get('/metrics', async (_request, reply) => reply.type(registry.contentType).send(await registry.metrics()));
 
   app.addHook('onResponse', async (request, reply) => {
     request.log.info(
-      { method: request.method, route: request.routeOptions.url ?? null, status: reply.statusCode, ms: Math.round(reply.elapsedTime), subject: request.principal?.subject, role: request.principal?.role },
+      {
+        method: request.method,
+        route: request.routeOptions.url ?? null,
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime),
+        subject: request.principal?.subject,
+        role: request.principal?.role,
+      },
       'request',
     );
   });
 
-  app.setNotFoundHandler((_request, reply) => replyError(reply, 404, 'not_found', 'no such endpoint; GET /openapi.json lists them'));
+  app.setNotFoundHandler((_request, reply) =>
+    replyError(reply, 404, 'not_found', 'no such endpoint; GET /openapi.json lists them'),
+  );
 
   app.setErrorHandler(async (error: FastifyError, request, reply) => {
     const grpc: unknown = error;
@@ -113,20 +161,39 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
       // pg: the database refused or dropped the connection, or the pool timed out waiting for one.
       ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', '57P01', '57P03'].includes(String(error.code)) ||
       /timeout exceeded when trying to connect|Connection terminated/.test(error.message);
-    const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : unavailable ? 503 : 500;
+    const status =
+      error.statusCode && error.statusCode >= 400 && error.statusCode < 600
+        ? error.statusCode
+        : unavailable
+          ? 503
+          : 500;
     const [code, detail] =
-      status === 413 ? ['payload_too_large', `the body is larger than ${request.routeOptions.bodyLimit ?? OPERATOR_BODY_LIMIT} bytes`]
-      : status === 503 ? ['unavailable', 'Temporal or the database did not answer; retry later']
-      : status >= 500 ? ['internal', 'the request failed; the API log has the reason']
-      : ['bad_request', error.message];
-    if (status >= 500) request.log.error({ route: request.routeOptions.url, error: error.name, reason: error.message }, 'request failed');
+      status === 413
+        ? [
+            'payload_too_large',
+            `the body is larger than ${request.routeOptions.bodyLimit ?? OPERATOR_BODY_LIMIT} bytes`,
+          ]
+        : status === 503
+          ? ['unavailable', 'Temporal or the database did not answer; retry later']
+          : status >= 500
+            ? ['internal', 'the request failed; the API log has the reason']
+            : ['bad_request', error.message];
+    if (status >= 500)
+      request.log.error(
+        { route: request.routeOptions.url, error: error.name, reason: error.message },
+        'request failed',
+      );
     const source = sourceOfRoute(request.routeOptions.url);
     if (source) return rejectDelivery(hrDeps, request, reply, source, { status, error: code, detail });
     return replyError(reply, status, code, detail);
   });
 
   app.get('/healthz', async (_request, reply) => {
-    const check = (work: () => Promise<unknown>) => work().then(() => 'ok', (err: Error) => `unreachable: ${err.message}`);
+    const check = (work: () => Promise<unknown>) =>
+      work().then(
+        () => 'ok',
+        (err: Error) => `unreachable: ${err.message}`,
+      );
     const [temporal, database] = await Promise.all([
       check(() => deps.client.withDeadline(Date.now() + 3_000, () => deps.client.workflowService.getSystemInfo({}))),
       check(() => withTimeout(hrEvents.check(), 3_000, 'the database')),
@@ -149,12 +216,25 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
       if (deleted === 0) return;
       log.info({ deleted, before: before.toISOString() }, 'hr event records past their retention deleted');
       await audit.append({
-        id: `${REJECTED_OFFBOARDING_ID}/${randomUUID()}`, occurredAt: new Date(now()).toISOString(), offboardingId: REJECTED_OFFBOARDING_ID,
-        employeeId: 'unknown', system: null, action: 'hr_events_pruned', outcome: 'deleted', actor: 'hr-webhook',
-        details: { deleted, receivedBefore: before.toISOString(), retentionDays: Math.round(deps.config.hrEventsRetention / 86_400_000) },
+        id: `${REJECTED_OFFBOARDING_ID}/${randomUUID()}`,
+        occurredAt: new Date(now()).toISOString(),
+        offboardingId: REJECTED_OFFBOARDING_ID,
+        employeeId: 'unknown',
+        system: null,
+        action: 'hr_events_pruned',
+        outcome: 'deleted',
+        actor: 'hr-webhook',
+        details: {
+          deleted,
+          receivedBefore: before.toISOString(),
+          retentionDays: Math.round(deps.config.hrEventsRetention / 86_400_000),
+        },
       });
     } catch (err) {
-      log.error({ reason: (err as Error).message }, 'could not delete hr event records past their retention; retrying tomorrow');
+      log.error(
+        { reason: (err as Error).message },
+        'could not delete hr event records past their retention; retrying tomorrow',
+      );
     }
   }
   let pruning: NodeJS.Timeout | undefined;
@@ -175,11 +255,15 @@ export interface RunningApi {
 }
 
 /** Builds the app and listens on options, else OFFBOARD_API_HOST : OFFBOARD_API_PORT, else 127.0.0.1:8080. */
-export async function startApi(deps: ApiDeps, options: { host?: string; port?: number; env?: NodeJS.ProcessEnv } = {}): Promise<RunningApi> {
+export async function startApi(
+  deps: ApiDeps,
+  options: { host?: string; port?: number; env?: NodeJS.ProcessEnv } = {},
+): Promise<RunningApi> {
   const env = options.env ?? process.env;
   const host = options.host ?? env.OFFBOARD_API_HOST ?? '127.0.0.1';
   const port = options.port ?? Number(env.OFFBOARD_API_PORT ?? 8080);
-  if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new Error(`OFFBOARD_API_PORT must be a port number, not ${env.OFFBOARD_API_PORT}`);
+  if (!Number.isInteger(port) || port < 0 || port > 65_535)
+    throw new Error(`OFFBOARD_API_PORT must be a port number, not ${env.OFFBOARD_API_PORT}`);
   const app = buildApi(deps);
   await app.listen({ host, port });
   const address = app.server.address() as AddressInfo;
@@ -190,7 +274,8 @@ export async function startApi(deps: ApiDeps, options: { host?: string; port?: n
 /** The API process: config, database, Temporal, then listen until SIGINT/SIGTERM. */
 async function main() {
   const config: OffboardConfig & { api?: ApiConfig } = loadConfig();
-  if (!config.api) throw new Error('the config has no `api` section: add api.tokens and api.webhookSecrets (see README, "HTTP API")');
+  if (!config.api)
+    throw new Error('the config has no `api` section: add api.tokens and api.webhookSecrets (see README, "HTTP API")');
   const target = databaseTarget();
   const pool = createPool(target);
   try {
@@ -201,7 +286,16 @@ async function main() {
   }
   const client = await connectClient();
   const api = await startApi({ client, pool, config: config.api });
-  logger.info({ url: api.url, tokens: config.api.tokens.length, webhookSecrets: config.api.webhookSecrets.length, bamboohr: Boolean(config.api.bamboohrSecret), webhookBodyLimit: WEBHOOK_BODY_LIMIT }, 'api listening');
+  logger.info(
+    {
+      url: api.url,
+      tokens: config.api.tokens.length,
+      webhookSecrets: config.api.webhookSecrets.length,
+      bamboohr: Boolean(config.api.bamboohrSecret),
+      webhookBodyLimit: WEBHOOK_BODY_LIMIT,
+    },
+    'api listening',
+  );
   const stop = async () => {
     await api.close();
     await client.connection.close();

@@ -16,7 +16,13 @@ import type { ConnectionOptions } from '@temporalio/client';
 import type { DataConverter } from '@temporalio/common';
 import type pg from 'pg';
 import { Client as LdapClient, type Entry } from 'ldapts';
-import { readToolchain, startPostgres, startSlapd, type PostgresInstance, type SlapdInstance } from '../../scripts/services.js';
+import {
+  readToolchain,
+  startPostgres,
+  startSlapd,
+  type PostgresInstance,
+  type SlapdInstance,
+} from '../../scripts/services.js';
 import { bundleWorkflows } from '../../workers/bundle.js';
 import { parseConfig, type ConfigInput, type OffboardConfig } from '../../workers/config.js';
 import { createPool, migrate } from '../../workers/database.js';
@@ -45,15 +51,26 @@ export const workflowBundle = () => (bundle ??= bundleWorkflows());
  * The Java test server answers keepalive pings more often than every 5 minutes with GOAWAY
  * ("too many pings"), which can strand a call in flight; the SDK pings every 30 s by default.
  */
-export async function timeSkippingEnvironment(client: { dataConverter?: DataConverter } = {}): Promise<TestWorkflowEnvironment> {
+export async function timeSkippingEnvironment(
+  client: { dataConverter?: DataConverter } = {},
+): Promise<TestWorkflowEnvironment> {
   installRuntime();
   const env = await TestWorkflowEnvironment.createTimeSkipping({
     server: { executable: { type: 'existing-path', path: readToolchain().testServer } },
     client,
-    plugins: [{
-      name: 'test-server-keepalive',
-      configureConnection: (options: ConnectionOptions) => ({ ...options, channelArgs: { ...options.channelArgs, 'grpc.keepalive_time_ms': 6 * 60_000, 'grpc.keepalive_permit_without_calls': 0 } }),
-    }],
+    plugins: [
+      {
+        name: 'test-server-keepalive',
+        configureConnection: (options: ConnectionOptions) => ({
+          ...options,
+          channelArgs: {
+            ...options.channelArgs,
+            'grpc.keepalive_time_ms': 6 * 60_000,
+            'grpc.keepalive_permit_without_calls': 0,
+          },
+        }),
+      },
+    ],
   });
   await Promise.all([sharedSlapd(), sharedPool(), workflowBundle()]);
   return env;
@@ -68,7 +85,15 @@ export async function timeSkippingEnvironment(client: { dataConverter?: DataConv
 export async function skipAhead(env: TestWorkflowEnvironment, ms: number, realTimeLimitMs = 60_000): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const stuck = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`the test server did not skip ${ms} ms ahead within ${realTimeLimitMs / 1000} s of real time: a workflow task or activity no worker polls for holds its time-skipping lock`)), realTimeLimitMs);
+    timer = setTimeout(
+      () =>
+        reject(
+          new Error(
+            `the test server did not skip ${ms} ms ahead within ${realTimeLimitMs / 1000} s of real time: a workflow task or activity no worker polls for holds its time-skipping lock`,
+          ),
+        ),
+      realTimeLimitMs,
+    );
   });
   try {
     await Promise.race([env.sleep(ms), stuck]);
@@ -85,7 +110,13 @@ export function installRuntime() {
 }
 
 /** A worker config pointing the `directory` system at the shared slapd, with fast retries. */
-export async function testConfig(extra: { systems?: ConfigInput['systems']; notifications?: ConfigInput['notifications']; env?: NodeJS.ProcessEnv } = {}): Promise<OffboardConfig> {
+export async function testConfig(
+  extra: {
+    systems?: ConfigInput['systems'];
+    notifications?: ConfigInput['notifications'];
+    env?: NodeJS.ProcessEnv;
+  } = {},
+): Promise<OffboardConfig> {
   const ldap = await sharedSlapd();
   return parseConfig(
     {
@@ -103,8 +134,22 @@ export async function testConfig(extra: { systems?: ConfigInput['systems']; noti
       },
       policy: {
         retry: { initialInterval: '200ms', maximumInterval: '1s', maximumAttempts: 3 },
-        privileged: { directory: ['cn=domain-admins,ou=groups,dc=example,dc=org', 'cn=prod-access,ou=groups,dc=example,dc=org', 'cn=sudoers,ou=groups,dc=example,dc=org'] },
-        roles: { engineer: { directory: ['cn=engineering,ou=groups,dc=example,dc=org', 'cn=developers,ou=groups,dc=example,dc=org', 'cn=vpn-users,ou=groups,dc=example,dc=org'] } },
+        privileged: {
+          directory: [
+            'cn=domain-admins,ou=groups,dc=example,dc=org',
+            'cn=prod-access,ou=groups,dc=example,dc=org',
+            'cn=sudoers,ou=groups,dc=example,dc=org',
+          ],
+        },
+        roles: {
+          engineer: {
+            directory: [
+              'cn=engineering,ou=groups,dc=example,dc=org',
+              'cn=developers,ou=groups,dc=example,dc=org',
+              'cn=vpn-users,ou=groups,dc=example,dc=org',
+            ],
+          },
+        },
       },
       notifications: extra.notifications,
     },
@@ -134,7 +179,9 @@ export async function directoryState(employeeId: string): Promise<DirectoryState
   const client = new LdapClient({ url: ldap.url });
   try {
     await client.bind(ldap.adminDn, ldap.adminPassword);
-    const self = await client.search(dn, { scope: 'base', attributes: ['pwdAccountLockedTime'] }).catch(() => ({ searchEntries: [] as Entry[] }));
+    const self = await client
+      .search(dn, { scope: 'base', attributes: ['pwdAccountLockedTime'] })
+      .catch(() => ({ searchEntries: [] as Entry[] }));
     const { searchEntries } = await client.search(ldap.groupsBase, {
       scope: 'one',
       filter: `(|(member=${dn})(uniqueMember=${dn})(memberUid=${person.uid}))`,
@@ -172,7 +219,12 @@ export async function stopSharedServers() {
 }
 
 /** Polls `read` until `done` holds, in real time; fails with the last value seen. */
-export async function eventually<T>(read: () => Promise<T>, done: (value: T) => boolean, what: string, timeoutMs = 30_000): Promise<T> {
+export async function eventually<T>(
+  read: () => Promise<T>,
+  done: (value: T) => boolean,
+  what: string,
+  timeoutMs = 30_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: T | undefined;
   for (;;) {

@@ -5,10 +5,27 @@
  * act on the whole person: every system's pipeline re-evaluates its wait when one arrives.
  */
 import { log, setHandler } from '@temporalio/workflow';
-import type { CancelCommand, ExpediteCommand, HoldCommand, ReleaseCommand, RetryCommand, SkipCommand } from '../../model/commands.js';
+import type {
+  CancelCommand,
+  ExpediteCommand,
+  HoldCommand,
+  ReleaseCommand,
+  RetryCommand,
+  SkipCommand,
+} from '../../model/commands.js';
 import {
-  cancelSignal, cancelUpdate, expediteSignal, expediteUpdate, holdSignal, holdUpdate, releaseSignal, releaseUpdate,
-  retrySignal, retryUpdate, skipSignal, skipUpdate,
+  cancelSignal,
+  cancelUpdate,
+  expediteSignal,
+  expediteUpdate,
+  holdSignal,
+  holdUpdate,
+  releaseSignal,
+  releaseUpdate,
+  retrySignal,
+  retryUpdate,
+  skipSignal,
+  skipUpdate,
 } from '../messages.js';
 import type { Notifier } from './notifications.js';
 import type { Recorder } from './recorder.js';
@@ -22,11 +39,16 @@ function refusal(state: OffboardingState, name: CommandName, command: Untrusted)
   const { status } = state;
   if (typeof command?.by !== 'string' || command.by.length === 0) return `${name}: "by" (who sends it) is required`;
   const needsReason = name === 'hold' || name === 'expedite' || name === 'cancel' || name === 'skip';
-  if (needsReason && (typeof command.reason !== 'string' || command.reason.length === 0)) return `${name}: "reason" is required`;
-  if (isFinished(state) || status.cancelled) return `${name}: the offboarding has already ${status.cancelled ? 'been cancelled' : 'completed'}`;
+  if (needsReason && (typeof command.reason !== 'string' || command.reason.length === 0))
+    return `${name}: "reason" is required`;
+  if (isFinished(state) || status.cancelled)
+    return `${name}: the offboarding has already ${status.cancelled ? 'been cancelled' : 'completed'}`;
   switch (name) {
     case 'hold':
-      if (command.until !== undefined && !(typeof command.until === 'string' && Date.parse(command.until) > Date.now())) {
+      if (
+        command.until !== undefined &&
+        !(typeof command.until === 'string' && Date.parse(command.until) > Date.now())
+      ) {
         return 'hold: "until" must be a time in the future (ISO 8601)';
       }
       return status.expedited ? 'hold: the offboarding was expedited; holds no longer apply' : undefined;
@@ -54,14 +76,25 @@ export function registerCommands(state: OffboardingState, recorder: Recorder, no
   const apply: { [K in CommandName]: (command: never) => string } = {
     hold: (command: HoldCommand) => {
       status.holds.push({ by: command.by, reason: command.reason, until: command.until, placedAt: nowIso() });
-      audit({ action: 'hold_placed', actor: command.by, details: { reason: command.reason, until: command.until ?? null } });
-      notifier.tell('held', `held by ${command.by}${command.until ? ` until ${command.until}` : ''}: ${command.reason}`);
+      audit({
+        action: 'hold_placed',
+        actor: command.by,
+        details: { reason: command.reason, until: command.until ?? null },
+      });
+      notifier.tell(
+        'held',
+        `held by ${command.by}${command.until ? ` until ${command.until}` : ''}: ${command.reason}`,
+      );
       return command.until ? `held until ${command.until}` : 'held until released';
     },
     release: (command: ReleaseCommand) => {
       const released = status.holds.length;
       status.holds = [];
-      audit({ action: 'hold_released', actor: command.by, details: { reason: command.reason ?? null, holdsReleased: released } });
+      audit({
+        action: 'hold_released',
+        actor: command.by,
+        details: { reason: command.reason ?? null, holdsReleased: released },
+      });
       return 'released';
     },
     expedite: (command: ExpediteCommand) => {
@@ -87,7 +120,12 @@ export function registerCommands(state: OffboardingState, recorder: Recorder, no
       const task = openTask(command.actionId);
       task.state = 'skipped';
       task.resolvedBy = command.by;
-      audit({ action: 'manual_task_skipped', actor: command.by, system: task.system, details: { taskId: task.id, reason: command.reason } });
+      audit({
+        action: 'manual_task_skipped',
+        actor: command.by,
+        system: task.system,
+        details: { taskId: task.id, reason: command.reason },
+      });
       return `skipped ${task.id}`;
     },
   };

@@ -53,7 +53,9 @@ async function discoverWithFallback(ctx: Offboarding, system: string): Promise<D
   const spec = { id: taskId, system, description: `map access in ${system}` };
   const found = await tasks.withOperatorFallback(spec, async () => {
     try {
-      return await trackCall(state, system, 'discover', (id) => systemCalls(state.plan, id).discover({ system, subject: state.subject }));
+      return await trackCall(state, system, 'discover', (id) =>
+        systemCalls(state.plan, id).discover({ system, subject: state.subject }),
+      );
     } catch (err) {
       // Mapped or not, the system has answered for the correlation of identity.
       if (!(system in state.discoveries)) noteDiscovery(ctx, system, null);
@@ -103,8 +105,17 @@ export async function preflight(ctx: Offboarding): Promise<void> {
       return await discoverAhead({ system, subject: state.subject });
     } catch (err) {
       const error = err instanceof ActivityFailure ? (err.cause?.message ?? err.message) : String(err);
-      recorder.audit({ action: 'preflight_failed', actor: 'workflow', system, outcome: 'failed', details: { error, dueAt } });
-      notifier.tell('preflight', `pre-flight: cannot map access in ${system} — ${error}; fix it before ${dueAt ?? 'the first stage'}`);
+      recorder.audit({
+        action: 'preflight_failed',
+        actor: 'workflow',
+        system,
+        outcome: 'failed',
+        details: { error, dueAt },
+      });
+      notifier.tell(
+        'preflight',
+        `pre-flight: cannot map access in ${system} — ${error}; fix it before ${dueAt ?? 'the first stage'}`,
+      );
       return null;
     }
   };

@@ -98,7 +98,9 @@ export function createNotifier(state: OffboardingState, recorder: Recorder): Not
     learnManager(found) {
       if (manager.lookedUp) return;
       manager.lookedUp = true;
-      const emails = [...new Set(found.map((d) => d.identity?.managerEmail?.toLowerCase()).filter((e): e is string => Boolean(e)))];
+      const emails = [
+        ...new Set(found.map((d) => d.identity?.managerEmail?.toLowerCase()).filter((e): e is string => Boolean(e))),
+      ];
       if (emails.length === 1) {
         manager.email = emails[0];
         const from = found.filter((d) => d.identity?.managerEmail).map((d) => d.system);

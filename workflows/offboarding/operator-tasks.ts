@@ -52,7 +52,13 @@ export function createOperatorTasks(state: OffboardingState, recorder: Recorder,
       : { id: spec.id, system: spec.system, description: spec.description, ...fields };
     if (!existing) status.manualTasks.push(task);
     const { id: taskId, system, description } = spec;
-    recorder.audit({ action: 'manual_task_opened', actor: 'workflow', system, outcome: 'escalated', details: { taskId, description, error, dueAt: task.dueAt } });
+    recorder.audit({
+      action: 'manual_task_opened',
+      actor: 'workflow',
+      system,
+      outcome: 'escalated',
+      details: { taskId, description, error, dueAt: task.dueAt },
+    });
     notifier.tell('manual_task', `needs a person: ${description} — ${error} (resolve with retry or skip ${taskId})`);
     log.warn('manual task opened', { taskId, system });
 
@@ -87,7 +93,13 @@ export function createOperatorTasks(state: OffboardingState, recorder: Recorder,
     const task = status.manualTasks.find((t) => t.id === taskId && t.state === 'retrying');
     if (!task) return;
     task.state = 'resolved';
-    recorder.audit({ action: 'manual_task_resolved', actor: 'workflow', system: task.system, outcome: 'resolved', details: { taskId, how: 'retried' } });
+    recorder.audit({
+      action: 'manual_task_resolved',
+      actor: 'workflow',
+      system: task.system,
+      outcome: 'resolved',
+      details: { taskId, how: 'retried' },
+    });
   }
 
   return {

@@ -9,7 +9,16 @@ import { actionsForStage, leftoversAfterStage, type Action, type PlannedStage } 
 import type { SystemStep } from '../messages.js';
 import type { Offboarding } from './context.js';
 import { mapAccess, readBack } from './identity.js';
-import { markStageFinished, markStageStarted, nowIso, progressOf, refreshFinishedStages, refreshOverview, revokes, setStep } from './state.js';
+import {
+  markStageFinished,
+  markStageStarted,
+  nowIso,
+  progressOf,
+  refreshFinishedStages,
+  refreshOverview,
+  revokes,
+  setStep,
+} from './state.js';
 import { runAction } from './system-actions.js';
 import { publishSearchAttributes } from './visibility.js';
 
@@ -64,7 +73,10 @@ async function waitUntilDue({ state, recorder }: Offboarding, system: string, st
     const holdsEnd = Math.min(...status.holds.map((hold) => (hold.until ? Date.parse(hold.until) : Infinity)));
     const wakeAt = held ? holdsEnd : dueMs;
     const seen = state.commandVersion;
-    await condition(() => state.commandVersion !== seen, Number.isFinite(wakeAt) ? Math.max(wakeAt - nowMs, 1) : undefined);
+    await condition(
+      () => state.commandVersion !== seen,
+      Number.isFinite(wakeAt) ? Math.max(wakeAt - nowMs, 1) : undefined,
+    );
   }
   progress.nextStage = null;
 }
@@ -74,17 +86,34 @@ async function waitUntilDue({ state, recorder }: Offboarding, system: string, st
  * hung call, retries under a failing system) is audited and told to IT once. Time spent
  * waiting for a person is not "stuck": the task has reminders of its own.
  */
-async function step<T>({ state, recorder, notifier }: Offboarding, system: string, stage: PlannedStage, doing: SystemStep, work: () => Promise<T>): Promise<T> {
+async function step<T>(
+  { state, recorder, notifier }: Offboarding,
+  system: string,
+  stage: PlannedStage,
+  doing: SystemStep,
+  work: () => Promise<T>,
+): Promise<T> {
   setStep(state, system, doing);
   publishSearchAttributes(state);
   const since = nowIso();
   let finished = false;
-  void condition(() => finished || progressOf(state, system).doing === 'awaiting_operator', STALLED_AFTER_MS).then((settled) => {
-    if (settled) return;
-    const seconds = Math.round((Date.now() - Date.parse(since)) / 1000);
-    recorder.audit({ action: 'system_stalled', actor: 'workflow', system, outcome: 'escalated', details: { stage: stage.name, step: doing, since, seconds } });
-    notifier.tell('stalled', `${system} has been ${doing} in stage ${stage.name} for ${seconds} s (since ${since}); the other systems go on`);
-  });
+  void condition(() => finished || progressOf(state, system).doing === 'awaiting_operator', STALLED_AFTER_MS).then(
+    (settled) => {
+      if (settled) return;
+      const seconds = Math.round((Date.now() - Date.parse(since)) / 1000);
+      recorder.audit({
+        action: 'system_stalled',
+        actor: 'workflow',
+        system,
+        outcome: 'escalated',
+        details: { stage: stage.name, step: doing, since, seconds },
+      });
+      notifier.tell(
+        'stalled',
+        `${system} has been ${doing} in stage ${stage.name} for ${seconds} s (since ${since}); the other systems go on`,
+      );
+    },
+  );
   try {
     return await work();
   } finally {
@@ -100,16 +129,23 @@ async function runStage(ctx: Offboarding, system: string, stage: PlannedStage, s
   progressOf(state, system).stage = stage.name;
   refreshOverview(state);
   const actor = status.expedited ? status.expedited.by : 'workflow';
-  recorder.audit({ action: 'stage_started', actor, system, details: { stage: stage.name, dueAt: stage.dueAt, expedited: status.expedited !== null } });
+  recorder.audit({
+    action: 'stage_started',
+    actor,
+    system,
+    details: { stage: stage.name, dueAt: stage.dueAt, expedited: status.expedited !== null },
+  });
   const run = (actions: Action[]) => Promise.all(actions.map((action) => runAction(ctx, action, actor)));
   const disablesLogin = stage.steps.some((s) => s.action === 'disable_login');
 
   // Access found pre-flight lets the login be disabled at once, while access is mapped afresh.
   const known = state.preflight[system];
-  const early = disablesLogin && known?.account && !known.account.disabled
-    ? actionsForStage(stage, [known], plan()).filter((a) => a.kind === 'disable_login')
-    : [];
-  const disabledEarly = early.length > 0 ? step(ctx, system, stage, 'disabling', () => run(early)) : Promise.resolve([]);
+  const early =
+    disablesLogin && known?.account && !known.account.disabled
+      ? actionsForStage(stage, [known], plan()).filter((a) => a.kind === 'disable_login')
+      : [];
+  const disabledEarly =
+    early.length > 0 ? step(ctx, system, stage, 'disabling', () => run(early)) : Promise.resolve([]);
 
   const before = await step(ctx, system, stage, 'discovering', () => mapAccess(ctx, system, stage));
   await disabledEarly;
@@ -130,17 +166,33 @@ async function runStage(ctx: Offboarding, system: string, stage: PlannedStage, s
     if (!after) return undefined;
     const first = leftoversAfterStage(stage, [after], plan());
     if (first.length === 0) return first;
-    recorder.audit({ action: 'stage_rechecked', actor: 'workflow', system, outcome: 'leftovers', details: { stage: stage.name, leftovers: first } });
+    recorder.audit({
+      action: 'stage_rechecked',
+      actor: 'workflow',
+      system,
+      outcome: 'leftovers',
+      details: { stage: stage.name, leftovers: first },
+    });
     await run(actionsForStage({ ...stage, name: `${stage.name}-recheck` }, [after], plan()));
     const again = await readBack(ctx, system);
     return again ? leftoversAfterStage(stage, [again], plan()) : undefined;
   });
   if (!leftovers) return; // the system was taken out of the offboarding, or it was cancelled
   const outcome = leftovers.length ? 'leftovers' : 'clean';
-  recorder.audit({ action: 'stage_verified', actor: 'workflow', system, outcome, details: { stage: stage.name, leftovers, disablesLogin } });
+  recorder.audit({
+    action: 'stage_verified',
+    actor: 'workflow',
+    system,
+    outcome,
+    details: { stage: stage.name, leftovers, disablesLogin },
+  });
   await Promise.all(
     leftovers.map(async (leftover, i) => {
-      const spec = { id: `verify/${stage.name}/${system}/${i + 1}`, system, description: `verification after stage ${stage.name}` };
+      const spec = {
+        id: `verify/${stage.name}/${system}/${i + 1}`,
+        system,
+        description: `verification after stage ${stage.name}`,
+      };
       for (;;) {
         const decision = await tasks.awaitOperator(spec, `still present: ${leftover}`);
         if (decision !== 'retry') return;
@@ -170,10 +222,18 @@ function noteRevoked(ctx: Offboarding, system: string, leftovers: number) {
 export function announceMilestones({ state, recorder }: Offboarding): void {
   const { systems } = state.status;
   const receivedMs = Date.now() - state.receivedAtMs;
-  if (!state.announced.loginsDisabled && systems.every((s) => state.loginDisabled.includes(s)) && state.loginDisabled.length > 0) {
+  if (
+    !state.announced.loginsDisabled &&
+    systems.every((s) => state.loginDisabled.includes(s)) &&
+    state.loginDisabled.length > 0
+  ) {
     state.announced.loginsDisabled = true;
     const millisecondsSinceEffective = Date.now() - Date.parse(state.plan.effectiveAt);
-    const details = { millisecondsSinceReceived: receivedMs, millisecondsSinceEffective, systems: [...state.loginDisabled] };
+    const details = {
+      millisecondsSinceReceived: receivedMs,
+      millisecondsSinceEffective,
+      systems: [...state.loginDisabled],
+    };
     recorder.audit({ action: 'logins_disabled', actor: 'workflow', details });
   }
   const revoked = Object.keys(state.revoked);

@@ -27,8 +27,15 @@ export async function makeFirstPlan(state: OffboardingState, recorder: Recorder,
   status.stages = stageList(state.plan);
   status.systems = await setup.configuredSystems();
   const { playbook, mode, effectiveAt, slaDeadline } = state.plan;
-  notifier.tell('started', `${playbook} offboarding (${mode}), effective ${effectiveAt}, requested by ${request.requestedBy}`);
-  recorder.audit({ action: 'plan_made', actor: 'workflow', details: { playbook, mode, slaDeadline, stages: status.stages, systems: status.systems } });
+  notifier.tell(
+    'started',
+    `${playbook} offboarding (${mode}), effective ${effectiveAt}, requested by ${request.requestedBy}`,
+  );
+  recorder.audit({
+    action: 'plan_made',
+    actor: 'workflow',
+    details: { playbook, mode, slaDeadline, stages: status.stages, systems: status.systems },
+  });
   state.planned = true;
 }
 
@@ -92,24 +99,41 @@ export function registerSupersede(state: OffboardingState, recorder: Recorder, n
         action: 'plan_replaced',
         actor: command.by,
         details: {
-          requestId: next.requestId, trigger: next.trigger, reason: next.reason ?? null, effectiveAt: next.effectiveAt, why,
-          playbook, mode, slaDeadline, stages: stageList(state.plan), systems: status.systems,
+          requestId: next.requestId,
+          trigger: next.trigger,
+          reason: next.reason ?? null,
+          effectiveAt: next.effectiveAt,
+          why,
+          playbook,
+          mode,
+          slaDeadline,
+          stages: stageList(state.plan),
+          systems: status.systems,
         },
       });
       const first = state.plan.stages[0];
-      notifier.tell('superseded', `${why}: now ${playbook} (${mode}), next ${first ? `${first.name} due ${first.dueAt}` : 'nothing'}`);
+      notifier.tell(
+        'superseded',
+        `${why}: now ${playbook} (${mode}), next ${first ? `${first.name} due ${first.dueAt}` : 'nothing'}`,
+      );
       return { outcome: 'superseded', why };
     },
     {
       validator: (command: SupersedeCommand) => {
-        if (typeof command?.by !== 'string' || command.by.length === 0) throw new Error('supersede: "by" (who sends it) is required');
+        if (typeof command?.by !== 'string' || command.by.length === 0)
+          throw new Error('supersede: "by" (who sends it) is required');
         const forWhom = command.request?.subject?.employeeId;
         if (forWhom !== request.subject.employeeId) {
           throw new Error(`supersede: the request is for ${String(forWhom)}, not ${request.subject.employeeId}`);
         }
         const seen = [request.requestId, ...status.laterRequests.map((r) => r.requestId)];
-        if (seen.includes(command.request.requestId)) throw new Error(`supersede: request ${command.request.requestId} is already part of this offboarding`);
-        if (status.cancelled) throw ApplicationFailure.create({ type: OFFBOARDING_CANCELLED, message: 'supersede: the offboarding has already been cancelled' });
+        if (seen.includes(command.request.requestId))
+          throw new Error(`supersede: request ${command.request.requestId} is already part of this offboarding`);
+        if (status.cancelled)
+          throw ApplicationFailure.create({
+            type: OFFBOARDING_CANCELLED,
+            message: 'supersede: the offboarding has already been cancelled',
+          });
         if (isFinished(state)) throw new Error('supersede: the offboarding has already completed');
       },
     },

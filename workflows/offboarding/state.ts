@@ -107,7 +107,13 @@ export function setStep(state: OffboardingState, system: string, doing: SystemSt
   refreshOverview(state);
 }
 
-const ACTIVE: ReadonlySet<SystemStep> = new Set(['discovering', 'disabling', 'revoking', 'verifying', 'awaiting_operator']);
+const ACTIVE: ReadonlySet<SystemStep> = new Set([
+  'discovering',
+  'disabling',
+  'revoking',
+  'verifying',
+  'awaiting_operator',
+]);
 
 /**
  * The whole-person view the status and search attributes show: running while any system works,
@@ -120,7 +126,11 @@ export function refreshOverview(state: OffboardingState): void {
   const active = pipelines.filter((p) => ACTIVE.has(p.doing));
   status.phase = active.length > 0 ? 'running' : pipelines.some((p) => p.doing === 'held') ? 'held' : 'waiting';
   const order = status.stages.map((stage) => stage.name);
-  status.stage = active.map((p) => p.stage).filter((s): s is string => s !== null).sort((a, b) => order.indexOf(a) - order.indexOf(b))[0] ?? null;
+  status.stage =
+    active
+      .map((p) => p.stage)
+      .filter((s): s is string => s !== null)
+      .sort((a, b) => order.indexOf(a) - order.indexOf(b))[0] ?? null;
   const next = pipelines.map((p) => p.nextStage).filter((n) => n !== null);
   status.nextStage = next.sort((a, b) => Date.parse(a.dueAt) - Date.parse(b.dueAt))[0] ?? null;
 }
@@ -153,7 +163,12 @@ export const revokes = (stage: PlannedStage): boolean => stage.steps.some((step)
  * Runs one call into a system under its own activity id, listed in the system's status while it
  * runs. The id names the system and the call only: activity ids are stored in plain text.
  */
-export async function trackCall<T>(state: OffboardingState, system: string, call: string, run: (activityId: string) => Promise<T>): Promise<T> {
+export async function trackCall<T>(
+  state: OffboardingState,
+  system: string,
+  call: string,
+  run: (activityId: string) => Promise<T>,
+): Promise<T> {
   state.calls += 1;
   const activityId = `${system}:${call}:${state.calls}`;
   const progress = progressOf(state, system);

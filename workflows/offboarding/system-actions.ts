@@ -12,9 +12,18 @@ import { nowIso, trackCall } from './state.js';
 const describe = (action: Action) => `${action.kind}${action.target ? ` ${action.target.id}` : ''} in ${action.system}`;
 
 /** Runs an action; what retries cannot do becomes a manual task until retried or skipped. */
-export async function runAction({ state, recorder, tasks }: Offboarding, action: Action, actor: string, ignoreCancel = false): Promise<ActionStatus> {
+export async function runAction(
+  { state, recorder, tasks }: Offboarding,
+  action: Action,
+  actor: string,
+  ignoreCancel = false,
+): Promise<ActionStatus> {
   const { status } = state;
-  const entry: ActionStatus = status.actions.find((a) => a.id === action.id) ?? { ...action, state: 'pending', attempts: 0 };
+  const entry: ActionStatus = status.actions.find((a) => a.id === action.id) ?? {
+    ...action,
+    state: 'pending',
+    attempts: 0,
+  };
   if (!status.actions.includes(entry)) status.actions.push(entry);
   entry.state = 'running';
   const base = { actionId: action.id, stage: action.stage, target: action.target?.id ?? null };
@@ -56,11 +65,19 @@ export async function restoreDisabledLogins(ctx: Offboarding): Promise<void> {
   const { status } = ctx.state;
   const gone = (a: ActionStatus) => a.kind === 'delete_account' && (a.state === 'done' || a.state === 'already');
   const deleted = new Set(status.actions.filter(gone).map((a) => a.system));
-  const disabledByUs = status.actions.filter((a) => a.kind === 'disable_login' && a.state === 'done' && !deleted.has(a.system));
+  const disabledByUs = status.actions.filter(
+    (a) => a.kind === 'disable_login' && a.state === 'done' && !deleted.has(a.system),
+  );
   const actor = status.cancelled?.by ?? 'workflow';
   await Promise.all(
     disabledByUs.map(({ system, accountId }) => {
-      const action: Action = { id: `cancel/${system}/enable_login`, stage: 'cancel', system, kind: 'enable_login', accountId };
+      const action: Action = {
+        id: `cancel/${system}/enable_login`,
+        stage: 'cancel',
+        system,
+        kind: 'enable_login',
+        accountId,
+      };
       return runAction(ctx, action, actor, true);
     }),
   );
