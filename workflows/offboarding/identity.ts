@@ -17,7 +17,6 @@ const everyoneMapped = (state: OffboardingState) => state.status.systems.every((
 function noteDiscovery({ state, recorder, notifier }: Offboarding, system: string, found: Discovery | null) {
   const first = !everyoneMapped(state);
   state.discoveries[system] = found;
-  if (found) state.status.accounts[system] = found.account?.id ?? null;
   if (!first || !everyoneMapped(state)) return;
   const all = Object.values(state.discoveries).filter((d): d is Discovery => d !== null);
   notifier.learnManager(all);
@@ -87,6 +86,8 @@ export async function mapAccess(ctx: Offboarding, system: string, stage: Planned
     if (state.subject.email) found = (await discoverWithFallback(ctx, system)) ?? found;
     noteDiscovery(ctx, system, found);
   }
+  // What the person holds as a stage begins (a read-back after it may no longer find them).
+  state.status.accounts[system] = found.account?.id ?? null;
   auditDiscovered(ctx, found, stage.name);
   return found;
 }
