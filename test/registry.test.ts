@@ -125,18 +125,16 @@ describe('connector registry', () => {
     assert.deepEqual([...connectors.keys()], ['payroll', 'wiki']);
     assert.equal(connectors.get('payroll')!.system, 'payroll');
     await assert.rejects(
-      connectors
-        .get('payroll')!
-        .apply(
-          {
-            id: 'revoke/payroll/disable_login',
-            stage: 'revoke',
-            system: 'payroll',
-            kind: 'disable_login',
-            accountId: 'manual:payroll',
-          },
-          { employeeId: 'E1' },
-        ),
+      connectors.get('payroll')!.apply(
+        {
+          id: 'revoke/payroll/disable_login',
+          stage: 'revoke',
+          system: 'payroll',
+          kind: 'disable_login',
+          accountId: 'manual:payroll',
+        },
+        { employeeId: 'E1' },
+      ),
       /manual task for payroll-team/,
     );
     await Promise.all([...connectors.values()].map((connector) => connector.close()));

@@ -110,15 +110,13 @@ describe(chromiumMissing ? `${title} (skipped: ${CHROMIUM} is not installed)` : 
     page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
     page.on('requestfinished', (request) => {
       if (!request.url().startsWith(codecServer.url)) return;
-      void request
-        .response()
-        .then((response) =>
-          codecCalls.push({
-            method: request.method(),
-            path: new URL(request.url()).pathname,
-            status: response?.status(),
-          }),
-        );
+      void request.response().then((response) =>
+        codecCalls.push({
+          method: request.method(),
+          path: new URL(request.url()).pathname,
+          status: response?.status(),
+        }),
+      );
     });
 
     const request: OffboardingRequest = {
