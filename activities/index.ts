@@ -61,6 +61,11 @@ export function createActivities({ policy, connectors, audit, notify, observe, .
       return [...connectors.keys()];
     },
 
+    /** The systems whose answer correlates the others (directories): the email, the manager. */
+    async identitySources(): Promise<string[]> {
+      return [...connectors.values()].filter((c) => c.providesIdentity).map((c) => c.system);
+    },
+
     async discover({ system, subject }: { system: string; subject: Subject }): Promise<Discovery> {
       const connector = connectorFor(system);
       return boundedCall({ system, call: 'discover' }, callBounds, pauses, () => connector.discover(subject));

@@ -499,6 +499,7 @@ export function createActiveDirectoryConnector(system: string, config: LdapSyste
 
   return {
     system,
+    providesIdentity: true,
     async discover(subject: Subject): Promise<Discovery> {
       return withClient('discover', async (client) => {
         const user = await byEmployeeId(client, subject.employeeId);

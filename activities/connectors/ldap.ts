@@ -329,6 +329,7 @@ export function createLdapConnector(system: string, config: LdapSystemConfig): C
 
   return {
     system,
+    providesIdentity: true,
     async discover(subject: Subject): Promise<Discovery> {
       return withClient('discover', async (client) => {
         const person = await byEmployeeId(client, subject.employeeId);

@@ -15,6 +15,8 @@ export interface ApplyResult {
  */
 export interface Connector {
   readonly system: string;
+  /** A directory: what it knows of the person (email, manager) correlates the other systems. */
+  readonly providesIdentity?: boolean;
   discover(subject: Subject): Promise<Discovery>;
   apply(action: Action, subject: Subject): Promise<ApplyResult>;
   /** Reaches the system with the configured credentials and changes nothing (start-up report). */

@@ -1,9 +1,10 @@
 /**
  * Mapping access, and the person as the systems know them. Each system is mapped on its own;
- * what a directory knows (the email, the manager) is learnt once every system has been mapped
- * at least once. The one wait across systems is here, and only for a person HR sent without an
- * email: a system that found nobody by id alone waits for the directories' answers, then looks
- * again by the email they agree on. Disagreeing directories are not guessed from.
+ * what the directories know (the email, the manager) is learnt once each directory has answered
+ * (found the person, or failed to be mapped). The one wait across systems is here, and only for
+ * a person HR sent without an email: a system that found nobody by id alone waits for the
+ * directories alone, never for another SaaS app, then looks again by the email they agree on.
+ * Disagreeing directories are not guessed from.
  */
 import { ActivityFailure, condition } from '@temporalio/workflow';
 import type { Discovery, PlannedStage } from '../../model/plan.js';
@@ -11,13 +12,16 @@ import { discoverAhead, systemCalls } from './activities.js';
 import type { Offboarding } from './context.js';
 import { trackCall, type OffboardingState } from './state.js';
 
-const everyoneMapped = (state: OffboardingState) => state.status.systems.every((system) => system in state.discoveries);
+/** Every directory still in the offboarding has answered once (a system list without one: at once). */
+const directoriesAnswered = (state: OffboardingState) =>
+  state.identitySources.filter((s) => state.status.systems.includes(s)).every((system) => system in state.discoveries);
 
 /** Records a system's discovery (null: it could not be mapped), and learns from all of them once each has one. */
 function noteDiscovery({ state, recorder, notifier }: Offboarding, system: string, found: Discovery | null) {
-  const first = !everyoneMapped(state);
+  const first = !state.learnt;
   state.discoveries[system] = found;
-  if (!first || !everyoneMapped(state)) return;
+  if (!first || !directoriesAnswered(state)) return;
+  state.learnt = true;
   const all = Object.values(state.discoveries).filter((d): d is Discovery => d !== null);
   notifier.learnManager(all);
   if (state.subject.email) return;
@@ -82,7 +86,7 @@ export async function mapAccess(ctx: Offboarding, system: string, stage: Planned
   if (!found) return undefined;
   noteDiscovery(ctx, system, found);
   if (found.account === null && !state.subject.email) {
-    await condition(() => state.subject.email !== undefined || everyoneMapped(state));
+    await condition(() => state.subject.email !== undefined || state.learnt);
     if (state.subject.email) found = (await discoverWithFallback(ctx, system)) ?? found;
     noteDiscovery(ctx, system, found);
   }
@@ -120,17 +124,22 @@ export async function preflight(ctx: Offboarding): Promise<void> {
       return null;
     }
   };
-  const found = await Promise.all(state.status.systems.map(lookup));
-  found.forEach((discovery, i) => noteDiscovery(ctx, state.status.systems[i]!, discovery));
-  // Found by id alone before the email was learnt: look again by email.
-  const again = state.subject.email ? found.filter((d) => d?.account === null) : [];
-  for (const [i, discovery] of (await Promise.all(again.map((d) => lookup(d!.system)))).entries()) {
-    if (discovery) state.discoveries[again[i]!.system] = discovery;
-  }
-  for (const discovery of Object.values(state.discoveries)) {
-    if (!discovery) continue;
+  const keep = (discovery: Discovery) => {
     state.preflight[discovery.system] = discovery;
     state.status.accounts[discovery.system] = discovery.account?.id ?? null;
-    auditDiscovered(ctx, discovery, 'preflight');
+  };
+  const hadEmail = state.subject.email !== undefined;
+  const found = await Promise.all(state.status.systems.map(lookup));
+  found.forEach((discovery, i) => {
+    noteDiscovery(ctx, state.status.systems[i]!, discovery);
+    if (discovery) keep(discovery);
+  });
+  // Found by id alone before the email was learnt from a directory: look again by email.
+  const again = !hadEmail && state.subject.email ? found.filter((d) => d?.account === null) : [];
+  for (const discovery of await Promise.all(again.map((d) => lookup(d!.system)))) {
+    if (!discovery) continue;
+    state.discoveries[discovery.system] = discovery;
+    keep(discovery);
   }
+  for (const discovery of Object.values(state.preflight)) auditDiscovered(ctx, discovery, 'preflight');
 }

@@ -26,6 +26,7 @@ export async function makeFirstPlan(state: OffboardingState, recorder: Recorder,
   status.slaDeadline = state.plan.slaDeadline;
   status.stages = stageList(state.plan);
   status.systems = await setup.configuredSystems();
+  state.identitySources = await setup.identitySources();
   const { playbook, mode, effectiveAt, slaDeadline } = state.plan;
   notifier.tell(
     'started',

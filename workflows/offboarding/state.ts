@@ -26,8 +26,12 @@ export interface OffboardingState {
   commandVersion: number;
   /** The person as the systems know them; the email may be learnt from a directory. */
   subject: Subject;
+  /** The systems (directories) whose answers identify the person to the others. */
+  identitySources: string[];
   /** What the pre-flight found per system, so an immediate stage can disable at once. */
   preflight: Record<string, Discovery>;
+  /** Set once the directories have answered and what they know was learnt. */
+  learnt: boolean;
   /** The latest discovery per system, for correlating identity across systems. */
   discoveries: Record<string, Discovery | null>;
   /** Per stage name, the systems that finished it. */
@@ -78,7 +82,9 @@ export function createState(request: OffboardingRequest): OffboardingState {
     planVersion: 0,
     commandVersion: 0,
     subject: request.subject,
+    identitySources: [],
     preflight: {},
+    learnt: false,
     discoveries: {},
     finishedStage: {},
     loginDisabled: [],
