@@ -1,0 +1,2 @@
+/** The baseline's one activity: nothing. */
+export async function noop(): Promise<void> {}
