@@ -82,10 +82,12 @@ export async function readBack(ctx: Offboarding, system: string): Promise<Discov
 /** Maps a system's access at the start of a stage. */
 export async function mapAccess(ctx: Offboarding, system: string, stage: PlannedStage): Promise<Discovery | undefined> {
   const { state } = ctx;
+  // The email may be learnt while this call runs: what counts is whether this call had it.
+  const hadEmail = state.subject.email !== undefined;
   let found = await discoverWithFallback(ctx, system);
   if (!found) return undefined;
   noteDiscovery(ctx, system, found);
-  if (found.account === null && !state.subject.email) {
+  if (found.account === null && !hadEmail) {
     await condition(() => state.subject.email !== undefined || state.learnt);
     if (state.subject.email) found = (await discoverWithFallback(ctx, system)) ?? found;
     noteDiscovery(ctx, system, found);
