@@ -515,15 +515,7 @@ describe('offboarding workflow (time-skipping server, real slapd and PostgreSQL)
             { field: 'email', from: ['directory'] },
           );
         },
-        {
-          slack: {
-            type: 'slack',
-            apiUrl: slack.apiUrl,
-            token: { env: 'TEST_SLACK_TOKEN' },
-            teamId: SLACK_SANDBOX_TEAM_ID,
-          },
-        },
-        { env: { TEST_SLACK_TOKEN: SLACK_SANDBOX_TOKENS.orgAdmin } },
+        ...slackSystem(slack),
       );
     } finally {
       await slack.stop();
@@ -902,11 +894,7 @@ describe('offboarding workflow (time-skipping server, real slapd and PostgreSQL)
             const stuckAndDone = (s: OffboardingStatus) =>
               s.manualTasks.some((t) => t.id === faulty.taskId && t.state === 'open') &&
               (s.pipelines?.directory?.stagesDone.includes('revoke') ?? false);
-            const stuck = await waitFor(
-              handle,
-              stuckAndDone,
-              `the faulty system's task, and the directory's revoke stage done`,
-            );
+            await waitFor(handle, stuckAndDone, `the faulty system's task, and the directory's revoke stage done`);
             // The healthy system did not wait: locked, every group gone, verified clean.
             const healthy = await eventually(
               () => directoryState(employeeId),
@@ -925,7 +913,6 @@ describe('offboarding workflow (time-skipping server, real slapd and PostgreSQL)
               [['directory', 'clean']],
               'only the directory has verified so far',
             );
-            assert.ok(stuck.manualTasks.length >= 1);
 
             await faulty.fix?.();
             const by = 'it-operator';
@@ -996,15 +983,7 @@ describe('offboarding workflow (time-skipping server, real slapd and PostgreSQL)
             'every Slack action in its first attempt',
           );
         },
-        {
-          slack: {
-            type: 'slack',
-            apiUrl: slack.apiUrl,
-            token: { env: 'TEST_SLACK_TOKEN' },
-            teamId: SLACK_SANDBOX_TEAM_ID,
-          },
-        },
-        { env: { TEST_SLACK_TOKEN: SLACK_SANDBOX_TOKENS.orgAdmin } },
+        ...slackSystem(slack),
       );
     } finally {
       await slack.stop();
@@ -1064,6 +1043,16 @@ describe('offboarding workflow (time-skipping server, real slapd and PostgreSQL)
     }
   });
 });
+
+/** The Slack stand-in as the test config's `slack` system, with its org-admin token. */
+function slackSystem(slack: { apiUrl: string }): [ConfigInput['systems'], { env: NodeJS.ProcessEnv }] {
+  return [
+    {
+      slack: { type: 'slack', apiUrl: slack.apiUrl, token: { env: 'TEST_SLACK_TOKEN' }, teamId: SLACK_SANDBOX_TEAM_ID },
+    },
+    { env: { TEST_SLACK_TOKEN: SLACK_SANDBOX_TOKENS.orgAdmin } },
+  ];
+}
 
 interface Listening {
   port: number;

@@ -41,6 +41,8 @@ export interface OffboardingState {
   /** Per system, the leftovers at its last revoking stage's verification. */
   revoked: Record<string, number>;
   announced: { loginsDisabled: boolean; revocationVerified: boolean };
+  /** The search attributes last upserted (stage|held|mode), so an unchanged set is not sent again. */
+  publishedSearchAttributes: string | null;
   /** Counts calls into target systems, for activity ids that are unique and the same on replay. */
   calls: number;
 }
@@ -90,6 +92,7 @@ export function createState(request: OffboardingRequest): OffboardingState {
     loginDisabled: [],
     revoked: {},
     announced: { loginsDisabled: false, revocationVerified: false },
+    publishedSearchAttributes: null,
     calls: 0,
   };
 }
