@@ -10,7 +10,7 @@ import type { OffboardingRequest, Subject } from '../model/request.js';
 import type { AuditStore } from './audit.js';
 import type { Notification } from './notify.js';
 import { boundedCall, DEFAULT_CALL_BOUNDS, SystemPauses, toFailure, type CallBounds } from './call-bounds.js';
-import type { ApplyResult, Connector } from './connectors/types.js';
+import type { ApplyContext, ApplyResult, Connector } from './connectors/types.js';
 
 export interface ActivityDeps {
   policy: Policy;
@@ -79,13 +79,20 @@ export function createActivities({ policy, connectors, audit, notify, observe, .
       subject: Subject;
     }): Promise<ApplyResult & { attempt: number }> {
       const connector = connectorFor(action.system);
+      const { info } = Context.current();
+      const context: ApplyContext = {
+        offboardingId: info.workflowExecution?.workflowId ?? info.activityId,
+        runId: info.workflowExecution?.runId ?? info.activityId,
+        attempt: info.attempt,
+        firstScheduledAtMs: info.scheduledTimestampMs,
+      };
       const result = await boundedCall(
         { system: action.system, call: `apply ${action.kind}` },
         callBounds,
         pauses,
-        () => connector.apply(action, subject),
+        () => connector.apply(action, subject, context),
       );
-      return { ...result, attempt: Context.current().info.attempt };
+      return { ...result, attempt: info.attempt };
     },
 
     async notify(notification: Notification): Promise<{ delivered: string[] }> {

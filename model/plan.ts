@@ -113,6 +113,8 @@ export const discoverySchema = z.object({
   credentials: z.array(credentialSchema),
   /** A system with no API: its actions are tasks for a person, and discovery cannot verify them. */
   manual: z.boolean().optional(),
+  /** Discovery cannot read the actions' effect back (a push-only Shared Signals receiver): verification leaves it out. */
+  unverifiable: z.boolean().optional(),
   /** What this system knows of the person (a directory knows their email), for correlation elsewhere. */
   identity: z.object({ email: z.string().optional(), managerEmail: z.string().optional() }).optional(),
   /** Accounts there cannot be deleted (Slack, Salesforce): after delete_account, disabled suffices. */
@@ -175,7 +177,7 @@ export function leftoversAfterStage(stage: PlannedStage, discoveries: Discovery[
   const leftovers: string[] = [];
   for (const discovery of discoveries) {
     const account = discovery.account;
-    if (!account || discovery.manual) continue;
+    if (!account || discovery.manual || discovery.unverifiable) continue;
     for (const step of stage.steps) {
       if (step.action === 'delete_account' && !(discovery.permanentAccounts && account.disabled))
         leftovers.push(`${discovery.system}: account still exists`);

@@ -10,6 +10,7 @@ import { systemConfigSchemaWith } from '../activities/connectors/registry.js';
 import { notificationsSchema } from '../activities/notify.js';
 import { apiConfigSchemaWith } from '../model/api-config.js';
 import { policySchema } from '../model/policy.js';
+import { sharedSignalsSchemaWith } from '../model/shared-signals.js';
 import { describeIssues } from '../model/request.js';
 
 const secretRef = z.object({ env: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'an environment variable name') }).strict();
@@ -45,6 +46,8 @@ export function configSchema(env: NodeJS.ProcessEnv) {
       policy: policySchema.prefault({}),
       /** The HTTP API (client/http): tokens with roles, HR webhook secrets. */
       api: apiConfigSchemaWith((plain) => secret(env).pipe(plain)).optional(),
+      /** The Shared Signals transmitter (issuer, signing key) for `ssf` receivers and the API's metadata. */
+      sharedSignals: sharedSignalsSchemaWith((plain) => secret(env).pipe(plain)).optional(),
       notifications: notificationsSchema
         .extend({
           slack: notificationsSchema.shape.slack

@@ -11,11 +11,25 @@ import type { Metrics } from './metrics.js';
 import { OFFBOARDING_TASK_QUEUE } from '../workflows/messages.js';
 import { bundlerOptions, workflowsPath } from './bundle.js';
 import type { OffboardConfig } from './config.js';
+import { createSetSigner, sharedSignalsOf, type SetSigner } from './ssf-signing-key.js';
+
+/**
+ * The Shared Signals transmitter, when a system is a receiver: the config's `sharedSignals`, or
+ * its defaults (a development key under the data directory, the local API as issuer).
+ */
+export function sharedSignalsSigner(config: OffboardConfig): SetSigner | undefined {
+  const transmitter = sharedSignalsOf(config, { log: (message) => logger.warn(message) });
+  if (!transmitter) return undefined;
+  const { issuer, key } = transmitter;
+  logger.info({ issuer, alg: key.alg, kid: key.kid, key: key.source }, 'shared signals transmitter');
+  return createSetSigner(issuer, key);
+}
 
 export function createConnectors(config: OffboardConfig): Map<string, Connector> {
   const connectors = new Map<string, Connector>();
+  const sharedSignals = sharedSignalsSigner(config);
   for (const [name, system] of Object.entries(config.systems)) {
-    connectors.set(name, createConnector(name, system));
+    connectors.set(name, createConnector(name, system, { sharedSignals }));
   }
   return connectors;
 }

@@ -5,6 +5,7 @@
  */
 import type { z } from 'zod';
 import type { ActionKind } from '../../model/policy.js';
+import type { SetSigner } from '../../workers/ssf-signing-key.js';
 import type { Connector } from './types.js';
 
 export interface ConnectorCapabilities {
@@ -24,6 +25,8 @@ export interface ConnectorCapabilities {
 export interface ConnectorDeps {
   /** The system's name in the config (`systems.<name>`), the connector's `system`. */
   system: string;
+  /** The Shared Signals transmitter (the config's `sharedSignals`: issuer and signing key), for `ssf` receivers. */
+  sharedSignals?: SetSigner;
 }
 
 export interface ConnectorDescriptor<

@@ -7,7 +7,7 @@
  */
 import { z } from 'zod';
 import type { SecretWrap } from '../../model/api-config.js';
-import type { ConnectorDescriptor } from './descriptor.js';
+import type { ConnectorDeps, ConnectorDescriptor } from './descriptor.js';
 import { githubConnector } from './github.js';
 import { ldapConnector } from './ldap.js';
 import { manualConnector } from './manual.js';
@@ -15,6 +15,7 @@ import { postgresConnector } from './postgres.js';
 import { salesforceConnector } from './salesforce.js';
 import { scimConnector } from './scim.js';
 import { slackConnector } from './slack.js';
+import { ssfConnector } from './ssf.js';
 import type { Connector } from './types.js';
 
 export const connectorRegistry = [
@@ -25,6 +26,7 @@ export const connectorRegistry = [
   slackConnector,
   githubConnector,
   salesforceConnector,
+  ssfConnector,
 ] as const;
 
 type Registered = (typeof connectorRegistry)[number];
@@ -114,10 +116,14 @@ export function systemConfigSchemaWith(wrap: SecretWrap): z.ZodType<SystemConfig
 }
 
 /** Creates the connector for one configured system through its type's descriptor. */
-export function createConnector(system: string, config: SystemConfig): Connector {
+export function createConnector(
+  system: string,
+  config: SystemConfig,
+  shared: Omit<ConnectorDeps, 'system'> = {},
+): Connector {
   const descriptor = descriptorFor(config.type);
   if (!descriptor) throw new Error(`system ${system}: unknown type ${config.type}; known: ${systemTypes.join(', ')}`);
-  return descriptor.create(config, { system });
+  return descriptor.create(config, { ...shared, system });
 }
 
 /** A copy of a system's config for logs, with every secret field (per its descriptor) replaced. */

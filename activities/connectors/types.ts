@@ -10,6 +10,18 @@ export interface ApplyResult {
 }
 
 /**
+ * Where an action runs, for connectors whose requests must be the same on every attempt (a
+ * Security Event Token's `jti`): the offboarding's workflow and run, and the activity's attempt.
+ */
+export interface ApplyContext {
+  offboardingId: string;
+  runId: string;
+  attempt: number;
+  /** When the action's activity was first scheduled (ms): the same on every attempt. */
+  firstScheduledAtMs: number;
+}
+
+/**
  * One target system. Every method is idempotent: activities run at least once, and an action
  * whose effect is already in place answers `already`.
  */
@@ -18,7 +30,7 @@ export interface Connector {
   /** A directory: what it knows of the person (email, manager) correlates the other systems. */
   readonly providesIdentity?: boolean;
   discover(subject: Subject): Promise<Discovery>;
-  apply(action: Action, subject: Subject): Promise<ApplyResult>;
+  apply(action: Action, subject: Subject, context?: ApplyContext): Promise<ApplyResult>;
   /** Reaches the system with the configured credentials and changes nothing (start-up report). */
   check?(): Promise<void>;
   close(): Promise<void>;

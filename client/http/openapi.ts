@@ -357,9 +357,10 @@ const version = (() => {
   }
 })();
 
-export function buildOpenApi(): Record<string, unknown> {
+/** The document; `extra`: operations served only with some config (the Shared Signals metadata). */
+export function buildOpenApi(extra: Operation[] = []): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
-  for (const op of OPERATIONS) {
+  for (const op of [...OPERATIONS, ...extra]) {
     const operation: Record<string, unknown> = {
       summary: op.summary,
       tags: op.tags,

@@ -34,6 +34,8 @@ import {
 import { createRejectionLedger } from './rejection-ledger.js';
 import { buildOpenApi } from './openapi.js';
 import { OPERATOR_BODY_LIMIT, registerOperatorRoutes } from './operators.js';
+import { registerSharedSignalsRoutes, sharedSignalsOperations, type SharedSignalsApi } from './ssf.js';
+import { jwksOf, sharedSignalsOf } from '../../workers/ssf-signing-key.js';
 
 export interface ApiDeps {
   client: Client;
@@ -49,6 +51,8 @@ export interface ApiDeps {
   temporalTimeoutMs?: number;
   /** Audit rows of their own for refused HR deliveries, per sender and window (default 60 a minute). */
   rejectionAuditLimit?: { limit: number; windowMs: number };
+  /** The Shared Signals transmitter's metadata and JWKS to publish (client/http/ssf.ts); none: not served. */
+  sharedSignals?: SharedSignalsApi;
 }
 
 const registered = new WeakMap<FastifyInstance, string[]>();
@@ -202,7 +206,8 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     return reply.code(ok ? 200 : 503).send({ ok, temporal, database });
   });
 
-  const openapi = buildOpenApi();
+  const openapi = buildOpenApi(deps.sharedSignals ? sharedSignalsOperations(deps.sharedSignals.issuer) : []);
+  if (deps.sharedSignals) registerSharedSignalsRoutes(app, deps.sharedSignals);
   app.get('/openapi.json', async (_request, reply) => reply.send(openapi));
 
   registerHrWebhookRoutes(app, hrDeps);
@@ -284,8 +289,10 @@ async function main() {
   } catch (err) {
     throw new Error(`cannot reach the database at ${describeDatabase(target.url)}: ${(err as Error).message}`);
   }
+  const transmitter = sharedSignalsOf(config, { log: (message) => logger.warn(message) });
+  const sharedSignals = transmitter && { issuer: transmitter.issuer, jwks: jwksOf(transmitter.key) };
   const client = await connectClient();
-  const api = await startApi({ client, pool, config: config.api });
+  const api = await startApi({ client, pool, config: config.api, sharedSignals });
   logger.info(
     {
       url: api.url,
@@ -293,6 +300,7 @@ async function main() {
       webhookSecrets: config.api.webhookSecrets.length,
       bamboohr: Boolean(config.api.bamboohrSecret),
       webhookBodyLimit: WEBHOOK_BODY_LIMIT,
+      sharedSignals: sharedSignals ? { issuer: sharedSignals.issuer, kid: transmitter!.key.kid } : false,
     },
     'api listening',
   );
