@@ -42,7 +42,10 @@ export const issuerSchema = z.string().superRefine((value, ctx) => {
   try {
     url = new URL(value);
   } catch {
-    ctx.addIssue({ code: 'custom', message: 'an https:// URL (the API as receivers reach it), e.g. https://offboard.example.com' });
+    ctx.addIssue({
+      code: 'custom',
+      message: 'an https:// URL (the API as receivers reach it), e.g. https://offboard.example.com',
+    });
     return;
   }
   if (url.protocol !== 'https:' && !(url.protocol === 'http:' && LOOPBACK.has(url.hostname)))
@@ -84,7 +87,11 @@ export function sharedSignalsSchemaWith(wrap: SecretWrap) {
     .strict()
     .superRefine((section, ctx) => {
       if (section.signingKey !== undefined && section.signingKeyFile !== undefined)
-        ctx.addIssue({ code: 'custom', path: ['signingKeyFile'], message: 'give signingKey or signingKeyFile, not both' });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['signingKeyFile'],
+          message: 'give signingKey or signingKeyFile, not both',
+        });
     });
 }
 export const sharedSignalsSchema = sharedSignalsSchemaWith((plain) => plain);

@@ -22,7 +22,8 @@ export interface ReceivedEvent {
   event: Record<string, unknown>;
   subId: Record<string, unknown>;
   claims: JWTPayload;
-  kid: string | undefined;
+  /** The JOSE header as sent. */
+  header: { alg?: string; kid?: string; typ?: string };
 }
 
 export interface SsfReceiverState {
@@ -96,11 +97,12 @@ export async function startSsfReceiver(options: SsfReceiverOptions): Promise<Ssf
       verified = await jwtVerify(token, jwks, { typ: SET_TYP, algorithms: ['ES256', 'EdDSA', 'RS256'] });
     } catch (err) {
       if (err instanceof errors.JWKSNoMatchingKey || err instanceof errors.JWSSignatureVerificationFailed)
-        throw new Refusal('invalid_key', 'the SET is not signed by a key in the transmitter\'s JWKS');
+        throw new Refusal('invalid_key', "the SET is not signed by a key in the transmitter's JWKS");
       throw new Refusal('invalid_request', `not a valid SET: ${(err as Error).message}`);
     }
     const { payload, protectedHeader } = verified;
-    if (payload.iss !== issuer) throw new Refusal('invalid_issuer', `iss ${payload.iss} is not the trusted transmitter`);
+    if (payload.iss !== issuer)
+      throw new Refusal('invalid_issuer', `iss ${payload.iss} is not the trusted transmitter`);
     const audiences = [payload.aud ?? []].flat();
     if (!audiences.includes(options.audience))
       throw new Refusal('invalid_audience', `aud ${JSON.stringify(payload.aud)} does not name this receiver`);
@@ -119,7 +121,7 @@ export async function startSsfReceiver(options: SsfReceiverOptions): Promise<Ssf
       event: events![types[0]!]!,
       subId,
       claims: payload,
-      kid: protectedHeader.kid,
+      header: { alg: protectedHeader.alg, kid: protectedHeader.kid, typ: protectedHeader.typ },
     };
   }
 

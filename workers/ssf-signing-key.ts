@@ -44,7 +44,11 @@ function algorithmOf(key: KeyObject, where: string): SigningAlgorithm {
 
 /** RFC 7638: SHA-256 over the required members, in lexicographic order, base64url. */
 export function jwkThumbprint(jwk: JWK): string {
-  const required: Record<string, string[]> = { EC: ['crv', 'kty', 'x', 'y'], OKP: ['crv', 'kty', 'x'], RSA: ['e', 'kty', 'n'] };
+  const required: Record<string, string[]> = {
+    EC: ['crv', 'kty', 'x', 'y'],
+    OKP: ['crv', 'kty', 'x'],
+    RSA: ['e', 'kty', 'n'],
+  };
   const members = required[jwk.kty ?? ''];
   if (!members) throw new SigningKeyError(`no thumbprint for key type ${jwk.kty}`);
   const canonical = `{${members.map((m) => `${JSON.stringify(m)}:${JSON.stringify((jwk as Record<string, unknown>)[m])}`).join(',')}}`;
@@ -82,7 +86,9 @@ function developmentKey(path: string, log: (message: string) => void): { pem: st
   writeFileSync(temporary, privateKey.export({ format: 'pem', type: 'pkcs8' }), { mode: 0o600 });
   try {
     linkSync(temporary, path);
-    log(`generated a development Shared Signals signing key (ES256) at ${path}; set sharedSignals.signingKey in production`);
+    log(
+      `generated a development Shared Signals signing key (ES256) at ${path}; set sharedSignals.signingKey in production`,
+    );
     return { pem: readFileSync(path, 'utf8'), generated: true };
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
@@ -104,7 +110,9 @@ export function loadSigningKey(
     try {
       pem = readFileSync(config.signingKeyFile, 'utf8');
     } catch (err) {
-      throw new SigningKeyError(`sharedSignals.signingKeyFile: cannot read ${config.signingKeyFile}: ${(err as Error).message}`);
+      throw new SigningKeyError(
+        `sharedSignals.signingKeyFile: cannot read ${config.signingKeyFile}: ${(err as Error).message}`,
+      );
     }
     return signingKeyFromPem(pem, config.signingKeyFile, config.keyId);
   }

@@ -50,7 +50,7 @@ const TEMPLATE = /\{(employeeId|email|emailLocalPart)\}/g;
 export const ssfSystemSchema = z.object({
   type: z.literal('ssf'),
   /** The receiver's push endpoint (SSF `endpoint_url`). */
-  endpoint: z.url({ protocol: /^https?$/, error: 'the receiver\'s push endpoint, an http(s):// URL' }),
+  endpoint: z.url({ protocol: /^https?$/, error: "the receiver's push endpoint, an http(s):// URL" }),
   /** The SET's `aud`: how the receiver names itself (its client id or URL, as it told you). */
   audience: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
   /** The `Authorization` header value the receiver gave for its endpoint (SSF `authorization_header`): a secret. */
@@ -72,7 +72,10 @@ export const ssfSystemSchema = z.object({
     .strict()
     .prefault({}),
   /** The events the receiver takes; the others are not sent. */
-  events: z.array(z.enum(ssfEventNames)).min(1).default([...ssfEventNames]),
+  events: z
+    .array(z.enum(ssfEventNames))
+    .min(1)
+    .default([...ssfEventNames]),
   /** The stream's id at the receiver, the subject of the verification event `check()` sends; default the system name. */
   streamId: z.string().min(1).optional(),
   timeoutMs: z.number().int().positive().default(15_000),
@@ -97,7 +100,9 @@ export const ssfConnector = defineConnector({
   },
   create: (config, { system, sharedSignals }) => {
     if (!sharedSignals)
-      throw new Error(`system ${system} (type ssf) needs the Shared Signals transmitter: the config's sharedSignals section`);
+      throw new Error(
+        `system ${system} (type ssf) needs the Shared Signals transmitter: the config's sharedSignals section`,
+      );
     return createSsfConnector(system, config, sharedSignals);
   },
 });
@@ -156,22 +161,25 @@ const ERR_ADVICE: Record<string, string> = {
   invalid_key:
     "the receiver does not accept the signing key: have it fetch the transmitter's JWKS again (jwks_uri in /.well-known/ssf-configuration), or give it the current public key",
   invalid_issuer:
-    "the receiver does not accept the issuer: register sharedSignals.issuer with the receiver, or set it to the issuer the receiver was given",
+    'the receiver does not accept the issuer: register sharedSignals.issuer with the receiver, or set it to the issuer the receiver was given',
   invalid_audience:
     'the receiver does not recognise the audience: set audience for this system to the value the receiver expects (its client id or URL)',
   authentication_failed:
     'the receiver could not authenticate offboard: set authorization for this system to the header value the receiver issued',
-  access_denied: 'the receiver refuses SETs from this transmitter: ask its owner to allow the issuer to deliver to this stream',
+  access_denied:
+    'the receiver refuses SETs from this transmitter: ask its owner to allow the issuer to deliver to this stream',
 };
 
 function adviceFor(status: number): string {
-  if (status === 401) return 'the receiver refused the Authorization header: set authorization for this system to the value it issued';
+  if (status === 401)
+    return 'the receiver refused the Authorization header: set authorization for this system to the value it issued';
   if (status === 403) return 'the receiver does not allow this transmitter: ask its owner to allow the issuer';
   if (status === 404) return 'no such endpoint: check endpoint against the push endpoint the receiver gave';
   if (status === 413) return 'the receiver refused the SET as too large';
   if (status === 415) return 'the receiver does not take application/secevent+jwt at this endpoint: check endpoint';
   if (status >= 300 && status < 400) return 'the endpoint redirects: configure the final URL as endpoint';
-  if (status >= 200 && status < 300) return 'RFC 8935 §2.2 acknowledges a SET with 202 Accepted only: check that endpoint is the receiver\'s push endpoint';
+  if (status >= 200 && status < 300)
+    return "RFC 8935 §2.2 acknowledges a SET with 202 Accepted only: check that endpoint is the receiver's push endpoint";
   return 'the receiver refused the SET';
 }
 
@@ -212,7 +220,8 @@ export function createSsfConnector(system: string, config: SsfSystemConfig, sign
       });
       text = await response.text();
     } catch (err) {
-      const reason = (err as Error).name === 'TimeoutError' ? `no answer within ${config.timeoutMs} ms` : (err as Error).message;
+      const reason =
+        (err as Error).name === 'TimeoutError' ? `no answer within ${config.timeoutMs} ms` : (err as Error).message;
       // The receiver may have accepted it: the retry sends the same jti.
       throw new ConnectorError(`${label} ${doing}: ${reason} — retrying with the same SET`, true, 'ssf_unreachable');
     }
@@ -248,11 +257,16 @@ export function createSsfConnector(system: string, config: SsfSystemConfig, sign
 
     async apply(action: Action, subject: Subject, context?: ApplyContext): Promise<ApplyResult> {
       const event = EVENT_OF[action.kind];
-      if (!event) return { outcome: 'not_applicable', details: { reason: `no Shared Signals event for ${action.kind}` } };
+      if (!event)
+        return { outcome: 'not_applicable', details: { reason: `no Shared Signals event for ${action.kind}` } };
       if (!config.events.includes(event))
         return { outcome: 'not_applicable', details: { reason: `the receiver does not take ${event}` } };
       if (!context)
-        throw new ConnectorError(`${label}: no offboarding context to derive the SET's jti from`, false, 'ssf_no_context');
+        throw new ConnectorError(
+          `${label}: no offboarding context to derive the SET's jti from`,
+          false,
+          'ssf_no_context',
+        );
       const subId = subjectIdentifier(config.subject, subject);
       if (!subId)
         throw new ConnectorError(
@@ -268,7 +282,7 @@ export function createSsfConnector(system: string, config: SsfSystemConfig, sign
           ? {
               event_timestamp: iat,
               initiating_entity: 'policy',
-              reason_admin: { en: 'Offboarding: the organisation ended this person\'s access' },
+              reason_admin: { en: "Offboarding: the organisation ended this person's access" },
             }
           : {};
       const set = await signer.sign({
