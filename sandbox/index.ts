@@ -12,6 +12,10 @@ import {
 } from './salesforce.js';
 import { SCIM_DEFAULT_TOKEN, startScimSandbox } from './scim.js';
 import { SLACK_SANDBOX_TEAM_ID, SLACK_SANDBOX_TOKENS, startSlackSandbox } from './slack.js';
+import { startSsfReceiver, type SsfReceiver } from './ssf-receiver.js';
+
+/** What the sandbox Shared Signals receiver answers to as `aud`. */
+export const SSF_SANDBOX_AUDIENCE = 'https://partner-app.example.org';
 
 export interface SandboxPorts {
   github?: number;
@@ -20,7 +24,12 @@ export interface SandboxPorts {
   scim?: number;
 }
 
-export async function startSaasSandboxes(ports: SandboxPorts = {}) {
+export interface SandboxOptions {
+  /** The transmitter's issuer (the local API): a Shared Signals receiver that trusts it is started too. */
+  sharedSignalsIssuer?: string;
+}
+
+export async function startSaasSandboxes(ports: SandboxPorts = {}, options: SandboxOptions = {}) {
   const [github, slack, salesforce, wiki] = await Promise.all([
     startGithubSandbox({ port: ports.github }),
     startSlackSandbox({ port: ports.slack }),
@@ -63,6 +72,12 @@ export async function startSaasSandboxes(ports: SandboxPorts = {}) {
       matchBy: 'externalId',
     },
   };
+  // An app that takes Shared Signals (SSF push): it hears of each offboarding with no connector of its own.
+  let partnerApp: SsfReceiver | undefined;
+  if (options.sharedSignalsIssuer) {
+    partnerApp = await startSsfReceiver({ issuer: options.sharedSignalsIssuer, audience: SSF_SANDBOX_AUDIENCE });
+    systems['partner-app'] = { type: 'ssf', endpoint: partnerApp.endpoint, audience: SSF_SANDBOX_AUDIENCE };
+  }
   const notifications: ConfigInput['notifications'] = {
     slack: { token: { env: 'OFFBOARD_SANDBOX_SLACK_BOT_TOKEN' }, channel: '#offboarding', apiUrl: slack.apiUrl },
   };
@@ -75,11 +90,13 @@ export async function startSaasSandboxes(ports: SandboxPorts = {}) {
   };
   return {
     servers: { github, slack, salesforce, wiki },
+    /** The Shared Signals receiver, when an issuer was given. */
+    ssfReceiver: partnerApp,
     systems,
     notifications,
     env,
     async stop() {
-      await Promise.all([github.stop(), slack.stop(), salesforce.stop(), wiki.stop()]);
+      await Promise.all([github.stop(), slack.stop(), salesforce.stop(), wiki.stop(), partnerApp?.stop()]);
     },
   };
 }

@@ -98,6 +98,8 @@ export async function startSsfReceiver(options: SsfReceiverOptions): Promise<Ssf
     } catch (err) {
       if (err instanceof errors.JWKSNoMatchingKey || err instanceof errors.JWSSignatureVerificationFailed)
         throw new Refusal('invalid_key', "the SET is not signed by a key in the transmitter's JWKS");
+      // The key set could not be fetched: nothing is known about the SET yet (answered 503).
+      if (!(err instanceof errors.JOSEError) || err instanceof errors.JWKSTimeout) throw err;
       throw new Refusal('invalid_request', `not a valid SET: ${(err as Error).message}`);
     }
     const { payload, protectedHeader } = verified;
@@ -169,7 +171,12 @@ export async function startSsfReceiver(options: SsfReceiverOptions): Promise<Ssf
       }
       return answer(response, 202);
     } catch (err) {
-      if (!(err instanceof Refusal)) throw err;
+      if (!(err instanceof Refusal)) {
+        // A receiver that cannot reach the transmitter's metadata or keys cannot verify: try later.
+        state.deliveries.push({ jti: jtiOf(), status: 503 });
+        const description = `cannot verify the SET now: ${(err as Error).message}`;
+        return answer(response, 503, { err: 'unavailable', description });
+      }
       state.deliveries.push({ jti: jtiOf(), status: 400 });
       state.rejected.push({ err: err.err, description: err.message });
       return answer(response, 400, { err: err.err, description: err.message });

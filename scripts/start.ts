@@ -41,6 +41,9 @@ const dbPort = Number(env.OFFBOARD_EMBEDDED_DB_PORT ?? EMBEDDED_DB_PORT_DEFAULT)
 const codecPort = Number(env.OFFBOARD_CODEC_PORT ?? 8081);
 const apiPort = Number(env.OFFBOARD_API_PORT ?? 8080);
 
+/** The local API, as the issuer of the Security Event Tokens sent to the sandbox receiver. */
+const sharedSignalsIssuer = `http://127.0.0.1:${apiPort}`;
+
 const say = (line: string) => process.stdout.write(`[offboard] ${line}\n`);
 
 async function portTaken(port: number): Promise<boolean> {
@@ -122,6 +125,8 @@ function writeSandboxConfig(slapd: SlapdInstance, warehouse: PostgresInstance, s
     },
     policy: example.policy,
     notifications: saas.notifications,
+    // The local API is the Shared Signals transmitter; its development key is made in .data.
+    sharedSignals: { issuer: sharedSignalsIssuer },
     api: {
       tokens: [
         { subject: 'sandbox-security', role: 'security', token: token('SECURITY') },
@@ -201,6 +206,8 @@ async function main() {
       TEMPORAL_ADDRESS: temporal.address,
       TEMPORAL_NAMESPACE: env.TEMPORAL_NAMESPACE ?? 'default',
       [PAYLOAD_KEYS_ENV]: payloadKeys,
+      // Where the worker and the API keep development keys (the Shared Signals signing key).
+      OFFBOARD_DATA_DIR: env.OFFBOARD_DATA_DIR ?? dataDir,
     };
     let databaseLine: string;
     if (env.DATABASE_URL) {
@@ -236,7 +243,7 @@ async function main() {
       } finally {
         await admin.end();
       }
-      const saas = await startSaasSandboxes();
+      const saas = await startSaasSandboxes({}, { sharedSignalsIssuer });
       stops.push(() => saas.stop());
       Object.assign(workerEnv, saas.env, {
         OFFBOARD_CONFIG: writeSandboxConfig(slapd, warehouse, saas),
@@ -254,6 +261,10 @@ async function main() {
         ([name, server]) =>
           `${name.padEnd(11)}  ${server.url} (stand-in; ${server.url.replace(/\/scim\/v2$/, '')}/_sandbox/state shows its state)`,
       );
+      if (saas.ssfReceiver)
+        saasLines.push(
+          `${'partner-app'.padEnd(11)}  ${saas.ssfReceiver.endpoint} (Shared Signals receiver stand-in; ${saas.ssfReceiver.url}/_sandbox/state shows the SETs it verified; transmitter metadata at ${sharedSignalsIssuer}/.well-known/ssf-configuration)`,
+        );
     }
 
     say('starting the worker…');
