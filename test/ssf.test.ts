@@ -331,6 +331,17 @@ describe('Shared Signals transmitter (RFC 8935 push to a verifying receiver)', f
         down.apply(action('disable_login'), PERSON, context()),
         isConnectorError((err) => err.retryable),
       );
+      // A receiver that cannot fetch the transmitter's keys cannot verify: 503, retried.
+      const blind = await startSsfReceiver({ issuer: `http://127.0.0.1:${await freePort()}`, audience: AUDIENCE });
+      try {
+        await assert.rejects(
+          connect({ endpoint: blind.endpoint }).apply(action('disable_login'), PERSON, context()),
+          isConnectorError((err) => err.retryable && /HTTP 503/.test(err.message)),
+        );
+        assert.equal(blind.state.accepted.length, 0);
+      } finally {
+        await blind.stop();
+      }
     });
 
     it('400 invalid_audience, invalid_key, invalid_issuer and authentication_failed: not retried, and the error says what to fix', async () => {
