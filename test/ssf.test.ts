@@ -21,7 +21,7 @@ import { createSsfConnector, ssfSystemSchema, type SsfSystemInput } from '../act
 import { ConnectorError, type ApplyContext, type Connector } from '../activities/connectors/types.js';
 import { HR_EVENTS_MIGRATIONS } from '../client/http/hr-events-store.js';
 import { startApi, type RunningApi } from '../client/http/server.js';
-import { startOffboarding } from '../client/temporal.js';
+import { sendCommand, startOffboarding } from '../client/temporal.js';
 import type { Action } from '../model/plan.js';
 import { SSF_EVENT_TYPES, SSF_VERIFICATION_EVENT, sharedSignalsSchema } from '../model/shared-signals.js';
 import { samplePerson } from '../sandbox/org.js';
@@ -413,7 +413,7 @@ describe('Shared Signals transmitter (RFC 8935 push to a verifying receiver)', f
       await env?.teardown();
     });
 
-    it('the receiver hears account-disabled and session-revoked by the email the directory holds, each delivery audited', async function () {
+    it('the receiver hears account-disabled and session-revoked by the email the directory holds, each delivery audited; a cancel sends account-enabled', async function () {
       this.timeout(120_000);
       const employeeId = 'E1048';
       const config = await testConfig({
@@ -462,8 +462,15 @@ describe('Shared Signals transmitter (RFC 8935 push to a verifying receiver)', f
           [SSF_EVENT_TYPES['account-disabled'], SSF_EVENT_TYPES['session-revoked']].sort(),
         );
         for (const event of forRun) assert.deepEqual(event.subId, { format: 'email', email });
-        const rows = (await createAuditStore(await sharedPool()).eventsFor(started.workflowId)).filter(
-          (row) => row.id.startsWith(`${started.workflowId}/${started.runId}/`) && row.system === 'crm',
+        // The audit rows of a workflow step are written after it, in a batch: wait for the stage's last one.
+        const audit = createAuditStore(await sharedPool());
+        const rows = await eventually(
+          async () =>
+            (await audit.eventsFor(started.workflowId)).filter(
+              (row) => row.id.startsWith(`${started.workflowId}/${started.runId}/`) && row.system === 'crm',
+            ),
+          (found) => found.some((row) => row.action === 'stage_verified'),
+          "the receiver's stage_verified audit row",
         );
         const deliveries = rows.filter((row) => row.action === 'disable_login' || row.action === 'revoke_sessions');
         assert.deepEqual(
@@ -478,7 +485,14 @@ describe('Shared Signals transmitter (RFC 8935 push to a verifying receiver)', f
         );
         const verified = rows.find((row) => row.action === 'stage_verified');
         assert.deepEqual((verified?.details as { leftovers?: string[] }).leftovers, []);
-        await handle.terminate('test finished: the delete stage is 30 days away');
+        // A rescinded termination: the receiver is told the account is enabled again, in the same txn.
+        await sendCommand(env.client, employeeId, 'cancel', { by: 'hr-system', reason: 'termination rescinded' });
+        await handle.result();
+        const enabled = receiver.state.accepted.filter(
+          (e) => e.claims.txn === started.runId && e.eventType === SSF_EVENT_TYPES['account-enabled'],
+        );
+        assert.equal(enabled.length, 1);
+        assert.deepEqual(enabled[0]!.subId, { format: 'email', email });
       });
     });
   });
