@@ -32,6 +32,13 @@ export const SET_MEDIA_TYPE = 'application/secevent+jwt';
 export const SET_TYP = 'secevent+jwt';
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
+const isLoopback = (issuer: string): boolean => {
+  try {
+    return LOOPBACK.has(new URL(issuer).hostname);
+  } catch {
+    return false;
+  }
+};
 
 /**
  * SSF §7.1: the issuer is an https URL with no query or fragment, identical to every SET's `iss`.
@@ -91,6 +98,14 @@ export function sharedSignalsSchemaWith(wrap: SecretWrap) {
           code: 'custom',
           path: ['signingKeyFile'],
           message: 'give signingKey or signingKeyFile, not both',
+        });
+      // A key made on each machine would differ between the worker that signs and the API that publishes.
+      if (section.signingKey === undefined && section.signingKeyFile === undefined && !isLoopback(section.issuer))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['signingKey'],
+          message:
+            'an issuer receivers reach over the network needs a signing key shared by the worker and the API: set signingKey ({ env: NAME }) or signingKeyFile (the development key is for a loopback issuer only)',
         });
     });
 }

@@ -145,6 +145,15 @@ describe('Shared Signals transmitter (RFC 8935 push to a verifying receiver)', f
       assert.equal(jwksUri('https://tr.example.com/issuer1'), 'https://tr.example.com/issuer1/ssf/jwks.json');
       assert.throws(() => sharedSignalsSchema.parse({ issuer: 'http://offboard.example.com' }), /requires https/);
       assert.throws(() => sharedSignalsSchema.parse({ issuer: 'https://offboard.example.com/?a=1' }), /no query/);
+      assert.throws(
+        () => sharedSignalsSchema.parse({ issuer: 'https://offboard.example.com' }),
+        /needs a signing key shared by the worker and the API/,
+      );
+      assert.equal(
+        sharedSignalsSchema.parse({ issuer: 'https://offboard.example.com', signingKeyFile: '/run/secrets/k.pem' })
+          .issuer,
+        'https://offboard.example.com',
+      );
     });
 
     it('the development key is made once under the data directory (mode 600) and read back after', () => {
