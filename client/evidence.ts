@@ -47,6 +47,8 @@ import {
   type KnownAuditRow,
   type ParsedAuditRow,
 } from '../model/audit-events.js';
+import { describeLeftover, leftoverSchema } from '../model/leftovers.js';
+import { taskRefFromId, taskRefSchema, undoesCancel, type TaskRef } from '../model/manual-tasks.js';
 import { actionKindSchema } from '../model/policy.js';
 
 // ---- the SLA classes ------------------------------------------------------------------------
@@ -232,6 +234,8 @@ export const evidenceSchema = z.object({
   manualTasks: z.array(
     z.object({
       id: z.string(),
+      /** What the task is about (read from the id and error for rows from before it was written). */
+      ref: taskRefSchema,
       system: z.string().nullable(),
       description: z.string(),
       lastError: z.string(),
@@ -257,15 +261,15 @@ export const evidenceSchema = z.object({
       stage: z.string(),
       verifiedAt: time,
       outcome: z.string(),
-      leftovers: z.array(z.string()),
-      recheck: z.object({ at: time, leftovers: z.array(z.string()) }).nullable(),
+      leftovers: z.array(leftoverSchema),
+      recheck: z.object({ at: time, leftovers: z.array(leftoverSchema) }).nullable(),
       /** Each system's own verification of the stage (per-system pipelines); one row with system null for older runs. */
       systems: z.array(
         z.object({
           system: z.string().nullable(),
           verifiedAt: time,
           outcome: z.string(),
-          leftovers: z.array(z.string()),
+          leftovers: z.array(leftoverSchema),
           auditSeq: z.number(),
         }),
       ),
@@ -725,6 +729,7 @@ function manualTasksFrom(
     if (row.action === 'manual_task_opened') {
       const reopened = task ?? {
         id,
+        ref: row.details.task ?? taskRefFromId(id, row.details.error),
         system: row.system,
         description: row.details.description,
         lastError: '',
@@ -772,7 +777,7 @@ function manualTasksFrom(
   }
   for (const task of tasks.values()) {
     const lastRetry = task.retries.at(-1);
-    if (task.state === 'retrying' && lastRetry && retrySucceeded(task.id, lastRetry.at, events, actions)) {
+    if (task.state === 'retrying' && lastRetry && retrySucceeded(task.ref, lastRetry.at, events, actions)) {
       task.state = 'resolved';
       task.resolution = { how: 'retried', by: lastRetry.by, at: lastRetry.at, reason: null };
     }
@@ -780,7 +785,7 @@ function manualTasksFrom(
     if (
       task.state === 'open' &&
       cancel &&
-      !task.id.startsWith('cancel/') &&
+      !undoesCancel(task.ref) &&
       Date.parse(task.openedAt) <= Date.parse(cancel.at)
     ) {
       task.state = 'closed_by_cancel';
@@ -795,12 +800,11 @@ function manualTasksFrom(
  * effect: the action's success row, a discovery in the system, or (for a verification task) the
  * offboarding moving on to a later stage or its end.
  */
-function retrySucceeded(taskId: string, retriedAt: string, events: Parsed[], actions: EvidenceAction[]): boolean {
+function retrySucceeded(ref: TaskRef, retriedAt: string, events: Parsed[], actions: EvidenceAction[]): boolean {
   const later = events.filter((event) => Date.parse(rowOf(event).occurredAt) >= Date.parse(retriedAt));
-  const action = actions.find((a) => a.id === taskId);
+  const action = ref.kind === 'action' ? actions.find((a) => a.id === ref.actionId) : undefined;
   if (action) return action.completedAt !== null && Date.parse(action.completedAt) >= Date.parse(retriedAt);
-  if (taskId.startsWith('discover/'))
-    return eventsOf(later, 'access_discovered').some((row) => row.system === taskId.slice('discover/'.length));
+  if (ref.kind === 'discover') return eventsOf(later, 'access_discovered').some((row) => row.system === ref.system);
   return eventsOf(later, 'stage_started', 'offboarding_completed', 'offboarding_cancelled').length > 0;
 }
 
@@ -865,8 +869,6 @@ export function slaClassFor(windowMs: number, classes: readonly SlaClass[] = DEF
   return [...classes].sort((a, b) => a.withinMs - b.withinMs).find((c) => c.withinMs >= windowMs) ?? null;
 }
 
-const LOGIN_LEFTOVER = /: login still enabled$/;
-
 /** What must be true for login to count as disabled: each disable_login action and each escalated "login still enabled". */
 function slaSteps(
   actions: EvidenceAction[],
@@ -890,7 +892,7 @@ function slaSteps(
       };
     });
   const fromVerification = manualTasks
-    .filter((t) => t.id.startsWith('verify/') && LOGIN_LEFTOVER.test(t.lastError))
+    .filter((t) => t.ref.kind === 'verify' && t.ref.leftover.what === 'login')
     .map((t) => {
       const done = t.state === 'resolved' || t.state === 'skipped';
       const at = done ? t.resolution!.at : null;
@@ -1504,8 +1506,8 @@ export function evidenceToHtml(evidence: Evidence): string {
           : v.stage,
         formatTime(v.verifiedAt),
         v.outcome === 'clean' ? 'clean: nothing left' : v.outcome,
-        v.recheck ? lines(...v.recheck.leftovers) : 'nothing',
-        v.leftovers.length ? lines(...v.leftovers) : 'nothing',
+        v.recheck ? lines(...v.recheck.leftovers.map(describeLeftover)) : 'nothing',
+        v.leftovers.length ? lines(...v.leftovers.map(describeLeftover)) : 'nothing',
       ]),
       'No stage has been verified yet.',
     ),

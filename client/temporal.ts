@@ -28,6 +28,7 @@ import {
   OFFBOARDING_WORKFLOW_TYPE,
   type OffboardingStatus,
 } from '../workflows/messages.js';
+import { priorityKeyFor } from '../model/urgency.js';
 import type { offboarding } from '../workflows/offboarding.js';
 import { dataConverterFor, keyringFromEnv, PAYLOAD_KEYS_ENV } from '../workers/codec.js';
 import { EffectiveAtKey, EmployeeIdKey, HeldKey, ModeKey, StageKey } from '../workflows/search-attributes.js';
@@ -113,6 +114,7 @@ async function startOrHandOver(
     taskQueue,
     args: [request],
     workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
+    priority: { priorityKey: priorityKeyFor(request) },
     ...(searchAttributes
       ? {
           typedSearchAttributes: [

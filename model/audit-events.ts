@@ -11,6 +11,8 @@
  */
 import { z } from 'zod';
 import { auditEventSchema, type AuditEvent } from './audit.js';
+import { storedLeftoverSchema } from './leftovers.js';
+import { taskRefSchema } from './manual-tasks.js';
 import { actionKindSchema } from './policy.js';
 
 // ---- details shared by several actions -----------------------------------------------------
@@ -99,7 +101,14 @@ export const auditEventSchemas = {
   command_refused: event('command_refused', z.object({ command: z.string(), reason: z.string() })),
   manual_task_opened: event(
     'manual_task_opened',
-    z.object({ ...taskRef, description: z.string(), error: z.string(), dueAt: iso.nullable().optional() }),
+    z.object({
+      ...taskRef,
+      /** What the task is about; absent on rows from before it was written (`taskRefFromId`). */
+      task: taskRefSchema.optional(),
+      description: z.string(),
+      error: z.string(),
+      dueAt: iso.nullable().optional(),
+    }),
   ),
   manual_task_reminder: event(
     'manual_task_reminder',
@@ -119,7 +128,8 @@ export const auditEventSchemas = {
     outcome: actionOutcomeSchema,
     details: actionDetails,
   }),
-  stage_rechecked: event('stage_rechecked', z.object({ stage: z.string(), leftovers: z.array(z.string()) })),
+  /** Leftovers are typed values; older rows carry sentences, which parse to the same values. */
+  stage_rechecked: event('stage_rechecked', z.object({ stage: z.string(), leftovers: z.array(storedLeftoverSchema) })),
   /**
    * Old rows: system null, the whole stage, with the seconds for the metrics. Per-system
    * pipelines: one row per system, without them (the milestones below carry the times).
@@ -128,7 +138,7 @@ export const auditEventSchemas = {
     'stage_verified',
     z.object({
       stage: z.string(),
-      leftovers: z.array(z.string()),
+      leftovers: z.array(storedLeftoverSchema),
       disablesLogin: z.boolean().optional(),
       lastRevokingStage: z.boolean().optional(),
       secondsSinceEffective: z.number().optional(),

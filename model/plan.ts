@@ -7,6 +7,7 @@ import {
   type Policy,
   type PlaybookName,
 } from './policy.js';
+import type { Leftover } from './leftovers.js';
 import type { OffboardingRequest } from './request.js';
 
 export const plannedStageSchema = z.object({
@@ -173,24 +174,27 @@ export function actionsForStage(stage: PlannedStage, discoveries: Discovery[], c
 }
 
 /** What a stage should have removed but discovery still finds afterwards. */
-export function leftoversAfterStage(stage: PlannedStage, discoveries: Discovery[], currentPlan: Plan): string[] {
-  const leftovers: string[] = [];
+export function leftoversAfterStage(stage: PlannedStage, discoveries: Discovery[], currentPlan: Plan): Leftover[] {
+  const leftovers: Leftover[] = [];
   for (const discovery of discoveries) {
-    const account = discovery.account;
+    const { account, system } = discovery;
     if (!account || discovery.manual || discovery.unverifiable) continue;
     for (const step of stage.steps) {
       if (step.action === 'delete_account' && !(discovery.permanentAccounts && account.disabled))
-        leftovers.push(`${discovery.system}: account still exists`);
-      if (step.action === 'disable_login' && !account.disabled)
-        leftovers.push(`${discovery.system}: login still enabled`);
+        leftovers.push({ what: 'account', system });
+      if (step.action === 'disable_login' && !account.disabled) leftovers.push({ what: 'login', system });
       if (step.action === 'revoke_sessions' && discovery.credentials.some((c) => c.kind === 'session'))
-        leftovers.push(`${discovery.system}: sessions still active`);
+        leftovers.push({ what: 'sessions', system });
       if (step.action === 'revoke_tokens' && discovery.credentials.some((c) => c.kind !== 'session'))
-        leftovers.push(`${discovery.system}: tokens or keys still valid`);
+        leftovers.push({ what: 'tokens', system });
       if (step.action === 'remove_entitlement') {
         for (const entitlement of discovery.entitlements) {
-          if (inScope(entitlement, discovery.system, step.scope, currentPlan))
-            leftovers.push(`${discovery.system}: still in ${entitlement.kind} ${entitlement.id}`);
+          if (inScope(entitlement, system, step.scope, currentPlan))
+            leftovers.push({
+              what: 'entitlement',
+              system,
+              entitlement: { kind: entitlement.kind, id: entitlement.id },
+            });
         }
       }
     }

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { durationSchema } from './duration.js';
+import { RESERVED_STAGE_NAMES } from './manual-tasks.js';
 
 export const actionKindSchema = z.enum([
   'disable_login',
@@ -26,7 +27,12 @@ export const stepSchema = z.union([
 export type Step = z.infer<typeof stepSchema>;
 
 export const stageTemplateSchema = z.object({
-  name: z.string().regex(/^[a-z0-9-]{1,40}$/, 'lower-case letters, digits and "-"'),
+  name: z
+    .string()
+    .regex(/^[a-z0-9-]{1,40}$/, 'lower-case letters, digits and "-"')
+    .refine((name) => !RESERVED_STAGE_NAMES.has(name), {
+      message: `"discover", "verify" and "cancel" name kinds of manual task; choose another stage name`,
+    }),
   /** Offset from the effective time; negative runs before it (e.g. contractors' privileged access). */
   after: durationSchema,
   steps: z.array(stepSchema).min(1),

@@ -56,6 +56,8 @@ const FAULT_RUNS = Number(env.BENCH_FAULT_RUNS ?? 5);
 /** Hang runs whose HR event has no email: email-keyed systems then wait for every discovery. */
 const HANG_NO_EMAIL_RUNS = Number(env.BENCH_HANG_NO_EMAIL_RUNS ?? 2);
 const BURST = Number(env.BENCH_BURST ?? 20);
+/** Of the burst, how many are security terminations, sent after the others (task-queue priority). */
+const BURST_SECURITY = Math.min(Number(env.BENCH_BURST_SECURITY ?? 3), BURST - 1);
 const LATENCY_MS = Number(env.BENCH_LATENCY_MS ?? 50);
 const PHASES = new Set((env.BENCH_PHASES ?? 'nofault,hang,fail,burst').split(',').map((p) => p.trim()));
 const TASK_QUEUE = 'offboarding';
@@ -279,13 +281,17 @@ interface Measured {
   rows: ChainedAuditEvent[];
 }
 
-function request(employeeId: string, withEmail: boolean): OffboardingRequest {
+function request(
+  employeeId: string,
+  withEmail: boolean,
+  reason: 'involuntary' | 'security' = 'involuntary',
+): OffboardingRequest {
   return {
     requestId: `bench-${randomUUID()}`,
     // As `offboard terminate --employee ID` sends it (no email) unless withEmail: HR's email too.
     subject: withEmail ? { employeeId, email: samplePerson(employeeId).email } : { employeeId },
     trigger: 'termination',
-    reason: 'involuntary',
+    reason,
     employmentType: 'employee',
     effectiveAt: new Date().toISOString(),
     requestedBy: 'bench',
@@ -296,8 +302,11 @@ async function accept(
   shared: Shared,
   employeeId: string,
   withEmail = false,
+  reason: 'involuntary' | 'security' = 'involuntary',
 ): Promise<{ workflowId: string; startTime: number; acceptedAt: number }> {
-  const started = await startOffboarding(shared.client, request(employeeId, withEmail), { taskQueue: TASK_QUEUE });
+  const started = await startOffboarding(shared.client, request(employeeId, withEmail, reason), {
+    taskQueue: TASK_QUEUE,
+  });
   const acceptedAt = Date.now();
   if (!started.started)
     throw new Error(`${employeeId}: ${started.outcome}, not started (is an offboarding still open?)`);
@@ -565,7 +574,13 @@ async function burstPhase(shared: Shared, activitiesPerRun: number, lanes: numbe
   try {
     const store = createAuditStore(stack.pool);
     const t0 = Date.now();
-    const accepted = await Promise.all(ids.map((id) => accept(shared, id)));
+    // The last few are security terminations, sent after everyone else: priority should serve
+    // them ahead of the burst they arrive behind.
+    const involuntary = ids.slice(0, ids.length - BURST_SECURITY);
+    const accepted = await Promise.all(involuntary.map((id) => accept(shared, id)));
+    accepted.push(
+      ...(await Promise.all(ids.slice(involuntary.length).map((id) => accept(shared, id, false, 'security')))),
+    );
     const firstStart = Math.min(...accepted.map((a) => a.startTime));
     const rows = await Promise.all(
       accepted.map((a) =>
@@ -630,6 +645,8 @@ async function burstPhase(shared: Shared, activitiesPerRun: number, lanes: numbe
     worker.shutdown();
     await running;
   }
+  const byReason = (security: boolean) =>
+    offboardingLatencies.filter((_, i) => security === i >= offboardingLatencies.length - BURST_SECURITY);
   const offboardingRate = BURST / offboardingSeconds;
   const baselineRate = BURST / baselineSeconds;
   out('');
@@ -649,6 +666,10 @@ async function burstPhase(shared: Shared, activitiesPerRun: number, lanes: numbe
   out(
     `${'no-op baseline'.padEnd(26)}${`${baselineSeconds.toFixed(1)} s`.padEnd(12)}${baselineRate.toFixed(2).padEnd(14)}${ms(percentile(baselineLatencies, 50)).padEnd(12)}${ms(percentile(baselineLatencies, 99))}`,
     `| no-op baseline (to completion) | ${baselineSeconds.toFixed(1)} s | ${baselineRate.toFixed(2)} | ${ms(percentile(baselineLatencies, 50))} | ${ms(percentile(baselineLatencies, 99))} |`,
+  );
+  out(
+    `revocation p50: ${BURST_SECURITY} security terminations sent last ${ms(percentile(byReason(true), 50))}, the ${BURST - BURST_SECURITY} involuntary ones ${ms(percentile(byReason(false), 50))}`,
+    `\nRevocation p50 (to \`revocation_verified\`): the ${BURST_SECURITY} security terminations sent last ${ms(percentile(byReason(true), 50))}, the ${BURST - BURST_SECURITY} involuntary ones sent first ${ms(percentile(byReason(false), 50))}.`,
   );
   out(
     `throughput ratio offboarding / baseline = ${(offboardingRate / baselineRate).toFixed(2)}`,

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { buildEvidence, evidenceToHtml } from '../client/evidence.js';
 import type { ChainedAuditEvent } from '../model/audit.js';
 import { isEvent, parseAuditRow, type AuditEntry } from '../model/audit-events.js';
+import type { Leftover } from '../model/leftovers.js';
 import { createMetrics } from '../workers/metrics.js';
 
 const WORKFLOW = 'offboarding-E9001';
@@ -54,7 +55,7 @@ const planMade: AuditEntry = {
     systems: ['directory', 'github'],
   },
 };
-const verifiedIn = (system: string, leftovers: string[]): AuditEntry => ({
+const verifiedIn = (system: string, leftovers: Leftover[]): AuditEntry => ({
   action: 'stage_verified',
   actor: 'workflow',
   system,
@@ -130,7 +131,11 @@ describe('audit-event contract', () => {
   });
 
   it("per-system stage_verified rows: the stage is clean only when every system's row is", () => {
-    const leftover = 'github:team:octo/admins';
+    const leftover: Leftover = {
+      what: 'entitlement',
+      system: 'github',
+      entitlement: { kind: 'team', id: 'octo/admins' },
+    };
     const rows = rowsOf([
       started,
       planMade,
@@ -258,6 +263,55 @@ describe('audit-event contract', () => {
     const evidence = buildEvidence(rows, { ok: true, rows: rows.length });
     assert.equal(evidence.milestones.loginsDisabled?.msSinceReceived, 420);
     assert.equal(evidence.milestones.revocationVerified?.systems.length, 2);
+  });
+
+  it('rows from before leftovers and tasks were typed read as the same typed values', () => {
+    const rows = rowsOf([
+      started,
+      planMade,
+      {
+        action: 'stage_verified',
+        actor: 'workflow',
+        system: 'github',
+        outcome: 'leftovers',
+        details: { stage: 'revoke', leftovers: ['github: login still enabled', 'github: still in team octo/admins'] },
+      },
+      {
+        action: 'manual_task_opened',
+        actor: 'workflow',
+        system: 'github',
+        outcome: 'escalated',
+        details: {
+          taskId: 'verify/revoke/github/1',
+          description: 'verification after stage revoke',
+          error: 'still present: github: login still enabled',
+        },
+      },
+      {
+        action: 'manual_task_opened',
+        actor: 'workflow',
+        system: 'slack',
+        outcome: 'escalated',
+        details: { taskId: 'discover/slack', description: 'map access in slack', error: 'slack: invalid_auth' },
+      },
+    ]);
+    const evidence = buildEvidence(rows, { ok: true, rows: rows.length });
+    assert.deepEqual(evidence.verification[0]!.leftovers, [
+      { what: 'login', system: 'github' },
+      { what: 'entitlement', system: 'github', entitlement: { kind: 'team', id: 'octo/admins' } },
+    ]);
+    assert.deepEqual(
+      evidence.manualTasks.map((t) => t.ref),
+      [
+        { kind: 'verify', stage: 'revoke', system: 'github', n: 1, leftover: { what: 'login', system: 'github' } },
+        { kind: 'discover', system: 'slack' },
+      ],
+    );
+    assert.deepEqual(
+      evidence.sla.steps.filter((s) => s.source === 'verification').map((s) => [s.system, s.reference, s.outcome]),
+      [['github', 'verify/revoke/github/1', 'failed']],
+      'an open "login still enabled" task keeps the login step unproven',
+    );
   });
 
   it("a writer's entry is checked against the contract at compile time", () => {

@@ -276,6 +276,35 @@ describe('offboarding on the Temporal dev server (real slapd and PostgreSQL)', f
       execution: { workflowId: 'offboarding-E1011' },
     });
     assert.ok(summary.executionConfig?.userMetadata?.summary, 'a static summary is set');
+    // An involuntary termination: served before resignations in a burst (model/urgency.ts).
+    assert.equal(summary.workflowExecutionInfo?.priority?.priorityKey, 2, 'the run carries its urgency');
+  });
+
+  it('each run carries its urgency; a superseding security termination sends its calls to the head of the queue', async () => {
+    const id = 'E1044';
+    const inAWeek = new Date(Date.now() + 7 * 86_400_000).toISOString();
+    const resignation = { ...request(id), reason: 'voluntary' as const, effectiveAt: inAWeek };
+    await startOffboarding(client, resignation, { taskQueue });
+    const workflowId = `offboarding-${id}`;
+    const described = await client.workflowService.describeWorkflowExecution({
+      namespace: 'default',
+      execution: { workflowId },
+    });
+    assert.equal(described.workflowExecutionInfo?.priority?.priorityKey, 3, 'a resignation: the default priority');
+    const security = await startOffboarding(client, { ...request(id), reason: 'security' }, { taskQueue });
+    assert.equal(security.outcome, 'superseded');
+    await revoked(id);
+    assert.deepEqual(await directoryState(id), { exists: true, locked: true, groups: [] });
+    const history = await client.workflow.getHandle(workflowId).fetchHistory();
+    const calls = (history.events ?? [])
+      .map((e) => e.activityTaskScheduledEventAttributes)
+      .filter((a) => a?.activityId?.startsWith('directory:'));
+    assert.ok(calls.length > 0, 'the directory was called');
+    assert.deepEqual(
+      [...new Set(calls.map((a) => a!.priority?.priorityKey))],
+      [1],
+      "every call of the security termination's plan is at priority 1",
+    );
   });
 
   it('concurrent offboardings do not fork the audit chain', async () => {

@@ -141,7 +141,9 @@ describe('plan()', () => {
       actionsForStage(p.stages[0]!, [found], p).map((a) => a.target?.id),
       ['cn=admins,ou=groups'],
     );
-    assert.deepEqual(leftoversAfterStage(p.stages[0]!, [found], p), ['directory: still in g cn=admins,ou=groups']);
+    assert.deepEqual(leftoversAfterStage(p.stages[0]!, [found], p), [
+      { what: 'entitlement', system: 'directory', entitlement: { kind: 'g', id: 'cn=admins,ou=groups' } },
+    ]);
   });
 
   it('after delete, a disabled account counts as gone where accounts cannot be deleted, and nowhere else', () => {
@@ -160,9 +162,9 @@ describe('plan()', () => {
       entitlements: [],
       credentials: [],
     };
-    assert.deepEqual(leftoversAfterStage(deleteStage, [slack, ldap], p), ['directory: account still exists']);
+    assert.deepEqual(leftoversAfterStage(deleteStage, [slack, ldap], p), [{ what: 'account', system: 'directory' }]);
     assert.deepEqual(leftoversAfterStage(deleteStage, [{ ...slack, account: { id: 'W1', disabled: false } }], p), [
-      'slack: account still exists',
+      { what: 'account', system: 'slack' },
     ]);
   });
 
@@ -246,6 +248,20 @@ describe('config validation', () => {
         },
       }),
       /policy\.playbooks\.voluntary\.stages\.0\.after: "tomorrow" is not a duration/,
+    );
+    assert.match(
+      problem({
+        policy: {
+          playbooks: {
+            voluntary: {
+              mode: 'staged',
+              sla: '1d',
+              stages: [{ name: 'verify', after: '0s', steps: [{ action: 'disable_login' }] }],
+            },
+          },
+        },
+      }),
+      /policy\.playbooks\.voluntary\.stages\.0\.name: "discover", "verify" and "cancel" name kinds of manual task/,
     );
     assert.match(problem({ policy: { retry: { maximumAttempts: 0 } } }), /policy\.retry\.maximumAttempts/);
     assert.match(problem({ polcy: {} }), /polcy/);

@@ -990,6 +990,63 @@ describe('offboarding workflow (time-skipping server, real slapd and PostgreSQL)
     }
   });
 
+  it('a system still mapping access after 5 minutes is audited as stalled and told to IT; the others are done', async () => {
+    // Every connection reset at once: retryable, and the backoff between attempts is time the
+    // test server can skip, so the step runs past the threshold without a real five minutes.
+    const resetting = await listen(net.createServer((socket) => socket.destroy()));
+    const slack = await startSlackSandbox();
+    const employeeId = 'E1057';
+    try {
+      await withWorker(
+        async (taskQueue) => {
+          const handle = await start(taskQueue, request(employeeId));
+          await waitFor(
+            handle,
+            (s) => (s.pipelines?.directory?.stagesDone.includes('revoke') ?? false) && s.pipelines?.flaky !== undefined,
+            'the directory done while the flaky system retries',
+          );
+          assert.deepEqual(await directoryState(employeeId), { exists: true, locked: true, groups: [] });
+          await skipAhead(env, 6 * 60_000);
+          const stalled = await eventually(
+            async () => (await auditActions(handle)).filter((e) => e.action === 'system_stalled'),
+            (rows) => rows.length > 0,
+            'the system_stalled row',
+          );
+          assert.deepEqual(
+            stalled.map((e) => [e.system, e.details.step, e.details.stage]),
+            [['flaky', 'discovering', 'revoke']],
+            'once, for the stuck system only',
+          );
+          assert.ok(Number(stalled[0]!.details.seconds) >= 300);
+          const told = await eventually(
+            async () => slack.state.messages.filter((m) => m.channel === 'C0OFFBOARD').map((m) => m.text),
+            (texts) => texts.some((t) => t.startsWith('[stalled]')),
+            'the IT channel told',
+          );
+          assert.match(
+            told.find((t) => t.startsWith('[stalled]'))!,
+            /flaky has been discovering in stage revoke/,
+          );
+          const status = await handle.query<OffboardingStatus>('status');
+          assert.equal(status.pipelines?.flaky?.doing, 'discovering', 'status shows what it is stuck on');
+          assert.ok(status.pipelines?.directory?.stagesDone.includes('revoke'));
+          await handle.terminate('test done');
+        },
+        { flaky: await ldapAt(resetting.port) },
+        {
+          retry: { initialInterval: '2m', maximumInterval: '2m', maximumAttempts: 8 },
+          notifications: {
+            slack: { token: { env: 'TEST_SLACK_BOT_TOKEN' }, channel: '#offboarding', apiUrl: slack.apiUrl },
+          },
+          env: { TEST_SLACK_BOT_TOKEN: SLACK_SANDBOX_TOKENS.bot },
+        },
+      );
+    } finally {
+      resetting.close();
+      await slack.stop();
+    }
+  });
+
   it('a burst under faults: every healthy system revokes every person, and every fault is a task someone sees', async () => {
     const silent = await listen(net.createServer(() => undefined));
     const people = ['E1050', 'E1051', 'E1052', 'E1053', 'E1054', 'E1055'];

@@ -12,6 +12,7 @@ import { createMetrics, startMetricsServer } from './metrics.js';
 import { dataConverterFor, keyringFromEnv } from './codec.js';
 import { createPool, databaseTarget, describeDatabase, migrate } from './database.js';
 import { logger } from './logger.js';
+import { redactSecrets } from '../activities/connectors/registry.js';
 
 async function main() {
   Runtime.install({
@@ -77,6 +78,9 @@ async function main() {
     },
     'worker started',
   );
+  // What each system is configured with, so an operator can check it; secret fields are hidden.
+  for (const [name, system] of Object.entries(config.systems))
+    logger.info({ system: name, config: redactSecrets(system) }, 'system configured');
   // Runtime.install handles SIGINT/SIGTERM by shutting the worker down; run() resolves after that.
   await worker.run();
   await connection.close();

@@ -9,6 +9,7 @@ import type {
   SupersedeCommand,
 } from '../model/commands.js';
 import type { Action, Plan } from '../model/plan.js';
+import type { TaskRef } from '../model/manual-tasks.js';
 
 export const OFFBOARDING_TASK_QUEUE = 'offboarding';
 export const OFFBOARDING_WORKFLOW_TYPE = 'offboarding';
@@ -26,6 +27,8 @@ export interface ActionStatus extends Action {
 export interface ManualTask {
   /** The action id (or verify/discover task id) that `retry` and `skip` name. */
   id: string;
+  /** What the task is about (absent in runs from before tasks carried it: `taskRefFromId`). */
+  ref?: TaskRef;
   system: string | null;
   description: string;
   error: string;

@@ -115,6 +115,8 @@ export async function testConfig(
     systems?: ConfigInput['systems'];
     notifications?: ConfigInput['notifications'];
     env?: NodeJS.ProcessEnv;
+    /** The plan's retry policy, instead of the quick one (200 ms → 1 s, 3 attempts). */
+    retry?: { initialInterval: string; maximumInterval: string; maximumAttempts: number };
   } = {},
 ): Promise<OffboardConfig> {
   const ldap = await sharedSlapd();
@@ -133,7 +135,7 @@ export async function testConfig(
         ...extra.systems,
       },
       policy: {
-        retry: { initialInterval: '200ms', maximumInterval: '1s', maximumAttempts: 3 },
+        retry: extra.retry ?? { initialInterval: '200ms', maximumInterval: '1s', maximumAttempts: 3 },
         privileged: {
           directory: [
             'cn=domain-admins,ou=groups,dc=example,dc=org',

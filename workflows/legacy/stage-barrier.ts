@@ -32,9 +32,10 @@ import type {
   SkipCommand,
   SupersedeCommand,
 } from '../../model/commands.js';
+import { describeLeftover } from '../../model/leftovers.js';
 import {
   actionsForStage,
-  leftoversAfterStage,
+  leftoversAfterStage as typedLeftoversAfterStage,
   supersedingRequest,
   supersession,
   type Action,
@@ -43,6 +44,10 @@ import {
   type PlannedStage,
 } from '../../model/plan.js';
 import type { OffboardingRequest } from '../../model/request.js';
+
+/** This version wrote leftovers as sentences (`system: what`), and groups them by that prefix. */
+const leftoversAfterStage = (...args: Parameters<typeof typedLeftoversAfterStage>) =>
+  typedLeftoversAfterStage(...args).map(describeLeftover);
 import {
   cancelSignal,
   cancelUpdate,

@@ -5,6 +5,7 @@
 import { proxyActivities, type ActivityOptions } from '@temporalio/workflow';
 import type { Activities } from '../../activities/index.js';
 import type { Plan } from '../../model/plan.js';
+import { priorityKeyForPlaybook } from '../../model/urgency.js';
 
 export const setup = proxyActivities<Activities>({
   startToCloseTimeout: '1 minute',
@@ -42,6 +43,8 @@ export function systemCalls(plan: Plan, activityId: string) {
     // minutes), heartbeating every 5 s: a worker that died is noticed in 30 s, not 10 minutes.
     startToCloseTimeout: '10 minutes',
     heartbeatTimeout: '30 seconds',
+    // A superseding security termination's calls go ahead of a burst's resignations.
+    priority: { priorityKey: priorityKeyForPlaybook(plan.playbook) },
     retry: {
       initialInterval: plan.retry.initialIntervalMs,
       maximumInterval: plan.retry.maximumIntervalMs,

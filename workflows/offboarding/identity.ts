@@ -8,6 +8,7 @@
  */
 import { ActivityFailure, condition } from '@temporalio/workflow';
 import type { Discovery, PlannedStage } from '../../model/plan.js';
+import { taskIdOf } from '../../model/manual-tasks.js';
 import { discoverAhead, systemCalls } from './activities.js';
 import type { Offboarding } from './context.js';
 import { trackCall, type OffboardingState } from './state.js';
@@ -52,8 +53,7 @@ function auditDiscovered({ recorder }: Offboarding, found: Discovery, stage: str
  */
 async function discoverWithFallback(ctx: Offboarding, system: string): Promise<Discovery | undefined> {
   const { state, tasks } = ctx;
-  const taskId = `discover/${system}`;
-  const spec = { id: taskId, system, description: `map access in ${system}` };
+  const spec = { ref: { kind: 'discover', system } as const, description: `map access in ${system}` };
   const found = await tasks.withOperatorFallback(spec, async () => {
     try {
       return await trackCall(state, system, 'discover', (id) =>
@@ -65,7 +65,7 @@ async function discoverWithFallback(ctx: Offboarding, system: string): Promise<D
       throw err;
     }
   });
-  if (!found && tasks.wasSkipped(taskId)) {
+  if (!found && tasks.wasSkipped(taskIdOf(spec.ref))) {
     // Skipping a system's discovery takes it out of this offboarding (e.g. decommissioned).
     state.status.systems = state.status.systems.filter((s) => s !== system);
   }

@@ -4,6 +4,7 @@
  * once), and ends with an operator's `retry` or `skip`. Nothing is dropped silently.
  */
 import { ActivityFailure, condition, log } from '@temporalio/workflow';
+import { taskIdOf, type TaskRef } from '../../model/manual-tasks.js';
 import type { ManualTask, SystemStep } from '../messages.js';
 import type { Notifier } from './notifications.js';
 import type { Recorder } from './recorder.js';
@@ -12,8 +13,8 @@ import { nowIso, progressOf, setStep, type OffboardingState } from './state.js';
 export type Decision = 'retry' | 'skip' | 'cancelled';
 
 export interface TaskSpec {
-  id: string;
-  system: string | null;
+  /** What the task is about; its id (what `retry` and `skip` name) is made from it. */
+  ref: TaskRef;
   description: string;
   /** A cancel ends the wait unless the task is part of undoing the offboarding itself. */
   ignoreCancel?: boolean;
@@ -46,18 +47,20 @@ export function createOperatorTasks(state: OffboardingState, recorder: Recorder,
       reminders: 0,
       state: 'open' as const,
     };
-    const existing = status.manualTasks.find((t) => t.id === spec.id);
+    const taskId = taskIdOf(spec.ref);
+    const { system } = spec.ref;
+    const { description } = spec;
+    const existing = status.manualTasks.find((t) => t.id === taskId);
     const task: ManualTask = existing
       ? Object.assign(existing, fields)
-      : { id: spec.id, system: spec.system, description: spec.description, ...fields };
+      : { id: taskId, ref: spec.ref, system, description, ...fields };
     if (!existing) status.manualTasks.push(task);
-    const { id: taskId, system, description } = spec;
     recorder.audit({
       action: 'manual_task_opened',
       actor: 'workflow',
       system,
       outcome: 'escalated',
-      details: { taskId, description, error, dueAt: task.dueAt },
+      details: { taskId, task: spec.ref, description, error, dueAt: task.dueAt },
     });
     notifier.tell('manual_task', `needs a person: ${description} — ${error} (resolve with retry or skip ${taskId})`);
     log.warn('manual task opened', { taskId, system });
@@ -109,7 +112,7 @@ export function createOperatorTasks(state: OffboardingState, recorder: Recorder,
       for (;;) {
         try {
           const result = await work();
-          resolve(spec.id);
+          resolve(taskIdOf(spec.ref));
           return result;
         } catch (err) {
           if (!(err instanceof ActivityFailure)) throw err;

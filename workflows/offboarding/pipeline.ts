@@ -6,6 +6,8 @@
  */
 import { condition } from '@temporalio/workflow';
 import { actionsForStage, leftoversAfterStage, type Action, type PlannedStage } from '../../model/plan.js';
+import { describeLeftover, sameLeftover } from '../../model/leftovers.js';
+import { taskIdOf, verifyTaskError } from '../../model/manual-tasks.js';
 import type { SystemStep } from '../messages.js';
 import type { Offboarding } from './context.js';
 import { mapAccess, readBack } from './identity.js';
@@ -188,16 +190,14 @@ async function runStage(ctx: Offboarding, system: string, stage: PlannedStage, s
   });
   await Promise.all(
     leftovers.map(async (leftover, i) => {
-      const spec = {
-        id: `verify/${stage.name}/${system}/${i + 1}`,
-        system,
-        description: `verification after stage ${stage.name}`,
-      };
+      const ref = { kind: 'verify', stage: stage.name, system, n: i + 1, leftover } as const;
+      const spec = { ref, description: `verification after stage ${stage.name}` };
       for (;;) {
-        const decision = await tasks.awaitOperator(spec, `still present: ${leftover}`);
+        const decision = await tasks.awaitOperator(spec, verifyTaskError(describeLeftover(leftover)));
         if (decision !== 'retry') return;
         const now = await readBack(ctx, system);
-        if (!now || !leftoversAfterStage(stage, [now], plan()).includes(leftover)) return tasks.resolve(spec.id);
+        const still = now && leftoversAfterStage(stage, [now], plan()).some((l) => sameLeftover(l, leftover));
+        if (!still) return tasks.resolve(taskIdOf(ref));
       }
     }),
   );

@@ -27,7 +27,8 @@ export async function runAction(
   if (!status.actions.includes(entry)) status.actions.push(entry);
   entry.state = 'running';
   const base = { actionId: action.id, stage: action.stage, target: action.target?.id ?? null };
-  const spec = { id: action.id, system: action.system, description: describe(action), ignoreCancel };
+  const ref = { kind: 'action', actionId: action.id, stage: action.stage, system: action.system } as const;
+  const spec = { ref, description: describe(action), ignoreCancel };
   const result = await tasks.withOperatorFallback(spec, async () => {
     try {
       const applied = await trackCall(state, action.system, action.kind, (id) =>
