@@ -8,6 +8,7 @@
  *   ldap.test          E1031-E1034                  evidence.test    E1024-E1026, E1036
  *   codec.test         E1027                        api.test         E1029, E1030, E1038-E1040
  *   postgres.test      roles e1001-e1005            ui.test          E1035 (record-histories, in its own process with its own slapd, uses E1024-E1025, E1035-E1036)
+ *   ssf.test           E1048
  * Stand-in tests (GitHub, Slack, Salesforce, SCIM) and the AD tests use servers of their own.
  */
 import { Runtime, DefaultLogger } from '@temporalio/worker';
