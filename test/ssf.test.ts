@@ -422,7 +422,7 @@ describe('Shared Signals transmitter (RFC 8935 push to a verifying receiver)', f
       await env?.teardown();
     });
 
-    it('the receiver hears account-disabled and session-revoked by the email the directory holds, each delivery audited; a cancel sends account-enabled', async function () {
+    it('the receiver hears account-disabled and session-revoked by the email the directory holds, each delivery audited, a 503 retried with the same jti; a cancel sends account-enabled', async function () {
       this.timeout(120_000);
       const employeeId = 'E1048';
       const config = await testConfig({
@@ -443,6 +443,8 @@ describe('Shared Signals transmitter (RFC 8935 push to a verifying receiver)', f
         taskQueue,
         workflowBundle: await workflowBundle(),
       });
+      // The first delivery (account-disabled: the login goes first) meets a 503; Temporal retries it.
+      receiver.failNext(1, 503);
       await worker.runUntil(async () => {
         const started = await startOffboarding(
           env.client,
@@ -492,6 +494,14 @@ describe('Shared Signals transmitter (RFC 8935 push to a verifying receiver)', f
             ])
             .sort(),
         );
+        // The activity's retry sent the same SET: the same jti twice, accepted once, two attempts audited.
+        const disabled = forRun.find((e) => e.eventType === SSF_EVENT_TYPES['account-disabled'])!;
+        assert.deepEqual(
+          receiver.state.deliveries.filter((d) => d.jti === disabled.jti).map((d) => d.status),
+          [503, 202],
+        );
+        const disableRow = deliveries.find((row) => row.action === 'disable_login');
+        assert.equal((disableRow?.details as { attempts?: number }).attempts, 2);
         const verified = rows.find((row) => row.action === 'stage_verified');
         assert.deepEqual((verified?.details as { leftovers?: string[] }).leftovers, []);
         // A rescinded termination: the receiver is told the account is enabled again, in the same txn.
