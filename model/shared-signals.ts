@@ -90,6 +90,11 @@ export function sharedSignalsSchemaWith(wrap: SecretWrap) {
       signingKeyFile: z.string().min(1).optional(),
       /** The JWK `kid`; default the key's RFC 7638 thumbprint, so a new key gets a new kid. */
       keyId: z.string().min(1).optional(),
+      /**
+       * Public keys (PEM) published in the JWKS besides the signing key's: the next key before a
+       * rotation (receivers then know it when SETs signed with it arrive), the previous one after.
+       */
+      additionalPublicKeys: z.array(z.string().min(1)).default([]),
     })
     .strict()
     .superRefine((section, ctx) => {

@@ -34,6 +34,7 @@ import {
   jwksOf,
   loadSigningKey,
   SigningKeyError,
+  sharedSignalsOf,
   signingKeyFromPem,
   type SetSigner,
   type SigningKey,
@@ -179,6 +180,37 @@ describe('Shared Signals transmitter (RFC 8935 push to a verifying receiver)', f
         (err: unknown) => err instanceof SigningKeyError && /P-256 \(ES256\)/.test(err.message),
       );
       assert.throws(() => signingKeyFromPem('not a key', 'sharedSignals.signingKey'), /not a PEM private key/);
+    });
+
+    it('rotation: additionalPublicKeys are published next to the signing key; a private key there is refused', () => {
+      const next = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+      const nextPublic = next.publicKey.export({ format: 'pem', type: 'spki' }) as string;
+      const transmitter = sharedSignalsOf(
+        {
+          systems: {},
+          sharedSignals: sharedSignalsSchema.parse({
+            issuer,
+            signingKey: pemOf(key.privateKey),
+            additionalPublicKeys: [nextPublic],
+          }),
+        },
+        { env: { OFFBOARD_DATA_DIR: dataDir } },
+      )!;
+      const nextKid = signingKeyFromPem(pemOf(next.privateKey), 'next').kid;
+      assert.deepEqual(
+        transmitter.jwks.keys.map((k) => k.kid),
+        [key.kid, nextKid],
+      );
+      assert.ok(transmitter.jwks.keys.every((k) => k.d === undefined));
+      assert.throws(
+        () =>
+          sharedSignalsOf({
+            systems: {},
+            sharedSignals: sharedSignalsSchema.parse({ issuer, additionalPublicKeys: [pemOf(next.privateKey)] }),
+          }),
+        /additionalPublicKeys\[0\]: a private key; publish its public part/,
+      );
+      assert.equal(sharedSignalsOf({ systems: {} }), undefined, 'no receivers and no section: no transmitter');
     });
   });
 

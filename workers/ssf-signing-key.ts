@@ -121,8 +121,26 @@ export function loadSigningKey(
   return signingKeyFromPem(pem, generated ? `generated ${path}` : path, config.keyId);
 }
 
-/** The JWKS document (RFC 7517): the public key only. */
-export const jwksOf = (key: SigningKey): { keys: JWK[] } => ({ keys: [key.publicJwk] });
+/** A public key to publish (`additionalPublicKeys`); a private key is refused, since the config file is no place for it. */
+export function publicJwkFromPem(pem: string, where: string): JWK {
+  let key: KeyObject;
+  const text = pem.includes('\\n') ? pem.replace(/\\n/g, '\n') : pem;
+  if (/PRIVATE KEY/.test(text))
+    throw new SigningKeyError(`${where}: a private key; publish its public part (\`openssl pkey -pubout\`)`);
+  try {
+    key = createPublicKey(text);
+  } catch (err) {
+    throw new SigningKeyError(`${where}: not a PEM public key (${(err as Error).message})`);
+  }
+  const alg = algorithmOf(key, where);
+  const jwk = key.export({ format: 'jwk' }) as JWK;
+  return { ...jwk, kid: jwkThumbprint(jwk), alg, use: 'sig' };
+}
+
+/** The JWKS document (RFC 7517): public keys only, the signing key's first. */
+export const jwksOf = (key: SigningKey, additional: JWK[] = []): { keys: JWK[] } => ({
+  keys: [key.publicJwk, ...additional.filter((jwk) => jwk.kid !== key.kid)],
+});
 
 /** Signs SETs as the transmitter: `iss` is the issuer, the JOSE header is explicitly typed (SSF §4.1.1). */
 export interface SetSigner {
@@ -151,9 +169,13 @@ export function createSetSigner(issuer: string, key: SigningKey): SetSigner {
 export function sharedSignalsOf(
   config: { systems: Record<string, { type: string }>; sharedSignals?: SharedSignalsConfig },
   options: { env?: NodeJS.ProcessEnv; log?: (message: string) => void } = {},
-): { issuer: string; key: SigningKey } | undefined {
+): { issuer: string; key: SigningKey; jwks: { keys: JWK[] } } | undefined {
   const receivers = Object.values(config.systems).some((system) => system.type === 'ssf');
   if (!receivers && !config.sharedSignals) return undefined;
   const section = config.sharedSignals ?? sharedSignalsSchema.parse({});
-  return { issuer: section.issuer, key: loadSigningKey(section, options) };
+  const key = loadSigningKey(section, options);
+  const additional = section.additionalPublicKeys.map((pem, i) =>
+    publicJwkFromPem(pem, `sharedSignals.additionalPublicKeys[${i}]`),
+  );
+  return { issuer: section.issuer, key, jwks: jwksOf(key, additional) };
 }

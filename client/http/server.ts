@@ -35,7 +35,7 @@ import { createRejectionLedger } from './rejection-ledger.js';
 import { buildOpenApi } from './openapi.js';
 import { OPERATOR_BODY_LIMIT, registerOperatorRoutes } from './operators.js';
 import { registerSharedSignalsRoutes, sharedSignalsOperations, type SharedSignalsApi } from './ssf.js';
-import { jwksOf, sharedSignalsOf } from '../../workers/ssf-signing-key.js';
+import { sharedSignalsOf } from '../../workers/ssf-signing-key.js';
 
 export interface ApiDeps {
   client: Client;
@@ -290,7 +290,7 @@ async function main() {
     throw new Error(`cannot reach the database at ${describeDatabase(target.url)}: ${(err as Error).message}`);
   }
   const transmitter = sharedSignalsOf(config, { log: (message) => logger.warn(message) });
-  const sharedSignals = transmitter && { issuer: transmitter.issuer, jwks: jwksOf(transmitter.key) };
+  const sharedSignals = transmitter && { issuer: transmitter.issuer, jwks: transmitter.jwks };
   const client = await connectClient();
   const api = await startApi({ client, pool, config: config.api, sharedSignals });
   logger.info(
