@@ -390,7 +390,7 @@ describe('Shared Signals transmitter (RFC 8935 push to a verifying receiver)', f
         [
           'invalid_audience',
           connect({ audience: 'https://someone-else.example.test' }),
-          /set audience for this system/,
+          /set audience for systems\.crm to the value the receiver expects/,
         ],
         [
           'invalid_key',
@@ -398,7 +398,7 @@ describe('Shared Signals transmitter (RFC 8935 push to a verifying receiver)', f
           /fetch the transmitter's JWKS again/,
         ],
         ['invalid_issuer', connect({}, createSetSigner('https://impostor.example.test', key)), /sharedSignals\.issuer/],
-        ['authentication_failed', connect({ authorization: 'Bearer wrong' }), /set authorization for this system/],
+        ['authentication_failed', connect({ authorization: 'Bearer wrong' }), /set authorization for systems\.crm/],
       ];
       for (const [err, crm, advice] of cases) {
         await assert.rejects(

@@ -154,7 +154,7 @@ export function deterministicJti(context: ApplyContext, actionId: string, eventT
     .slice(0, 32);
 }
 
-/** RFC 8935 §2.4 error codes, with what the operator does about each. */
+/** RFC 8935 §2.4 error codes, with what the operator does about each (`this system`: its config entry). */
 const ERR_ADVICE: Record<string, string> = {
   invalid_request:
     'the receiver could not parse the SET or does not accept its event or subject: check that subject.format and events are what the receiver supports',
@@ -234,8 +234,9 @@ export function createSsfConnector(system: string, config: SsfSystemConfig, sign
       : response.status === 400 && body.err
         ? (ERR_ADVICE[body.err] ?? 'the receiver refused the SET with an error code RFC 8935 does not define')
         : adviceFor(response.status);
+    const named = advice.replaceAll('this system', `systems.${system}`);
     throw new ConnectorError(
-      `${label} ${doing} failed: HTTP ${response.status}${what ? ` ${what}` : ''} — ${advice}`,
+      `${label} ${doing} failed: HTTP ${response.status}${what ? ` ${what}` : ''} — ${named}`,
       retryable,
       body.err ? `ssf_${body.err}` : `ssf_${response.status}`,
       retryable ? retryAfterMs(response.headers) : undefined,
