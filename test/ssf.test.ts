@@ -22,7 +22,8 @@ import { ConnectorError, type ApplyContext, type Connector } from '../activities
 import { HR_EVENTS_MIGRATIONS } from '../client/http/hr-events-store.js';
 import { startApi, type RunningApi } from '../client/http/server.js';
 import { sendCommand, startOffboarding } from '../client/temporal.js';
-import type { Action } from '../model/plan.js';
+import { leftoversAfterStage, plan, type Action } from '../model/plan.js';
+import { policySchema } from '../model/policy.js';
 import { SSF_EVENT_TYPES, SSF_VERIFICATION_EVENT, sharedSignalsSchema } from '../model/shared-signals.js';
 import { samplePerson } from '../sandbox/org.js';
 import { startSsfReceiver, type SsfReceiver } from '../sandbox/ssf-receiver.js';
@@ -430,6 +431,26 @@ describe('Shared Signals transmitter (RFC 8935 push to a verifying receiver)', f
         receiver.state.accepted.map((e) => e.eventType),
         [SSF_EVENT_TYPES['account-enabled'], SSF_EVENT_TYPES['account-purged']],
       );
+    });
+
+    it('verification leaves a receiver out: its presumed account is never a leftover', async () => {
+      const offboardingPlan = plan(
+        {
+          requestId: 'r',
+          subject: { employeeId: 'E1001' },
+          trigger: 'termination',
+          reason: 'involuntary',
+          employmentType: 'employee',
+          effectiveAt: new Date().toISOString(),
+          requestedBy: 'hr',
+        },
+        policySchema.parse({}),
+      );
+      const revoke = offboardingPlan.stages[0]!;
+      const found = await connect().discover(PERSON);
+      assert.deepEqual(leftoversAfterStage(revoke, [found], offboardingPlan), []);
+      // The same discovery from a system that can be read back would be a leftover.
+      assert.notDeepEqual(leftoversAfterStage(revoke, [{ ...found, unverifiable: false }], offboardingPlan), []);
     });
 
     it('check() sends a verification event about the stream, which the receiver verifies', async () => {
