@@ -1,7 +1,10 @@
 /**
- * The SCIM 2.0 connector against the SCIM stand-in (sandbox/scim.ts) seeded with the sample
- * organisation: discovery by userName, externalId and email, each action and its idempotency,
- * ETag handling, and how each RFC 7644 error is classified.
+ * The SCIM 2.0 connector against two servers holding the sample organisation: PyPI's scim2-server
+ * (an independent implementation) and our stand-in (sandbox/scim.ts). What must agree runs on
+ * both and is read back from the server over HTTP; the stand-in alone covers what only it can
+ * be made to do (faults, rate limits, filters refused or ignored): discovery by userName,
+ * externalId and email, each action and its idempotency, ETag handling, and how each RFC 7644
+ * error is classified.
  */
 import assert from 'node:assert/strict';
 import {
@@ -21,6 +24,190 @@ import {
   startScimSandbox,
   type ScimSandbox,
 } from '../sandbox/scim.js';
+import { plan } from '../model/plan.js';
+import { actionsForStage, leftoversAfterStage } from '../model/plan.js';
+import { defaultPolicy } from '../model/policy.js';
+import { SCIM_TARGETS, type ScimTarget } from './helpers/scim-targets.js';
+
+const isConnectorError = (check: (err: ConnectorError) => boolean) => (err: unknown) =>
+  err instanceof ConnectorError && check(err);
+const subjectOf = (employeeId: string) => ({ employeeId, email: samplePerson(employeeId).email });
+const actionOf = (kind: Action['kind'], accountId: string, target?: Entitlement): Action => ({
+  id: `t/${kind}`,
+  stage: 't',
+  system: 'app',
+  kind,
+  accountId,
+  target,
+});
+
+for (const { name, start } of SCIM_TARGETS) {
+  describe(`SCIM 2.0 connector, on ${name}: what every server must agree on`, () => {
+    let target: ScimTarget;
+    let scim: Connector;
+    const connect = (settings: Partial<ScimSystemInput> = {}) =>
+      createScimConnector(
+        'app',
+        scimSystemSchema.parse({
+          type: 'scim',
+          baseUrl: target.url,
+          bearerToken: target.token,
+          timeoutMs: 5_000,
+          ...settings,
+        }),
+      );
+    const idOf = async (employeeId: string) => (await target.userOf(employeeId))!.id;
+
+    // One server per target for the block; each test offboards its own sample person.
+    before(async function () {
+      this.timeout(60_000);
+      target = await start();
+      scim = connect();
+    });
+    after(async () => {
+      await target?.stop();
+    });
+
+    it('Users carry no groups attribute, and discovery reads memberships from /Groups', async () => {
+      const id = await idOf('E1001');
+      assert.equal((await target.read(`/Users/${id}`))!.groups, undefined, 'the server leaves groups out of Users');
+      const found = await scim.discover(subjectOf('E1001'));
+      assert.equal(found.account?.id, id);
+      const byKind = (kind: string) =>
+        found.entitlements
+          .filter((e) => e.kind === kind)
+          .map((e) => e.name ?? e.id)
+          .sort();
+      assert.deepEqual(byKind('group'), await target.groupsListing(id));
+      assert.deepEqual(byKind('group'), ['App Admins', 'Finance']);
+      assert.deepEqual(byKind('role'), ['Administrator']);
+      assert.deepEqual(byKind('entitlement'), ['Approve invoices']);
+      assert.equal(
+        found.entitlements.find((e) => e.name === 'Finance')!.id,
+        (await target.groupNamed('Finance')).id,
+        'a group is identified by its SCIM id on that server',
+      );
+    });
+
+    it('each membership, role and entitlement is removed, read back from the group and the user; again is already', async () => {
+      const found = await scim.discover(subjectOf('E1007'));
+      const id = found.account!.id;
+      assert.ok(found.entitlements.length >= 2, JSON.stringify(found.entitlements));
+      for (const entitlement of found.entitlements) {
+        const what = `${entitlement.kind} ${entitlement.name ?? entitlement.id}`;
+        assert.equal(
+          (await scim.apply(actionOf('remove_entitlement', id, entitlement), subjectOf('E1007'))).outcome,
+          'done',
+          what,
+        );
+        assert.equal(
+          (await scim.apply(actionOf('remove_entitlement', id, entitlement), subjectOf('E1007'))).outcome,
+          'already',
+          `${what} again`,
+        );
+      }
+      assert.deepEqual(await target.groupsListing(id), [], 'no group lists the user');
+      const user = (await target.read(`/Users/${id}`))!;
+      assert.deepEqual([user.roles ?? [], user.entitlements ?? []], [[], []]);
+      assert.deepEqual((await scim.discover(subjectOf('E1007'))).entitlements, []);
+    });
+
+    it('a removal from a group the user is not in, or from a group that is gone, is already and changes nothing', async () => {
+      const id = await idOf('E1002');
+      const groups = await target.groupsListing(id);
+      const other = ['Engineering', 'Finance', 'App Admins'].find((g) => !groups.includes(g))!;
+      const group = await target.groupNamed(other);
+      const members = (group.members ?? []).map((m) => m.value).sort();
+      const result = await scim.apply(
+        actionOf('remove_entitlement', id, { id: group.id, kind: 'group', name: other }),
+        subjectOf('E1002'),
+      );
+      assert.equal(result.outcome, 'already');
+      assert.deepEqual(((await target.read(`/Groups/${group.id}`))!.members ?? []).map((m) => m.value).sort(), members);
+      assert.equal(
+        (
+          await scim.apply(
+            actionOf('remove_entitlement', id, { id: 'no-such-group', kind: 'group' }),
+            subjectOf('E1002'),
+          )
+        ).outcome,
+        'already',
+      );
+    });
+
+    it('disable_login and enable_login are read back; again is already', async () => {
+      const id = await idOf('E1003');
+      assert.equal((await scim.apply(actionOf('disable_login', id), subjectOf('E1003'))).outcome, 'done');
+      assert.equal((await target.read(`/Users/${id}`))!.active, false);
+      assert.equal((await scim.apply(actionOf('disable_login', id), subjectOf('E1003'))).outcome, 'already');
+      assert.equal((await scim.discover(subjectOf('E1003'))).account?.disabled, true);
+      assert.equal((await scim.apply(actionOf('enable_login', id), subjectOf('E1003'))).outcome, 'done');
+      assert.equal((await target.read(`/Users/${id}`))!.active, true);
+    });
+
+    it('delete_account deletes the user (read back: 404); a membership left behind is still removed', async () => {
+      const id = await idOf('E1004');
+      const finance = await target.groupNamed('App Admins');
+      assert.ok(
+        (finance.members ?? []).some((m) => m.value === id),
+        'E1004 is an app admin',
+      );
+      assert.equal((await scim.apply(actionOf('delete_account', id), subjectOf('E1004'))).outcome, 'done');
+      assert.equal(await target.read(`/Users/${id}`), undefined);
+      assert.equal((await scim.apply(actionOf('delete_account', id), subjectOf('E1004'))).outcome, 'already');
+      assert.equal((await scim.discover(subjectOf('E1004'))).account, null);
+      // Neither server cascades a DELETE to groups (scim2-server never does; the stand-in only when configured).
+      assert.deepEqual(await target.groupsListing(id), ['App Admins', 'Engineering']);
+      const removal = actionOf('remove_entitlement', id, { id: finance.id, kind: 'group' });
+      assert.equal((await scim.apply(removal, subjectOf('E1004'))).outcome, 'done');
+      assert.deepEqual(await target.groupsListing(id), ['Engineering']);
+    });
+
+    it('check() makes an authenticated read: a wrong token fails it, though /ServiceProviderConfig needs none', async () => {
+      assert.equal((await fetch(`${target.url}/ServiceProviderConfig`)).status, 200, 'served without authentication');
+      await scim.check!();
+      await assert.rejects(
+        connect({ bearerToken: 'not-the-token' }).check!(),
+        isConnectorError(
+          (err) =>
+            !err.retryable &&
+            err.code === 'scim_401' &&
+            /check \(an authenticated read of \/Users\)/.test(err.message) &&
+            /bearer token is wrong, expired or revoked/.test(err.message) &&
+            !err.message.includes('not-the-token'),
+        ),
+      );
+    });
+
+    it('a full involuntary offboarding, stage by stage, leaves nothing: no group lists the user, who is gone', async () => {
+      const subject = subjectOf('E1005');
+      const id = await idOf('E1005');
+      assert.ok((await target.groupsListing(id)).length > 0, 'E1005 starts in groups');
+      const offboarding = plan(
+        {
+          requestId: 'hr-1',
+          subject,
+          trigger: 'termination',
+          reason: 'involuntary',
+          employmentType: 'employee',
+          effectiveAt: new Date().toISOString(),
+          requestedBy: 'hr',
+        },
+        defaultPolicy(),
+      );
+      for (const stage of offboarding.stages) {
+        const actions = actionsForStage(stage, [await scim.discover(subject)], offboarding);
+        for (const action of actions) {
+          const { outcome } = await scim.apply(action, subject);
+          assert.ok(['done', 'not_applicable'].includes(outcome), `${action.id}: ${outcome}`);
+        }
+        assert.deepEqual(leftoversAfterStage(stage, [await scim.discover(subject)], offboarding), [], stage.name);
+      }
+      assert.equal(await target.read(`/Users/${id}`), undefined, 'the user is deleted');
+      assert.deepEqual(await target.groupsListing(id), [], 'and no group lists their id');
+    });
+  });
+}
 
 describe('SCIM 2.0 connector (stand-in)', () => {
   let sandbox: ScimSandbox;
