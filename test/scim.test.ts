@@ -328,36 +328,63 @@ describe('SCIM 2.0 connector (stand-in)', () => {
       }
     });
 
-    it('reads groups from /Groups for apps that leave them out of Users', async () => {
-      const bare = await startScimSandbox({ basePath: '/api/scim', userGroupsAttribute: false });
+    it('groups on Users are used when the app computes them; groupsFrom: groups asks /Groups anyway', async () => {
+      const computing = await startScimSandbox({ basePath: '/api/scim', userGroupsAttribute: true });
       try {
-        assert.match(bare.url, /\/api\/scim$/);
-        const onUser = await connect({}, bare).discover(subject('E1004'));
-        assert.deepEqual(
-          onUser.entitlements.filter((e) => e.kind === 'group'),
-          [],
-          'the app returned no groups attribute',
-        );
-        const fromGroups = connect({ groupsFrom: 'groups' }, bare);
-        const found = await fromGroups.discover(subject('E1004'));
-        const groups = found.entitlements.filter((e) => e.kind === 'group');
-        assert.deepEqual(groups.map((g) => g.name).sort(), ['App Admins', 'Engineering']);
-        const admins = groups.find((g) => g.name === 'App Admins')!;
-        assert.equal(
-          (await fromGroups.apply(action('remove_entitlement', found.account!.id, admins), subject('E1004'))).outcome,
-          'done',
-        );
-        assert.equal(
-          (await fromGroups.apply(action('remove_entitlement', found.account!.id, admins), subject('E1004'))).outcome,
-          'already',
-        );
+        assert.match(computing.url, /\/api\/scim$/);
+        const names = (found: Awaited<ReturnType<Connector['discover']>>) =>
+          found.entitlements
+            .filter((e) => e.kind === 'group')
+            .map((e) => e.name)
+            .sort();
+        assert.deepEqual(names(await connect({}, computing).discover(subject('E1004'))), ['App Admins', 'Engineering']);
         assert.ok(
-          !bare.state.groups.find((g) => g.id === admins.id)!.members.some((m) => m.value === found.account!.id),
+          !computing.state.requests.some((r) => r.path.startsWith('/api/scim/Groups')),
+          'the groups attribute answered it',
         );
+        assert.deepEqual(names(await connect({ groupsFrom: 'groups' }, computing).discover(subject('E1004'))), [
+          'App Admins',
+          'Engineering',
+        ]);
+        assert.ok(computing.state.requests.some((r) => r.path.startsWith('/api/scim/Groups?filter=members.value')));
       } finally {
-        await bare.stop();
+        await computing.stop();
       }
     });
+
+    for (const answer of ['refused', 'ignored', 'empty'] as const) {
+      it(`an app whose /Groups members filter is ${answer} is found out, and every group is read instead`, async () => {
+        const app = await startScimSandbox({ groupMembersFilter: answer });
+        try {
+          const connector = connect({}, app);
+          const names = async (employeeId: string) =>
+            (await connector.discover(subject(employeeId))).entitlements
+              .filter((e) => e.kind === 'group')
+              .map((e) => e.name)
+              .sort();
+          const askedFilter = () => app.state.requests.filter((r) => r.path.includes('filter=members.value')).length;
+          assert.deepEqual(await names('E1004'), ['App Admins', 'Engineering']);
+          const asked = askedFilter();
+          assert.ok(asked > 0, 'the filter was tried first');
+          assert.deepEqual(await names('E1001'), ['App Admins', 'Finance']);
+          assert.equal(askedFilter(), asked, 'once found unsupported, the filter is not asked again');
+          const id = app.state.users.find((u) => u.externalId === 'E1004')!.id;
+          const admins = app.state.groups.find((g) => g.displayName === 'App Admins')!;
+          assert.equal(
+            (
+              await connector.apply(
+                action('remove_entitlement', id, { id: admins.id, kind: 'group' }),
+                subject('E1004'),
+              )
+            ).outcome,
+            'done',
+          );
+          assert.deepEqual(await names('E1004'), ['Engineering']);
+        } finally {
+          await app.stop();
+        }
+      });
+    }
 
     it('matching on an email the request lacks is a clear configuration error', async () => {
       await assert.rejects(
@@ -428,52 +455,58 @@ describe('SCIM 2.0 connector (stand-in)', () => {
       );
     });
 
-    it('removing a member from a group that is gone, or that they are not in, is already', async () => {
+    it('removing a member from a group that is gone, or that they are not in, is already, read on the group', async () => {
       const found = await scim.discover(subject('E1002'));
       const engineering = found.entitlements.find((e) => e.name === 'Engineering')!;
       sandbox.state.groups.splice(
         sandbox.state.groups.findIndex((g) => g.id === engineering.id),
         1,
       );
+      const id = found.account!.id;
       assert.equal(
-        (await scim.apply(action('remove_entitlement', found.account!.id, engineering), subject('E1002'))).outcome,
+        (await scim.apply(action('remove_entitlement', id, engineering), subject('E1002'))).outcome,
         'already',
       );
-
-      // An app that does not list groups on Users: the PATCH itself tells (404 group gone, 400 noTarget).
-      const bare = await startScimSandbox({ userGroupsAttribute: false });
-      try {
-        const blind = connect({}, bare);
-        const id = bare.state.users.find((u) => u.externalId === 'E1002')!.id;
-        const finance = bare.state.groups.find((g) => g.displayName === 'Finance')!;
-        assert.equal(
-          (await blind.apply(action('remove_entitlement', id, { id: finance.id, kind: 'group' }), subject('E1002')))
-            .outcome,
-          'already',
-        );
-        assert.equal(
-          (
-            await blind.apply(
-              action('remove_entitlement', id, { id: 'no-such-group', kind: 'group' }),
-              subject('E1002'),
-            )
-          ).outcome,
-          'already',
-        );
-        assert.deepEqual(
-          bare.state.requests.filter((r) => r.method === 'PATCH').map((r) => r.status),
-          [400, 404],
-        );
-      } finally {
-        await bare.stop();
-      }
+      const finance = sandbox.state.groups.find((g) => g.displayName === 'Finance')!;
+      assert.equal(
+        (await scim.apply(action('remove_entitlement', id, { id: finance.id, kind: 'group' }), subject('E1002')))
+          .outcome,
+        'already',
+      );
+      assert.deepEqual(
+        sandbox.state.requests.filter((r) => r.path.includes('/Groups/')).map((r) => `${r.method} ${r.status}`),
+        ['GET 404', 'GET 200'],
+        'the groups were read, and nothing was written',
+      );
     });
 
-    it('delete_account deletes the user and its memberships; again is already; it cannot be re-enabled', async () => {
+    it('a removal the app answers 204 to but does not make fails, and says so', async () => {
+      const id = userOf('E1006')!.id;
+      const groups = groupNamesOf(id);
+      const group = sandbox.state.groups.find((g) => g.displayName === groups[0])!;
+      sandbox.inject({ ignoreGroupPatches: true });
+      await assert.rejects(
+        scim.apply(action('remove_entitlement', id, { id: group.id, kind: 'group' }), subject('E1006')),
+        isConnectorError(
+          (err) =>
+            !err.retryable &&
+            err.code === 'scim_removal_ignored' &&
+            /answered HTTP 204 to removing the member, but group .* read back, still lists user/.test(err.message),
+        ),
+      );
+      assert.deepEqual(groupNamesOf(id), groups, 'still a member');
+      assert.deepEqual(
+        sandbox.state.requests.filter((r) => r.method === 'PATCH').map((r) => r.status),
+        [204, 204],
+        'both PATCH forms were tried',
+      );
+    });
+
+    it('delete_account deletes the user; again is already; it cannot be re-enabled', async () => {
       const id = (await scim.discover(subject('E1004'))).account!.id;
       assert.equal((await scim.apply(action('delete_account', id), subject('E1004'))).outcome, 'done');
       assert.equal(userOf('E1004'), undefined);
-      assert.deepEqual(groupNamesOf(id), []);
+      assert.deepEqual(groupNamesOf(id), ['App Admins', 'Engineering'], 'no cascade unless configured');
       assert.equal((await scim.apply(action('delete_account', id), subject('E1004'))).outcome, 'already');
       assert.equal((await scim.apply(action('disable_login', id), subject('E1004'))).outcome, 'already');
       assert.equal((await scim.discover(subject('E1004'))).account, null);
@@ -484,6 +517,17 @@ describe('SCIM 2.0 connector (stand-in)', () => {
             !err.retryable && err.code === 'account_gone' && /was deleted; it cannot be re-enabled/.test(err.message),
         ),
       );
+      const cascading = await startScimSandbox({ deleteRemovesMemberships: true });
+      try {
+        const user = cascading.state.users.find((u) => u.externalId === 'E1004')!;
+        assert.equal(
+          (await connect({}, cascading).apply(action('delete_account', user.id), subject('E1004'))).outcome,
+          'done',
+        );
+        assert.ok(!cascading.state.groups.some((g) => g.members.some((m) => m.value === user.id)));
+      } finally {
+        await cascading.stop();
+      }
     });
 
     it('with deleteOnDelete false, delete_account only deactivates', async () => {

@@ -503,7 +503,10 @@ export function createScimConnector(system: string, config: ScimSystemConfig): C
     ];
     let answered = 0;
     for (const operation of forms) {
-      const response = await call('PATCH', groupPath(groupId), doing, { body: patchOp([operation]), accept: [400, 404] });
+      const response = await call('PATCH', groupPath(groupId), doing, {
+        body: patchOp([operation]),
+        accept: [400, 404],
+      });
       // The group went meanwhile, and the membership with it: not this call's doing.
       if (response.status === 404) return 'already';
       if (response.status === 400 && response.error.scimType !== 'noTarget') {
