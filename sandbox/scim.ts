@@ -96,8 +96,8 @@ export interface ScimFaults {
   resets?: number;
   /** The next N single-user GETs are followed by another client's write (the ETag moves on). */
   concurrentWrites?: number;
-  /** PATCH /Groups/{id} answers 204 and changes nothing (an app that drops what it cannot apply). */
-  ignoreGroupPatches?: boolean;
+  /** PATCH and DELETE answer 204 and change nothing (an app that drops what it cannot apply). */
+  ignoreWrites?: boolean;
 }
 
 export interface ScimSandboxOptions {
@@ -773,6 +773,7 @@ export async function startScimSandbox(options: ScimSandboxOptions = {}): Promis
         }
         if (method === 'PATCH' || method === 'PUT') {
           checkIfMatch(request, user);
+          if (faults.ignoreWrites && method === 'PATCH') return { status: 204 };
           let updated: ScimUserRecord;
           if (method === 'PUT') {
             updated = userFromBody(body, user.id, user);
@@ -786,6 +787,7 @@ export async function startScimSandbox(options: ScimSandboxOptions = {}): Promis
         }
         if (method === 'DELETE') {
           checkIfMatch(request, user);
+          if (faults.ignoreWrites) return { status: 204 };
           state.users.splice(state.users.indexOf(user), 1);
           if (!deleteRemovesMemberships) return { status: 204 };
           for (const group of state.groups) {
@@ -814,7 +816,7 @@ export async function startScimSandbox(options: ScimSandboxOptions = {}): Promis
         if (method === 'GET') return { status: 200, body: renderGroup(group), etag: etagOf(group) };
         if (method === 'PATCH') {
           checkIfMatch(request, group);
-          if (faults.ignoreGroupPatches) return { status: 204 };
+          if (faults.ignoreWrites) return { status: 204 };
           const updated = structuredClone(group);
           for (const operation of readOperations(body)) patchGroupRecord(updated, operation, state.users);
           touch(updated);

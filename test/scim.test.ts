@@ -484,7 +484,7 @@ describe('SCIM 2.0 connector (stand-in)', () => {
       const id = userOf('E1006')!.id;
       const groups = groupNamesOf(id);
       const group = sandbox.state.groups.find((g) => g.displayName === groups[0])!;
-      sandbox.inject({ ignoreGroupPatches: true });
+      sandbox.inject({ ignoreWrites: true });
       await assert.rejects(
         scim.apply(action('remove_entitlement', id, { id: group.id, kind: 'group' }), subject('E1006')),
         isConnectorError(
@@ -500,6 +500,26 @@ describe('SCIM 2.0 connector (stand-in)', () => {
         [204, 204],
         'both PATCH forms were tried',
       );
+    });
+
+    it('a user PATCH or DELETE the app answers 204 to but does not make fails, read back', async () => {
+      const id = userOf('E1008')!.id;
+      sandbox.inject({ ignoreWrites: true });
+      await assert.rejects(
+        scim.apply(action('disable_login', id), subject('E1008')),
+        isConnectorError(
+          (err) =>
+            !err.retryable &&
+            err.code === 'scim_patch_ignored' &&
+            /answered HTTP 204 to the PATCH but the user, read back, is unchanged/.test(err.message),
+        ),
+      );
+      assert.equal(userOf('E1008')!.active, true);
+      await assert.rejects(
+        scim.apply(action('delete_account', id), subject('E1008')),
+        isConnectorError((err) => !err.retryable && err.code === 'scim_delete_ignored'),
+      );
+      assert.ok(userOf('E1008'), 'the user is still there');
     });
 
     it('delete_account deletes the user; again is already; it cannot be re-enabled', async () => {
