@@ -242,8 +242,27 @@ export function createPostgresConnector(system: string, config: PostgresSystemCo
       });
     },
     apply,
+    /** Connects as the configured role and reads its own privileges: what the actions need, not only a login. */
     async check() {
-      await withClient('check', (client) => client.query('SELECT 1'));
+      await withClient('check', async (client) => {
+        const { rows } = await client.query<{ name: string; createrole: boolean; signal: boolean }>(
+          `SELECT current_user AS name, rolsuper OR rolcreaterole AS createrole,
+                  rolsuper OR pg_has_role(current_user, 'pg_signal_backend', 'USAGE') AS signal
+           FROM pg_roles WHERE rolname = current_user`,
+        );
+        const self = rows[0];
+        const missing = [
+          ...(self?.createrole ? [] : ['CREATEROLE']),
+          ...(self?.signal ? [] : ['membership of pg_signal_backend']),
+        ];
+        if (missing.length > 0) {
+          throw new ConnectorError(
+            `PostgreSQL: the connector role ${self?.name ?? '(unknown)'} lacks ${missing.join(' and ')}, which disabling logins, revoking memberships and ending sessions need: ALTER ROLE ... CREATEROLE and GRANT pg_signal_backend TO it`,
+            false,
+            'pg_privileges',
+          );
+        }
+      });
     },
     async close() {},
   };
