@@ -527,7 +527,7 @@ export async function startPostgres(options: { dir?: string; port?: number } = {
 export interface Scim2ServerInstance {
   /** The SCIM root: `http://127.0.0.1:PORT/v2`. */
   url: string;
-  /** The one bearer token it accepts (any other request is answered 401). */
+  /** The one bearer token it accepts (any other request is answered 401), unless started unauthenticated. */
   token: string;
   stop(): Promise<void>;
 }
@@ -536,7 +536,9 @@ export interface Scim2ServerInstance {
  * PyPI's scim2-server, empty, in memory, on a free 127.0.0.1 port, accepting one static bearer
  * token. Ready once it answers an authenticated read, not merely once its port is open.
  */
-export async function startScim2Server(options: { token?: string } = {}): Promise<Scim2ServerInstance> {
+export async function startScim2Server(
+  options: { token?: string; unauthenticated?: boolean } = {},
+): Promise<Scim2ServerInstance> {
   const command = readToolchain().scim2Server;
   if (!command || !existsSync(command))
     throw new Error('scim2-server is not installed: run `bash scripts/toolchain.sh test`');
@@ -544,7 +546,8 @@ export async function startScim2Server(options: { token?: string } = {}): Promis
   const token = options.token ?? `scim2-${randomBytes(12).toString('hex')}`;
   const child = await spawnServer(
     command,
-    ['--hostname', '127.0.0.1', '--port', String(port), '--bearer-token', token],
+    // Without --bearer-token it accepts every request, token or not (for the test that check() sees it).
+    ['--hostname', '127.0.0.1', '--port', String(port), ...(options.unauthenticated ? [] : ['--bearer-token', token])],
     port,
     'scim2-server',
     30_000,

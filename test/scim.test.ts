@@ -28,6 +28,7 @@ import { plan } from '../model/plan.js';
 import { actionsForStage, leftoversAfterStage } from '../model/plan.js';
 import { defaultPolicy } from '../model/policy.js';
 import { SCIM_TARGETS, type ScimTarget } from './helpers/scim-targets.js';
+import { startScim2Server } from '../scripts/services.js';
 
 const isConnectorError = (check: (err: ConnectorError) => boolean) => (err: unknown) =>
   err instanceof ConnectorError && check(err);
@@ -178,6 +179,29 @@ for (const { name, start } of SCIM_TARGETS) {
         ),
       );
     });
+
+    if (name === 'scim2-server') {
+      it('check() fails on a server that answers without any token (scim2-server started without --bearer-token)', async () => {
+        const open = await startScim2Server({ unauthenticated: true });
+        try {
+          await assert.rejects(
+            createScimConnector(
+              'app',
+              scimSystemSchema.parse({ type: 'scim', baseUrl: open.url, bearerToken: 'any-token-at-all' }),
+            ).check!(),
+            isConnectorError(
+              (err) =>
+                !err.retryable &&
+                err.code === 'scim_unauthenticated' &&
+                /answered GET \/Users without any bearer token/.test(err.message) &&
+                !err.message.includes('any-token-at-all'),
+            ),
+          );
+        } finally {
+          await open.stop();
+        }
+      });
+    }
 
     it('a full involuntary offboarding, stage by stage, leaves nothing: no group lists the user, who is gone', async () => {
       const subject = subjectOf('E1005');

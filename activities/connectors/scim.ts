@@ -22,7 +22,8 @@
  * - delete_account: `DELETE /Users/{id}` (204; 404 = already) and read back, or only
  *   deactivation when `deleteOnDelete` is false (apps whose DELETE is irreversible or not allowed).
  * - check: authenticated reads of /Users and /Groups (not /ServiceProviderConfig, which RFC 7643
- *   §5 has served without authentication).
+ *   §5 has served without authentication), and one read of /Users without a token, which must
+ *   be refused: an app that answers it checks no token at all.
  * - revoke_sessions, revoke_tokens, transfer_ownership: not_applicable. SCIM has no session or
  *   token resource; whether deactivation ends live sessions is up to each app.
  *
@@ -625,6 +626,22 @@ export function createScimConnector(system: string, config: ScimSystemConfig): C
         const doing = `check (an authenticated read of /${collection})`;
         const response = await call('GET', `/${collection}?startIndex=1&count=1`, doing);
         parse(listSchema(z.looseObject({ id: z.string() })), response.body, doing);
+      }
+      // A server that answers without any token has not checked this one either: say so, since
+      // then anyone who can reach it can read and change its users.
+      const open = await fetch(`${root}/Users?startIndex=1&count=1`, {
+        headers: { accept: `${MEDIA_TYPE}, application/json` },
+        signal: AbortSignal.timeout(config.timeoutMs),
+      }).catch((err: unknown) => {
+        throw unreachable(err, 'check (a read of /Users without a token)');
+      });
+      await open.body?.cancel();
+      if (open.ok) {
+        throw new ConnectorError(
+          `${label} check: the app answered GET /Users without any bearer token (HTTP ${open.status}), so the configured token was never checked and anyone who reaches ${new URL(root).host} can read and change its users — turn on authentication in the app`,
+          false,
+          'scim_unauthenticated',
+        );
       }
     },
     async close() {},
