@@ -188,6 +188,8 @@ export const salesforceFaultsSchema = z.object({
   connectionResets: z.number().int().min(0).optional(),
   /** Every data request answers 403 REQUEST_LIMIT_EXCEEDED (TotalRequests), as when the org's 24-hour quota is gone. */
   apiLimitExhausted: z.boolean().optional(),
+  /** `POST /services/oauth2/revoke` answers 200 and revokes nothing (RFC 7009 §2.2 lets a server answer 200 for a token it did not revoke). */
+  revocationsIgnored: z.boolean().optional(),
 });
 export type SalesforceFaults = z.infer<typeof salesforceFaultsSchema>;
 
@@ -733,6 +735,10 @@ export async function startSalesforceSandbox(
     const token = form.get('token');
     if (!token) {
       send(res, 400, { error: 'unsupported_token_type', error_description: 'Token type not supported' });
+      return;
+    }
+    if (faults.revocationsIgnored) {
+      send(res, 200);
       return;
     }
     const before = state.records.OauthToken.length;

@@ -6,7 +6,9 @@
  * Served: `/Users` (GET with filter/startIndex/count, POST), `/Users/{id}` (GET, PATCH, PUT,
  * DELETE), `/Groups` (GET), `/Groups/{id}` (GET, PATCH), `/ServiceProviderConfig`; ETags
  * `W/"n"` on every resource with `If-Match` checked on writes (412); `application/scim+json`;
- * the Error schema with `scimType`; Bearer auth (401, and 403 for writes by a read-only token).
+ * the Error schema with `scimType`; Bearer auth (401, and 403 for writes by a read-only token)
+ * everywhere but `/ServiceProviderConfig` (RFC 7643 §5). Like many real servers, and unless
+ * configured otherwise, Users do not carry `groups` and a DELETE leaves the user's id in groups.
  * Filters: `eq ne co sw ew pr` joined by `and`/`or`, attribute names case-insensitive, userName
  * and emails compared case-insensitively, ids and externalId case-exactly. PATCH: add, remove,
  * replace with simple paths and `attr[value eq "..."]` value filters; a filter that matches
@@ -94,6 +96,8 @@ export interface ScimFaults {
   resets?: number;
   /** The next N single-user GETs are followed by another client's write (the ETag moves on). */
   concurrentWrites?: number;
+  /** PATCH and DELETE answer 204 and change nothing (an app that drops what it cannot apply). */
+  ignoreWrites?: boolean;
 }
 
 export interface ScimSandboxOptions {
@@ -104,8 +108,22 @@ export interface ScimSandboxOptions {
   token?: string;
   /** A token that may read but not write (403 on writes). */
   readOnlyToken?: string;
-  /** Leave `groups` out of User resources, as some apps do (then read them from /Groups). */
+  /**
+   * Compute `groups` on User resources. Off by default: many servers (scim2-server among them)
+   * never fill that read-only attribute, so a client must not count on it.
+   */
   userGroupsAttribute?: boolean;
+  /**
+   * DELETE /Users/{id} also takes the user out of every group. Off by default: many servers
+   * (scim2-server among them) keep listing a deleted user's id in the groups they were in.
+   */
+  deleteRemovesMemberships?: boolean;
+  /**
+   * How `GET /Groups?filter=members.value eq "..."` is answered: `supported` (default);
+   * `refused` (400 invalidFilter); `ignored` (every group, as if there were no filter); `empty`
+   * (no group at all) — each seen in real apps that cannot filter groups by member.
+   */
+  groupMembersFilter?: 'supported' | 'refused' | 'ignored' | 'empty';
   /** Attributes the app can filter Users on (lower-case paths); others answer 400 invalidFilter. */
   userFilterAttributes?: string[];
 }
@@ -133,7 +151,8 @@ const SEED_GROUPS: { displayName: string; from: string }[] = [
   { displayName: 'App Admins', from: 'domain-admins' },
 ];
 
-function seed(): Pick<ScimSandboxState, 'users' | 'groups'> {
+/** The sample organisation as SCIM records: what the stand-in starts with, and what tests load into other servers. */
+export function scimSeed(): Pick<ScimSandboxState, 'users' | 'groups'> {
   const users: ScimUserRecord[] = SAMPLE_PEOPLE.map((person) => ({
     id: idFor('user', person.employeeId),
     userName: person.email,
@@ -538,10 +557,12 @@ export async function startScimSandbox(options: ScimSandboxOptions = {}): Promis
   const basePath = `/${(options.basePath ?? '/scim/v2').replace(/^\/+|\/+$/g, '')}`.replace(/^\/$/, '');
   const token = options.token ?? SCIM_DEFAULT_TOKEN;
   const readOnlyToken = options.readOnlyToken ?? SCIM_DEFAULT_READ_ONLY_TOKEN;
-  const userGroupsAttribute = options.userGroupsAttribute ?? true;
+  const userGroupsAttribute = options.userGroupsAttribute ?? false;
+  const deleteRemovesMemberships = options.deleteRemovesMemberships ?? false;
+  const groupMembersFilter = options.groupMembersFilter ?? 'supported';
   const filterable = options.userFilterAttributes?.map((a) => a.toLowerCase());
 
-  const state: ScimSandboxState = { ...seed(), requests: [] };
+  const state: ScimSandboxState = { ...scimSeed(), requests: [] };
   let faults: ScimFaults = {};
   let errorCredit = 0;
   let origin = '';
@@ -752,6 +773,7 @@ export async function startScimSandbox(options: ScimSandboxOptions = {}): Promis
         }
         if (method === 'PATCH' || method === 'PUT') {
           checkIfMatch(request, user);
+          if (faults.ignoreWrites && method === 'PATCH') return { status: 204 };
           let updated: ScimUserRecord;
           if (method === 'PUT') {
             updated = userFromBody(body, user.id, user);
@@ -765,7 +787,9 @@ export async function startScimSandbox(options: ScimSandboxOptions = {}): Promis
         }
         if (method === 'DELETE') {
           checkIfMatch(request, user);
+          if (faults.ignoreWrites) return { status: 204 };
           state.users.splice(state.users.indexOf(user), 1);
+          if (!deleteRemovesMemberships) return { status: 204 };
           for (const group of state.groups) {
             if (group.members.some((m) => m.value === user.id)) {
               group.members = group.members.filter((m) => m.value !== user.id);
@@ -778,12 +802,21 @@ export async function startScimSandbox(options: ScimSandboxOptions = {}): Promis
     }
     if (collection === 'Groups') {
       if (!id) {
-        if (method === 'GET') return { status: 200, body: list(filtered(state.groups.map(renderGroup), query), query) };
+        if (method === 'GET') {
+          const all = state.groups.map(renderGroup);
+          const byMember = /members/i.test(query.get('filter') ?? '');
+          if (byMember && groupMembersFilter === 'refused')
+            throw invalid('invalidFilter', 'filtering groups on members is not supported');
+          if (byMember && groupMembersFilter !== 'supported')
+            return { status: 200, body: list(groupMembersFilter === 'ignored' ? all : [], query) };
+          return { status: 200, body: list(filtered(all, query), query) };
+        }
       } else {
         const group = findGroup(id);
         if (method === 'GET') return { status: 200, body: renderGroup(group), etag: etagOf(group) };
         if (method === 'PATCH') {
           checkIfMatch(request, group);
+          if (faults.ignoreWrites) return { status: 204 };
           const updated = structuredClone(group);
           for (const operation of readOperations(body)) patchGroupRecord(updated, operation, state.users);
           touch(updated);
@@ -879,7 +912,9 @@ export async function startScimSandbox(options: ScimSandboxOptions = {}): Promis
     try {
       const auth = request.headers.authorization ?? '';
       const presented = /^Bearer\s+(.+)$/i.exec(auth)?.[1];
-      if (presented !== token && presented !== readOnlyToken) {
+      // RFC 7643 §5: the service provider's configuration is served without authentication.
+      const open = method === 'GET' && url.pathname === `${basePath}/ServiceProviderConfig`;
+      if (!open && presented !== token && presented !== readOnlyToken) {
         throw new ScimProblem(401, 'Authentication failed: a valid bearer token is required', undefined, {
           'www-authenticate': 'Bearer realm="scim"',
         });
@@ -917,7 +952,7 @@ export async function startScimSandbox(options: ScimSandboxOptions = {}): Promis
   }
 
   function reset() {
-    const fresh = seed();
+    const fresh = scimSeed();
     state.users.splice(0, state.users.length, ...fresh.users);
     state.groups.splice(0, state.groups.length, ...fresh.groups);
     state.requests.length = 0;

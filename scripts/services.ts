@@ -42,6 +42,8 @@ export interface Toolchain {
   testServer: string;
   postgresBin: string;
   slapdBin: string;
+  /** The venv's scim2-server script (installed by `toolchain.sh test`; empty or absent otherwise). */
+  scim2Server?: string;
 }
 
 export function readToolchain(): Toolchain {
@@ -518,6 +520,55 @@ export async function startPostgres(options: { dir?: string; port?: number } = {
       if (!kept) rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+// ---- scim2-server (an independent SCIM 2.0 server) ---------------------------------------
+
+export interface Scim2ServerInstance {
+  /** The SCIM root: `http://127.0.0.1:PORT/v2`. */
+  url: string;
+  /** The one bearer token it accepts (any other request is answered 401), unless started unauthenticated. */
+  token: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * PyPI's scim2-server, empty, in memory, on a free 127.0.0.1 port, accepting one static bearer
+ * token. Ready once it answers an authenticated read, not merely once its port is open.
+ */
+export async function startScim2Server(
+  options: { token?: string; unauthenticated?: boolean } = {},
+): Promise<Scim2ServerInstance> {
+  const command = readToolchain().scim2Server;
+  if (!command || !existsSync(command))
+    throw new Error('scim2-server is not installed: run `bash scripts/toolchain.sh test`');
+  const port = await freePort();
+  const token = options.token ?? `scim2-${randomBytes(12).toString('hex')}`;
+  const child = await spawnServer(
+    command,
+    // Without --bearer-token it accepts every request, token or not (for the test that check() sees it).
+    ['--hostname', '127.0.0.1', '--port', String(port), ...(options.unauthenticated ? [] : ['--bearer-token', token])],
+    port,
+    'scim2-server',
+    30_000,
+  );
+  const url = `http://127.0.0.1:${port}/v2`;
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const status = await fetch(`${url}/Users?count=0`, {
+      headers: { authorization: `Bearer ${token}` },
+      signal: AbortSignal.timeout(5_000),
+    })
+      .then((response) => response.status)
+      .catch(() => 0);
+    if (status === 200) break;
+    if (child.exitCode !== null || Date.now() > deadline) {
+      await stopChild(child, 1_000);
+      throw new Error(`scim2-server on ${url} did not answer GET /Users (last status ${status || 'none'})`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { url, token, stop: () => stopChild(child, 5_000) };
 }
 
 // ---- Temporal dev server -----------------------------------------------------------------

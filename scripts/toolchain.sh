@@ -4,7 +4,8 @@
 # them; the paths are written to .tools/toolchain.json for the Node code to read.
 #
 #   scripts/toolchain.sh start   Temporal CLI, slapd, PostgreSQL (the sample warehouse)
-#   scripts/toolchain.sh test    the above, plus the time-skipping test server, docker-compose, Samba AD, chromium
+#   scripts/toolchain.sh test    the above, plus the time-skipping test server, docker-compose, Samba AD, chromium,
+#                                and scim2-server (an independent SCIM 2.0 server, from PyPI into a venv)
 set -euo pipefail
 
 purpose=${1:-test}
@@ -14,6 +15,9 @@ mkdir -p "$cache" "$root/.tools"
 
 TEMPORAL_CLI_VERSION=v1.5.1
 TEST_SERVER_VERSION=$(sed -n 's:.*<temporal.test.server.version>\(.*\)</temporal.test.server.version>.*:\1:p' "$root/scripts/test-server/pom.xml")
+
+# The version in the cache key is the one pinned in scripts/scim2-server/requirements.txt.
+SCIM2_SERVER_VERSION=$(sed -n 's/^scim2-server==//p' "$root/scripts/scim2-server/requirements.txt")
 
 log() { printf '[toolchain] %s\n' "$*" >&2; }
 
@@ -97,9 +101,28 @@ slapd_bin() {
   echo /usr/sbin
 }
 
+scim2_server() {
+  # A venv is not relocatable (its scripts name its own path), so it is built in place and
+  # marked complete by a stamp file; a half-built one is removed and built again.
+  local dir="$cache/scim2-server-$SCIM2_SERVER_VERSION"
+  if [ ! -f "$dir/.installed" ]; then
+    command -v python3 >/dev/null 2>&1 || apt_install python3
+    python3 -c 'import ensurepip' 2>/dev/null || apt_install python3-venv
+    log "installing scim2-server $SCIM2_SERVER_VERSION from PyPI into $dir"
+    rm -rf "$dir"
+    python3 -m venv "$dir" >&2
+    "$dir/bin/pip" install --quiet --disable-pip-version-check --no-input \
+      -r "$root/scripts/scim2-server/requirements.txt" >&2
+    "$dir/bin/scim2-server" --help >/dev/null
+    touch "$dir/.installed"
+  fi
+  echo "$dir/bin/scim2-server"
+}
+
 temporal=$(temporal_cli)
 slapd_dir=$(slapd_bin)
 test_server_path=""
+scim2_server_path=""
 # PostgreSQL: throwaway clusters for the tests, and the sample warehouse that `npm start` offboards from.
 postgres_dir=$(postgres_bin)
 if [ "$purpose" = test ]; then
@@ -108,9 +131,11 @@ if [ "$purpose" = test ]; then
   # Recommends of samba-ad-dc); the AD tests run their own DC, started by scripts/services.ts.
   # chromium: the browser tests (Temporal UI, evidence report) drive Debian's build through playwright-core.
   apt_install docker-compose samba samba-ad-dc samba-ad-provision winbind chromium
+  scim2_server_path=$(scim2_server)
 else
   # `start` installs nothing for tests, but keeps naming what an earlier `test` run installed.
   [ -x "$cache/temporal-test-server-$TEST_SERVER_VERSION/test-server" ] && test_server_path="$cache/temporal-test-server-$TEST_SERVER_VERSION/test-server"
+  [ -f "$cache/scim2-server-$SCIM2_SERVER_VERSION/.installed" ] && scim2_server_path="$cache/scim2-server-$SCIM2_SERVER_VERSION/bin/scim2-server"
 fi
 
 cat > "$root/.tools/toolchain.json" <<JSON
@@ -118,6 +143,7 @@ cat > "$root/.tools/toolchain.json" <<JSON
   "temporalCli": "$temporal",
   "testServer": "$test_server_path",
   "postgresBin": "$postgres_dir",
-  "slapdBin": "$slapd_dir"
+  "slapdBin": "$slapd_dir",
+  "scim2Server": "$scim2_server_path"
 }
 JSON

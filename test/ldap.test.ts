@@ -3,7 +3,7 @@
  * its idempotency, identity resolution and LDAP injection.
  */
 import assert from 'node:assert/strict';
-import { Client, type Entry } from 'ldapts';
+import { Attribute, Change, Client, type Entry } from 'ldapts';
 import { createLdapConnector } from '../activities/connectors/ldap.js';
 import { ConnectorError, type Connector } from '../activities/connectors/types.js';
 import type { Action } from '../model/plan.js';
@@ -126,6 +126,37 @@ describe('LDAP connector (real slapd)', () => {
       wrong.discover({ employeeId: 'E1031' }),
       (err: ConnectorError) => !err.retryable && /invalidCredentials: check the bind DN and password/.test(err.message),
     );
+  });
+
+  it('a lockout after failed binds (it expires) is not a disabled login: disable_login replaces it for good', async () => {
+    const server = await sharedSlapd();
+    const id = (await ldap.discover({ employeeId: 'E1031' })).account!.id;
+    const admin = new Client({ url: server.url });
+    await admin.bind(server.adminDn, server.adminPassword);
+    const person = `uid=${samplePerson('E1031').uid},${server.peopleBase}`;
+    const lockTime = async () =>
+      (await admin.search(person, { scope: 'base', attributes: ['pwdAccountLockedTime'] })).searchEntries[0]
+        ?.pwdAccountLockedTime;
+    try {
+      // What ppolicy writes when pwdMaxFailure is reached: the time of the lockout.
+      await admin.modify(
+        person,
+        new Change({
+          operation: 'replace',
+          modification: new Attribute({ type: 'pwdAccountLockedTime', values: ['20261201120000Z'] }),
+        }),
+      );
+      assert.equal((await ldap.discover({ employeeId: 'E1031' })).account?.disabled, false);
+      assert.equal((await ldap.apply(action('disable_login', id), { employeeId: 'E1031' })).outcome, 'done');
+      assert.equal(await lockTime(), '000001010000Z', 'locked until an administrator unlocks it');
+      assert.equal((await ldap.apply(action('disable_login', id), { employeeId: 'E1031' })).outcome, 'already');
+    } finally {
+      await admin.modify(
+        person,
+        new Change({ operation: 'delete', modification: new Attribute({ type: 'pwdAccountLockedTime' }) }),
+      );
+      await admin.unbind();
+    }
   });
 
   it('an unreachable directory is retryable', async () => {

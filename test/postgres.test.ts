@@ -163,6 +163,15 @@ describe('PostgreSQL roles connector (real PostgreSQL)', () => {
         !err.retryable && /insufficient privilege: the connector role needs CREATEROLE/.test(err.message),
     );
     assert.equal((await roleState('e1005')).login, true, 'nothing changed');
+    // The start-up check finds it out before any offboarding does.
+    await connector.check!();
+    await assert.rejects(
+      weak.check!(),
+      (err: ConnectorError) =>
+        !err.retryable &&
+        err.code === 'pg_privileges' &&
+        /offboard_weak lacks CREATEROLE and membership of pg_signal_backend/.test(err.message),
+    );
   });
 
   it('an unreachable server is retryable', async () => {

@@ -254,6 +254,19 @@ describe('Salesforce connector (jsforce against the REST stand-in)', () => {
     );
   });
 
+  it('a revocation answered 200 that revoked nothing fails, read back in OauthToken', async () => {
+    const userId = userIdOf('E1001');
+    sandbox.inject({ revocationsIgnored: true });
+    await assert.rejects(
+      salesforce.apply(action('revoke_tokens', userId), subject('E1001')),
+      failsWith(
+        (err) =>
+          !err.retryable && err.code === 'salesforce_revoke_ineffective' && /2 OAuth token\(s\)/.test(err.message),
+      ),
+    );
+    assert.equal(tokensOf(userId).length, 2, 'the grants are still there');
+  });
+
   it('two racing revoke_tokens attempts revoke each grant once: the loser counts invalid_token as already', async () => {
     const userId = userIdOf('E1003');
     assert.equal(tokensOf(userId).length, 2);

@@ -1,7 +1,10 @@
 /**
- * The SCIM 2.0 connector against the SCIM stand-in (sandbox/scim.ts) seeded with the sample
- * organisation: discovery by userName, externalId and email, each action and its idempotency,
- * ETag handling, and how each RFC 7644 error is classified.
+ * The SCIM 2.0 connector against two servers holding the sample organisation: PyPI's scim2-server
+ * (an independent implementation) and our stand-in (sandbox/scim.ts). What must agree runs on
+ * both and is read back from the server over HTTP; the stand-in alone covers what only it can
+ * be made to do (faults, rate limits, filters refused or ignored): discovery by userName,
+ * externalId and email, each action and its idempotency, ETag handling, and how each RFC 7644
+ * error is classified.
  */
 import assert from 'node:assert/strict';
 import {
@@ -21,6 +24,214 @@ import {
   startScimSandbox,
   type ScimSandbox,
 } from '../sandbox/scim.js';
+import { plan } from '../model/plan.js';
+import { actionsForStage, leftoversAfterStage } from '../model/plan.js';
+import { defaultPolicy } from '../model/policy.js';
+import { SCIM_TARGETS, type ScimTarget } from './helpers/scim-targets.js';
+import { startScim2Server } from '../scripts/services.js';
+
+const isConnectorError = (check: (err: ConnectorError) => boolean) => (err: unknown) =>
+  err instanceof ConnectorError && check(err);
+const subjectOf = (employeeId: string) => ({ employeeId, email: samplePerson(employeeId).email });
+const actionOf = (kind: Action['kind'], accountId: string, target?: Entitlement): Action => ({
+  id: `t/${kind}`,
+  stage: 't',
+  system: 'app',
+  kind,
+  accountId,
+  target,
+});
+
+for (const { name, start } of SCIM_TARGETS) {
+  describe(`SCIM 2.0 connector, on ${name}: what every server must agree on`, () => {
+    let target: ScimTarget;
+    let scim: Connector;
+    const connect = (settings: Partial<ScimSystemInput> = {}) =>
+      createScimConnector(
+        'app',
+        scimSystemSchema.parse({
+          type: 'scim',
+          baseUrl: target.url,
+          bearerToken: target.token,
+          timeoutMs: 5_000,
+          ...settings,
+        }),
+      );
+    const idOf = async (employeeId: string) => (await target.userOf(employeeId))!.id;
+
+    // One server per target for the block; each test offboards its own sample person.
+    before(async function () {
+      this.timeout(60_000);
+      target = await start();
+      scim = connect();
+    });
+    after(async () => {
+      await target?.stop();
+    });
+
+    it('Users carry no groups attribute, and discovery reads memberships from /Groups', async () => {
+      const id = await idOf('E1001');
+      assert.equal((await target.read(`/Users/${id}`))!.groups, undefined, 'the server leaves groups out of Users');
+      const found = await scim.discover(subjectOf('E1001'));
+      assert.equal(found.account?.id, id);
+      const byKind = (kind: string) =>
+        found.entitlements
+          .filter((e) => e.kind === kind)
+          .map((e) => e.name ?? e.id)
+          .sort();
+      assert.deepEqual(byKind('group'), await target.groupsListing(id));
+      assert.deepEqual(byKind('group'), ['App Admins', 'Finance']);
+      assert.deepEqual(byKind('role'), ['Administrator']);
+      assert.deepEqual(byKind('entitlement'), ['Approve invoices']);
+      assert.equal(
+        found.entitlements.find((e) => e.name === 'Finance')!.id,
+        (await target.groupNamed('Finance')).id,
+        'a group is identified by its SCIM id on that server',
+      );
+    });
+
+    it('each membership, role and entitlement is removed, read back from the group and the user; again is already', async () => {
+      const found = await scim.discover(subjectOf('E1007'));
+      const id = found.account!.id;
+      assert.ok(found.entitlements.length >= 2, JSON.stringify(found.entitlements));
+      for (const entitlement of found.entitlements) {
+        const what = `${entitlement.kind} ${entitlement.name ?? entitlement.id}`;
+        assert.equal(
+          (await scim.apply(actionOf('remove_entitlement', id, entitlement), subjectOf('E1007'))).outcome,
+          'done',
+          what,
+        );
+        assert.equal(
+          (await scim.apply(actionOf('remove_entitlement', id, entitlement), subjectOf('E1007'))).outcome,
+          'already',
+          `${what} again`,
+        );
+      }
+      assert.deepEqual(await target.groupsListing(id), [], 'no group lists the user');
+      const user = (await target.read(`/Users/${id}`))!;
+      assert.deepEqual([user.roles ?? [], user.entitlements ?? []], [[], []]);
+      assert.deepEqual((await scim.discover(subjectOf('E1007'))).entitlements, []);
+    });
+
+    it('a removal from a group the user is not in, or from a group that is gone, is already and changes nothing', async () => {
+      const id = await idOf('E1002');
+      const groups = await target.groupsListing(id);
+      const other = ['Engineering', 'Finance', 'App Admins'].find((g) => !groups.includes(g))!;
+      const group = await target.groupNamed(other);
+      const members = (group.members ?? []).map((m) => m.value).sort();
+      const result = await scim.apply(
+        actionOf('remove_entitlement', id, { id: group.id, kind: 'group', name: other }),
+        subjectOf('E1002'),
+      );
+      assert.equal(result.outcome, 'already');
+      assert.deepEqual(((await target.read(`/Groups/${group.id}`))!.members ?? []).map((m) => m.value).sort(), members);
+      assert.equal(
+        (
+          await scim.apply(
+            actionOf('remove_entitlement', id, { id: 'no-such-group', kind: 'group' }),
+            subjectOf('E1002'),
+          )
+        ).outcome,
+        'already',
+      );
+    });
+
+    it('disable_login and enable_login are read back; again is already', async () => {
+      const id = await idOf('E1003');
+      assert.equal((await scim.apply(actionOf('disable_login', id), subjectOf('E1003'))).outcome, 'done');
+      assert.equal((await target.read(`/Users/${id}`))!.active, false);
+      assert.equal((await scim.apply(actionOf('disable_login', id), subjectOf('E1003'))).outcome, 'already');
+      assert.equal((await scim.discover(subjectOf('E1003'))).account?.disabled, true);
+      assert.equal((await scim.apply(actionOf('enable_login', id), subjectOf('E1003'))).outcome, 'done');
+      assert.equal((await target.read(`/Users/${id}`))!.active, true);
+    });
+
+    it('delete_account deletes the user (read back: 404); a membership left behind is still removed', async () => {
+      const id = await idOf('E1004');
+      const finance = await target.groupNamed('App Admins');
+      assert.ok(
+        (finance.members ?? []).some((m) => m.value === id),
+        'E1004 is an app admin',
+      );
+      assert.equal((await scim.apply(actionOf('delete_account', id), subjectOf('E1004'))).outcome, 'done');
+      assert.equal(await target.read(`/Users/${id}`), undefined);
+      assert.equal((await scim.apply(actionOf('delete_account', id), subjectOf('E1004'))).outcome, 'already');
+      assert.equal((await scim.discover(subjectOf('E1004'))).account, null);
+      // Neither server cascades a DELETE to groups (scim2-server never does; the stand-in only when configured).
+      assert.deepEqual(await target.groupsListing(id), ['App Admins', 'Engineering']);
+      const removal = actionOf('remove_entitlement', id, { id: finance.id, kind: 'group' });
+      assert.equal((await scim.apply(removal, subjectOf('E1004'))).outcome, 'done');
+      assert.deepEqual(await target.groupsListing(id), ['Engineering']);
+    });
+
+    it('check() makes an authenticated read: a wrong token fails it, though /ServiceProviderConfig needs none', async () => {
+      assert.equal((await fetch(`${target.url}/ServiceProviderConfig`)).status, 200, 'served without authentication');
+      await scim.check!();
+      await assert.rejects(
+        connect({ bearerToken: 'not-the-token' }).check!(),
+        isConnectorError(
+          (err) =>
+            !err.retryable &&
+            err.code === 'scim_401' &&
+            /check \(an authenticated read of \/Users\)/.test(err.message) &&
+            /bearer token is wrong, expired or revoked/.test(err.message) &&
+            !err.message.includes('not-the-token'),
+        ),
+      );
+    });
+
+    if (name === 'scim2-server') {
+      it('check() fails on a server that answers without any token (scim2-server started without --bearer-token)', async () => {
+        const open = await startScim2Server({ unauthenticated: true });
+        try {
+          await assert.rejects(
+            createScimConnector(
+              'app',
+              scimSystemSchema.parse({ type: 'scim', baseUrl: open.url, bearerToken: 'any-token-at-all' }),
+            ).check!(),
+            isConnectorError(
+              (err) =>
+                !err.retryable &&
+                err.code === 'scim_unauthenticated' &&
+                /answered GET \/Users without any bearer token/.test(err.message) &&
+                !err.message.includes('any-token-at-all'),
+            ),
+          );
+        } finally {
+          await open.stop();
+        }
+      });
+    }
+
+    it('a full involuntary offboarding, stage by stage, leaves nothing: no group lists the user, who is gone', async () => {
+      const subject = subjectOf('E1005');
+      const id = await idOf('E1005');
+      assert.ok((await target.groupsListing(id)).length > 0, 'E1005 starts in groups');
+      const offboarding = plan(
+        {
+          requestId: 'hr-1',
+          subject,
+          trigger: 'termination',
+          reason: 'involuntary',
+          employmentType: 'employee',
+          effectiveAt: new Date().toISOString(),
+          requestedBy: 'hr',
+        },
+        defaultPolicy(),
+      );
+      for (const stage of offboarding.stages) {
+        const actions = actionsForStage(stage, [await scim.discover(subject)], offboarding);
+        for (const action of actions) {
+          const { outcome } = await scim.apply(action, subject);
+          assert.ok(['done', 'not_applicable'].includes(outcome), `${action.id}: ${outcome}`);
+        }
+        assert.deepEqual(leftoversAfterStage(stage, [await scim.discover(subject)], offboarding), [], stage.name);
+      }
+      assert.equal(await target.read(`/Users/${id}`), undefined, 'the user is deleted');
+      assert.deepEqual(await target.groupsListing(id), [], 'and no group lists their id');
+    });
+  });
+}
 
 describe('SCIM 2.0 connector (stand-in)', () => {
   let sandbox: ScimSandbox;
@@ -141,36 +352,63 @@ describe('SCIM 2.0 connector (stand-in)', () => {
       }
     });
 
-    it('reads groups from /Groups for apps that leave them out of Users', async () => {
-      const bare = await startScimSandbox({ basePath: '/api/scim', userGroupsAttribute: false });
+    it('groups on Users are used when the app computes them; groupsFrom: groups asks /Groups anyway', async () => {
+      const computing = await startScimSandbox({ basePath: '/api/scim', userGroupsAttribute: true });
       try {
-        assert.match(bare.url, /\/api\/scim$/);
-        const onUser = await connect({}, bare).discover(subject('E1004'));
-        assert.deepEqual(
-          onUser.entitlements.filter((e) => e.kind === 'group'),
-          [],
-          'the app returned no groups attribute',
-        );
-        const fromGroups = connect({ groupsFrom: 'groups' }, bare);
-        const found = await fromGroups.discover(subject('E1004'));
-        const groups = found.entitlements.filter((e) => e.kind === 'group');
-        assert.deepEqual(groups.map((g) => g.name).sort(), ['App Admins', 'Engineering']);
-        const admins = groups.find((g) => g.name === 'App Admins')!;
-        assert.equal(
-          (await fromGroups.apply(action('remove_entitlement', found.account!.id, admins), subject('E1004'))).outcome,
-          'done',
-        );
-        assert.equal(
-          (await fromGroups.apply(action('remove_entitlement', found.account!.id, admins), subject('E1004'))).outcome,
-          'already',
-        );
+        assert.match(computing.url, /\/api\/scim$/);
+        const names = (found: Awaited<ReturnType<Connector['discover']>>) =>
+          found.entitlements
+            .filter((e) => e.kind === 'group')
+            .map((e) => e.name)
+            .sort();
+        assert.deepEqual(names(await connect({}, computing).discover(subject('E1004'))), ['App Admins', 'Engineering']);
         assert.ok(
-          !bare.state.groups.find((g) => g.id === admins.id)!.members.some((m) => m.value === found.account!.id),
+          !computing.state.requests.some((r) => r.path.startsWith('/api/scim/Groups')),
+          'the groups attribute answered it',
         );
+        assert.deepEqual(names(await connect({ groupsFrom: 'groups' }, computing).discover(subject('E1004'))), [
+          'App Admins',
+          'Engineering',
+        ]);
+        assert.ok(computing.state.requests.some((r) => r.path.startsWith('/api/scim/Groups?filter=members.value')));
       } finally {
-        await bare.stop();
+        await computing.stop();
       }
     });
+
+    for (const answer of ['refused', 'ignored', 'empty'] as const) {
+      it(`an app whose /Groups members filter is ${answer} is found out, and every group is read instead`, async () => {
+        const app = await startScimSandbox({ groupMembersFilter: answer });
+        try {
+          const connector = connect({}, app);
+          const names = async (employeeId: string) =>
+            (await connector.discover(subject(employeeId))).entitlements
+              .filter((e) => e.kind === 'group')
+              .map((e) => e.name)
+              .sort();
+          const askedFilter = () => app.state.requests.filter((r) => r.path.includes('filter=members.value')).length;
+          assert.deepEqual(await names('E1004'), ['App Admins', 'Engineering']);
+          const asked = askedFilter();
+          assert.ok(asked > 0, 'the filter was tried first');
+          assert.deepEqual(await names('E1001'), ['App Admins', 'Finance']);
+          assert.equal(askedFilter(), asked, 'once found unsupported, the filter is not asked again');
+          const id = app.state.users.find((u) => u.externalId === 'E1004')!.id;
+          const admins = app.state.groups.find((g) => g.displayName === 'App Admins')!;
+          assert.equal(
+            (
+              await connector.apply(
+                action('remove_entitlement', id, { id: admins.id, kind: 'group' }),
+                subject('E1004'),
+              )
+            ).outcome,
+            'done',
+          );
+          assert.deepEqual(await names('E1004'), ['Engineering']);
+        } finally {
+          await app.stop();
+        }
+      });
+    }
 
     it('matching on an email the request lacks is a clear configuration error', async () => {
       await assert.rejects(
@@ -241,52 +479,78 @@ describe('SCIM 2.0 connector (stand-in)', () => {
       );
     });
 
-    it('removing a member from a group that is gone, or that they are not in, is already', async () => {
+    it('removing a member from a group that is gone, or that they are not in, is already, read on the group', async () => {
       const found = await scim.discover(subject('E1002'));
       const engineering = found.entitlements.find((e) => e.name === 'Engineering')!;
       sandbox.state.groups.splice(
         sandbox.state.groups.findIndex((g) => g.id === engineering.id),
         1,
       );
+      const id = found.account!.id;
       assert.equal(
-        (await scim.apply(action('remove_entitlement', found.account!.id, engineering), subject('E1002'))).outcome,
+        (await scim.apply(action('remove_entitlement', id, engineering), subject('E1002'))).outcome,
         'already',
       );
-
-      // An app that does not list groups on Users: the PATCH itself tells (404 group gone, 400 noTarget).
-      const bare = await startScimSandbox({ userGroupsAttribute: false });
-      try {
-        const blind = connect({}, bare);
-        const id = bare.state.users.find((u) => u.externalId === 'E1002')!.id;
-        const finance = bare.state.groups.find((g) => g.displayName === 'Finance')!;
-        assert.equal(
-          (await blind.apply(action('remove_entitlement', id, { id: finance.id, kind: 'group' }), subject('E1002')))
-            .outcome,
-          'already',
-        );
-        assert.equal(
-          (
-            await blind.apply(
-              action('remove_entitlement', id, { id: 'no-such-group', kind: 'group' }),
-              subject('E1002'),
-            )
-          ).outcome,
-          'already',
-        );
-        assert.deepEqual(
-          bare.state.requests.filter((r) => r.method === 'PATCH').map((r) => r.status),
-          [400, 404],
-        );
-      } finally {
-        await bare.stop();
-      }
+      const finance = sandbox.state.groups.find((g) => g.displayName === 'Finance')!;
+      assert.equal(
+        (await scim.apply(action('remove_entitlement', id, { id: finance.id, kind: 'group' }), subject('E1002')))
+          .outcome,
+        'already',
+      );
+      assert.deepEqual(
+        sandbox.state.requests.filter((r) => r.path.includes('/Groups/')).map((r) => `${r.method} ${r.status}`),
+        ['GET 404', 'GET 200'],
+        'the groups were read, and nothing was written',
+      );
     });
 
-    it('delete_account deletes the user and its memberships; again is already; it cannot be re-enabled', async () => {
+    it('a removal the app answers 204 to but does not make fails, and says so', async () => {
+      const id = userOf('E1006')!.id;
+      const groups = groupNamesOf(id);
+      const group = sandbox.state.groups.find((g) => g.displayName === groups[0])!;
+      sandbox.inject({ ignoreWrites: true });
+      await assert.rejects(
+        scim.apply(action('remove_entitlement', id, { id: group.id, kind: 'group' }), subject('E1006')),
+        isConnectorError(
+          (err) =>
+            !err.retryable &&
+            err.code === 'scim_removal_ignored' &&
+            /answered HTTP 204 to removing the member, but group .* read back, still lists user/.test(err.message),
+        ),
+      );
+      assert.deepEqual(groupNamesOf(id), groups, 'still a member');
+      assert.deepEqual(
+        sandbox.state.requests.filter((r) => r.method === 'PATCH').map((r) => r.status),
+        [204, 204],
+        'both PATCH forms were tried',
+      );
+    });
+
+    it('a user PATCH or DELETE the app answers 204 to but does not make fails, read back', async () => {
+      const id = userOf('E1008')!.id;
+      sandbox.inject({ ignoreWrites: true });
+      await assert.rejects(
+        scim.apply(action('disable_login', id), subject('E1008')),
+        isConnectorError(
+          (err) =>
+            !err.retryable &&
+            err.code === 'scim_patch_ignored' &&
+            /answered HTTP 204 to the PATCH but the user, read back, is unchanged/.test(err.message),
+        ),
+      );
+      assert.equal(userOf('E1008')!.active, true);
+      await assert.rejects(
+        scim.apply(action('delete_account', id), subject('E1008')),
+        isConnectorError((err) => !err.retryable && err.code === 'scim_delete_ignored'),
+      );
+      assert.ok(userOf('E1008'), 'the user is still there');
+    });
+
+    it('delete_account deletes the user; again is already; it cannot be re-enabled', async () => {
       const id = (await scim.discover(subject('E1004'))).account!.id;
       assert.equal((await scim.apply(action('delete_account', id), subject('E1004'))).outcome, 'done');
       assert.equal(userOf('E1004'), undefined);
-      assert.deepEqual(groupNamesOf(id), []);
+      assert.deepEqual(groupNamesOf(id), ['App Admins', 'Engineering'], 'no cascade unless configured');
       assert.equal((await scim.apply(action('delete_account', id), subject('E1004'))).outcome, 'already');
       assert.equal((await scim.apply(action('disable_login', id), subject('E1004'))).outcome, 'already');
       assert.equal((await scim.discover(subject('E1004'))).account, null);
@@ -297,6 +561,17 @@ describe('SCIM 2.0 connector (stand-in)', () => {
             !err.retryable && err.code === 'account_gone' && /was deleted; it cannot be re-enabled/.test(err.message),
         ),
       );
+      const cascading = await startScimSandbox({ deleteRemovesMemberships: true });
+      try {
+        const user = cascading.state.users.find((u) => u.externalId === 'E1004')!;
+        assert.equal(
+          (await connect({}, cascading).apply(action('delete_account', user.id), subject('E1004'))).outcome,
+          'done',
+        );
+        assert.ok(!cascading.state.groups.some((g) => g.members.some((m) => m.value === user.id)));
+      } finally {
+        await cascading.stop();
+      }
     });
 
     it('with deleteOnDelete false, delete_account only deactivates', async () => {

@@ -316,7 +316,6 @@ export function createActiveDirectoryConnector(system: string, config: LdapSyste
         new Change({ operation: 'delete', modification: new Attribute({ type: 'member', values: [user.dn] }) }),
         new Control(PERMISSIVE_MODIFY),
       );
-      return 'done';
     } catch (err) {
       if (err instanceof ResultCodeError && (err.code === 16 || err.code === 32)) return 'already';
       // Samba answers 53 "already deleted" where Windows honours permissive modify; 53 can mean
@@ -332,6 +331,16 @@ export function createActiveDirectoryConnector(system: string, config: LdapSyste
       }
       throw err;
     }
+    // Permissive modify makes a delete of a value that is not there succeed: only the group, read
+    // back, tells whether the member went.
+    if (await isMember(client, groupDn, user.dn)) {
+      throw new ConnectorError(
+        `AD: the server accepted removing ${user.dn} from ${groupDn}, but the group, read back, still lists them; remove the member by hand, then retry`,
+        false,
+        'ad_removal_ignored',
+      );
+    }
+    return 'done';
   }
 
   /** Moves the entry under `parent`; returns its new DN. */

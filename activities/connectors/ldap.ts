@@ -5,7 +5,8 @@
  * identifier such as `*)(uid=*` is matched literally.
  *
  * Login is disabled with the ppolicy overlay's pwdAccountLockedTime (000001010000Z: locked until
- * an administrator unlocks it); groups are groupOfNames (member), groupOfUniqueNames
+ * an administrator unlocks it; a lockout after failed binds, any other value, is not a disabled
+ * login: it ends by itself, so disable_login replaces it); groups are groupOfNames (member), groupOfUniqueNames
  * (uniqueMember) and posixGroup (memberUid).
  *
  * `mode: 'ad'` switches to Active Directory (userAccountControl, objectGUID, group objects): see
@@ -151,7 +152,10 @@ export function createLdapConnector(system: string, config: LdapSystemConfig): C
       uid: first(entry, 'uid'),
       mail: first(entry, 'mail'),
       manager: first(entry, 'manager'),
-      locked: all(entry, 'pwdAccountLockedTime').length > 0,
+      // Only the value that means "until an administrator unlocks it" is a disabled login: any
+      // other is ppolicy's lockout after failed binds, which ends by itself after
+      // pwdLockoutDuration, so it must not make disable_login say `already`.
+      locked: all(entry, 'pwdAccountLockedTime').includes(LOCKED_FOREVER),
     };
   }
 

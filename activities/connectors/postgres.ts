@@ -159,8 +159,21 @@ export function createPostgresConnector(system: string, config: PostgresSystemCo
           const pids = await sessions(client, name);
           if (pids.length === 0) return { outcome: 'already', details: { role: name, sessions: 0 } };
           // NOLOGIN does not end sessions that are already open: they are terminated one by one.
-          await client.query('SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid', [pids]);
-          return { outcome: 'done', details: { role: name, sessionsTerminated: pids.length } };
+          // pg_terminate_backend answers false (with a warning) for a session it could not end;
+          // since PostgreSQL 14 it can wait for the end, so the read-back below is not a race.
+          const waits = Number((await client.query<{ v: string }>('SHOW server_version_num')).rows[0]?.v) >= 140000;
+          await client.query(`SELECT pg_terminate_backend(pid${waits ? ', 5000' : ''}) FROM unnest($1::int[]) AS pid`, [
+            pids,
+          ]);
+          const left = (await sessions(client, name)).filter((pid) => pids.includes(pid));
+          if (waits && left.length > 0) {
+            throw new ConnectorError(
+              `PostgreSQL: ${left.length} session(s) of ${name} were still open after pg_terminate_backend (pid ${left.join(', ')}); give the connector role pg_signal_backend (a superuser's sessions need a superuser), then retry`,
+              false,
+              'pg_terminate_ineffective',
+            );
+          }
+          return { outcome: 'done', details: { role: name, sessionsTerminated: pids.length - left.length } };
         }
         case 'remove_entitlement': {
           const group = action.target?.id;
@@ -229,8 +242,27 @@ export function createPostgresConnector(system: string, config: PostgresSystemCo
       });
     },
     apply,
+    /** Connects as the configured role and reads its own privileges: what the actions need, not only a login. */
     async check() {
-      await withClient('check', (client) => client.query('SELECT 1'));
+      await withClient('check', async (client) => {
+        const { rows } = await client.query<{ name: string; createrole: boolean; signal: boolean }>(
+          `SELECT current_user AS name, rolsuper OR rolcreaterole AS createrole,
+                  rolsuper OR pg_has_role(current_user, 'pg_signal_backend', 'USAGE') AS signal
+           FROM pg_roles WHERE rolname = current_user`,
+        );
+        const self = rows[0];
+        const missing = [
+          ...(self?.createrole ? [] : ['CREATEROLE']),
+          ...(self?.signal ? [] : ['membership of pg_signal_backend']),
+        ];
+        if (missing.length > 0) {
+          throw new ConnectorError(
+            `PostgreSQL: the connector role ${self?.name ?? '(unknown)'} lacks ${missing.join(' and ')}, which disabling logins, revoking memberships and ending sessions need: ALTER ROLE ... CREATEROLE and GRANT pg_signal_backend TO it`,
+            false,
+            'pg_privileges',
+          );
+        }
+      });
     },
     async close() {},
   };

@@ -724,6 +724,16 @@ export function createSalesforceConnector(system: string, config: SalesforceSyst
       }
     }
     const apps = [...new Set(tokens.map((t) => t.AppName ?? 'unknown app'))];
+    // An OAuth revocation endpoint may answer 200 for a token it did not revoke (RFC 7009 §2.2):
+    // the OauthToken rows, read back, say whether the grants went.
+    const left = (await tokensOf(userId)).filter((row) => tokens.some((t) => t.Id === row.Id));
+    if (left.length > 0) {
+      throw new ConnectorError(
+        `Salesforce accepted revoking ${left.length} OAuth token(s) of user ${userId} (${[...new Set(left.map((t) => t.AppName ?? 'unknown app'))].join(', ')}) but they are still listed; revoke them in Setup > Connected Apps OAuth Usage`,
+        false,
+        'salesforce_revoke_ineffective',
+      );
+    }
     return { outcome: revoked > 0 ? 'done' : 'already', details: { userId, apps, revoked, alreadyRevoked } };
   }
 

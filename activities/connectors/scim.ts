@@ -7,14 +7,23 @@
  * addressed by the SCIM `id`. No match is "no account"; more than one is `ambiguous_identity`.
  *
  * Actions:
+ * Group memberships come from the User's `groups` attribute when the app's User resources carry
+ * it, and from /Groups otherwise (`members.value eq "<id>"`, or, where the server refuses or
+ * ignores that filter — found out, not assumed — every group read with its members).
+ *
+ * Every write is read back, and `already` is said only when a read shows the effect in place:
  * - disable_login: `PATCH /Users/{id}` PatchOp `replace active false`, with `If-Match` set to the
  *   ETag of the GET just before; a 412 re-reads and tries once more within the call.
  * - enable_login: the same with `active true`; a user who was deleted cannot be re-enabled.
- * - remove_entitlement: a group → `PATCH /Groups/{groupId}` `remove members[value eq "<id>"]`
- *   (a group that is gone, or 400 noTarget, is `already`); a role or entitlement value →
+ * - remove_entitlement: a group → read the group; not listed (or gone) is `already`; otherwise
+ *   `PATCH /Groups/{groupId}` `remove members[value eq "<id>"]` (then the `members` + value form)
+ *   and read the group back: still listed fails. A role or entitlement value →
  *   `PATCH /Users/{id}` `remove roles[value eq "..."]` / `entitlements[value eq "..."]`.
- * - delete_account: `DELETE /Users/{id}` (204; 404 = already), or only deactivation when
- *   `deleteOnDelete` is false (apps whose DELETE is irreversible or not allowed).
+ * - delete_account: `DELETE /Users/{id}` (204; 404 = already) and read back, or only
+ *   deactivation when `deleteOnDelete` is false (apps whose DELETE is irreversible or not allowed).
+ * - check: authenticated reads of /Users and /Groups (not /ServiceProviderConfig, which RFC 7643
+ *   §5 has served without authentication), and one read of /Users without a token, which must
+ *   be refused: an app that answers it checks no token at all.
  * - revoke_sessions, revoke_tokens, transfer_ownership: not_applicable. SCIM has no session or
  *   token resource; whether deactivation ends live sessions is up to each app.
  *
@@ -44,10 +53,11 @@ export const scimSystemSchema = z.object({
    */
   matchValue: z.string().min(1).optional(),
   /**
-   * Where group memberships are read: the User's `groups` attribute (most apps), or
-   * `GET /Groups?filter=members.value eq "<id>"` for apps that leave `groups` out of Users.
+   * Where group memberships are read. `auto`: from the User's `groups` attribute when the app's
+   * User resources carry it, from /Groups when they do not (told by each resource, not assumed).
+   * `groups`: always from /Groups (apps whose `groups` on Users is stale or partial).
    */
-  groupsFrom: z.enum(['user', 'groups']).default('user'),
+  groupsFrom: z.enum(['auto', 'groups']).default('auto'),
   /** false: delete_account only deactivates (apps where DELETE is refused or irreversible). */
   deleteOnDelete: z.boolean().default(true),
   timeoutMs: z.number().int().positive().default(15_000),
@@ -93,7 +103,12 @@ const listSchema = <T extends z.ZodType>(resource: T) =>
     totalResults: z.number().int().nonnegative(),
     Resources: z.array(resource).optional(),
   });
-const groupRefSchema = z.looseObject({ id: z.string().min(1), displayName: z.string().optional() });
+const groupSchema = z.looseObject({
+  id: z.string().min(1),
+  displayName: z.string().optional(),
+  members: z.array(multiValueSchema).optional(),
+});
+type ScimGroup = z.infer<typeof groupSchema>;
 
 /** An RFC 7644 filter value: a JSON string literal, so `"` and `\` (and controls) are escaped. */
 export const scimString = (value: string): string => JSON.stringify(value);
@@ -323,23 +338,90 @@ export function createScimConnector(system: string, config: ScimSystemConfig): C
     return found[0];
   }
 
+  /**
+   * A user's direct group memberships. A User resource that carries `groups` answers it (RFC 7643
+   * makes it a read-only attribute the server computes); one that does not — servers that do not
+   * compute it, or leave it out — is answered from /Groups, which holds the truth either way.
+   */
   async function groupsOf(user: ScimUser, doing: string): Promise<Entitlement[]> {
-    if (config.groupsFrom === 'user') {
+    if (config.groupsFrom === 'auto' && user.groups !== undefined) {
       // Indirect memberships (through a nested group) end when the direct one is removed.
       return (user.groups ?? [])
         .filter((group) => group.type?.toLowerCase() !== 'indirect')
         .map((group) => ({ id: group.value, kind: 'group', name: group.display }));
     }
-    const groups: Entitlement[] = [];
-    const filter = encodeURIComponent(`members.value eq ${scimString(user.id)}`);
+    const groups = await groupsListingMember(user.id, doing);
+    return groups.map((group) => ({ id: group.id, kind: 'group', name: group.displayName }));
+  }
+
+  /**
+   * Whether `GET /Groups?filter=members.value eq "<id>"` is answered truthfully here: learnt from
+   * the server (a 400/501, groups returned that do not list the member, or an empty answer for a
+   * member the server shows in a group), never assumed; kept for the connector's lifetime.
+   */
+  let membersFilter: 'unknown' | 'supported' | 'unsupported' = 'unknown';
+
+  /** Every page of a /Groups listing; `undefined` when the server refuses the filter (400, 501). */
+  async function listGroups(filter: string | undefined, doing: string): Promise<ScimGroup[] | undefined> {
+    const groups: ScimGroup[] = [];
+    const query = filter === undefined ? '' : `filter=${encodeURIComponent(filter)}&`;
     for (let startIndex = 1; ;) {
-      const response = await call('GET', `/Groups?filter=${filter}&startIndex=${startIndex}&count=100`, doing);
-      const page = parse(listSchema(groupRefSchema), response.body, doing);
+      const response = await call('GET', `/Groups?${query}startIndex=${startIndex}&count=100`, doing, {
+        accept: filter === undefined ? [] : [400, 501],
+      });
+      if (response.status === 400 || response.status === 501) return undefined;
+      const page = parse(listSchema(groupSchema), response.body, doing);
       const resources = page.Resources ?? [];
-      groups.push(...resources.map((group) => ({ id: group.id, kind: 'group', name: group.displayName })));
+      groups.push(...resources);
       startIndex += resources.length;
       if (resources.length === 0 || groups.length >= page.totalResults) return groups;
     }
+  }
+
+  const lists = (group: ScimGroup, userId: string) => (group.members ?? []).some((m) => m.value === userId);
+
+  async function groupsListingMember(userId: string, doing: string): Promise<ScimGroup[]> {
+    if (membersFilter !== 'unsupported') {
+      const found = await listGroups(`members.value eq ${scimString(userId)}`, doing);
+      // A group returned with its members that does not list this one: the filter was ignored.
+      const truthful = found?.every((group) => group.members === undefined || lists(group, userId));
+      if (found && truthful && (found.length > 0 || membersFilter === 'supported')) {
+        membersFilter = 'supported';
+        return found;
+      }
+      if (!found || !truthful) membersFilter = 'unsupported';
+      else membersFilter = (await membersFilterAnswersTruthfully(doing)) ?? 'unknown';
+      if (membersFilter === 'supported') return [];
+    }
+    // The fallback: every group, read with its members (from the listing, or one by one).
+    const memberOf: ScimGroup[] = [];
+    for (const group of (await listGroups(undefined, doing)) ?? []) {
+      const members = group.members !== undefined ? group : await readGroup(group.id, doing);
+      if (members && lists(members, userId)) memberOf.push(group);
+    }
+    return memberOf;
+  }
+
+  /**
+   * An empty answer to the members filter is "in no group" only if the server answers that filter
+   * for a member it does show in a group. `undefined`: no group with members to ask about.
+   */
+  async function membersFilterAnswersTruthfully(doing: string): Promise<'supported' | 'unsupported' | undefined> {
+    const response = await call('GET', '/Groups?startIndex=1&count=20', doing);
+    const sample = (parse(listSchema(groupSchema), response.body, doing).Resources ?? []).find(
+      (group) => (group.members ?? []).length > 0,
+    );
+    if (!sample) return undefined;
+    const member = sample.members![0]!.value;
+    const found = await listGroups(`members.value eq ${scimString(member)}`, doing);
+    return found?.some((group) => group.id === sample.id) ? 'supported' : 'unsupported';
+  }
+
+  /** A group as the server holds it now; `undefined` when it is gone (404). */
+  async function readGroup(groupId: string, doing: string): Promise<ScimGroup | undefined> {
+    const response = await call('GET', groupPath(groupId), doing, { accept: [404] });
+    if (response.status === 404) return undefined;
+    return parse(groupSchema, response.body, doing);
   }
 
   function attributeEntitlements(user: ScimUser): Entitlement[] {
@@ -352,7 +434,8 @@ export function createScimConnector(system: string, config: ScimSystemConfig): C
 
   /**
    * Reads the user, asks `decide` for the operations, and PATCHes them with If-Match. On 412
-   * (someone else changed the user meanwhile) it reads again and decides again, once.
+   * (someone else changed the user meanwhile) it reads again and decides again, once. A 2xx is
+   * not taken on trust: the user is read back (from the answer when it has one) and must agree.
    */
   async function patchUser(
     id: string,
@@ -372,22 +455,20 @@ export function createScimConnector(system: string, config: ScimSystemConfig): C
       });
       if (response.status === 404) return 'gone';
       if (response.status === 412) continue;
-      if (response.status === 400) {
-        if (response.error.scimType === 'noTarget') return 'already';
+      if (response.status === 400 && response.error.scimType !== 'noTarget')
         throw failure(doing, 400, response.error, new Headers());
+      // 204 (no body) or 400 noTarget (someone else made the change meanwhile): read it back.
+      const returned = response.status === 200 ? userSchema.safeParse(response.body) : undefined;
+      const after = returned?.success ? returned.data : (await getUser(id, doing))?.user;
+      if (!after) return 'gone';
+      if (!verify(after)) {
+        throw new ConnectorError(
+          `${label} ${doing}: the app answered HTTP ${response.status} to the PATCH but the user, read back, is unchanged; it may not support this change over SCIM — make it by hand`,
+          false,
+          'scim_patch_ignored',
+        );
       }
-      // Some apps answer 200 and ignore what they do not support: trust the returned resource.
-      if (response.status === 200 && response.body) {
-        const updated = userSchema.safeParse(response.body);
-        if (updated.success && !verify(updated.data)) {
-          throw new ConnectorError(
-            `${label} ${doing}: the app accepted the PATCH but the user is unchanged; it may not support this change over SCIM — make it by hand`,
-            false,
-            'scim_patch_ignored',
-          );
-        }
-      }
-      return 'done';
+      return response.status === 400 ? 'already' : 'done';
     }
     throw new ConnectorError(
       `${label} ${doing}: the user changed twice while being updated (412 Precondition Failed after re-reading); retry later`,
@@ -405,23 +486,43 @@ export function createScimConnector(system: string, config: ScimSystemConfig): C
       (user) => isActive(user) === active,
     );
 
+  /**
+   * Membership is read on the Group, which holds it (RFC 7643 §4.2), before and after the PATCH:
+   * a server may answer 204 to removing a member that is not there (scim2-server does) or 400
+   * noTarget (others do; RFC 7644 allows both), so neither answer says what is true. A group
+   * without `members` has none (RFC 7643 §2.5: unassigned and empty are the same). The user need
+   * not exist any more: a server that does not cascade a DELETE keeps listing the deleted id.
+   */
   async function removeFromGroup(userId: string, groupId: string, doing: string): Promise<'done' | 'already'> {
-    const found = await getUser(userId, doing);
-    if (!found) return 'already';
-    // Read first, so that "not a member" is reported as already even where PATCH answers 204 anyway.
-    if (config.groupsFrom === 'groups' || found.user.groups !== undefined) {
-      const groups = await groupsOf(found.user, doing);
-      if (!groups.some((group) => group.id === groupId)) return 'already';
+    const before = await readGroup(groupId, doing);
+    if (!before || !lists(before, userId)) return 'already';
+    // No If-Match: removing one member commutes with any other change to the group. The second
+    // form (the value in the body, path `members`) is the one some apps accept instead.
+    const forms = [
+      { op: 'remove', path: `members[value eq ${scimString(userId)}]` },
+      { op: 'remove', path: 'members', value: [{ value: userId }] },
+    ];
+    let answered = 0;
+    for (const operation of forms) {
+      const response = await call('PATCH', groupPath(groupId), doing, {
+        body: patchOp([operation]),
+        accept: [400, 404],
+      });
+      // The group went meanwhile, and the membership with it: not this call's doing.
+      if (response.status === 404) return 'already';
+      if (response.status === 400 && response.error.scimType !== 'noTarget') {
+        if (operation === forms[0]) continue;
+        throw failure(doing, 400, response.error, new Headers());
+      }
+      answered = response.status;
+      const after = await readGroup(groupId, doing);
+      if (!after || !lists(after, userId)) return 'done';
     }
-    const body = patchOp([{ op: 'remove', path: `members[value eq ${scimString(userId)}]` }]);
-    // No If-Match: removing one member commutes with any other change to the group.
-    const response = await call('PATCH', groupPath(groupId), doing, { body, accept: [400, 404] });
-    if (response.status === 404) return 'already';
-    if (response.status === 400) {
-      if (response.error.scimType === 'noTarget') return 'already';
-      throw failure(doing, 400, response.error, new Headers());
-    }
-    return 'done';
+    throw new ConnectorError(
+      `${label} ${doing}: the app answered HTTP ${answered} to removing the member, but group ${groupId}, read back, still lists user ${userId}; remove them in the app by hand`,
+      false,
+      'scim_removal_ignored',
+    );
   }
 
   async function apply(action: Action): Promise<ApplyResult> {
@@ -475,6 +576,20 @@ export function createScimConnector(system: string, config: ScimSystemConfig): C
         const response = await call('DELETE', userPath(id), doing, { accept: [404] });
         if (response.status === 404)
           return { outcome: 'already', details: { userId: id, note: 'user does not exist' } };
+        // Read back: an app that keeps the user after a 2xx has deleted nothing.
+        const left = await getUser(id, doing);
+        if (left && isActive(left.user)) {
+          throw new ConnectorError(
+            `${label} ${doing}: the app answered HTTP ${response.status} to DELETE but the user, read back, still exists and is active; delete or deactivate them in the app by hand`,
+            false,
+            'scim_delete_ignored',
+          );
+        }
+        if (left)
+          return {
+            outcome: 'done',
+            details: { userId: id, deleted: false, active: false, note: 'the app keeps deleted users, inactive' },
+          };
         return { outcome: 'done', details: { userId: id, deleted: true } };
       }
       case 'revoke_sessions':
@@ -505,7 +620,29 @@ export function createScimConnector(system: string, config: ScimSystemConfig): C
     },
     apply,
     async check() {
-      await call('GET', '/ServiceProviderConfig', 'check');
+      // Not /ServiceProviderConfig: RFC 7643 §5 has it served without authentication, so it
+      // proves nothing about the token. These are the reads discovery makes.
+      for (const collection of ['Users', 'Groups']) {
+        const doing = `check (an authenticated read of /${collection})`;
+        const response = await call('GET', `/${collection}?startIndex=1&count=1`, doing);
+        parse(listSchema(z.looseObject({ id: z.string() })), response.body, doing);
+      }
+      // A server that answers without any token has not checked this one either: say so, since
+      // then anyone who can reach it can read and change its users.
+      const open = await fetch(`${root}/Users?startIndex=1&count=1`, {
+        headers: { accept: `${MEDIA_TYPE}, application/json` },
+        signal: AbortSignal.timeout(config.timeoutMs),
+      }).catch((err: unknown) => {
+        throw unreachable(err, 'check (a read of /Users without a token)');
+      });
+      await open.body?.cancel();
+      if (open.ok) {
+        throw new ConnectorError(
+          `${label} check: the app answered GET /Users without any bearer token (HTTP ${open.status}), so the configured token was never checked and anyone who reaches ${new URL(root).host} can read and change its users — turn on authentication in the app`,
+          false,
+          'scim_unauthenticated',
+        );
+      }
     },
     async close() {},
   };
