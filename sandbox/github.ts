@@ -156,6 +156,11 @@ export interface GithubFaults {
   primaryLimit?: { resetInSeconds: number };
   /** The next N requests have their connection destroyed without an answer. */
   connectionResets?: number;
+  /**
+   * The next N writes are answered as GitHub answers them but not applied yet, as a read right
+   * after an asynchronously processed change (a PAT revocation answered 202) can find it.
+   */
+  unappliedWrites?: number;
 }
 
 /** One answer of a route, as sent: what the OpenAPI conformance test checks. */
@@ -439,7 +444,12 @@ export async function startGithubSandbox(
   const repoJson = (ctx: Context, repo: GithubSandboxRepo) => {
     const fullName = `${state.org.login}/${repo.name}`;
     const api = `${ctx.origin}/repos/${fullName}`;
-    const owner = { ...user(ctx, state.org.login), id: state.org.id, node_id: `O_${state.org.id}`, type: 'Organization' };
+    const owner = {
+      ...user(ctx, state.org.login),
+      id: state.org.id,
+      node_id: `O_${state.org.id}`,
+      type: 'Organization',
+    };
     const templated = (name: string, suffix: string) => [`${name}_url`, `${api}/${name.replace(/_/g, '/')}${suffix}`];
     return {
       id: repo.id,
@@ -502,7 +512,11 @@ export async function startGithubSandbox(
     !isActiveMember(login) && state.repos.some((r) => r.collaborators.includes(lower(login)));
   const outsideCollaborators = () => Object.keys(state.users).filter(isOutsideCollaborator);
   const teamBySlug = (slug: string) => state.teams.find((t) => t.slug === lower(slug));
-  const membershipJson = (ctx: Context, login: string, m: { state: 'active' | 'pending'; role: 'admin' | 'member' }) => ({
+  const membershipJson = (
+    ctx: Context,
+    login: string,
+    m: { state: 'active' | 'pending'; role: 'admin' | 'member' },
+  ) => ({
     url: `${ctx.origin}/orgs/${state.org.login}/memberships/${login}`,
     state: m.state,
     role: m.role,
@@ -516,7 +530,12 @@ export async function startGithubSandbox(
     const active = state.memberships[key];
     if (active) return { key, state: 'active' as const, role: active.role };
     const invitation = state.orgInvitations.find((i) => i.login !== null && lower(i.login) === key);
-    if (invitation) return { key, state: 'pending' as const, role: invitation.role === 'admin' ? ('admin' as const) : ('member' as const) };
+    if (invitation)
+      return {
+        key,
+        state: 'pending' as const,
+        role: invitation.role === 'admin' ? ('admin' as const) : ('member' as const),
+      };
     return undefined;
   };
   const orgInvitationJson = (ctx: Context, i: GithubSandboxOrgInvitation) => ({
@@ -1076,6 +1095,13 @@ export async function startGithubSandbox(
     ctx.route = `${method} ${route.path}`;
     if (method !== 'GET' && !mayWrite(token)) return error(403, 'Resource not accessible by integration', route.docs);
     const params = (patternOf(route.path).exec(path) ?? []).slice(1).map(decodeURIComponent);
+    if (method !== 'GET' && faults.unappliedWrites && faults.unappliedWrites > 0) {
+      faults.unappliedWrites -= 1;
+      const before = structuredClone(state);
+      const answer = route.handle(ctx, params);
+      state = before;
+      return answer;
+    }
     return route.handle(ctx, params);
   }
 
@@ -1151,7 +1177,8 @@ export async function startGithubSandbox(
       const answer = answerApi(ctx, method, authorization);
       const token = tokenOf(authorization);
       send(res, answer, rateLimitHeaders(isSandboxToken(token) ? token : 'anonymous'));
-      if (ctx.route) for (const listener of listeners) listener({ route: ctx.route, status: answer.status, body: answer.body });
+      if (ctx.route)
+        for (const listener of listeners) listener({ route: ctx.route, status: answer.status, body: answer.body });
     })().catch((err: unknown) => {
       if (!res.headersSent)
         send(res, error(500, `sandbox failure: ${err instanceof Error ? err.message : String(err)}`), {});
