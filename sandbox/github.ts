@@ -2,12 +2,22 @@
  * A local stand-in for the GitHub REST API (api.github.com, version 2022-11-28), limited to the
  * calls the GitHub connector makes, in GitHub's wire format: the same paths and methods, JSON
  * bodies, `{ message, documentation_url }` errors, `Link` pagination (`per_page`, `page`) and the
- * `x-ratelimit-limit/-remaining/-reset/-used/-resource` headers on every answer.
+ * `x-ratelimit-limit/-remaining/-reset/-used/-resource` headers on every answer. Routes are named
+ * by the paths of GitHub's OpenAPI description, and their objects carry every field it requires:
+ * test/github-openapi.test.ts validates each answer the connector gets against that description.
  *
  * Seeded from the sample organisation (sandbox/org.ts) as the organisation `example-org`:
  * - logins are the sample uids with dots turned into dashes (`ada.lovelace.1` → `ada-lovelace-1`);
- * - employees are members (E1001 is the one admin besides the keeper; E1037 has a pending
- *   invitation instead), contractors are outside collaborators on two repositories each;
+ * - employees are members (E1001 is the one admin besides the keeper), contractors are outside
+ *   collaborators on two repositories each;
+ * - pending access, as `GET /orgs/{org}/invitations`, `GET /repos/{owner}/{repo}/invitations` and
+ *   `GET /orgs/{org}/personal-access-token-requests` show it: E1037 is invited to the organisation
+ *   by login (a pending membership, which is what such an invitation is), E1038 by email only
+ *   (`login: null`), E1039 (not a member) to one repository, E1001 to administer `infra` and E1005
+ *   (a contractor) to a third repository; E1001 and E1003 have fine-grained PAT requests waiting.
+ *   Cancelling (`DELETE …/invitations/{id}`, 204, 404 when there is none) removes an invitation;
+ *   reviewing a request (`POST …/personal-access-token-requests/{id}` `{action, reason}`, 204)
+ *   takes it off the list, and approving it makes a grant;
  * - teams: platform (odd people), payments (even people), security (privileged people), whose
  *   membership is synchronized with an identity provider, so removing anyone from it answers 403;
  * - fine-grained PAT grants for every second member, SAML SSO credential authorizations (tokens
@@ -28,14 +38,18 @@
  * last).
  * Faults (per test, or `POST /_sandbox/faults`): latency, a deterministic 5xx rate, a burst of
  * secondary-rate-limit answers (429 or 403 with `retry-after`), an exhausted primary limit (403,
- * remaining 0, `x-ratelimit-reset`), and connection resets. `GET /_sandbox/state` shows the state.
+ * remaining 0, `x-ratelimit-reset`), connection resets, and writes answered as usual but not yet
+ * applied (what a read right after an asynchronous change finds). `GET /_sandbox/state` shows the
+ * state.
  *
  * Not modelled: GraphQL; conditional requests (ETag/304); OAuth scopes beyond read/write; the
  * secondary limits' own triggers (concurrency, points per minute); the asynchronous processing of
  * PAT revocations (applied at once here); what happens to PAT grants and SSO authorizations when a
  * member leaves (kept here, so revoke_tokens still has work); re-instating a former member within
- * three months; owner-only rules such as refusing to remove the last owner; repository
- * invitations; team maintainers' rights; enterprise-managed users.
+ * three months; owner-only rules such as refusing to remove the last owner; invitations' expiry
+ * and failed invitations; repository invitations to an email; what removing a member does to
+ * their pending repository invitations (kept here); team maintainers' rights; enterprise-managed
+ * users.
  */
 import { generateKeyPairSync, randomBytes, verify, type KeyObject } from 'node:crypto';
 import http from 'node:http';

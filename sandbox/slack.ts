@@ -15,16 +15,22 @@
  * token with HTTP 200 `not_authed` / `invalid_auth`, not 401, and so does this stand-in.
  *
  * Methods: users.lookupByEmail (deactivated users are `users_not_found`, as Slack documents),
- * users.info, usergroups.list, usergroups.users.list, usergroups.users.update,
- * admin.users.remove, admin.users.assign, admin.users.deactivate, admin.users.session.reset and
- * chat.postMessage (messages are kept for the notification work to come).
+ * users.info, usergroups.list, usergroups.users.list, usergroups.users.update (which answers
+ * `failed_for_some_users`, its documented error, when a listed user is not in the group's
+ * workspace, and then writes nothing), admin.teams.list and admin.users.list (cursor
+ * pagination, `limit`/`cursor`/`response_metadata.next_cursor`), admin.users.remove,
+ * admin.users.assign, admin.users.deactivate, admin.users.session.reset and chat.postMessage.
+ * The second workspace has its own user group (@labs). Faults: latency, 503s, 429 bursts, reset
+ * connections, and writes answered ok but not applied.
  *
  * Not modelled: Slack's per-method rate-limit tiers (429s come only from injected bursts),
- * pagination cursors, SCIM, channels beyond two seeded ones, guests, shared channels, IDP-synced
+ * pagination cursors beyond the admin list methods, SCIM, channels beyond two seeded ones, guests, shared channels, IDP-synced
  * groups, what Slack does to a deactivated or removed user's group memberships (they are kept
  * here), and the exact error names for cases the docs leave open (deactivating a user twice answers
  * `user_already_deactivated`, re-adding a deactivated user answers `user_not_found`, a missing
- * `team_id` with an org token answers `invalid_arguments`).
+ * `team_id` with an org token answers `invalid_arguments`, and admin.users.list with
+ * include_deactivated_user_workspaces counts the workspaces a user was removed from among their
+ * `workspaces`).
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';

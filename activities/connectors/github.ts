@@ -7,21 +7,39 @@
  * footprint in the organisation (no membership, invitation, repository, token grant or SSO
  * authorization) is `account: null`. A person mapped to several logins, or a login mapped to
  * several people (a shared account), is a non-retryable `ambiguous_identity`: removing it for one
- * person would cut off another. The account id is the login; `disabled` means "not an active
- * member and no pending invitation".
+ * person would cut off another. The request's email finds the organisation invitations sent to
+ * it (GitHub shows those with `login: null`), so someone with no login mapped who was invited by
+ * email is found too, with the account id `(invited by email)`. The account id is otherwise the
+ * login; `disabled` means "not a member and no pending invitation to the organisation" (an
+ * invitation is a way in: accepted after the person left, it would make them a member).
  *
  * Discovery: membership (`GET /orgs/{org}/memberships/{login}`: active/pending, admin/member);
  * teams (each of the org's teams is asked for the login's membership — one request per team, as
  * REST has no "teams of a user in an org"; GraphQL `teams(userLogins:)` would be one request);
  * outside-collaborator repositories (only for someone in `/outside_collaborators`, one check per
  * repository); fine-grained PAT grants (`?owner[]=login`; the endpoint accepts GitHub App tokens
- * only) and SAML SSO credential authorizations (GitHub Enterprise Cloud with SAML). Entitlements:
- * `org-role:admin` (org_role), `team:<slug>` (team), `repo:<owner>/<name>` (outside_collaborator).
- * Credentials: `pat:<grant id>` (token), `sso:<credential id>` (token, or key for an SSH key).
+ * only) and SAML SSO credential authorizations (GitHub Enterprise Cloud with SAML). Pending
+ * access, which could still be accepted or approved after the person left: organisation
+ * invitations (`GET /orgs/{org}/invitations`, matched by login or email), repository invitations
+ * (`GET /repos/{owner}/{repo}/invitations` for every repository of the organisation: GitHub has no
+ * org-wide listing; `repositoryInvitations: false` turns this off) and fine-grained PAT requests
+ * (`GET /orgs/{org}/personal-access-token-requests?owner[]=login`). Entitlements: `org-role:admin`
+ * (org_role), `team:<slug>` (team), `repo:<owner>/<name>` (outside_collaborator),
+ * `org-invitation:<id>` (org_invitation), `repo-invitation:<owner>/<name>/<id>`
+ * (repository_invitation, or outside_collaborator_invitation for someone not a member),
+ * `pat-request:<id>` (pat_request). Credentials: `pat:<grant id>` (token), `sso:<credential id>`
+ * (token, or key for an SSH key).
+ *
+ * Every removal reads its target first (`already` only when it is not there) and reads it back
+ * after: GitHub answers some removals 204 whether or not anything was removed, and applies a PAT
+ * revocation after answering 202, so a target still there after a 2xx is a retryable
+ * `github_still_present`, never `done`.
  *
  * Action mapping:
  * - disable_login: DELETE /orgs/{org}/memberships/{login}. Removes an active member — and with it
- *   their teams and repository access — or cancels a pending invitation; 404 = already.
+ *   their teams and repository access — or cancels a pending invitation to the login; then
+ *   DELETE /orgs/{org}/invitations/{id} for every invitation left (to their email). Nothing there
+ *   = already.
  * - enable_login: refused (non-retryable) unless the person is still a member or invited
  *   (`already`): a removed member must be re-invited and accept, which no API can do for them.
  * - revoke_tokens: POST /orgs/{org}/personal-access-tokens {action: 'revoke', pat_ids} for every
@@ -41,6 +59,11 @@
  *     {role: 'member'} for an active admin (so a staged playbook can drop privilege before the
  *     membership); no membership left = already. PUT invites a non-member, so membership is read
  *     first, and an invitation created by a race with a removal is cancelled at once.
+ *   - org-invitation:<id> → DELETE /orgs/{org}/invitations/{id}, only while the invitation is
+ *     still one of the person's (by login or email): an id alone could name someone else's.
+ *   - repo-invitation:<owner>/<name>/<id> → DELETE /repos/{owner}/{repo}/invitations/{id}.
+ *   - pat-request:<id> → POST /orgs/{org}/personal-access-token-requests/{id} {action: 'deny'}
+ *     (204); the bulk endpoint answers 202 and decides later, this one decides.
  * - delete_account, transfer_ownership: not_applicable (personal accounts; repositories belong
  *   to the organisation).
  *

@@ -1,23 +1,47 @@
 /**
  * Slack (Enterprise Grid) through the Web API with `@slack/web-api`'s WebClient and an org admin
  * user token (xoxp-). The person is found by email (`users.lookupByEmail`) and addressed by their
- * Slack user id; entitlements are the user groups of the configured workspace that list them.
+ * Slack user id.
+ *
+ * Scope: every workspace of the org (`workspaces: all`, the default, read from admin.teams.list)
+ * or the workspaces listed. Which of them have the person comes from their user record
+ * (users.info `enterprise_user.teams`): admin.users.list has no filter by user, so asking each
+ * workspace would read every member of every workspace on each verification. The account is
+ * disabled when no workspace in scope has them (workspace mode) or they are deactivated; a person
+ * left in any workspace fails the verification sweep ("login still enabled"). Entitlements are
+ * the user groups of every workspace in scope that list them, disabled ones included
+ * (usergroups.list with include_disabled): enabled again, a disabled group includes its members
+ * again. (The `teamId` setting of earlier configs named one workspace and left the person in the
+ * others; it is still accepted, and check() makes sure it is a workspace of the org.)
+ *
+ * Why removal from each workspace rather than org-wide deactivation by default: both are
+ * documented Admin API methods (admin.users.remove per workspace; admin.users.deactivate
+ * "from an enterprise organization and all its workspaces"), but Slack's Web API cannot undo a
+ * deactivation (only the admin console or SCIM can), while a removal is undone by
+ * admin.users.assign — so a cancelled offboarding puts the person back where they were.
+ * `mode: org` deactivates instead, for those who prefer the stronger, one-way step.
  *
  * Action mapping:
- * - disable_login: `mode: 'workspace'` removes the user from the workspace (`admin.users.remove`);
- *   `mode: 'org'` deactivates them in every workspace of the org (`admin.users.deactivate`, which
- *   the WebClient does not wrap: `apiCall`). Already when deactivated, or (workspace mode) no
- *   longer in the workspace.
- * - enable_login (cancel): workspace mode adds the user back (`admin.users.assign`); their user
- *   groups are not restored. In org mode, and for anyone deactivated org-wide, Slack's Web API has
- *   no way to reactivate: a non-retryable error asks for the admin console.
+ * - disable_login: `mode: 'workspace'` removes the user from each workspace in scope that has them
+ *   (`admin.users.remove`); `mode: 'org'` deactivates them in every workspace of the org
+ *   (`admin.users.deactivate`, which the WebClient does not wrap: `apiCall`). Already when
+ *   deactivated, or (workspace mode) in no workspace in scope. Read back with users.info: still
+ *   there after an ok is a retryable `slack_still_present`.
+ * - enable_login (cancel): workspace mode adds the user back (`admin.users.assign`) to each
+ *   workspace in scope they were removed from — Slack's record of that is admin.users.list with
+ *   include_deactivated_user_workspaces, read page by page (only on a cancel); their user groups
+ *   are not restored. In org mode, and for anyone deactivated org-wide, Slack's Web API has no way
+ *   to reactivate: a non-retryable error asks for the admin console.
  * - revoke_sessions: `admin.users.session.reset` (every device). Slack cannot list sessions, so
  *   discovery reports one `session` entry while the user may sign in, and the reset is `done`
  *   each time it runs on an active user (a reset with no sessions is harmless); `already` once the
  *   user is deactivated, since deactivation signs them out everywhere.
  * - remove_entitlement: `usergroups.users.update` takes the whole member list, so the list is read
- *   (`usergroups.users.list`), the user taken out, and the rest written back; the answer is checked
- *   for the user. Slack cannot leave a user group empty: for the last member this throws a
+ *   (`usergroups.users.list`, in the group's workspace), the user taken out, the rest written
+ *   back, and the list read again. `failed_for_some_users` (documented: some users are not in the
+ *   group's workspace, unnamed) is answered by asking users.info which members Slack no longer
+ *   has there and writing the list again without them (they are named in the details: Slack
+ *   would not keep them in the group anyway). Slack cannot leave a user group empty: for the last member this throws a
  *   non-retryable error instead of disabling the group, because disabling (`usergroups.disable`)
  *   silences the handle for everyone who mentions it (an @oncall page would reach nobody), which
  *   is the group owner's call. Slack has no conditional update: two writers changing one group at
