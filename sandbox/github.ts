@@ -2,12 +2,22 @@
  * A local stand-in for the GitHub REST API (api.github.com, version 2022-11-28), limited to the
  * calls the GitHub connector makes, in GitHub's wire format: the same paths and methods, JSON
  * bodies, `{ message, documentation_url }` errors, `Link` pagination (`per_page`, `page`) and the
- * `x-ratelimit-limit/-remaining/-reset/-used/-resource` headers on every answer.
+ * `x-ratelimit-limit/-remaining/-reset/-used/-resource` headers on every answer. Routes are named
+ * by the paths of GitHub's OpenAPI description, and their objects carry every field it requires:
+ * test/github-openapi.test.ts validates each answer the connector gets against that description.
  *
  * Seeded from the sample organisation (sandbox/org.ts) as the organisation `example-org`:
  * - logins are the sample uids with dots turned into dashes (`ada.lovelace.1` → `ada-lovelace-1`);
- * - employees are members (E1001 is the one admin besides the keeper; E1037 has a pending
- *   invitation instead), contractors are outside collaborators on two repositories each;
+ * - employees are members (E1001 is the one admin besides the keeper), contractors are outside
+ *   collaborators on two repositories each;
+ * - pending access, as `GET /orgs/{org}/invitations`, `GET /repos/{owner}/{repo}/invitations` and
+ *   `GET /orgs/{org}/personal-access-token-requests` show it: E1037 is invited to the organisation
+ *   by login (a pending membership, which is what such an invitation is), E1038 by email only
+ *   (`login: null`), E1039 (not a member) to one repository, E1001 to administer `infra` and E1005
+ *   (a contractor) to a third repository; E1001 and E1003 have fine-grained PAT requests waiting.
+ *   Cancelling (`DELETE …/invitations/{id}`, 204, 404 when there is none) removes an invitation;
+ *   reviewing a request (`POST …/personal-access-token-requests/{id}` `{action, reason}`, 204)
+ *   takes it off the list, and approving it makes a grant;
  * - teams: platform (odd people), payments (even people), security (privileged people), whose
  *   membership is synchronized with an identity provider, so removing anyone from it answers 403;
  * - fine-grained PAT grants for every second member, SAML SSO credential authorizations (tokens
@@ -28,14 +38,18 @@
  * last).
  * Faults (per test, or `POST /_sandbox/faults`): latency, a deterministic 5xx rate, a burst of
  * secondary-rate-limit answers (429 or 403 with `retry-after`), an exhausted primary limit (403,
- * remaining 0, `x-ratelimit-reset`), and connection resets. `GET /_sandbox/state` shows the state.
+ * remaining 0, `x-ratelimit-reset`), connection resets, and writes answered as usual but not yet
+ * applied (what a read right after an asynchronous change finds). `GET /_sandbox/state` shows the
+ * state.
  *
  * Not modelled: GraphQL; conditional requests (ETag/304); OAuth scopes beyond read/write; the
  * secondary limits' own triggers (concurrency, points per minute); the asynchronous processing of
  * PAT revocations (applied at once here); what happens to PAT grants and SSO authorizations when a
  * member leaves (kept here, so revoke_tokens still has work); re-instating a former member within
- * three months; owner-only rules such as refusing to remove the last owner; repository
- * invitations; team maintainers' rights; enterprise-managed users.
+ * three months; owner-only rules such as refusing to remove the last owner; invitations' expiry
+ * and failed invitations; repository invitations to an email; what removing a member does to
+ * their pending repository invitations (kept here); team maintainers' rights; enterprise-managed
+ * users.
  */
 import { generateKeyPairSync, randomBytes, verify, type KeyObject } from 'node:crypto';
 import http from 'node:http';
@@ -67,9 +81,37 @@ export function sampleGithubLogins(): Record<string, string | string[]> {
   return logins;
 }
 
+/** An active membership; a pending one is an organisation invitation with a login. */
 export interface GithubSandboxMembership {
-  state: 'active' | 'pending';
+  state: 'active';
   role: 'admin' | 'member';
+}
+/** A pending invitation to the organisation, to a login or (login null) to an email address. */
+export interface GithubSandboxOrgInvitation {
+  id: number;
+  login: string | null;
+  email: string | null;
+  role: 'direct_member' | 'admin' | 'billing_manager';
+  inviter: string;
+  createdAt: string;
+}
+/** A pending invitation to collaborate on one repository (an outside collaborator's, for a non-member). */
+export interface GithubSandboxRepoInvitation {
+  id: number;
+  repo: string;
+  invitee: string;
+  permissions: 'read' | 'write' | 'admin' | 'triage' | 'maintain';
+  inviter: string;
+  createdAt: string;
+}
+/** A fine-grained PAT's pending request for access to the organisation's resources. */
+export interface GithubSandboxPatRequest {
+  id: number;
+  owner: string;
+  reason: string | null;
+  tokenId: number;
+  tokenName: string;
+  createdAt: string;
 }
 export interface GithubSandboxTeam {
   id: number;
@@ -106,6 +148,11 @@ export interface GithubSandboxState {
   repos: GithubSandboxRepo[];
   patGrants: GithubSandboxPatGrant[];
   ssoAuthorizations: GithubSandboxSsoAuthorization[];
+  orgInvitations: GithubSandboxOrgInvitation[];
+  repoInvitations: GithubSandboxRepoInvitation[];
+  /** Pending fine-grained PAT requests; a reviewed one leaves the list for `patRequestReviews`. */
+  patRequests: GithubSandboxPatRequest[];
+  patRequestReviews: { id: number; action: 'approve' | 'deny'; reason: string | null }[];
   /** Per token: requests used in the current window and when it resets (epoch seconds). */
   rateLimits: Record<string, { used: number; reset: number }>;
   requests: number;
@@ -123,10 +170,25 @@ export interface GithubFaults {
   primaryLimit?: { resetInSeconds: number };
   /** The next N requests have their connection destroyed without an answer. */
   connectionResets?: number;
+  /**
+   * The next N writes are answered as GitHub answers them but not applied yet, as a read right
+   * after an asynchronously processed change (a PAT revocation answered 202) can find it.
+   */
+  unappliedWrites?: number;
+}
+
+/** One answer of a route, as sent: what the OpenAPI conformance test checks. */
+export interface GithubExchange {
+  /** `METHOD /path/{param}` as GitHub's OpenAPI description names the operation. */
+  route: string;
+  status: number;
+  body: unknown;
 }
 
 export interface GithubSandbox {
   url: string;
+  /** Calls `listener` with every answer a route gives (not the 401s and rate limits before routing). */
+  onAnswer(listener: (exchange: GithubExchange) => void): () => void;
   /** The GitHub App's private key (PKCS#8 PEM), made when the stand-in starts. */
   appPrivateKey: string;
   readonly state: GithubSandboxState;
@@ -151,6 +213,10 @@ function seed(): GithubSandboxState {
     repos: ['api', 'web', 'infra', 'payments-service'].map((name, i) => ({ id: 401 + i, name, collaborators: [] })),
     patGrants: [],
     ssoAuthorizations: [],
+    orgInvitations: [],
+    repoInvitations: [],
+    patRequests: [],
+    patRequestReviews: [],
     rateLimits: {},
     requests: 0,
     installationTokens: {},
@@ -176,7 +242,17 @@ function seed(): GithubSandboxState {
       continue;
     }
     if (person.employeeId === 'E1037') {
-      state.memberships[login] = { state: 'pending', role: 'member' };
+      inviteToOrg({ login, email: null });
+      continue;
+    }
+    if (person.employeeId === 'E1038') {
+      // Invited by email before anyone knew their login: GitHub shows such an invitation with login null.
+      inviteToOrg({ login: null, email: person.email });
+      continue;
+    }
+    if (person.employeeId === 'E1039') {
+      // Invited to one repository without joining the organisation: an outside collaborator's invitation.
+      inviteToRepo(login, 'web', 'write');
       continue;
     }
     state.memberships[login] = { state: 'active', role: person.employeeId === 'E1001' ? 'admin' : 'member' };
@@ -215,7 +291,46 @@ function seed(): GithubSandboxState {
     addUser(login);
     state.memberships[login] = { state: 'active', role: 'member' };
   }
+  const loginOf = (employeeId: string) => githubLoginFor(SAMPLE_PEOPLE.find((p) => p.employeeId === employeeId)!);
+  // An owner invited to administer a repository, a contractor invited to a third one.
+  inviteToRepo(loginOf('E1001'), 'infra', 'admin');
+  inviteToRepo(loginOf('E1005'), 'infra', 'write');
+  // Fine-grained tokens waiting for an owner's approval: approved after the person left, they would work.
+  for (const [employeeId, day] of [
+    ['E1001', 40],
+    ['E1003', 41],
+  ] as const) {
+    const id = 6000 + state.patRequests.length + 1;
+    state.patRequests.push({
+      id,
+      owner: loginOf(employeeId),
+      reason: 'deploy automation',
+      tokenId: 80_000 + id,
+      tokenName: `${loginOf(employeeId)}-requested`,
+      createdAt: isoDay(day),
+    });
+  }
   return state;
+
+  function inviteToOrg(invitee: { login: string | null; email: string | null }) {
+    state.orgInvitations.push({
+      id: 7000 + state.orgInvitations.length + 1,
+      ...invitee,
+      role: 'direct_member',
+      inviter: 'keeper',
+      createdAt: isoDay(30 + state.orgInvitations.length),
+    });
+  }
+  function inviteToRepo(login: string, repo: string, permissions: GithubSandboxRepoInvitation['permissions']) {
+    state.repoInvitations.push({
+      id: 9100 + state.repoInvitations.length + 1,
+      repo,
+      invitee: login,
+      permissions,
+      inviter: 'keeper',
+      createdAt: isoDay(35 + state.repoInvitations.length),
+    });
+  }
 }
 
 // ---- HTTP plumbing ------------------------------------------------------------------------
@@ -229,14 +344,20 @@ interface Context {
   url: URL;
   body: unknown;
   origin: string;
+  /** `METHOD /openapi/path` of the route that answered, once one matched. */
+  route?: string;
 }
 type Handler = (ctx: Context, params: string[]) => Answer;
 interface Route {
   method: string;
-  pattern: RegExp;
+  /** The path as GitHub's OpenAPI description writes it (`/orgs/{org}/invitations`). */
+  path: string;
   docs: string;
   handle: Handler;
 }
+
+/** `/orgs/{org}/teams` → a pattern whose groups are the path's parameters, in order. */
+const patternOf = (path: string) => new RegExp(`^${path.replace(/\{[^}]+\}/g, '([^/]+)')}$`);
 
 const error = (status: number, message: string, docs = DOCS): Answer => ({
   status,
@@ -274,39 +395,198 @@ export async function startGithubSandbox(
   const installationTokenTtlMs = options.installationTokenTtlMs ?? 3600_000;
   let faults: GithubFaults = {};
   let faultCounter = 0;
+  const listeners = new Set<(exchange: GithubExchange) => void>();
 
-  const user = (ctx: Context, login: string) => ({
-    login,
-    id: state.users[lower(login)] ?? 0,
-    node_id: `U_${state.users[lower(login)] ?? 0}`,
-    type: 'User',
-    site_admin: false,
-    url: `${ctx.origin}/users/${login}`,
-    html_url: `https://github.com/${login}`,
-  });
+  // GitHub's objects in full (the fields its OpenAPI description requires), test/github-openapi.test.ts checks them.
+  const user = (ctx: Context, login: string) => {
+    const id = state.users[lower(login)] ?? 0;
+    const api = `${ctx.origin}/users/${login}`;
+    return {
+      login,
+      id,
+      node_id: `U_${id}`,
+      avatar_url: `https://avatars.githubusercontent.com/u/${id}?v=4`,
+      gravatar_id: '',
+      url: api,
+      html_url: `https://github.com/${login}`,
+      followers_url: `${api}/followers`,
+      following_url: `${api}/following{/other_user}`,
+      gists_url: `${api}/gists{/gist_id}`,
+      starred_url: `${api}/starred{/owner}{/repo}`,
+      subscriptions_url: `${api}/subscriptions`,
+      organizations_url: `${api}/orgs`,
+      repos_url: `${api}/repos`,
+      events_url: `${api}/events{/privacy}`,
+      received_events_url: `${api}/received_events`,
+      type: 'User',
+      user_view_type: 'public',
+      site_admin: false,
+    };
+  };
+  const orgSimple = (ctx: Context) => {
+    const api = `${ctx.origin}/orgs/${state.org.login}`;
+    return {
+      login: state.org.login,
+      id: state.org.id,
+      node_id: `O_${state.org.id}`,
+      url: api,
+      repos_url: `${api}/repos`,
+      events_url: `${api}/events`,
+      hooks_url: `${api}/hooks`,
+      issues_url: `${api}/issues`,
+      members_url: `${api}/members{/member}`,
+      public_members_url: `${api}/public_members{/member}`,
+      avatar_url: `https://avatars.githubusercontent.com/u/${state.org.id}?v=4`,
+      description: 'Sample organisation',
+    };
+  };
   const orgJson = (ctx: Context) => ({
-    login: state.org.login,
-    id: state.org.id,
-    node_id: `O_${state.org.id}`,
-    url: `${ctx.origin}/orgs/${state.org.login}`,
-    description: 'Sample organisation',
+    ...orgSimple(ctx),
+    name: 'Example Org',
+    html_url: `https://github.com/${state.org.login}`,
+    has_organization_projects: true,
+    has_repository_projects: true,
+    public_repos: 0,
+    public_gists: 0,
+    followers: 0,
+    following: 0,
+    type: 'Organization',
+    created_at: isoDay(-400),
+    updated_at: isoDay(0),
+    archived_at: null,
   });
+  const repoJson = (ctx: Context, repo: GithubSandboxRepo) => {
+    const fullName = `${state.org.login}/${repo.name}`;
+    const api = `${ctx.origin}/repos/${fullName}`;
+    const owner = {
+      ...user(ctx, state.org.login),
+      id: state.org.id,
+      node_id: `O_${state.org.id}`,
+      type: 'Organization',
+    };
+    const templated = (name: string, suffix: string) => [`${name}_url`, `${api}/${name.replace(/_/g, '/')}${suffix}`];
+    return {
+      id: repo.id,
+      node_id: `R_${repo.id}`,
+      name: repo.name,
+      full_name: fullName,
+      owner,
+      private: true,
+      html_url: `https://github.com/${fullName}`,
+      description: null,
+      fork: false,
+      url: api,
+      ...Object.fromEntries(
+        [
+          ['archive', '/{archive_format}{/ref}'],
+          ['assignees', '{/user}'],
+          ['blobs', '{/sha}'],
+          ['branches', '{/branch}'],
+          ['collaborators', '{/collaborator}'],
+          ['comments', '{/number}'],
+          ['commits', '{/sha}'],
+          ['compare', '/{base}...{head}'],
+          ['contents', '/{+path}'],
+          ['contributors', ''],
+          ['deployments', ''],
+          ['downloads', ''],
+          ['events', ''],
+          ['forks', ''],
+          ['git_commits', '{/sha}'],
+          ['git_refs', '{/sha}'],
+          ['git_tags', '{/sha}'],
+          ['hooks', ''],
+          ['issue_comment', '{/number}'],
+          ['issue_events', '{/number}'],
+          ['issues', '{/number}'],
+          ['keys', '{/key_id}'],
+          ['labels', '{/name}'],
+          ['languages', ''],
+          ['merges', ''],
+          ['milestones', '{/number}'],
+          ['notifications', '{?since,all,participating}'],
+          ['pulls', '{/number}'],
+          ['releases', '{/id}'],
+          ['stargazers', ''],
+          ['statuses', '/{sha}'],
+          ['subscribers', ''],
+          ['subscription', ''],
+          ['tags', ''],
+          ['teams', ''],
+          ['trees', '{/sha}'],
+        ].map(([name, suffix]) => templated(name!, suffix!)),
+      ),
+      visibility: 'private',
+    };
+  };
   const knownLogin = (login: string) => Object.keys(state.users).find((l) => l === lower(login));
-  const memberLogin = (login: string) => Object.keys(state.memberships).find((l) => l === lower(login));
   const sameOrg = (org: string) => lower(org) === lower(state.org.login);
   const isActiveMember = (login: string) => state.memberships[lower(login)]?.state === 'active';
   const isOutsideCollaborator = (login: string) =>
     !isActiveMember(login) && state.repos.some((r) => r.collaborators.includes(lower(login)));
   const outsideCollaborators = () => Object.keys(state.users).filter(isOutsideCollaborator);
   const teamBySlug = (slug: string) => state.teams.find((t) => t.slug === lower(slug));
-  const membershipJson = (ctx: Context, login: string, m: GithubSandboxMembership) => ({
+  const membershipJson = (
+    ctx: Context,
+    login: string,
+    m: { state: 'active' | 'pending'; role: 'admin' | 'member' },
+  ) => ({
     url: `${ctx.origin}/orgs/${state.org.login}/memberships/${login}`,
     state: m.state,
     role: m.role,
     organization_url: `${ctx.origin}/orgs/${state.org.login}`,
-    organization: orgJson(ctx),
+    organization: orgSimple(ctx),
     user: user(ctx, login),
   });
+  /** An active membership, or the pending one an invitation to the login stands for. */
+  const membershipOf = (login: string) => {
+    const key = lower(login);
+    const active = state.memberships[key];
+    if (active) return { key, state: 'active' as const, role: active.role };
+    const invitation = state.orgInvitations.find((i) => i.login !== null && lower(i.login) === key);
+    if (invitation)
+      return {
+        key,
+        state: 'pending' as const,
+        role: invitation.role === 'admin' ? ('admin' as const) : ('member' as const),
+      };
+    return undefined;
+  };
+  const orgInvitationJson = (ctx: Context, i: GithubSandboxOrgInvitation) => ({
+    id: i.id,
+    node_id: `OI_${i.id}`,
+    login: i.login,
+    email: i.email,
+    role: i.role,
+    created_at: i.createdAt,
+    failed_at: null,
+    failed_reason: null,
+    inviter: user(ctx, i.inviter),
+    team_count: 0,
+    invitation_teams_url: `${ctx.origin}/organizations/${state.org.id}/invitations/${i.id}/teams`,
+    invitation_source: 'member',
+  });
+  const repoInvitationJson = (ctx: Context, i: GithubSandboxRepoInvitation) => {
+    const repo = state.repos.find((r) => r.name === i.repo)!;
+    return {
+      id: i.id,
+      node_id: `RI_${i.id}`,
+      repository: repoJson(ctx, repo),
+      invitee: user(ctx, i.invitee),
+      inviter: user(ctx, i.inviter),
+      permissions: i.permissions,
+      created_at: i.createdAt,
+      expired: false,
+      url: `${ctx.origin}/user/repository_invitations/${i.id}`,
+      html_url: `https://github.com/${state.org.login}/${i.repo}/invitations`,
+    };
+  };
+
+  /** The `owner[]` filter of the fine-grained PAT listings (Rails-style array; a plain `owner` too). */
+  const ownersFilter = (ctx: Context) =>
+    [...ctx.url.searchParams.getAll('owner[]'), ...ctx.url.searchParams.getAll('owner')]
+      .flatMap((o) => o.split(','))
+      .map(lower);
 
   const MEMBERS_DOCS = `${DOCS}/orgs/members`;
   const TEAMS_DOCS = `${DOCS}/teams/members`;
@@ -317,26 +597,26 @@ export async function startGithubSandbox(
   const routes: Route[] = [
     {
       method: 'GET',
-      pattern: /^\/orgs\/([^/]+)$/,
+      path: '/orgs/{org}',
       docs: `${DOCS}/orgs/orgs#get-an-organization`,
       handle: (ctx, [org]) =>
         sameOrg(org!) ? { status: 200, body: orgJson(ctx) } : notFound(`${DOCS}/orgs/orgs#get-an-organization`),
     },
     {
       method: 'GET',
-      pattern: /^\/orgs\/([^/]+)\/memberships\/([^/]+)$/,
+      path: '/orgs/{org}/memberships/{username}',
       docs: `${MEMBERS_DOCS}#get-organization-membership-for-a-user`,
       handle: (ctx, [org, login]) => {
-        const key = sameOrg(org!) ? memberLogin(login!) : undefined;
-        return key
-          ? { status: 200, body: membershipJson(ctx, key, state.memberships[key]!) }
+        const found = sameOrg(org!) ? membershipOf(login!) : undefined;
+        return found
+          ? { status: 200, body: membershipJson(ctx, found.key, found) }
           : notFound(`${MEMBERS_DOCS}#get-organization-membership-for-a-user`);
       },
     },
     {
       // Adds a member or changes a member's role; for someone who is not a member it sends an invitation.
       method: 'PUT',
-      pattern: /^\/orgs\/([^/]+)\/memberships\/([^/]+)$/,
+      path: '/orgs/{org}/memberships/{username}',
       docs: `${MEMBERS_DOCS}#set-organization-membership-for-a-user`,
       handle: (ctx, [org, login]) => {
         if (!sameOrg(org!) || !knownLogin(login!))
@@ -346,18 +626,36 @@ export async function startGithubSandbox(
           return error(422, 'Validation Failed', `${MEMBERS_DOCS}#set-organization-membership-for-a-user`);
         const key = lower(login!);
         const current = state.memberships[key];
-        state.memberships[key] = current ? { ...current, role } : { state: 'pending', role };
-        return { status: 200, body: membershipJson(ctx, key, state.memberships[key]!) };
+        if (current) current.role = role;
+        else {
+          // Someone who is not a member is invited (or their invitation's role changed).
+          const invitationRole = role === 'admin' ? 'admin' : 'direct_member';
+          const invitation = state.orgInvitations.find((i) => i.login !== null && lower(i.login) === key);
+          if (invitation) invitation.role = invitationRole;
+          else
+            state.orgInvitations.push({
+              id: 7000 + state.orgInvitations.length + 100,
+              login: key,
+              email: null,
+              role: invitationRole,
+              inviter: 'keeper',
+              createdAt: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'),
+            });
+        }
+        return { status: 200, body: membershipJson(ctx, key, membershipOf(key)!) };
       },
     },
     {
       // Removes an active member (with their teams and repository access) or cancels an invitation.
       method: 'DELETE',
-      pattern: /^\/orgs\/([^/]+)\/memberships\/([^/]+)$/,
+      path: '/orgs/{org}/memberships/{username}',
       docs: `${MEMBERS_DOCS}#remove-organization-membership-for-a-user`,
       handle: (_ctx, [org, login]) => {
-        const key = sameOrg(org!) ? memberLogin(login!) : undefined;
-        if (!key) return notFound(`${MEMBERS_DOCS}#remove-organization-membership-for-a-user`);
+        const found = sameOrg(org!) ? membershipOf(login!) : undefined;
+        if (!found) return notFound(`${MEMBERS_DOCS}#remove-organization-membership-for-a-user`);
+        const key = found.key;
+        // A pending membership is an invitation: removing it cancels the invitation.
+        state.orgInvitations = state.orgInvitations.filter((i) => i.login === null || lower(i.login) !== key);
         delete state.memberships[key];
         for (const team of state.teams) delete team.members[key];
         for (const repo of state.repos) repo.collaborators = repo.collaborators.filter((l) => l !== key);
@@ -366,7 +664,7 @@ export async function startGithubSandbox(
     },
     {
       method: 'GET',
-      pattern: /^\/orgs\/([^/]+)\/teams$/,
+      path: '/orgs/{org}/teams',
       docs: `${DOCS}/teams/teams#list-teams`,
       handle: (ctx, [org]) => {
         if (!sameOrg(org!)) return notFound(`${DOCS}/teams/teams#list-teams`);
@@ -386,19 +684,21 @@ export async function startGithubSandbox(
             members_url: `${ctx.origin}/organizations/${state.org.id}/team/${t.id}/members{/member}`,
             repositories_url: `${ctx.origin}/organizations/${state.org.id}/team/${t.id}/repos`,
             parent: null,
+            type: 'organization',
+            organization_id: state.org.id,
           })),
         );
       },
     },
     {
       method: 'GET',
-      pattern: /^\/orgs\/([^/]+)\/teams\/([^/]+)\/memberships\/([^/]+)$/,
+      path: '/orgs/{org}/teams/{team_slug}/memberships/{username}',
       docs: `${TEAMS_DOCS}#get-team-membership-for-a-user`,
       handle: (ctx, [org, slug, login]) => {
         const team = sameOrg(org!) ? teamBySlug(slug!) : undefined;
         const role = team?.members[lower(login!)];
         if (!team || !role) return notFound(`${TEAMS_DOCS}#get-team-membership-for-a-user`);
-        const pending = state.memberships[lower(login!)]?.state === 'pending';
+        const pending = membershipOf(login!)?.state === 'pending';
         return {
           status: 200,
           body: {
@@ -411,7 +711,7 @@ export async function startGithubSandbox(
     },
     {
       method: 'DELETE',
-      pattern: /^\/orgs\/([^/]+)\/teams\/([^/]+)\/memberships\/([^/]+)$/,
+      path: '/orgs/{org}/teams/{team_slug}/memberships/{username}',
       docs: `${TEAMS_DOCS}#remove-team-membership-for-a-user`,
       handle: (_ctx, [org, slug, login]) => {
         const docs = `${TEAMS_DOCS}#remove-team-membership-for-a-user`;
@@ -429,7 +729,7 @@ export async function startGithubSandbox(
     },
     {
       method: 'GET',
-      pattern: /^\/orgs\/([^/]+)\/outside_collaborators$/,
+      path: '/orgs/{org}/outside_collaborators',
       docs: `${DOCS}/orgs/outside-collaborators#list-outside-collaborators-for-an-organization`,
       handle: (ctx, [org]) =>
         sameOrg(org!)
@@ -441,7 +741,7 @@ export async function startGithubSandbox(
     },
     {
       method: 'DELETE',
-      pattern: /^\/orgs\/([^/]+)\/outside_collaborators\/([^/]+)$/,
+      path: '/orgs/{org}/outside_collaborators/{username}',
       docs: `${DOCS}/orgs/outside-collaborators#remove-outside-collaborator-from-an-organization`,
       handle: (_ctx, [org, login]) => {
         const docs = `${DOCS}/orgs/outside-collaborators#remove-outside-collaborator-from-an-organization`;
@@ -454,28 +754,128 @@ export async function startGithubSandbox(
     },
     {
       method: 'GET',
-      pattern: /^\/orgs\/([^/]+)\/repos$/,
+      path: '/orgs/{org}/repos',
       docs: `${DOCS}/repos/repos#list-organization-repositories`,
       handle: (ctx, [org]) => {
         if (!sameOrg(org!)) return notFound(`${DOCS}/repos/repos#list-organization-repositories`);
         return paginate(
           ctx,
-          state.repos.map((r) => ({
-            id: r.id,
-            node_id: `R_${r.id}`,
-            name: r.name,
-            full_name: `${state.org.login}/${r.name}`,
-            private: true,
-            owner: { login: state.org.login, id: state.org.id, type: 'Organization' },
-            html_url: `https://github.com/${state.org.login}/${r.name}`,
-            url: `${ctx.origin}/repos/${state.org.login}/${r.name}`,
-          })),
+          state.repos.map((r) => repoJson(ctx, r)),
         );
       },
     },
     {
       method: 'GET',
-      pattern: /^\/repos\/([^/]+)\/([^/]+)\/collaborators\/([^/]+)$/,
+      path: '/orgs/{org}/invitations',
+      docs: `${MEMBERS_DOCS}#list-pending-organization-invitations`,
+      handle: (ctx, [org]) => {
+        if (!sameOrg(org!)) return notFound(`${MEMBERS_DOCS}#list-pending-organization-invitations`);
+        const role = ctx.url.searchParams.get('role');
+        const roleOf = (i: GithubSandboxOrgInvitation) => (i.role === 'direct_member' ? 'direct_member' : i.role);
+        return paginate(
+          ctx,
+          state.orgInvitations
+            .filter((i) => !role || role === 'all' || roleOf(i) === role)
+            .map((i) => orgInvitationJson(ctx, i)),
+        );
+      },
+    },
+    {
+      method: 'DELETE',
+      path: '/orgs/{org}/invitations/{invitation_id}',
+      docs: `${MEMBERS_DOCS}#cancel-an-organization-invitation`,
+      handle: (_ctx, [org, id]) => {
+        const docs = `${MEMBERS_DOCS}#cancel-an-organization-invitation`;
+        const before = state.orgInvitations.length;
+        if (sameOrg(org!)) state.orgInvitations = state.orgInvitations.filter((i) => String(i.id) !== id);
+        return state.orgInvitations.length < before ? { status: 204 } : notFound(docs);
+      },
+    },
+    {
+      method: 'GET',
+      path: '/repos/{owner}/{repo}/invitations',
+      docs: `${DOCS}/collaborators/invitations#list-repository-invitations`,
+      handle: (ctx, [owner, name]) => {
+        const repo = sameOrg(owner!) ? state.repos.find((r) => r.name === lower(name!)) : undefined;
+        if (!repo) return notFound(`${DOCS}/collaborators/invitations#list-repository-invitations`);
+        return paginate(
+          ctx,
+          state.repoInvitations.filter((i) => i.repo === repo.name).map((i) => repoInvitationJson(ctx, i)),
+        );
+      },
+    },
+    {
+      method: 'DELETE',
+      path: '/repos/{owner}/{repo}/invitations/{invitation_id}',
+      docs: `${DOCS}/collaborators/invitations#delete-a-repository-invitation`,
+      handle: (_ctx, [owner, name, id]) => {
+        const docs = `${DOCS}/collaborators/invitations#delete-a-repository-invitation`;
+        const repo = sameOrg(owner!) ? state.repos.find((r) => r.name === lower(name!)) : undefined;
+        const invitation = repo && state.repoInvitations.find((i) => i.repo === repo.name && String(i.id) === id);
+        if (!invitation) return notFound(docs);
+        state.repoInvitations = state.repoInvitations.filter((i) => i !== invitation);
+        return { status: 204 };
+      },
+    },
+    {
+      method: 'GET',
+      path: '/orgs/{org}/personal-access-token-requests',
+      docs: `${PAT_DOCS}#list-requests-to-access-organization-resources-with-fine-grained-personal-access-tokens`,
+      handle: (ctx, [org]) => {
+        if (!sameOrg(org!)) return notFound(PAT_DOCS);
+        const owners = ownersFilter(ctx);
+        return paginate(
+          ctx,
+          state.patRequests
+            .filter((r) => owners.length === 0 || owners.includes(r.owner))
+            .map((r) => ({
+              id: r.id,
+              reason: r.reason,
+              owner: user(ctx, r.owner),
+              repository_selection: 'subset',
+              repositories_url: `${ctx.origin}/organizations/${state.org.id}/personal-access-token-requests/${r.id}/repositories`,
+              permissions: { organization: {}, repository: { contents: 'write', metadata: 'read' }, other: {} },
+              created_at: r.createdAt,
+              token_id: r.tokenId,
+              token_name: r.tokenName,
+              token_expired: false,
+              token_expires_at: null,
+              token_last_used_at: null,
+            })),
+        );
+      },
+    },
+    {
+      method: 'POST',
+      path: '/orgs/{org}/personal-access-token-requests/{pat_request_id}',
+      docs: `${PAT_DOCS}#review-a-request-to-access-organization-resources-with-a-fine-grained-personal-access-token`,
+      handle: (ctx, [org, id]) => {
+        const docs = `${PAT_DOCS}#review-a-request-to-access-organization-resources-with-a-fine-grained-personal-access-token`;
+        const request = sameOrg(org!) ? state.patRequests.find((r) => String(r.id) === id) : undefined;
+        if (!request) return notFound(docs);
+        const body = ctx.body as { action?: unknown; reason?: unknown } | undefined;
+        const reason = body?.reason ?? null;
+        if (
+          (body?.action !== 'approve' && body?.action !== 'deny') ||
+          (reason !== null && (typeof reason !== 'string' || reason.length > 1024))
+        )
+          return error(422, 'Validation Failed', docs);
+        state.patRequests = state.patRequests.filter((r) => r !== request);
+        state.patRequestReviews.push({ id: request.id, action: body.action, reason });
+        if (body.action === 'approve')
+          state.patGrants.push({
+            id: 5000 + state.patGrants.length + 500,
+            owner: request.owner,
+            tokenId: request.tokenId,
+            tokenName: request.tokenName,
+            accessGrantedAt: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'),
+          });
+        return { status: 204 };
+      },
+    },
+    {
+      method: 'GET',
+      path: '/repos/{owner}/{repo}/collaborators/{username}',
       docs: `${DOCS}/collaborators/collaborators#check-if-a-user-is-a-repository-collaborator`,
       handle: (_ctx, [owner, name, login]) => {
         const repo = sameOrg(owner!) ? state.repos.find((r) => r.name === lower(name!)) : undefined;
@@ -489,7 +889,7 @@ export async function startGithubSandbox(
     },
     {
       method: 'DELETE',
-      pattern: /^\/repos\/([^/]+)\/([^/]+)\/collaborators\/([^/]+)$/,
+      path: '/repos/{owner}/{repo}/collaborators/{username}',
       docs: `${DOCS}/collaborators/collaborators#remove-a-repository-collaborator`,
       handle: (_ctx, [owner, name, login]) => {
         const repo = sameOrg(owner!) ? state.repos.find((r) => r.name === lower(name!)) : undefined;
@@ -501,13 +901,11 @@ export async function startGithubSandbox(
     },
     {
       method: 'GET',
-      pattern: /^\/orgs\/([^/]+)\/personal-access-tokens$/,
+      path: '/orgs/{org}/personal-access-tokens',
       docs: `${PAT_DOCS}#list-fine-grained-personal-access-tokens-with-access-to-organization-resources`,
       handle: (ctx, [org]) => {
         if (!sameOrg(org!)) return notFound(PAT_DOCS);
-        const owners = [...ctx.url.searchParams.getAll('owner[]'), ...ctx.url.searchParams.getAll('owner')]
-          .flatMap((o) => o.split(','))
-          .map(lower);
+        const owners = ownersFilter(ctx);
         const grants = state.patGrants.filter((g) => owners.length === 0 || owners.includes(g.owner));
         return paginate(
           ctx,
@@ -529,7 +927,7 @@ export async function startGithubSandbox(
     },
     {
       method: 'POST',
-      pattern: /^\/orgs\/([^/]+)\/personal-access-tokens$/,
+      path: '/orgs/{org}/personal-access-tokens',
       docs: `${PAT_DOCS}#update-the-access-to-organization-resources-via-fine-grained-personal-access-tokens`,
       handle: (ctx, [org]) => {
         const docs = `${PAT_DOCS}#update-the-access-to-organization-resources-via-fine-grained-personal-access-tokens`;
@@ -552,7 +950,7 @@ export async function startGithubSandbox(
     },
     {
       method: 'GET',
-      pattern: /^\/orgs\/([^/]+)\/credential-authorizations$/,
+      path: '/orgs/{org}/credential-authorizations',
       docs: SSO_DOCS,
       handle: (ctx, [org]) => {
         if (!sameOrg(org!)) return notFound(SSO_DOCS);
@@ -579,7 +977,7 @@ export async function startGithubSandbox(
     },
     {
       method: 'DELETE',
-      pattern: /^\/orgs\/([^/]+)\/credential-authorizations\/([^/]+)$/,
+      path: '/orgs/{org}/credential-authorizations/{credential_id}',
       docs: SSO_DOCS,
       handle: (_ctx, [org, id]) => {
         const before = state.ssoAuthorizations.length;
@@ -676,7 +1074,10 @@ export async function startGithubSandbox(
 
   function answerApi(ctx: Context, method: string, authorization: string | undefined): Answer {
     const app = /^\/app\/installations\/([^/]+)\/access_tokens$/.exec(ctx.url.pathname);
-    if (app && method === 'POST') return createInstallationToken(authorization, decodeURIComponent(app[1]!));
+    if (app && method === 'POST') {
+      ctx.route = 'POST /app/installations/{installation_id}/access_tokens';
+      return createInstallationToken(authorization, decodeURIComponent(app[1]!));
+    }
     const token = tokenOf(authorization);
     const { bucket, limit } = bucketFor(isSandboxToken(token) ? token : 'anonymous');
     if (bucket.used >= limit) {
@@ -703,10 +1104,18 @@ export async function startGithubSandbox(
       };
     }
     const path = ctx.url.pathname;
-    const route = routes.find((r) => r.method === method && r.pattern.test(path));
+    const route = routes.find((r) => r.method === method && patternOf(r.path).test(path));
     if (!route) return notFound(DOCS);
+    ctx.route = `${method} ${route.path}`;
     if (method !== 'GET' && !mayWrite(token)) return error(403, 'Resource not accessible by integration', route.docs);
-    const params = (route.pattern.exec(path) ?? []).slice(1).map(decodeURIComponent);
+    const params = (patternOf(route.path).exec(path) ?? []).slice(1).map(decodeURIComponent);
+    if (method !== 'GET' && faults.unappliedWrites && faults.unappliedWrites > 0) {
+      faults.unappliedWrites -= 1;
+      const before = structuredClone(state);
+      const answer = route.handle(ctx, params);
+      state = before;
+      return answer;
+    }
     return route.handle(ctx, params);
   }
 
@@ -778,9 +1187,12 @@ export async function startGithubSandbox(
         }
       }
       const authorization = req.headers.authorization;
-      const answer = answerApi({ url, body, origin }, method, authorization);
+      const ctx: Context = { url, body, origin };
+      const answer = answerApi(ctx, method, authorization);
       const token = tokenOf(authorization);
       send(res, answer, rateLimitHeaders(isSandboxToken(token) ? token : 'anonymous'));
+      if (ctx.route)
+        for (const listener of listeners) listener({ route: ctx.route, status: answer.status, body: answer.body });
     })().catch((err: unknown) => {
       if (!res.headersSent)
         send(res, error(500, `sandbox failure: ${err instanceof Error ? err.message : String(err)}`), {});
@@ -808,6 +1220,10 @@ export async function startGithubSandbox(
   return {
     url: `http://127.0.0.1:${port}`,
     appPrivateKey,
+    onAnswer(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
     get state() {
       return state;
     },

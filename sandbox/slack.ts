@@ -15,16 +15,22 @@
  * token with HTTP 200 `not_authed` / `invalid_auth`, not 401, and so does this stand-in.
  *
  * Methods: users.lookupByEmail (deactivated users are `users_not_found`, as Slack documents),
- * users.info, usergroups.list, usergroups.users.list, usergroups.users.update,
- * admin.users.remove, admin.users.assign, admin.users.deactivate, admin.users.session.reset and
- * chat.postMessage (messages are kept for the notification work to come).
+ * users.info, usergroups.list, usergroups.users.list, usergroups.users.update (which answers
+ * `failed_for_some_users`, its documented error, when a listed user is not in the group's
+ * workspace, and then writes nothing), admin.teams.list and admin.users.list (cursor
+ * pagination, `limit`/`cursor`/`response_metadata.next_cursor`), admin.users.remove,
+ * admin.users.assign, admin.users.deactivate, admin.users.session.reset and chat.postMessage.
+ * The second workspace has its own user group (@labs). Faults: latency, 503s, 429 bursts, reset
+ * connections, and writes answered ok but not applied.
  *
  * Not modelled: Slack's per-method rate-limit tiers (429s come only from injected bursts),
- * pagination cursors, SCIM, channels beyond two seeded ones, guests, shared channels, IDP-synced
+ * pagination cursors beyond the admin list methods, SCIM, channels beyond two seeded ones, guests, shared channels, IDP-synced
  * groups, what Slack does to a deactivated or removed user's group memberships (they are kept
  * here), and the exact error names for cases the docs leave open (deactivating a user twice answers
  * `user_already_deactivated`, re-adding a deactivated user answers `user_not_found`, a missing
- * `team_id` with an org token answers `invalid_arguments`).
+ * `team_id` with an org token answers `invalid_arguments`, and admin.users.list with
+ * include_deactivated_user_workspaces counts the workspaces a user was removed from among their
+ * `workspaces`).
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -51,6 +57,7 @@ const ALL_SCOPES = [
   'usergroups:write',
   'admin.users:read',
   'admin.users:write',
+  'admin.teams:read',
   'chat:write',
 ];
 
@@ -77,6 +84,12 @@ export interface SlackSandboxUser {
   isPrimaryOwner: boolean;
   /** Workspaces of the org the user belongs to (enterprise_user.teams). */
   teams: string[];
+  /**
+   * Workspaces an admin removed the user from: admin.users.list shows them among the user's
+   * `workspaces` with include_deactivated_user_workspaces (an assumption: Slack's docs say
+   * "deactivated on them" without saying that a removal counts as that).
+   */
+  removedFrom: string[];
 }
 
 export interface SlackSandboxUsergroup {
@@ -127,7 +140,20 @@ export interface SlackFaults {
   rateLimit?: { count: number; retryAfterSeconds: number };
   /** The next `count` Web API requests have their connection destroyed without an answer. */
   resetConnections?: number;
+  /**
+   * The next N writes (methods that change state) answer ok but change nothing, as a read right
+   * after a change Slack has not finished applying can find it.
+   */
+  unappliedWrites?: number;
 }
+
+const WRITES = new Set([
+  'usergroups.users.update',
+  'admin.users.remove',
+  'admin.users.assign',
+  'admin.users.deactivate',
+  'admin.users.session.reset',
+]);
 
 export interface SlackSandbox {
   /** The server root, where `/_sandbox/state` and `/_sandbox/faults` live. */
@@ -159,6 +185,7 @@ function seedState(): SlackSandboxState {
       isPrimaryOwner: keeper,
       // Every fourth person also works in the second workspace, so org-wide and workspace removal differ.
       teams: index % 4 === 1 ? [SLACK_SANDBOX_TEAM_ID, SLACK_SANDBOX_OTHER_TEAM_ID] : [SLACK_SANDBOX_TEAM_ID],
+      removedFrom: [],
     };
   }
   users[SLACK_SANDBOX_BOT_USER_ID] = {
@@ -171,6 +198,7 @@ function seedState(): SlackSandboxState {
     isOwner: false,
     isPrimaryOwner: false,
     teams: [SLACK_SANDBOX_TEAM_ID],
+    removedFrom: [],
   };
 
   const inGroup = (cn: string) =>
@@ -181,9 +209,10 @@ function seedState(): SlackSandboxState {
     name: string,
     members: string[],
     disabled = false,
+    teamId = SLACK_SANDBOX_TEAM_ID,
   ): SlackSandboxUsergroup => ({
     id,
-    teamId: SLACK_SANDBOX_TEAM_ID,
+    teamId,
     handle,
     name,
     description: `${name} (sample organisation)`,
@@ -202,6 +231,18 @@ function seedState(): SlackSandboxState {
       group('S0RELEASE', 'release-captains', 'Release captains', [slackUserIdFor('E1004')]),
       // Disabled groups grant nothing and are not listed unless include_disabled is set.
       group('S0OLDPROJECT', 'old-project', 'Old project', [slackUserIdFor('E1000'), slackUserIdFor('E1002')], true),
+      // The second workspace's own group, of the people who work there too.
+      group(
+        'S0LABS',
+        'labs',
+        'Labs',
+        Object.values(users)
+          .filter((u) => u.teams.includes(SLACK_SANDBOX_OTHER_TEAM_ID))
+          .map((u) => u.id)
+          .slice(0, 4),
+        false,
+        SLACK_SANDBOX_OTHER_TEAM_ID,
+      ),
     ].map((g) => [g.id, g]),
   );
 
@@ -232,7 +273,7 @@ const TOKENS: Record<string, TokenGrant> = {
     userId: slackUserIdFor('E1000'),
     kind: 'user',
     admin: true,
-    scopes: ['users:read', 'users:read.email', 'usergroups:read', 'admin.users:read'],
+    scopes: ['users:read', 'users:read.email', 'usergroups:read', 'admin.users:read', 'admin.teams:read'],
   },
   [SLACK_SANDBOX_TOKENS.member]: { userId: slackUserIdFor('E1002'), kind: 'user', admin: false, scopes: ALL_SCOPES },
   [SLACK_SANDBOX_TOKENS.bot]: {
@@ -373,6 +414,26 @@ function targetUser(params: Params, state: SlackSandboxState, field = 'user_id')
 
 const isAnswer = (value: unknown): value is Answer => typeof value === 'object' && value !== null && 'ok' in value;
 
+/** Slack's cursor pagination: `limit` (1..1000 here, default 100) and an opaque `cursor`. */
+function cursorPage<T>(params: Params, items: T[]): { items: T[]; nextCursor: string } | Answer {
+  const limit = Number(text(params, 'limit') ?? 100);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 1000) return fail('invalid_limit');
+  const cursor = text(params, 'cursor');
+  const start = cursor
+    ? Number(
+        Buffer.from(cursor, 'base64')
+          .toString()
+          .replace(/^offset:/, ''),
+      )
+    : 0;
+  if (!Number.isInteger(start) || start < 0) return fail('invalid_cursor');
+  const end = start + limit;
+  return {
+    items: items.slice(start, end),
+    nextCursor: end < items.length ? Buffer.from(`offset:${end}`).toString('base64') : '',
+  };
+}
+
 let tsCounter = 0;
 const nextTs = () => `${Math.floor(Date.now() / 1000)}.${String(++tsCounter % 1_000_000).padStart(6, '0')}`;
 
@@ -450,6 +511,9 @@ const METHODS: Record<string, Method> = {
       const unknown = users.filter((u) => !state.users[u]);
       if (unknown.length > 0) return fail('invalid_users');
       if (users.some((u) => state.users[u]?.isBot)) return fail('invalid_user');
+      // Documented: "User(s) are not in the workspace where this usergroup exists". Slack does not
+      // say which, nor whether the others were written; here nothing is.
+      if (users.some((u) => !state.users[u]!.teams.includes(group.teamId))) return fail('failed_for_some_users');
       group.users = [...new Set(users)];
       group.dateUpdate = Math.floor(Date.now() / 1000);
       group.updatedBy = grant.userId;
@@ -468,6 +532,7 @@ const METHODS: Record<string, Method> = {
       if (user.deleted) return fail('user_already_deleted');
       if (!user.teams.includes(teamId)) return fail('user_not_found');
       user.teams = user.teams.filter((t) => t !== teamId);
+      user.removedFrom = [...new Set([...user.removedFrom, teamId])];
       state.workspaceRemovals.push({ userId: user.id, teamId });
       return { ok: true };
     },
@@ -484,8 +549,63 @@ const METHODS: Record<string, Method> = {
       if (user.deleted) return fail('user_not_found');
       if (user.teams.includes(teamId)) return fail('user_already_team_member');
       user.teams = [...user.teams, teamId];
+      user.removedFrom = user.removedFrom.filter((t) => t !== teamId);
       state.workspaceAssignments.push({ userId: user.id, teamId });
       return { ok: true };
+    },
+  },
+  'admin.teams.list': {
+    scope: 'admin.teams:read',
+    admin: true,
+    handle({ params, state }) {
+      const page = cursorPage(params, state.teams);
+      if (isAnswer(page)) return page;
+      return {
+        ok: true,
+        teams: page.items.map((t) => ({
+          id: t.id,
+          name: t.name,
+          discoverability: 'invite_only',
+          primary_owner: { user_id: slackUserIdFor('E1000'), email: 'keeper@example.org' },
+          team_url: `https://${t.id.toLowerCase()}.enterprise.slack.com/`,
+        })),
+        response_metadata: { next_cursor: page.nextCursor },
+      };
+    },
+  },
+  'admin.users.list': {
+    scope: 'admin.users:read',
+    admin: true,
+    handle({ params, state }) {
+      const teamId = text(params, 'team_id');
+      if (teamId && !state.teams.some((t) => t.id === teamId)) return fail('team_not_found');
+      // Default is_active=true: active users only; false: only deactivated ones.
+      const active = params.is_active === undefined || flag(params, 'is_active');
+      const withRemoved = !teamId && flag(params, 'include_deactivated_user_workspaces');
+      const users = Object.values(state.users).filter(
+        (u) => !u.isBot && u.deleted !== active && (!teamId || u.teams.includes(teamId)),
+      );
+      const page = cursorPage(params, users);
+      if (isAnswer(page)) return page;
+      return {
+        ok: true,
+        users: page.items.map((u) => ({
+          id: u.id,
+          email: u.email ?? '',
+          is_admin: u.isAdmin,
+          is_owner: u.isOwner,
+          is_primary_owner: u.isPrimaryOwner,
+          is_restricted: false,
+          is_ultra_restricted: false,
+          is_bot: u.isBot,
+          username: u.name,
+          full_name: u.realName,
+          is_active: !u.deleted,
+          date_created: SEED_TIME,
+          ...(teamId ? {} : { workspaces: withRemoved ? [...u.teams, ...u.removedFrom] : [...u.teams] }),
+        })),
+        response_metadata: { next_cursor: page.nextCursor },
+      };
     },
   },
   'admin.users.deactivate': {
@@ -661,7 +781,11 @@ export async function startSlackSandbox(options: { port?: number } = {}): Promis
     }
     if (definition.admin && !grant.admin) return send(res, 200, fail('not_an_admin'), scopeHeaders);
 
+    const unapplied = WRITES.has(method) && (faults.unappliedWrites ?? 0) > 0;
+    if (unapplied) faults.unappliedWrites! -= 1;
+    const before = unapplied ? structuredClone(state) : undefined;
     const answer = definition.handle({ params: parsed.params, grant, state });
+    if (before) state = { ...before, calls: state.calls };
     if (parsed.warnings.length > 0) {
       Object.assign(answer, {
         warning: parsed.warnings.join(','),

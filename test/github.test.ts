@@ -5,9 +5,14 @@
  */
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
-import { createGithubConnector, githubAuthIssues, githubSystemSchema } from '../activities/connectors/github.js';
+import {
+  createGithubConnector,
+  GITHUB_EMAIL_INVITEE,
+  githubAuthIssues,
+  githubSystemSchema,
+} from '../activities/connectors/github.js';
 import { ConnectorError, type Connector } from '../activities/connectors/types.js';
-import type { Action } from '../model/plan.js';
+import { leftoversAfterStage, type Action, type Discovery, type Plan } from '../model/plan.js';
 import {
   GITHUB_SANDBOX_APP,
   GITHUB_SANDBOX_ORG,
@@ -47,6 +52,34 @@ describe('GitHub connector (stand-in)', () => {
   });
   const loginOf = (employeeId: string) => githubLoginFor(samplePerson(employeeId));
   const subject = (employeeId: string) => ({ employeeId });
+  const withEmail = (employeeId: string) => ({ employeeId, email: samplePerson(employeeId).email });
+  /** What a full offboarding stage would still find (the workflow's verification rule). */
+  const leftovers = (found: Discovery) =>
+    leftoversAfterStage(
+      {
+        name: 'revoke',
+        dueAt: new Date().toISOString(),
+        steps: [
+          { action: 'disable_login' },
+          { action: 'revoke_tokens' },
+          { action: 'remove_entitlement', scope: 'all' },
+        ],
+      },
+      [found],
+      { privileged: {}, keep: {} } as unknown as Plan,
+    );
+  /** Every action discovery calls for, login first, as the workflow runs them. */
+  async function offboard(connector: Connector, who: { employeeId: string; email?: string }) {
+    const found = await connector.discover(who);
+    const accountId = found.account!.id;
+    const results = [
+      await connector.apply(action('disable_login', accountId), who),
+      await connector.apply(action('revoke_tokens', accountId), who),
+    ];
+    for (const target of found.entitlements)
+      results.push(await connector.apply(action('remove_entitlement', accountId, target), who));
+    return { found, results };
+  }
   const teamsOf = (login: string) => sandbox.state.teams.filter((t) => login in t.members).map((t) => t.slug);
   const reposOf = (login: string) =>
     sandbox.state.repos.filter((r) => r.collaborators.includes(login)).map((r) => r.name);
@@ -78,6 +111,8 @@ describe('GitHub connector (stand-in)', () => {
     assert.deepEqual(found.account, { id: login, disabled: false });
     assert.deepEqual(found.entitlements.map((e) => `${e.kind} ${e.id}`).sort(), [
       'org_role org-role:admin',
+      `pat_request pat-request:${sandbox.state.patRequests.find((r) => r.owner === login)!.id}`,
+      `repository_invitation repo-invitation:${GITHUB_SANDBOX_ORG}/infra/${sandbox.state.repoInvitations.find((i) => i.invitee === login)!.id}`,
       'team team:payments',
       'team team:security',
     ]);
@@ -99,14 +134,26 @@ describe('GitHub connector (stand-in)', () => {
     const found = await github.discover(subject('E1005'));
     assert.deepEqual(found.account, { id: login, disabled: true });
     assert.deepEqual(
-      found.entitlements,
+      found.entitlements.filter((e) => e.kind === 'outside_collaborator'),
       reposOf(login).map((name) => ({
         id: `repo:${GITHUB_SANDBOX_ORG}/${name}`,
         kind: 'outside_collaborator',
         name: `${GITHUB_SANDBOX_ORG}/${name}`,
       })),
     );
-    assert.equal(found.entitlements.length, 2);
+    assert.equal(reposOf(login).length, 2);
+    const invitation = sandbox.state.repoInvitations.find((i) => i.invitee === login)!;
+    assert.deepEqual(
+      found.entitlements.filter((e) => e.kind !== 'outside_collaborator'),
+      [
+        {
+          id: `repo-invitation:${GITHUB_SANDBOX_ORG}/infra/${invitation.id}`,
+          kind: 'outside_collaborator_invitation',
+          name: `pending invitation to ${GITHUB_SANDBOX_ORG}/infra (write)`,
+        },
+      ],
+      'the pending invitation to a third repository',
+    );
   });
 
   it('disable_login removes the member with their teams; again is already; enable_login refuses and says to re-invite', async () => {
@@ -138,9 +185,11 @@ describe('GitHub connector (stand-in)', () => {
 
   it('a pending invitation counts as membership, and disable_login cancels it', async () => {
     const login = loginOf('E1037');
+    const invitationsOf = () => sandbox.state.orgInvitations.filter((i) => i.login === login);
+    assert.equal(invitationsOf().length, 1);
     assert.deepEqual((await github.discover(subject('E1037'))).account, { id: login, disabled: false });
     assert.equal((await github.apply(action('disable_login', login), subject('E1037'))).outcome, 'done');
-    assert.equal(sandbox.state.memberships[login], undefined, 'the invitation is cancelled');
+    assert.deepEqual(invitationsOf(), [], 'the invitation is cancelled');
     assert.equal((await github.apply(action('disable_login', login), subject('E1037'))).outcome, 'already');
     assert.equal((await github.discover(subject('E1037'))).account, null, 'nothing of theirs is left in the org');
   });
@@ -221,13 +270,19 @@ describe('GitHub connector (stand-in)', () => {
 
   it('an outside collaborator loses one repository per action, so a role change can keep the others', async () => {
     const login = loginOf('E1005');
-    const [first, second] = (await github.discover(subject('E1005'))).entitlements;
+    const [first, second] = (await github.discover(subject('E1005'))).entitlements.filter(
+      (e) => e.kind === 'outside_collaborator',
+    );
     assert.equal((await github.apply(action('remove_entitlement', login, first), subject('E1005'))).outcome, 'done');
     assert.deepEqual(reposOf(login), [second!.id.split('/')[1]], 'only the first repository is gone');
     assert.equal((await github.apply(action('remove_entitlement', login, first), subject('E1005'))).outcome, 'already');
     assert.equal((await github.apply(action('remove_entitlement', login, second), subject('E1005'))).outcome, 'done');
     assert.deepEqual(reposOf(login), []);
-    assert.equal((await github.discover(subject('E1005'))).account, null, 'no access left in the organisation');
+    assert.deepEqual(
+      (await github.discover(subject('E1005'))).entitlements.map((e) => e.kind),
+      ['outside_collaborator_invitation'],
+      'only the pending invitation is left',
+    );
   });
 
   it('an entitlement that discovery never reports is refused rather than guessed at', async () => {
@@ -412,6 +467,178 @@ describe('GitHub connector (stand-in)', () => {
     await assert.rejects(
       wrong.apply(action('disable_login', loginOf('E1002')), subject('E1002')),
       failsWith({ retryable: false, code: 'github_org_not_found' }),
+    );
+  });
+
+  it('an offboarding cancels the pending repository invitation and denies the pending PAT request: nothing is left to accept or approve', async () => {
+    const login = loginOf('E1001');
+    const repoInvitation = sandbox.state.repoInvitations.find((i) => i.invitee === login)!;
+    const patRequest = sandbox.state.patRequests.find((r) => r.owner === login)!;
+    const grantsBefore = sandbox.state.patGrants.length;
+    const { found, results } = await offboard(github, withEmail('E1001'));
+    assert.ok(found.entitlements.some((e) => e.id.endsWith(`/${repoInvitation.id}`)));
+    assert.ok(results.every((r) => r.outcome === 'done' || r.outcome === 'already'));
+    assert.deepEqual(
+      sandbox.state.repoInvitations.filter((i) => i.invitee === login),
+      [],
+      'the repository invitation is deleted',
+    );
+    assert.deepEqual(
+      sandbox.state.patRequests.filter((r) => r.owner === login),
+      [],
+      'the PAT request is reviewed',
+    );
+    assert.deepEqual(
+      sandbox.state.patRequestReviews.map((r) => [r.id, r.action]),
+      [[patRequest.id, 'deny']],
+      'denied, not approved',
+    );
+    assert.ok(
+      sandbox.state.patGrants.length < grantsBefore,
+      'no grant was created by the review (the old ones were revoked)',
+    );
+    assert.ok(
+      sandbox.state.repoInvitations.length > 0 && sandbox.state.patRequests.length > 0,
+      "other people's are untouched",
+    );
+    const after = await github.discover(withEmail('E1001'));
+    assert.deepEqual(leftovers(after), []);
+    // Again: every removal reads first, and says already.
+    const again = await offboard(connector(), withEmail('E1005'));
+    assert.ok(again.results.some((r) => r.outcome === 'done'));
+    for (const target of again.found.entitlements) {
+      const repeated = await github.apply(action('remove_entitlement', loginOf('E1005'), target), withEmail('E1005'));
+      assert.equal(repeated.outcome, 'already', target.id);
+    }
+  });
+
+  it('an invitation sent to the email (login null) is found, keeps the login enabled, and disable_login cancels it', async () => {
+    const person = samplePerson('E1038');
+    const invitation = sandbox.state.orgInvitations.find((i) => i.email === person.email)!;
+    assert.equal(invitation.login, null, 'GitHub shows an invitation to an email with login null');
+    assert.equal(
+      (await github.discover(subject('E1038'))).account,
+      null,
+      'without the email nothing in the org is theirs',
+    );
+    const found = await github.discover(withEmail('E1038'));
+    assert.deepEqual(found.account, { id: loginOf('E1038'), disabled: false });
+    assert.deepEqual(found.entitlements, [
+      {
+        id: `org-invitation:${invitation.id}`,
+        kind: 'org_invitation',
+        name: `pending invitation to ${GITHUB_SANDBOX_ORG} as direct_member, sent to their email`,
+      },
+    ]);
+    assert.deepEqual(leftovers(found), [
+      'github: login still enabled',
+      `github: still in org_invitation org-invitation:${invitation.id}`,
+    ]);
+    const disabled = await github.apply(action('disable_login', loginOf('E1038')), withEmail('E1038'));
+    assert.equal(disabled.outcome, 'done');
+    assert.deepEqual(disabled.details.cancelledInvitationIds, [invitation.id]);
+    assert.equal(
+      sandbox.state.orgInvitations.some((i) => i.id === invitation.id),
+      false,
+      'the invitation is cancelled in GitHub',
+    );
+    assert.equal(
+      (await github.apply(action('disable_login', loginOf('E1038')), withEmail('E1038'))).outcome,
+      'already',
+    );
+    assert.equal((await github.discover(withEmail('E1038'))).account, null);
+  });
+
+  it('someone with no login mapped but an invitation to their email is found and uninvited', async () => {
+    const unmapped = connector({ logins: {} });
+    const found = await unmapped.discover(withEmail('E1038'));
+    assert.deepEqual(found.account, { id: GITHUB_EMAIL_INVITEE, disabled: false });
+    const [invitation] = found.entitlements;
+    const removed = await unmapped.apply(
+      action('remove_entitlement', GITHUB_EMAIL_INVITEE, invitation),
+      withEmail('E1038'),
+    );
+    assert.equal(removed.outcome, 'done');
+    assert.equal(sandbox.state.orgInvitations.filter((i) => i.email === samplePerson('E1038').email).length, 0);
+    assert.equal(
+      (await unmapped.apply(action('disable_login', GITHUB_EMAIL_INVITEE), withEmail('E1038'))).outcome,
+      'already',
+    );
+    assert.equal((await unmapped.discover(withEmail('E1038'))).account, null);
+    await assert.rejects(
+      unmapped.apply(action('disable_login', GITHUB_EMAIL_INVITEE), subject('E1038')),
+      failsWith({ retryable: false, code: 'bad_action', message: /carries none/ }),
+    );
+  });
+
+  it("an invitation id that is not the person's is never cancelled: already, and theirs stays", async () => {
+    const other = sandbox.state.orgInvitations.find((i) => i.login === loginOf('E1037'))!;
+    const result = await github.apply(
+      action('remove_entitlement', loginOf('E1038'), { id: `org-invitation:${other.id}`, kind: 'org_invitation' }),
+      withEmail('E1038'),
+    );
+    assert.equal(result.outcome, 'already');
+    assert.ok(sandbox.state.orgInvitations.some((i) => i.id === other.id));
+  });
+
+  it("a non-member's invitation to a repository is an outside-collaborator invitation, and removing it deletes it", async () => {
+    const login = loginOf('E1039');
+    const found = await github.discover(withEmail('E1039'));
+    const invitation = sandbox.state.repoInvitations.find((i) => i.invitee === login)!;
+    assert.deepEqual(found.account, { id: login, disabled: true }, 'not a member: nothing to sign in to yet');
+    assert.deepEqual(found.entitlements, [
+      {
+        id: `repo-invitation:${GITHUB_SANDBOX_ORG}/web/${invitation.id}`,
+        kind: 'outside_collaborator_invitation',
+        name: `pending invitation to ${GITHUB_SANDBOX_ORG}/web (write)`,
+      },
+    ]);
+    assert.equal(
+      (await github.apply(action('remove_entitlement', login, found.entitlements[0]), withEmail('E1039'))).outcome,
+      'done',
+    );
+    assert.equal(
+      sandbox.state.repoInvitations.some((i) => i.id === invitation.id),
+      false,
+    );
+    assert.equal((await github.discover(withEmail('E1039'))).account, null);
+  });
+
+  it('a removal GitHub answers 2xx but has not applied is retried, never reported done', async () => {
+    const login = loginOf('E1001');
+    const target = (await github.discover(withEmail('E1001'))).entitlements.find((e) => e.kind === 'pat_request')!;
+    sandbox.inject({ unappliedWrites: 1 });
+    await assert.rejects(
+      github.apply(action('remove_entitlement', login, target), withEmail('E1001')),
+      failsWith({ retryable: true, code: 'github_still_present', message: /still finds it/ }),
+    );
+    assert.equal(sandbox.state.patRequests.filter((r) => r.owner === login).length, 1, 'still pending');
+    assert.equal((await github.apply(action('remove_entitlement', login, target), withEmail('E1001'))).outcome, 'done');
+
+    sandbox.inject({ unappliedWrites: 1 });
+    await assert.rejects(
+      github.apply(action('revoke_tokens', login), withEmail('E1001')),
+      failsWith({ retryable: true, code: 'github_still_present' }),
+    );
+    sandbox.inject({ unappliedWrites: 1 });
+    await assert.rejects(
+      github.apply(action('remove_entitlement', login, { id: 'team:payments', kind: 'team' }), withEmail('E1001')),
+      failsWith({ retryable: true, code: 'github_still_present' }),
+    );
+    assert.ok(teamsOf(login).includes('payments'));
+    sandbox.inject({ unappliedWrites: 1 });
+    await assert.rejects(
+      github.apply(action('disable_login', login), withEmail('E1001')),
+      failsWith({ retryable: true, code: 'github_still_present' }),
+    );
+    assert.equal(sandbox.state.memberships[login]?.state, 'active');
+  });
+
+  it('check() exercises the credentials: a wrong token fails it, the right one passes', async () => {
+    await github.check!();
+    await assert.rejects(
+      connector({ token: 'ghs_notTheRightToken' }).check!(),
+      failsWith({ retryable: false, code: 'github_401' }),
     );
   });
 

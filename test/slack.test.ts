@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { WebClient } from '@slack/web-api';
 import { createSlackConnector, slackSystemSchema, type SlackSystemConfig } from '../activities/connectors/slack.js';
 import { ConnectorError, type Connector } from '../activities/connectors/types.js';
-import type { Action, Entitlement } from '../model/plan.js';
+import { leftoversAfterStage, type Action, type Discovery, type Entitlement, type Plan } from '../model/plan.js';
 import { samplePerson } from '../sandbox/org.js';
 import {
   SLACK_SANDBOX_OTHER_TEAM_ID,
@@ -54,20 +54,172 @@ describe('Slack connector (Web API stand-in)', () => {
   const rejectsWith = (check: (err: ConnectorError) => boolean) => (err: unknown) =>
     err instanceof ConnectorError && check(err);
 
-  it('discovers the user by email, the user groups that list them and one session entry', async () => {
+  /** What a stage that disables the login and removes every entitlement would still find. */
+  const leftovers = (found: Discovery) =>
+    leftoversAfterStage(
+      {
+        name: 'revoke',
+        dueAt: new Date().toISOString(),
+        steps: [{ action: 'disable_login' }, { action: 'remove_entitlement', scope: 'all' }],
+      },
+      [found],
+      { privileged: {}, keep: {} } as unknown as Plan,
+    );
+  const workspacesOf = (employeeId: string) => [...user(employeeId).teams].sort();
+
+  it('discovers the user by email, the user groups that list them in every workspace, disabled ones too, and one session entry', async () => {
     const found = await connect().discover(subject('E1001'));
     assert.deepEqual(found.account, { id: 'WE1001', disabled: false });
     assert.deepEqual(found.entitlements, [
       { id: 'S0ONCALL', kind: 'usergroup', name: '@oncall' },
       { id: 'S0FINANCE', kind: 'usergroup', name: '@finance-team' },
+      { id: 'S0LABS', kind: 'usergroup', name: '@labs' },
     ]);
+    assert.equal(
+      sandbox.state.usergroups.S0LABS!.teamId,
+      SLACK_SANDBOX_OTHER_TEAM_ID,
+      'a group of the second workspace',
+    );
     assert.deepEqual(found.credentials, [{ id: 'WE1001/sessions', kind: 'session' }]);
     const inDisabledGroup = await connect().discover(subject('E1002'));
     assert.deepEqual(
-      inDisabledGroup.entitlements.map((e) => e.id),
-      ['S0PLATFORM'],
-      'a disabled user group grants nothing and is not listed',
+      inDisabledGroup.entitlements,
+      [
+        { id: 'S0PLATFORM', kind: 'usergroup', name: '@platform' },
+        { id: 'S0OLDPROJECT', kind: 'usergroup', name: '@old-project (disabled)' },
+      ],
+      'a disabled user group is listed: enabled again, it would include them again',
     );
+  });
+
+  it('by default the person leaves every workspace of the org; again is already; cancelling puts them back in each', async () => {
+    const connector = connect();
+    assert.deepEqual(workspacesOf('E1001'), [SLACK_SANDBOX_TEAM_ID, SLACK_SANDBOX_OTHER_TEAM_ID].sort());
+    const disabled = await connector.apply(action('disable_login', 'WE1001'), subject('E1001'));
+    assert.equal(disabled.outcome, 'done');
+    assert.deepEqual(workspacesOf('E1001'), [], 'the second workspace is left too');
+    assert.deepEqual(
+      sandbox.state.workspaceRemovals.map((r) => r.teamId).sort(),
+      [SLACK_SANDBOX_TEAM_ID, SLACK_SANDBOX_OTHER_TEAM_ID].sort(),
+    );
+    const after = await connector.discover(subject('E1001'));
+    assert.deepEqual(after.account, { id: 'WE1001', disabled: true });
+    assert.deepEqual(after.credentials, []);
+    assert.equal((await connector.apply(action('disable_login', 'WE1001'), subject('E1001'))).outcome, 'already');
+    assert.equal(sandbox.state.workspaceRemovals.length, 2);
+
+    const enabled = await connector.apply(action('enable_login', 'WE1001'), subject('E1001'));
+    assert.equal(enabled.outcome, 'done');
+    assert.deepEqual(workspacesOf('E1001'), [SLACK_SANDBOX_TEAM_ID, SLACK_SANDBOX_OTHER_TEAM_ID].sort());
+    assert.equal((await connector.apply(action('enable_login', 'WE1001'), subject('E1001'))).outcome, 'already');
+    // Someone who only ever worked in one workspace gets that one back, and no other.
+    await connector.apply(action('disable_login', 'WE1003'), subject('E1003'));
+    await connector.apply(action('enable_login', 'WE1003'), subject('E1003'));
+    assert.deepEqual(workspacesOf('E1003'), [SLACK_SANDBOX_TEAM_ID]);
+  });
+
+  it('verification fails while any workspace still has the person', async () => {
+    const firstOnly = connect({ workspaces: [SLACK_SANDBOX_TEAM_ID] });
+    assert.equal((await firstOnly.apply(action('disable_login', 'WE1001'), subject('E1001'))).outcome, 'done');
+    assert.deepEqual(workspacesOf('E1001'), [SLACK_SANDBOX_OTHER_TEAM_ID]);
+    const found = await connect().discover(subject('E1001'));
+    assert.deepEqual(found.account, { id: 'WE1001', disabled: false });
+    assert.ok(leftovers(found).includes('slack: login still enabled'), leftovers(found).join('; '));
+    // The default connector finishes the job, and then nothing is left.
+    const connector = connect();
+    assert.equal((await connector.apply(action('disable_login', 'WE1001'), subject('E1001'))).outcome, 'done');
+    for (const target of found.entitlements)
+      assert.equal(
+        (await connector.apply(action('remove_entitlement', 'WE1001', target), subject('E1001'))).outcome,
+        'done',
+      );
+    assert.deepEqual(leftovers(await connector.discover(subject('E1001'))), []);
+    assert.ok(Object.values(sandbox.state.usergroups).every((g) => !g.users.includes('WE1001')));
+  });
+
+  it('a membership of a disabled user group is removed', async () => {
+    const connector = connect();
+    const [old] = (await connector.discover(subject('E1002'))).entitlements.filter((e) => e.id === 'S0OLDPROJECT');
+    assert.equal(
+      (await connector.apply(action('remove_entitlement', 'WE1002', old), subject('E1002'))).outcome,
+      'done',
+    );
+    assert.deepEqual(members('S0OLDPROJECT'), [slackUserIdFor('E1000')]);
+    assert.equal(sandbox.state.usergroups.S0OLDPROJECT!.disabled, true, "still disabled: that is its owner's call");
+  });
+
+  it('failed_for_some_users: the members Slack no longer has in the workspace are left out, and the update is made', async () => {
+    // E1005 was removed from the workspace earlier; Slack keeps them listed in @finance-team.
+    await connect().apply(action('disable_login', 'WE1005'), subject('E1005'));
+    assert.ok(members('S0FINANCE').includes('WE1005'));
+    const before = members('S0FINANCE');
+    sandbox.state.calls.length = 0;
+    const removed = await connect().apply(
+      action('remove_entitlement', 'WE1001', { id: 'S0FINANCE', kind: 'usergroup' }),
+      subject('E1001'),
+    );
+    assert.equal(removed.outcome, 'done');
+    assert.deepEqual(removed.details.droppedNotInWorkspace, ['WE1005']);
+    assert.deepEqual(
+      members('S0FINANCE'),
+      before.filter((id) => id !== 'WE1001' && id !== 'WE1005'),
+    );
+    assert.equal(
+      sandbox.state.calls.filter((c) => c === 'usergroups.users.update').length,
+      2,
+      'refused once, then written',
+    );
+  });
+
+  it('the stand-in answers failed_for_some_users and changes nothing', async () => {
+    sandbox.state.users.WE1003!.teams = [];
+    const answer = await fetch(`${sandbox.apiUrl}usergroups.users.update`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        authorization: `Bearer ${SLACK_SANDBOX_TOKENS.orgAdmin}`,
+      },
+      body: `usergroup=S0FINANCE&team_id=${SLACK_SANDBOX_TEAM_ID}&users=WE1001,WE1003`,
+    });
+    assert.deepEqual(await answer.json(), { ok: false, error: 'failed_for_some_users' });
+    assert.ok(members('S0FINANCE').length > 2);
+  });
+
+  it('a write Slack answers ok but has not applied is retried, never reported done', async () => {
+    const connector = connect();
+    sandbox.inject({ unappliedWrites: 1 });
+    await assert.rejects(
+      connector.apply(action('disable_login', 'WE1003'), subject('E1003')),
+      rejectsWith((err) => err.retryable && err.code === 'slack_still_present'),
+    );
+    assert.deepEqual(workspacesOf('E1003'), [SLACK_SANDBOX_TEAM_ID]);
+    sandbox.inject({ unappliedWrites: 1 });
+    await assert.rejects(
+      connector.apply(action('remove_entitlement', 'WE1001', { id: 'S0FINANCE', kind: 'usergroup' }), subject('E1001')),
+      rejectsWith((err) => err.retryable && err.code === 'slack_still_present'),
+    );
+    assert.ok(members('S0FINANCE').includes('WE1001'));
+    sandbox.inject({});
+    assert.equal((await connector.apply(action('disable_login', 'WE1003'), subject('E1003'))).outcome, 'done');
+  });
+
+  it('check() exercises the admin credentials and the configured workspaces, not only the token', async () => {
+    await connect().check!();
+    await connect({ teamId: SLACK_SANDBOX_TEAM_ID, workspaces: [SLACK_SANDBOX_OTHER_TEAM_ID] }).check!();
+    const failures: [Partial<SlackSystemConfig>, RegExp][] = [
+      [{ token: SLACK_SANDBOX_TOKENS.member }, /not_an_admin/],
+      [{ token: 'xoxp-not-a-real-token' }, /invalid_auth/],
+      [{ workspaces: ['T0NOTOURS'] }, /T0NOTOURS is not a workspace of this org/],
+    ];
+    for (const [overrides, expected] of failures)
+      await assert.rejects(
+        connect(overrides).check!(),
+        rejectsWith((err) => !err.retryable && expected.test(err.message)),
+        expected.source,
+      );
+    // auth.test alone would have let a member's token through.
+    const authTest = await new WebClient(SLACK_SANDBOX_TOKENS.member, { slackApiUrl: sandbox.apiUrl }).auth.test();
+    assert.equal(authTest.ok, true);
   });
 
   it('no account: an unknown email, no email at all, or a person Slack already deactivated', async () => {
@@ -83,8 +235,8 @@ describe('Slack connector (Web API stand-in)', () => {
     );
   });
 
-  it('workspace mode: disable removes the user from the workspace only; again is already; enable_login adds them back', async () => {
-    const connector = connect({ mode: 'workspace' });
+  it('workspaces limited to one: disable removes the user from that workspace only; again is already; enable_login adds them back', async () => {
+    const connector = connect({ mode: 'workspace', workspaces: [SLACK_SANDBOX_TEAM_ID] });
     const disabled = await connector.apply(action('disable_login', 'WE1001'), subject('E1001'));
     assert.equal(disabled.outcome, 'done');
     assert.deepEqual(user('E1001').teams, [SLACK_SANDBOX_OTHER_TEAM_ID], 'still in the other workspace of the org');
@@ -160,7 +312,7 @@ describe('Slack connector (Web API stand-in)', () => {
     );
     assert.deepEqual(
       (await connector.discover(subject('E1001'))).entitlements.map((e) => e.id),
-      ['S0ONCALL'],
+      ['S0ONCALL', 'S0LABS'],
     );
     assert.equal(
       (
@@ -266,7 +418,7 @@ describe('Slack connector (Web API stand-in)', () => {
       type: 'slack',
       apiUrl: sandbox.apiUrl,
       token: '',
-      teamId: SLACK_SANDBOX_TEAM_ID,
+      workspaces: 'all',
       mode: 'workspace',
       timeoutMs: 5000,
     });

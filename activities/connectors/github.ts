@@ -7,21 +7,39 @@
  * footprint in the organisation (no membership, invitation, repository, token grant or SSO
  * authorization) is `account: null`. A person mapped to several logins, or a login mapped to
  * several people (a shared account), is a non-retryable `ambiguous_identity`: removing it for one
- * person would cut off another. The account id is the login; `disabled` means "not an active
- * member and no pending invitation".
+ * person would cut off another. The request's email finds the organisation invitations sent to
+ * it (GitHub shows those with `login: null`), so someone with no login mapped who was invited by
+ * email is found too, with the account id `(invited by email)`. The account id is otherwise the
+ * login; `disabled` means "not a member and no pending invitation to the organisation" (an
+ * invitation is a way in: accepted after the person left, it would make them a member).
  *
  * Discovery: membership (`GET /orgs/{org}/memberships/{login}`: active/pending, admin/member);
  * teams (each of the org's teams is asked for the login's membership — one request per team, as
  * REST has no "teams of a user in an org"; GraphQL `teams(userLogins:)` would be one request);
  * outside-collaborator repositories (only for someone in `/outside_collaborators`, one check per
  * repository); fine-grained PAT grants (`?owner[]=login`; the endpoint accepts GitHub App tokens
- * only) and SAML SSO credential authorizations (GitHub Enterprise Cloud with SAML). Entitlements:
- * `org-role:admin` (org_role), `team:<slug>` (team), `repo:<owner>/<name>` (outside_collaborator).
- * Credentials: `pat:<grant id>` (token), `sso:<credential id>` (token, or key for an SSH key).
+ * only) and SAML SSO credential authorizations (GitHub Enterprise Cloud with SAML). Pending
+ * access, which could still be accepted or approved after the person left: organisation
+ * invitations (`GET /orgs/{org}/invitations`, matched by login or email), repository invitations
+ * (`GET /repos/{owner}/{repo}/invitations` for every repository of the organisation: GitHub has no
+ * org-wide listing; `repositoryInvitations: false` turns this off) and fine-grained PAT requests
+ * (`GET /orgs/{org}/personal-access-token-requests?owner[]=login`). Entitlements: `org-role:admin`
+ * (org_role), `team:<slug>` (team), `repo:<owner>/<name>` (outside_collaborator),
+ * `org-invitation:<id>` (org_invitation), `repo-invitation:<owner>/<name>/<id>`
+ * (repository_invitation, or outside_collaborator_invitation for someone not a member),
+ * `pat-request:<id>` (pat_request). Credentials: `pat:<grant id>` (token), `sso:<credential id>`
+ * (token, or key for an SSH key).
+ *
+ * Every removal reads its target first (`already` only when it is not there) and reads it back
+ * after: GitHub answers some removals 204 whether or not anything was removed, and applies a PAT
+ * revocation after answering 202, so a target still there after a 2xx is a retryable
+ * `github_still_present`, never `done`.
  *
  * Action mapping:
  * - disable_login: DELETE /orgs/{org}/memberships/{login}. Removes an active member — and with it
- *   their teams and repository access — or cancels a pending invitation; 404 = already.
+ *   their teams and repository access — or cancels a pending invitation to the login; then
+ *   DELETE /orgs/{org}/invitations/{id} for every invitation left (to their email). Nothing there
+ *   = already.
  * - enable_login: refused (non-retryable) unless the person is still a member or invited
  *   (`already`): a removed member must be re-invited and accept, which no API can do for them.
  * - revoke_tokens: POST /orgs/{org}/personal-access-tokens {action: 'revoke', pat_ids} for every
@@ -41,6 +59,11 @@
  *     {role: 'member'} for an active admin (so a staged playbook can drop privilege before the
  *     membership); no membership left = already. PUT invites a non-member, so membership is read
  *     first, and an invitation created by a race with a removal is cancelled at once.
+ *   - org-invitation:<id> → DELETE /orgs/{org}/invitations/{id}, only while the invitation is
+ *     still one of the person's (by login or email): an id alone could name someone else's.
+ *   - repo-invitation:<owner>/<name>/<id> → DELETE /repos/{owner}/{repo}/invitations/{id}.
+ *   - pat-request:<id> → POST /orgs/{org}/personal-access-token-requests/{id} {action: 'deny'}
+ *     (204); the bulk endpoint answers 202 and decides later, this one decides.
  * - delete_account, transfer_ownership: not_applicable (personal accounts; repositories belong
  *   to the organisation).
  *
@@ -87,6 +110,11 @@ export const githubSystemSchema = z.object({
   fineGrainedTokens: z.boolean().default(true),
   /** SAML SSO credential authorizations (GitHub Enterprise Cloud organisations with SAML). */
   samlSso: z.boolean().default(true),
+  /**
+   * Pending repository invitations, read from every repository of the organisation (GitHub has no
+   * organisation-wide listing): one request per repository. Turn off only where that is too many.
+   */
+  repositoryInvitations: z.boolean().default(true),
   timeoutMs: z.number().int().positive().default(15_000),
 });
 export type GithubSystemConfig = z.infer<typeof githubSystemSchema>;
@@ -121,6 +149,14 @@ const pem = (key: string) => (key.includes('\\n') && !key.includes('\n') ? key.r
 
 const API_VERSION = '2022-11-28';
 const ADMIN_ROLE = 'org-role:admin';
+/**
+ * The account id of someone GitHub knows only by a pending invitation to their email (no login
+ * mapped): not a valid login, so it can never be mistaken for one.
+ */
+export const GITHUB_EMAIL_INVITEE = '(invited by email)';
+const ORG_INVITATION = 'org-invitation:';
+const REPO_INVITATION = 'repo-invitation:';
+const PAT_REQUEST = 'pat-request:';
 const SECONDARY_LIMIT_WAIT_MS = 60_000;
 
 const ssoAuthorizationSchema = z.object({
@@ -133,6 +169,28 @@ type SsoAuthorization = z.infer<typeof ssoAuthorizationSchema>;
 interface PatGrant {
   id: number;
   owner: { login: string };
+}
+interface PatRequest {
+  id: number;
+  owner: { login: string };
+  token_name: string;
+}
+/** Whom an action is about: the mapped login, their email (for invitations sent to it), or both. */
+interface Person {
+  login: string | null;
+  email: string | null;
+}
+interface OrgInvitation {
+  id: number;
+  login: string | null;
+  email: string | null;
+  role: string;
+}
+interface RepoInvitation {
+  id: number;
+  repository: string;
+  invitee: string;
+  permissions: string;
 }
 
 // ---- Failures ----------------------------------------------------------------------------
@@ -345,9 +403,11 @@ export function createGithubConnector(system: string, config: GithubSystemConfig
     return outside.some((user) => sameLogin(user.login, login));
   }
 
-  async function outsideCollaboratorRepos(login: string): Promise<Entitlement[]> {
+  const orgRepositories = () => octokit.paginate(octokit.rest.repos.listForOrg, { org, type: 'all', per_page: 100 });
+  type OrgRepository = Awaited<ReturnType<typeof orgRepositories>>[number];
+
+  async function outsideCollaboratorRepos(login: string, repos: OrgRepository[]): Promise<Entitlement[]> {
     if (!(await isOutsideCollaborator(login))) return [];
-    const repos = await octokit.paginate(octokit.rest.repos.listForOrg, { org, type: 'all', per_page: 100 });
     const found: Entitlement[] = [];
     for (const repo of repos) {
       if (
@@ -361,6 +421,50 @@ export function createGithubConnector(system: string, config: GithubSystemConfig
     return found;
   }
 
+  /**
+   * Pending invitations to the organisation that would let the person in: to their login, or to
+   * their email (GitHub shows those with `login: null` until accepted).
+   */
+  async function orgInvitations(person: Person): Promise<OrgInvitation[]> {
+    const pending = await octokit.paginate(octokit.rest.orgs.listPendingInvitations, { org, per_page: 100 });
+    return pending
+      .filter(
+        (i) =>
+          (person.login !== null && i.login !== null && sameLogin(i.login, person.login)) ||
+          (person.email !== null && i.email !== null && i.email.toLowerCase() === person.email),
+      )
+      .map((i) => ({ id: i.id, login: i.login, email: i.email, role: i.role }));
+  }
+
+  /** Pending invitations to one repository for the login (an outside collaborator's, for a non-member). */
+  async function repoInvitationsIn(owner: string, repo: string, login: string): Promise<RepoInvitation[]> {
+    const pending = await octokit.paginate(octokit.rest.repos.listInvitations, { owner, repo, per_page: 100 });
+    return pending
+      .filter((i) => i.invitee !== null && sameLogin(i.invitee.login, login))
+      .map((i) => ({ id: i.id, repository: `${owner}/${repo}`, invitee: login, permissions: i.permissions }));
+  }
+
+  async function repoInvitations(login: string, repos: OrgRepository[]): Promise<RepoInvitation[]> {
+    if (!config.repositoryInvitations) return [];
+    const found: RepoInvitation[] = [];
+    // Serially, as GitHub asks: one request per repository.
+    for (const repo of repos) found.push(...(await repoInvitationsIn(repo.owner.login, repo.name, login)));
+    return found;
+  }
+
+  /** Fails the way the fine-grained PAT endpoints fail without a GitHub App token, saying what to do. */
+  function fineGrainedFailure(err: unknown, doing: string): ConnectorError {
+    const failure = classify(err, doing);
+    if (failure.code === 'github_403' || failure.code === 'github_404') {
+      return new ConnectorError(
+        `${failure.message}. ${doing[0]!.toUpperCase()}${doing.slice(1)} needs a GitHub App installation token with the "Personal access tokens" organisation permission; use one, or set fineGrainedTokens: false`,
+        false,
+        failure.code,
+      );
+    }
+    return failure;
+  }
+
   async function patGrants(login: string): Promise<PatGrant[]> {
     if (!config.fineGrainedTokens) return [];
     try {
@@ -371,15 +475,19 @@ export function createGithubConnector(system: string, config: GithubSystemConfig
       const grants = await octokit.paginate<PatGrant>(route, { org, 'owner[]': login, per_page: 100 });
       return grants.filter((grant) => sameLogin(grant.owner.login, login));
     } catch (err) {
-      const failure = classify(err, 'listing fine-grained PAT grants');
-      if (failure.code === 'github_403' || failure.code === 'github_404') {
-        throw new ConnectorError(
-          `${failure.message}. Listing fine-grained PAT grants needs a GitHub App installation token with the "Personal access tokens" organisation permission; use one, or set fineGrainedTokens: false`,
-          false,
-          failure.code,
-        );
-      }
-      throw failure;
+      throw fineGrainedFailure(err, 'listing fine-grained PAT grants');
+    }
+  }
+
+  /** Fine-grained PATs waiting for an owner's approval: approved after the person left, they would work. */
+  async function patRequests(login: string): Promise<PatRequest[]> {
+    if (!config.fineGrainedTokens) return [];
+    try {
+      const route: string = 'GET /orgs/{org}/personal-access-token-requests';
+      const requests = await octokit.paginate<PatRequest>(route, { org, 'owner[]': login, per_page: 100 });
+      return requests.filter((request) => sameLogin(request.owner.login, login));
+    } catch (err) {
+      throw fineGrainedFailure(err, 'listing fine-grained PAT requests');
     }
   }
 
@@ -415,26 +523,56 @@ export function createGithubConnector(system: string, config: GithubSystemConfig
     }
   }
 
+  /** A write GitHub answered 2xx while the read-back still finds its target: retried, never reported done. */
+  function stillThere(what: string): ConnectorError {
+    return new ConnectorError(
+      `GitHub accepted the removal of ${what}, but reading it back still finds it (GitHub may still be processing it); the retry reads it again`,
+      true,
+      'github_still_present',
+    );
+  }
+
   // ---- Actions ---------------------------------------------------------------------------
 
-  async function removeMembership(login: string): Promise<ApplyResult> {
-    const before = await membership(login);
-    if (!before) return { outcome: 'already', details: { org, login, note: 'not a member and not invited' } };
-    // One call for both: it removes an active member and cancels a pending invitation.
-    const removed = await orNull(octokit.rest.orgs.removeMembershipForUser({ org, username: login }));
-    if (!removed) return { outcome: 'already', details: { org, login, note: 'removed meanwhile' } };
+  async function cancelOrgInvitations(invitations: OrgInvitation[]): Promise<number[]> {
+    for (const invitation of invitations) {
+      // 404: cancelled meanwhile; the read-back below decides.
+      await orNull(octokit.rest.orgs.cancelInvitation({ org, invitation_id: invitation.id }));
+    }
+    return invitations.map((i) => i.id);
+  }
+
+  /** Membership and every pending invitation to the organisation: the ways in. */
+  async function removeMembership(person: Person): Promise<ApplyResult> {
+    const { login } = person;
+    const before = login ? await membership(login) : null;
+    const invitations = await orgInvitations(person);
+    const details = { org, ...(login ? { login } : {}) };
+    if (!before && invitations.length === 0)
+      return { outcome: 'already', details: { ...details, note: 'not a member and not invited' } };
+    // One call for both: it removes an active member and cancels an invitation to the login.
+    if (before && login) await orNull(octokit.rest.orgs.removeMembershipForUser({ org, username: login }));
+    // What is left: invitations to their email, or sent meanwhile.
+    const cancelled = await cancelOrgInvitations(await orgInvitations(person));
+    if (login && (await membership(login))) throw stillThere(`${login}'s membership of ${org}`);
+    if ((await orgInvitations(person)).length > 0) throw stillThere(`the pending invitations to ${org}`);
     return {
       outcome: 'done',
-      details: { org, login, previousState: before.data.state, previousRole: before.data.role },
+      details: {
+        ...details,
+        ...(before ? { previousState: before.data.state, previousRole: before.data.role } : {}),
+        cancelledInvitationIds: [...new Set([...invitations.map((i) => i.id), ...cancelled])],
+      },
     };
   }
 
-  async function restoreMembership(login: string): Promise<ApplyResult> {
-    const current = await membership(login);
+  async function restoreMembership(person: Person): Promise<ApplyResult> {
+    const { login } = person;
+    const current = login ? await membership(login) : null;
     if (current)
       return { outcome: 'already', details: { org, login, state: current.data.state, role: current.data.role } };
     throw new ConnectorError(
-      `GitHub membership cannot be restored automatically: re-invite ${login} to ${org} (and add them back to their teams)`,
+      `GitHub membership cannot be restored automatically: re-invite ${login ?? 'the person'} to ${org} (and add them back to their teams)`,
       false,
       'github_cannot_restore',
     );
@@ -455,6 +593,10 @@ export function createGithubConnector(system: string, config: GithubSystemConfig
         }),
       );
     }
+    // GitHub answers the revocation 202 and applies it later: done only once it is no longer listed.
+    const left = (await patGrants(login)).filter((g) => patGrantIds.includes(g.id));
+    if (left.length > 0) throw stillThere(`fine-grained PAT grants ${left.map((g) => g.id).join(', ')}`);
+    if ((await ssoAuthorizations(login)).length > 0) throw stillThere(`${login}'s SSO credential authorizations`);
     return {
       outcome: 'done',
       details: { org, login, patGrantIds, ssoCredentialIds: authorizations.map((a) => a.credential_id) },
@@ -475,14 +617,15 @@ export function createGithubConnector(system: string, config: GithubSystemConfig
   }
 
   async function removeTeam(login: string, slug: string): Promise<ApplyResult> {
-    const current = await orNull(
-      octokit.rest.teams.getMembershipForUserInOrg({ org, team_slug: slug, username: login }),
-    );
+    const teamMembership = () =>
+      orNull(octokit.rest.teams.getMembershipForUserInOrg({ org, team_slug: slug, username: login }));
+    const current = await teamMembership();
     if (!current) return { outcome: 'already', details: { org, login, team: slug } };
     try {
       await octokit.rest.teams.removeMembershipForUserInOrg({ org, team_slug: slug, username: login });
     } catch (err) {
-      if (statusOf(err) === 404) return { outcome: 'already', details: { org, login, team: slug } };
+      if (statusOf(err) === 404 && !(await teamMembership()))
+        return { outcome: 'already', details: { org, login, team: slug } };
       const failure = classify(err, `removing ${login} from team ${slug}`);
       if (failure.code === 'github_403') {
         throw new ConnectorError(
@@ -493,6 +636,7 @@ export function createGithubConnector(system: string, config: GithubSystemConfig
       }
       throw failure;
     }
+    if (await teamMembership()) throw stillThere(`${login}'s membership of team ${slug}`);
     return { outcome: 'done', details: { org, login, team: slug, previousRole: current.data.role } };
   }
 
@@ -504,15 +648,11 @@ export function createGithubConnector(system: string, config: GithubSystemConfig
         outcome: 'already',
         details: { org, login, repository, note: 'not an outside collaborator of the organisation' },
       };
-    if (!(await orNull(octokit.rest.repos.checkCollaborator({ owner, repo, username: login })))) {
-      return { outcome: 'already', details: { org, login, repository } };
-    }
-    try {
-      await octokit.rest.repos.removeCollaborator({ owner, repo, username: login });
-    } catch (err) {
-      if (statusOf(err) === 404) return { outcome: 'already', details: { org, login, repository } };
-      throw err;
-    }
+    const collaborates = () => orNull(octokit.rest.repos.checkCollaborator({ owner, repo, username: login }));
+    if (!(await collaborates())) return { outcome: 'already', details: { org, login, repository } };
+    // GitHub answers this 204 whether or not anything was removed: only the read-back says.
+    await orNull(octokit.rest.repos.removeCollaborator({ owner, repo, username: login }));
+    if (await collaborates()) throw stillThere(`${login}'s access to ${repository}`);
     return { outcome: 'done', details: { org, login, repository } };
   }
 
@@ -544,27 +684,103 @@ export function createGithubConnector(system: string, config: GithubSystemConfig
         },
       };
     }
+    if ((await membership(login))?.data.role === 'admin') throw stillThere(`${login}'s owner role in ${org}`);
     return { outcome: 'done', details: { org, login, previousRole: 'admin', role: 'member' } };
   }
 
-  async function removeEntitlement(login: string, target: Entitlement | undefined): Promise<ApplyResult> {
-    if (target?.kind === 'team' && target.id.startsWith('team:'))
-      return removeTeam(login, target.id.slice('team:'.length));
-    if (target?.kind === 'outside_collaborator' && target.id.startsWith('repo:'))
-      return removeOutsideCollaborator(login, target.id.slice('repo:'.length));
-    if (target?.kind === 'org_role' && target.id === ADMIN_ROLE) return demoteAdmin(login);
+  async function cancelOrgInvitation(person: Person, id: number): Promise<ApplyResult> {
+    const details = { org, invitationId: id };
+    // Only an invitation that is still the person's: an id alone could name someone else's.
+    const theirs = async () => (await orgInvitations(person)).some((i) => i.id === id);
+    if (!(await theirs())) return { outcome: 'already', details };
+    await orNull(octokit.rest.orgs.cancelInvitation({ org, invitation_id: id }));
+    if (await theirs()) throw stillThere(`invitation ${id} to ${org}`);
+    return { outcome: 'done', details };
+  }
+
+  async function deleteRepoInvitation(login: string, repository: string, id: number): Promise<ApplyResult> {
+    const [owner, repo] = repository.split('/') as [string, string];
+    const details = { org, login, repository, invitationId: id };
+    const theirs = async () => {
+      const found = await orNull(repoInvitationsIn(owner, repo, login));
+      return found?.some((i) => i.id === id) ?? false;
+    };
+    if (!(await theirs())) return { outcome: 'already', details };
+    await orNull(octokit.rest.repos.deleteInvitation({ owner, repo, invitation_id: id }));
+    if (await theirs()) throw stillThere(`invitation ${id} to ${repository}`);
+    return { outcome: 'done', details };
+  }
+
+  async function denyPatRequest(login: string, id: number): Promise<ApplyResult> {
+    const details = { org, login, patRequestId: id };
+    const pending = async () => (await patRequests(login)).some((r) => r.id === id);
+    if (!(await pending())) return { outcome: 'already', details };
+    try {
+      await orNull(
+        octokit.rest.orgs.reviewPatGrantRequest({
+          org,
+          pat_request_id: id,
+          action: 'deny',
+          reason: 'The owner of this token has left the organisation (offboard).',
+        }),
+      );
+    } catch (err) {
+      throw fineGrainedFailure(err, 'denying a fine-grained PAT request');
+    }
+    if (await pending()) throw stillThere(`fine-grained PAT request ${id}`);
+    return { outcome: 'done', details: { ...details, review: 'deny' } };
+  }
+
+  async function removeEntitlement(person: Person, target: Entitlement | undefined): Promise<ApplyResult> {
+    const id = target?.id ?? '';
+    const numeric = (rest: string) => (/^\d+$/.test(rest) ? Number(rest) : undefined);
+    if (target?.kind === 'org_invitation' && id.startsWith(ORG_INVITATION)) {
+      const invitationId = numeric(id.slice(ORG_INVITATION.length));
+      if (invitationId !== undefined) return cancelOrgInvitation(person, invitationId);
+    }
+    const { login } = person;
+    if (login) {
+      if (target?.kind === 'team' && id.startsWith('team:')) return removeTeam(login, id.slice('team:'.length));
+      if (target?.kind === 'outside_collaborator' && id.startsWith('repo:'))
+        return removeOutsideCollaborator(login, id.slice('repo:'.length));
+      if (target?.kind === 'org_role' && id === ADMIN_ROLE) return demoteAdmin(login);
+      const repoInvitation = /^([^/]+\/[^/]+)\/(\d+)$/.exec(id.slice(REPO_INVITATION.length));
+      if (
+        (target?.kind === 'repository_invitation' || target?.kind === 'outside_collaborator_invitation') &&
+        id.startsWith(REPO_INVITATION) &&
+        repoInvitation
+      )
+        return deleteRepoInvitation(login, repoInvitation[1]!, Number(repoInvitation[2]));
+      const patRequestId = numeric(id.slice(PAT_REQUEST.length));
+      if (target?.kind === 'pat_request' && id.startsWith(PAT_REQUEST) && patRequestId !== undefined)
+        return denyPatRequest(login, patRequestId);
+    }
     throw new ConnectorError(
-      `GitHub: cannot remove entitlement ${target ? `${target.kind} ${target.id}` : '(none given)'}; expected team:<slug>, repo:<owner>/<name> or ${ADMIN_ROLE} from discovery`,
+      `GitHub: cannot remove entitlement ${target ? `${target.kind} ${target.id}` : '(none given)'}${login ? '' : ' for someone known only by an email invitation'}; expected team:<slug>, repo:<owner>/<name>, ${ADMIN_ROLE}, ${ORG_INVITATION}<id>, ${REPO_INVITATION}<owner>/<name>/<id> or ${PAT_REQUEST}<id> from discovery`,
       false,
       'bad_action',
     );
   }
 
-  async function apply(action: Action): Promise<ApplyResult> {
-    const login = loginSchema.safeParse(action.accountId);
+  function personOf(accountId: string, subject: Subject): Person {
+    const email = subject.email?.toLowerCase() ?? null;
+    if (accountId === GITHUB_EMAIL_INVITEE) {
+      if (!email)
+        throw new ConnectorError(
+          `GitHub: account "${GITHUB_EMAIL_INVITEE}" stands for invitations to the person's email, and this request carries none`,
+          false,
+          'bad_action',
+        );
+      return { login: null, email };
+    }
+    const login = loginSchema.safeParse(accountId);
     if (!login.success)
-      throw new ConnectorError(`GitHub: account id "${action.accountId}" is not a GitHub login`, false, 'bad_action');
-    const username = login.data;
+      throw new ConnectorError(`GitHub: account id "${accountId}" is not a GitHub login`, false, 'bad_action');
+    return { login: login.data, email };
+  }
+
+  async function apply(action: Action, subject: Subject): Promise<ApplyResult> {
+    const person = personOf(action.accountId, subject);
     switch (action.kind) {
       case 'revoke_sessions':
         return {
@@ -585,13 +801,15 @@ export function createGithubConnector(system: string, config: GithubSystemConfig
       await checkOrg();
       switch (action.kind) {
         case 'disable_login':
-          return removeMembership(username);
+          return removeMembership(person);
         case 'enable_login':
-          return restoreMembership(username);
+          return restoreMembership(person);
         case 'revoke_tokens':
-          return revokeTokens(username);
+          return person.login
+            ? revokeTokens(person.login)
+            : { outcome: 'already', details: { org, note: 'no login: no tokens can be theirs' } };
         case 'remove_entitlement':
-          return removeEntitlement(username, action.target);
+          return removeEntitlement(person, action.target);
         default:
           throw new ConnectorError(`GitHub: unsupported action ${action.kind}`, false, 'bad_action');
       }
@@ -600,37 +818,96 @@ export function createGithubConnector(system: string, config: GithubSystemConfig
 
   async function discover(subject: Subject): Promise<Discovery> {
     const none: Discovery = { system, account: null, entitlements: [], credentials: [] };
-    const login = loginFor(subject);
-    if (!login) return none;
+    const person: Person = { login: loginFor(subject), email: subject.email?.toLowerCase() ?? null };
+    if (!person.login && !person.email) return none;
     return call('discover', async () => {
       await checkOrg();
-      const member = await membership(login);
-      const entitlements: Entitlement[] = [];
-      if (member) {
-        if (member.data.role === 'admin')
-          entitlements.push({ id: ADMIN_ROLE, kind: 'org_role', name: 'organisation owner' });
-        entitlements.push(...(await teamMemberships(login)));
-      } else {
+      const { login } = person;
+      const member = login ? await membership(login) : null;
+      const invitations = await orgInvitations(person);
+      const entitlements: Entitlement[] = invitations.map((i) => ({
+        id: `${ORG_INVITATION}${i.id}`,
+        kind: 'org_invitation',
+        name: `pending invitation to ${org} as ${i.role}${i.login === null ? ', sent to their email' : ''}`,
+      }));
+      const credentials: Credential[] = [];
+      if (login) {
+        if (member) {
+          if (member.data.role === 'admin')
+            entitlements.push({ id: ADMIN_ROLE, kind: 'org_role', name: 'organisation owner' });
+          entitlements.push(...(await teamMemberships(login)));
+        }
+        const repos = await orgRepositories();
         // Outside collaborators are by definition not members.
-        entitlements.push(...(await outsideCollaboratorRepos(login)));
+        if (!member) entitlements.push(...(await outsideCollaboratorRepos(login, repos)));
+        for (const i of await repoInvitations(login, repos)) {
+          entitlements.push({
+            id: `${REPO_INVITATION}${i.repository}/${i.id}`,
+            // For someone outside the organisation, accepting it makes them an outside collaborator.
+            kind: member?.data.state === 'active' ? 'repository_invitation' : 'outside_collaborator_invitation',
+            name: `pending invitation to ${i.repository} (${i.permissions})`,
+          });
+        }
+        for (const r of await patRequests(login)) {
+          entitlements.push({
+            id: `${PAT_REQUEST}${r.id}`,
+            kind: 'pat_request',
+            name: `fine-grained token "${r.token_name}" awaiting approval`,
+          });
+        }
+        credentials.push(
+          ...(await patGrants(login)).map((g) => ({ id: `pat:${g.id}`, kind: 'token' as const })),
+          ...(await ssoAuthorizations(login)).map((a) => ({
+            id: `sso:${a.credential_id}`,
+            kind: /ssh/i.test(a.credential_type) ? ('key' as const) : ('token' as const),
+          })),
+        );
       }
-      const credentials: Credential[] = [
-        ...(await patGrants(login)).map((g) => ({ id: `pat:${g.id}`, kind: 'token' as const })),
-        ...(await ssoAuthorizations(login)).map((a) => ({
-          id: `sso:${a.credential_id}`,
-          kind: /ssh/i.test(a.credential_type) ? ('key' as const) : ('token' as const),
-        })),
-      ];
       if (!member && entitlements.length === 0 && credentials.length === 0) return none;
-      return { system, account: { id: login, disabled: !member }, entitlements, credentials };
+      return {
+        system,
+        // A pending invitation is a way in, as membership is: the login is disabled only without either.
+        account: { id: login ?? GITHUB_EMAIL_INVITEE, disabled: !member && invitations.length === 0 },
+        entitlements,
+        credentials,
+      };
     });
+  }
+
+  /**
+   * Exercises the credentials as the actions will: the organisation, its pending invitations (owner
+   * rights), and the fine-grained PAT and SSO listings when configured (a GitHub App's permissions).
+   */
+  async function check(): Promise<void> {
+    await checkOrg();
+    await octokit.rest.orgs.listPendingInvitations({ org, per_page: 1 });
+    if (config.fineGrainedTokens) {
+      try {
+        await octokit.request('GET /orgs/{org}/personal-access-tokens', { org, per_page: 1 });
+        await octokit.request('GET /orgs/{org}/personal-access-token-requests', { org, per_page: 1 });
+      } catch (err) {
+        throw fineGrainedFailure(err, 'listing fine-grained PAT grants');
+      }
+    }
+    if (config.samlSso) {
+      try {
+        await octokit.request('GET /orgs/{org}/credential-authorizations', { org, per_page: 1 });
+      } catch (err) {
+        const failure = classify(err, 'listing SAML SSO credential authorizations');
+        throw new ConnectorError(
+          `${failure.message}; SSO credential authorizations need a GitHub Enterprise Cloud organisation with SAML SSO and owner rights, or set samlSso: false`,
+          failure.retryable,
+          failure.code,
+        );
+      }
+    }
   }
 
   return {
     system,
     discover,
     apply,
-    check: () => call('check', checkOrg),
+    check: () => call('check', check),
     async close() {},
   };
 }

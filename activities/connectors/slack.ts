@@ -1,23 +1,47 @@
 /**
  * Slack (Enterprise Grid) through the Web API with `@slack/web-api`'s WebClient and an org admin
  * user token (xoxp-). The person is found by email (`users.lookupByEmail`) and addressed by their
- * Slack user id; entitlements are the user groups of the configured workspace that list them.
+ * Slack user id.
+ *
+ * Scope: every workspace of the org (`workspaces: all`, the default, read from admin.teams.list)
+ * or the workspaces listed. Which of them have the person comes from their user record
+ * (users.info `enterprise_user.teams`): admin.users.list has no filter by user, so asking each
+ * workspace would read every member of every workspace on each verification. The account is
+ * disabled when no workspace in scope has them (workspace mode) or they are deactivated; a person
+ * left in any workspace fails the verification sweep ("login still enabled"). Entitlements are
+ * the user groups of every workspace in scope that list them, disabled ones included
+ * (usergroups.list with include_disabled): enabled again, a disabled group includes its members
+ * again. (The `teamId` setting of earlier configs named one workspace and left the person in the
+ * others; it is still accepted, and check() makes sure it is a workspace of the org.)
+ *
+ * Why removal from each workspace rather than org-wide deactivation by default: both are
+ * documented Admin API methods (admin.users.remove per workspace; admin.users.deactivate
+ * "from an enterprise organization and all its workspaces"), but Slack's Web API cannot undo a
+ * deactivation (only the admin console or SCIM can), while a removal is undone by
+ * admin.users.assign — so a cancelled offboarding puts the person back where they were.
+ * `mode: org` deactivates instead, for those who prefer the stronger, one-way step.
  *
  * Action mapping:
- * - disable_login: `mode: 'workspace'` removes the user from the workspace (`admin.users.remove`);
- *   `mode: 'org'` deactivates them in every workspace of the org (`admin.users.deactivate`, which
- *   the WebClient does not wrap: `apiCall`). Already when deactivated, or (workspace mode) no
- *   longer in the workspace.
- * - enable_login (cancel): workspace mode adds the user back (`admin.users.assign`); their user
- *   groups are not restored. In org mode, and for anyone deactivated org-wide, Slack's Web API has
- *   no way to reactivate: a non-retryable error asks for the admin console.
+ * - disable_login: `mode: 'workspace'` removes the user from each workspace in scope that has them
+ *   (`admin.users.remove`); `mode: 'org'` deactivates them in every workspace of the org
+ *   (`admin.users.deactivate`, which the WebClient does not wrap: `apiCall`). Already when
+ *   deactivated, or (workspace mode) in no workspace in scope. Read back with users.info: still
+ *   there after an ok is a retryable `slack_still_present`.
+ * - enable_login (cancel): workspace mode adds the user back (`admin.users.assign`) to each
+ *   workspace in scope they were removed from — Slack's record of that is admin.users.list with
+ *   include_deactivated_user_workspaces, read page by page (only on a cancel); their user groups
+ *   are not restored. In org mode, and for anyone deactivated org-wide, Slack's Web API has no way
+ *   to reactivate: a non-retryable error asks for the admin console.
  * - revoke_sessions: `admin.users.session.reset` (every device). Slack cannot list sessions, so
  *   discovery reports one `session` entry while the user may sign in, and the reset is `done`
  *   each time it runs on an active user (a reset with no sessions is harmless); `already` once the
  *   user is deactivated, since deactivation signs them out everywhere.
  * - remove_entitlement: `usergroups.users.update` takes the whole member list, so the list is read
- *   (`usergroups.users.list`), the user taken out, and the rest written back; the answer is checked
- *   for the user. Slack cannot leave a user group empty: for the last member this throws a
+ *   (`usergroups.users.list`, in the group's workspace), the user taken out, the rest written
+ *   back, and the list read again. `failed_for_some_users` (documented: some users are not in the
+ *   group's workspace, unnamed) is answered by asking users.info which members Slack no longer
+ *   has there and writing the list again without them (they are named in the details: Slack
+ *   would not keep them in the group anyway). Slack cannot leave a user group empty: for the last member this throws a
  *   non-retryable error instead of disabling the group, because disabling (`usergroups.disable`)
  *   silences the handle for everyone who mentions it (an @oncall page would reach nobody), which
  *   is the group owner's call. Slack has no conditional update: two writers changing one group at
@@ -58,9 +82,23 @@ export const slackSystemSchema = z.object({
   apiUrl: z.url().default('https://slack.com/api/'),
   /** An org admin or owner's user token (xoxp-) from an app installed on the Enterprise Grid org: a secret. */
   token: z.string().regex(/^xoxp-/, 'an org admin user token (xoxp-…) from an app installed at the org level'),
-  /** The workspace whose user groups (and, in workspace mode, membership) are managed. */
-  teamId: z.string().regex(/^T[A-Z0-9]+$/, 'a workspace id such as T0123ABCD'),
-  /** workspace: remove the person from this workspace; org: deactivate them in every workspace of the org. */
+  /**
+   * The workspaces acted on: `all` (every workspace of the org, from admin.teams.list) or a list
+   * of workspace ids. A person left in any workspace in scope fails verification.
+   */
+  workspaces: z
+    .union([z.literal('all'), z.array(z.string().regex(/^T[A-Z0-9]+$/, 'a workspace id such as T0123ABCD')).min(1)])
+    .default('all'),
+  /**
+   * Earlier configs named the one workspace acted on here, which left the person in the org's
+   * other workspaces. Accepted so those configs still load; `check()` makes sure it is a workspace
+   * of the org; the scope is `workspaces`.
+   */
+  teamId: z
+    .string()
+    .regex(/^T[A-Z0-9]+$/, 'a workspace id such as T0123ABCD')
+    .optional(),
+  /** workspace: remove the person from every workspace in scope; org: deactivate them org-wide. */
   mode: z.enum(['workspace', 'org']).default('workspace'),
   timeoutMs: z.number().int().positive().default(30_000),
 });
@@ -83,6 +121,7 @@ export const slackConnector = defineConnector({
 const slackUserSchema = z.object({
   id: z.string(),
   deleted: z.boolean().optional(),
+  team_id: z.string().optional(),
   enterprise_user: z.object({ teams: z.array(z.string()).optional() }).optional(),
 });
 type SlackUser = z.infer<typeof slackUserSchema>;
@@ -91,6 +130,15 @@ const usergroupSchema = z.object({
   id: z.string(),
   handle: z.string().optional(),
   users: z.array(z.string()).optional(),
+  /** Non-zero once the group is disabled. */
+  date_delete: z.number().optional(),
+});
+
+const cursorSchema = z.object({ next_cursor: z.string().optional() }).optional();
+const teamsPageSchema = z.object({ teams: z.array(z.object({ id: z.string() })), response_metadata: cursorSchema });
+const adminUsersPageSchema = z.object({
+  users: z.array(z.object({ id: z.string(), workspaces: z.array(z.string()).optional() })),
+  response_metadata: cursorSchema,
 });
 
 /** An answer without the fields relied on is not taken as "nothing there": it stops the action. */
@@ -146,7 +194,7 @@ function fixFor(error: string, teamId: string): string | undefined {
     case 'enterprise_is_restricted':
       return 'the Admin API is not available: it needs Enterprise Grid and an app installed on the org';
     case 'team_not_found':
-      return `teamId ${teamId} is not a workspace of this org: fix the teamId setting`;
+      return `a workspace in scope (${teamId}) is not a workspace of this org: fix the workspaces (or teamId) setting`;
     case 'two_factor_setup_required':
       return "the token's user must set up two-factor authentication";
     case 'cannot_modify_primary_owner':
@@ -242,13 +290,14 @@ export function createSlackConnector(system: string, config: SlackSystemConfig):
     timeout: config.timeoutMs,
     logLevel: LogLevel.ERROR,
   });
-  const teamId = config.teamId;
+  // Named in error messages (team_not_found): the configured workspaces, or the legacy teamId.
+  const configuredTeams = config.workspaces === 'all' ? (config.teamId ?? 'all') : config.workspaces.join(', ');
 
   async function slack<T>(doing: string, work: () => Promise<T>): Promise<T> {
     try {
       return await work();
     } catch (err) {
-      throw classify(err, doing, teamId);
+      throw classify(err, doing, configuredTeams);
     }
   }
 
@@ -260,8 +309,38 @@ export function createSlackConnector(system: string, config: SlackSystemConfig):
     } catch (err) {
       const error = platformErrorOf(err);
       if (error && alreadyOn.includes(error)) return 'already';
-      throw classify(err, doing, teamId);
+      throw classify(err, doing, configuredTeams);
     }
+  }
+
+  /** A write Slack answered ok while the read-back still finds its target: retried, never reported done. */
+  const stillThere = (what: string) =>
+    new ConnectorError(
+      `Slack answered ok, but reading back still finds ${what}; the retry reads it again`,
+      true,
+      'slack_still_present',
+    );
+
+  /** Every page of a cursor-paginated admin method. */
+  async function allPages<T>(method: string, args: Record<string, unknown>, page: (answer: unknown) => T[]) {
+    const items: T[] = [];
+    let cursor: string | undefined;
+    do {
+      const answer = await slack(method, () =>
+        client.apiCall(method, { ...args, limit: 100, ...(cursor ? { cursor } : {}) }),
+      );
+      items.push(...page(answer));
+      cursor = (answer.response_metadata as { next_cursor?: string } | undefined)?.next_cursor || undefined;
+    } while (cursor);
+    return items;
+  }
+
+  /** The workspaces in scope: the configured list, or every workspace of the org. */
+  async function workspacesInScope(): Promise<string[]> {
+    if (config.workspaces !== 'all') return config.workspaces;
+    return allPages('admin.teams.list', {}, (answer) =>
+      parseAnswer(teamsPageSchema, answer, 'admin.teams.list').teams.map((t) => t.id),
+    );
   }
 
   async function userById(userId: string): Promise<SlackUser | undefined> {
@@ -270,33 +349,61 @@ export function createSlackConnector(system: string, config: SlackSystemConfig):
       return parseAnswer(slackUserSchema, user, 'users.info');
     } catch (err) {
       if (platformErrorOf(err) === 'user_not_found') return undefined;
-      throw classify(err, 'users.info', teamId);
+      throw classify(err, 'users.info', configuredTeams);
     }
   }
 
-  // Outside Enterprise Grid there is no enterprise_user: the token's workspace is the only one.
-  const inWorkspace = (user: SlackUser) => user.enterprise_user?.teams?.includes(teamId) ?? true;
-  const isDisabled = (user: SlackUser) => user.deleted === true || (config.mode === 'workspace' && !inWorkspace(user));
+  // Outside Enterprise Grid there is no enterprise_user: the user's own workspace is the only one.
+  const workspacesOf = (user: SlackUser) => user.enterprise_user?.teams ?? (user.team_id ? [user.team_id] : []);
+  const inScope = (user: SlackUser, scope: string[]) => workspacesOf(user).filter((t) => scope.includes(t));
+  const isDisabled = (user: SlackUser, scope: string[]) =>
+    user.deleted === true || (config.mode === 'workspace' && inScope(user, scope).length === 0);
 
   async function disable(userId: string): Promise<ApplyResult> {
     const user = await userById(userId);
-    const details = { userId, mode: config.mode, ...(config.mode === 'workspace' ? { teamId } : {}) };
+    const details = { userId, mode: config.mode };
     if (!user) return { outcome: 'already', details: { ...details, note: 'no such user' } };
-    if (isDisabled(user)) return { outcome: 'already', details: { ...details, deactivated: user.deleted === true } };
-    const outcome =
-      config.mode === 'workspace'
-        ? await write('admin.users.remove', () => client.admin.users.remove({ team_id: teamId, user_id: userId }), [
-            'user_not_found',
-            'user_already_deleted',
-            'already_deleted',
-          ])
-        : await write('admin.users.deactivate', () => client.apiCall('admin.users.deactivate', { user_id: userId }), [
-            'user_not_found',
-            'user_already_deactivated',
-            'user_already_deleted',
-            'already_deleted',
-          ]);
-    return { outcome, details };
+    if (user.deleted) return { outcome: 'already', details: { ...details, deactivated: true } };
+    if (config.mode === 'org') {
+      const outcome = await write(
+        'admin.users.deactivate',
+        () => client.apiCall('admin.users.deactivate', { user_id: userId }),
+        ['user_not_found', 'user_already_deactivated', 'user_already_deleted', 'already_deleted'],
+      );
+      const after = await userById(userId);
+      if (after && !after.deleted) throw stillThere(`${userId} active in the org`);
+      return { outcome, details };
+    }
+    const scope = await workspacesInScope();
+    const workspaces = inScope(user, scope);
+    if (workspaces.length === 0) return { outcome: 'already', details: { ...details, workspaces: [] } };
+    const removedFrom: string[] = [];
+    for (const teamId of workspaces) {
+      const outcome = await write(
+        'admin.users.remove',
+        () => client.admin.users.remove({ team_id: teamId, user_id: userId }),
+        ['user_not_found', 'user_already_deleted', 'already_deleted'],
+      );
+      if (outcome === 'done') removedFrom.push(teamId);
+    }
+    const after = await userById(userId);
+    const left = after && !after.deleted ? inScope(after, scope) : [];
+    if (left.length > 0) throw stillThere(`${userId} in workspace ${left.join(', ')}`);
+    return { outcome: removedFrom.length > 0 ? 'done' : 'already', details: { ...details, removedFrom } };
+  }
+
+  /**
+   * The workspaces the user was removed from, as Slack records them: admin.users.list lists each
+   * member's `workspaces`, with include_deactivated_user_workspaces the ones they were taken off
+   * too. It has no filter by user, so the org's members are read page by page (only on a cancel).
+   */
+  async function formerWorkspaces(userId: string): Promise<string[] | undefined> {
+    const users = await allPages(
+      'admin.users.list',
+      { include_deactivated_user_workspaces: true },
+      (answer) => parseAnswer(adminUsersPageSchema, answer, 'admin.users.list').users,
+    );
+    return users.find((u) => u.id === userId)?.workspaces;
   }
 
   async function enable(userId: string): Promise<ApplyResult> {
@@ -315,13 +422,31 @@ export function createSlackConnector(system: string, config: SlackSystemConfig):
         'slack_cannot_reactivate',
       );
     }
-    if (inWorkspace(user)) return { outcome: 'already', details: { userId, teamId } };
-    const outcome = await write(
-      'admin.users.assign',
-      () => client.admin.users.assign({ team_id: teamId, user_id: userId }),
-      ['user_already_team_member'],
-    );
-    return { outcome, details: { userId, teamId, note: 'user groups are not restored' } };
+    const scope = await workspacesInScope();
+    const current = inScope(user, scope);
+    const former = ((await formerWorkspaces(userId)) ?? []).filter((t) => scope.includes(t) && !current.includes(t));
+    if (former.length === 0) {
+      if (current.length > 0) return { outcome: 'already', details: { userId, workspaces: current } };
+      throw new ConnectorError(
+        `Slack: ${userId} is in no workspace and Slack does not say which ones they left: add them back in the Slack admin console (Manage members)`,
+        false,
+        'slack_cannot_restore',
+      );
+    }
+    for (const teamId of former) {
+      await write('admin.users.assign', () => client.admin.users.assign({ team_id: teamId, user_id: userId }), [
+        'user_already_team_member',
+      ]);
+    }
+    const after = await userById(userId);
+    const missing = former.filter((t) => !(after ? workspacesOf(after) : []).includes(t));
+    if (missing.length > 0)
+      throw new ConnectorError(
+        `Slack answered ok, but ${userId} is still not in workspace ${missing.join(', ')}; the retry adds them again`,
+        true,
+        'slack_not_restored',
+      );
+    return { outcome: 'done', details: { userId, assignedTo: former, note: 'user groups are not restored' } };
   }
 
   async function revokeSessions(userId: string): Promise<ApplyResult> {
@@ -352,6 +477,45 @@ export function createSlackConnector(system: string, config: SlackSystemConfig):
     return mine;
   }
 
+  interface Usergroup {
+    id: string;
+    teamId: string;
+    handle?: string;
+    users: string[];
+    disabled: boolean;
+  }
+
+  /** User groups of the workspaces in scope, disabled ones too (re-enabled, they would grant again). */
+  async function usergroupsIn(scope: string[]): Promise<Usergroup[]> {
+    const groups: Usergroup[] = [];
+    for (const teamId of scope) {
+      const { usergroups } = await slack('usergroups.list', () =>
+        client.usergroups.list({ team_id: teamId, include_users: true, include_disabled: true }),
+      );
+      for (const group of parseAnswer(z.array(usergroupSchema), usergroups, 'usergroups.list')) {
+        groupWorkspace.set(group.id, teamId);
+        groups.push({
+          id: group.id,
+          teamId,
+          handle: group.handle,
+          users: group.users ?? [],
+          disabled: (group.date_delete ?? 0) > 0,
+        });
+      }
+    }
+    return groups;
+  }
+
+  // Which workspace holds a user group (its id alone does not say, and every call needs team_id):
+  // learnt by discovery, looked up again when this worker has not seen the group.
+  const groupWorkspace = new Map<string, string>();
+  async function workspaceOfGroup(usergroup: string): Promise<string | undefined> {
+    const known = groupWorkspace.get(usergroup);
+    if (known) return known;
+    await usergroupsIn(await workspacesInScope());
+    return groupWorkspace.get(usergroup);
+  }
+
   function removeFromGroup(userId: string, target: Entitlement): Promise<ApplyResult> {
     return inTurn(target.id, () => removeFromGroupNow(userId, target));
   }
@@ -359,36 +523,71 @@ export function createSlackConnector(system: string, config: SlackSystemConfig):
   async function removeFromGroupNow(userId: string, target: Entitlement): Promise<ApplyResult> {
     const usergroup = target.id;
     const details = { userId, usergroup, ...(target.name ? { name: target.name } : {}) };
-    let members: string[];
-    try {
-      const answer = await client.usergroups.users.list({ usergroup, team_id: teamId, include_disabled: true });
-      members = parseAnswer(z.array(z.string()), answer.users, 'usergroups.users.list');
-    } catch (err) {
-      if (platformErrorOf(err) === 'no_such_subteam')
-        return { outcome: 'already', details: { ...details, note: 'the user group no longer exists' } };
-      throw classify(err, 'usergroups.users.list', teamId);
-    }
-    if (!members.includes(userId)) return { outcome: 'already', details };
-    const rest = members.filter((member) => member !== userId);
-    if (rest.length === 0) {
-      throw new ConnectorError(
+    const gone = { outcome: 'already' as const, details: { ...details, note: 'the user group no longer exists' } };
+    const teamId = await workspaceOfGroup(usergroup);
+    if (!teamId) return gone;
+    const membersNow = async (): Promise<string[] | undefined> => {
+      try {
+        const answer = await client.usergroups.users.list({ usergroup, team_id: teamId, include_disabled: true });
+        return parseAnswer(z.array(z.string()), answer.users, 'usergroups.users.list');
+      } catch (err) {
+        if (platformErrorOf(err) === 'no_such_subteam') return undefined;
+        throw classify(err, 'usergroups.users.list', configuredTeams);
+      }
+    };
+    const members = await membersNow();
+    if (!members) return gone;
+    if (!members.includes(userId)) return { outcome: 'already', details: { ...details, teamId } };
+    let rest = members.filter((member) => member !== userId);
+    const lastMember = () =>
+      new ConnectorError(
         `Slack: ${userId} is the last member of user group ${target.name ?? usergroup} (${usergroup}) and Slack cannot leave a user group empty: add another member or disable the group in Slack, then retry`,
         false,
         'slack_last_member',
       );
+    if (rest.length === 0) throw lastMember();
+    const update = () => client.usergroups.users.update({ usergroup, team_id: teamId, users: rest.join(',') });
+    let dropped: string[] = [];
+    try {
+      await update();
+    } catch (err) {
+      if (platformErrorOf(err) !== 'failed_for_some_users')
+        throw classify(err, 'usergroups.users.update', configuredTeams);
+      // Documented: some of the users are not in the group's workspace. Slack does not say which,
+      // and would not keep them in the group anyway: the list is written again without them.
+      dropped = await notInWorkspace(rest, teamId);
+      rest = rest.filter((member) => !dropped.includes(member));
+      if (dropped.length === 0)
+        throw new ConnectorError(
+          `Slack refused to update user group ${usergroup} with failed_for_some_users, yet every remaining member is in workspace ${teamId}; retrying reads the group again`,
+          true,
+          'slack_failed_for_some_users',
+        );
+      if (rest.length === 0) throw lastMember();
+      await slack('usergroups.users.update', update);
     }
-    const answer = await slack('usergroups.users.update', () =>
-      client.usergroups.users.update({ usergroup, team_id: teamId, users: rest.join(',') }),
-    );
-    const after = usergroupSchema.safeParse(answer.usergroup);
-    if (after.success && after.data.users?.includes(userId)) {
-      throw new ConnectorError(
-        `Slack: user group ${usergroup} still lists ${userId} after the update (a concurrent change?); retrying reads the list again`,
-        true,
-        'slack_concurrent_update',
-      );
+    // The update answers with the group, but only the list read back says what Slack kept.
+    const after = await membersNow();
+    if (after?.includes(userId)) throw stillThere(`${userId} in user group ${usergroup} (a concurrent change?)`);
+    return {
+      outcome: 'done',
+      details: {
+        ...details,
+        teamId,
+        membersLeft: rest.length,
+        ...(dropped.length > 0 ? { droppedNotInWorkspace: dropped } : {}),
+      },
+    };
+  }
+
+  /** Which of these users Slack has outside the workspace (removed from it, or deactivated). */
+  async function notInWorkspace(userIds: string[], teamId: string): Promise<string[]> {
+    const outside: string[] = [];
+    for (const id of userIds) {
+      const user = await userById(id);
+      if (!user || user.deleted || !workspacesOf(user).includes(teamId)) outside.push(id);
     }
-    return { outcome: 'done', details: { ...details, membersLeft: rest.length } };
+    return outside;
   }
 
   async function apply(action: Action): Promise<ApplyResult> {
@@ -410,7 +609,7 @@ export function createSlackConnector(system: string, config: SlackSystemConfig):
           ...result,
           details: {
             ...result.details,
-            note: 'Slack does not delete users: the account stays deactivated (or out of the workspace)',
+            note: 'Slack does not delete users: the account stays deactivated (or out of every workspace)',
           },
         };
       }
@@ -439,17 +638,8 @@ export function createSlackConnector(system: string, config: SlackSystemConfig):
       return parseAnswer(slackUserSchema, user, 'users.lookupByEmail');
     } catch (err) {
       if (platformErrorOf(err) === 'users_not_found') return undefined;
-      throw classify(err, 'users.lookupByEmail', teamId);
+      throw classify(err, 'users.lookupByEmail', configuredTeams);
     }
-  }
-
-  async function groupsOf(userId: string): Promise<Entitlement[]> {
-    const { usergroups } = await slack('usergroups.list', () =>
-      client.usergroups.list({ team_id: teamId, include_users: true }),
-    );
-    return parseAnswer(z.array(usergroupSchema), usergroups, 'usergroups.list')
-      .filter((group) => group.users?.includes(userId))
-      .map((group) => ({ id: group.id, kind: 'usergroup', ...(group.handle ? { name: `@${group.handle}` } : {}) }));
   }
 
   return {
@@ -460,11 +650,17 @@ export function createSlackConnector(system: string, config: SlackSystemConfig):
       if (!subject.email) return none;
       const user = await lookup(subject.email);
       if (!user) return none;
-      const disabled = isDisabled(user);
+      const scope = await workspacesInScope();
+      const disabled = isDisabled(user, scope);
+      const groups = (await usergroupsIn(scope)).filter((group) => group.users.includes(user.id));
       return {
         system,
         account: { id: user.id, disabled },
-        entitlements: await groupsOf(user.id),
+        entitlements: groups.map((group) => ({
+          id: group.id,
+          kind: 'usergroup',
+          ...(group.handle ? { name: `@${group.handle}${group.disabled ? ' (disabled)' : ''}` } : {}),
+        })),
         // Slack has no API listing sessions: one entry stands for "may have sessions" while the user can sign in.
         credentials: disabled ? [] : [{ id: `${user.id}/sessions`, kind: 'session' }],
         // Slack never deletes users: deactivated is as gone as a Slack account gets.
@@ -472,8 +668,26 @@ export function createSlackConnector(system: string, config: SlackSystemConfig):
       };
     },
     apply,
+    /**
+     * auth.test accepts any valid token; admin.teams.list needs an org admin's token with the
+     * admin scopes, as the actions do, and says which workspaces there are to check the config.
+     */
     async check() {
       await slack('auth.test', () => client.auth.test());
+      const teams = await allPages('admin.teams.list', {}, (answer) =>
+        parseAnswer(teamsPageSchema, answer, 'admin.teams.list').teams.map((t) => t.id),
+      );
+      const configured = [
+        ...(config.workspaces === 'all' ? [] : config.workspaces),
+        ...(config.teamId ? [config.teamId] : []),
+      ];
+      const unknown = configured.filter((t) => !teams.includes(t));
+      if (unknown.length > 0)
+        throw new ConnectorError(
+          `Slack: ${unknown.join(', ')} ${unknown.length > 1 ? 'are not workspaces' : 'is not a workspace'} of this org (it has ${teams.join(', ')}): fix the workspaces (or teamId) setting`,
+          false,
+          'slack_team_not_found',
+        );
     },
     async close() {},
   };
