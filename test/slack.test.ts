@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { WebClient } from '@slack/web-api';
 import { createSlackConnector, slackSystemSchema, type SlackSystemConfig } from '../activities/connectors/slack.js';
 import { ConnectorError, type Connector } from '../activities/connectors/types.js';
+import { describeLeftover } from '../model/leftovers.js';
 import { leftoversAfterStage, type Action, type Discovery, type Entitlement, type Plan } from '../model/plan.js';
 import { samplePerson } from '../sandbox/org.js';
 import {
@@ -64,7 +65,7 @@ describe('Slack connector (Web API stand-in)', () => {
       },
       [found],
       { privileged: {}, keep: {} } as unknown as Plan,
-    );
+    ).map(describeLeftover);
   const workspacesOf = (employeeId: string) => [...user(employeeId).teams].sort();
 
   it('discovers the user by email, the user groups that list them in every workspace, disabled ones too, and one session entry', async () => {
