@@ -12,6 +12,7 @@ import {
   githubSystemSchema,
 } from '../activities/connectors/github.js';
 import { ConnectorError, type Connector } from '../activities/connectors/types.js';
+import { describeLeftover } from '../model/leftovers.js';
 import { leftoversAfterStage, type Action, type Discovery, type Plan } from '../model/plan.js';
 import {
   GITHUB_SANDBOX_APP,
@@ -67,7 +68,7 @@ describe('GitHub connector (stand-in)', () => {
       },
       [found],
       { privileged: {}, keep: {} } as unknown as Plan,
-    );
+    ).map(describeLeftover);
   /** Every action discovery calls for, login first, as the workflow runs them. */
   async function offboard(connector: Connector, who: { employeeId: string; email?: string }) {
     const found = await connector.discover(who);
