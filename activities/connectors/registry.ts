@@ -9,6 +9,7 @@ import { z } from 'zod';
 import type { SecretWrap } from '../../model/api-config.js';
 import type { ConnectorDescriptor } from './descriptor.js';
 import { githubConnector } from './github.js';
+import { keycloakConnector } from './keycloak.js';
 import { ldapConnector } from './ldap.js';
 import { manualConnector } from './manual.js';
 import { postgresConnector } from './postgres.js';
@@ -25,6 +26,7 @@ export const connectorRegistry = [
   slackConnector,
   githubConnector,
   salesforceConnector,
+  keycloakConnector,
 ] as const;
 
 type Registered = (typeof connectorRegistry)[number];
