@@ -232,31 +232,55 @@ const IDP_LINK = 'idp-link:';
 
 // ---- the connector ----------------------------------------------------------------------------
 
-/** Client-credentials tokens live for minutes; one is reused while it has this much life left. */
-const TOKEN_REUSE_MS = 60_000;
+/** A token is renewed when it has less than this left (a call may queue behind a 429 pause). */
+const TOKEN_MARGIN_MS = 30_000;
 
 export function createKeycloakConnector(system: string, config: KeycloakSystemConfig): Connector {
   const client = new KcAdminClient({ baseUrl: config.url, realmName: config.realm, timeout: config.timeoutMs });
-  let tokenAt = 0;
-  let authenticating: Promise<void> | undefined;
+  const tokenUrl = `${config.url.replace(/\/+$/, '')}/realms/${encodeURIComponent(config.realm)}/protocol/openid-connect/token`;
+  let token: { value: string; expiresAt: number } | undefined;
+  let requesting: Promise<string> | undefined;
 
-  async function authenticate(): Promise<void> {
-    if (Date.now() - tokenAt < TOKEN_REUSE_MS) return;
-    authenticating ??= client
-      .auth({ grantType: 'client_credentials', clientId: config.clientId, clientSecret: config.clientSecret })
-      .then(
-        () => {
-          tokenAt = Date.now();
-        },
-        (err: unknown) => {
-          throw classifyAuth(err, config);
-        },
-      )
-      .finally(() => {
-        authenticating = undefined;
+  // The client-credentials grant gives no refresh token, and the admin client would try one when
+  // its token expires: offboard asks for a new token itself.
+  async function requestToken(): Promise<string> {
+    let response: Response;
+    try {
+      response = await fetch(tokenUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({
+          grant_type: 'client_credentials',
+          client_id: config.clientId,
+          client_secret: config.clientSecret,
+        }),
+        signal: AbortSignal.timeout(config.timeoutMs),
       });
-    await authenticating;
+    } catch (err) {
+      throw classify(err, 'token request', 'view-users', config);
+    }
+    const text = await response.text();
+    let body: unknown = text;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      // Not JSON: kept as text for the message.
+    }
+    if (!response.ok)
+      throw classifyAuth(Object.assign(new Error('token request'), { response, responseData: body }), config);
+    const answer = parseAnswer(z.object({ access_token: z.string(), expires_in: z.number() }), body, 'token request');
+    token = { value: answer.access_token, expiresAt: Date.now() + answer.expires_in * 1000 };
+    return answer.access_token;
   }
+
+  async function authenticate(): Promise<string> {
+    if (token && token.expiresAt - Date.now() > TOKEN_MARGIN_MS) return token.value;
+    requesting ??= requestToken().finally(() => {
+      requesting = undefined;
+    });
+    return requesting;
+  }
+  client.registerTokenProvider({ getAccessToken: authenticate });
 
   async function call<T>(doing: string, role: Role, work: () => Promise<T>): Promise<T> {
     await authenticate();

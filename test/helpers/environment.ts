@@ -23,6 +23,7 @@ import {
   type PostgresInstance,
   type SlapdInstance,
 } from '../../scripts/services.js';
+import { startKeycloak, type KeycloakInstance } from '../../scripts/keycloak.js';
 import { bundleWorkflows } from '../../workers/bundle.js';
 import { parseConfig, type ConfigInput, type OffboardConfig } from '../../workers/config.js';
 import { createPool, migrate } from '../../workers/database.js';
@@ -34,6 +35,7 @@ let slapd: Promise<SlapdInstance> | undefined;
 let postgres: Promise<PostgresInstance> | undefined;
 let pool: Promise<pg.Pool> | undefined;
 let bundle: Promise<{ code: string }> | undefined;
+let keycloak: Promise<KeycloakInstance> | undefined;
 let runtimeInstalled = false;
 
 export const sharedSlapd = () => (slapd ??= startSlapd());
@@ -45,6 +47,8 @@ export const sharedPool = () =>
     return created;
   }));
 export const workflowBundle = () => (bundle ??= bundleWorkflows());
+/** One Keycloak per test run (tens of seconds to start): each test seeds a realm of its own. */
+export const sharedKeycloak = () => (keycloak ??= startKeycloak());
 
 /**
  * Temporal's time-skipping test server (the toolchain's wrapper), with the shared servers ready.
@@ -216,6 +220,7 @@ export async function stopSharedServers() {
   await (await pool)?.end();
   await (await postgres)?.stop();
   await (await slapd)?.stop();
+  await (await keycloak?.catch(() => undefined))?.stop();
 }
 
 /** Polls `read` until `done` holds, in real time; fails with the last value seen. */
