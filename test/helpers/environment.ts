@@ -7,6 +7,7 @@
  *   workflow.test      E1001-E1010, E1020-E1023     dev-server.test  E1011-E1019, E1028, E1034, E1037
  *   ldap.test          E1031-E1034                  evidence.test    E1024-E1026, E1036
  *   codec.test         E1027                        api.test         E1029, E1030, E1038-E1040
+ *   keycloak-workflow.test  E1041 (and in Keycloak, whose tests give each case a realm of its own)
  *   postgres.test      roles e1001-e1005            ui.test          E1035 (record-histories, in its own process with its own slapd, uses E1024-E1025, E1035-E1036)
  * Stand-in tests (GitHub, Slack, Salesforce, SCIM) and the AD tests use servers of their own.
  */
