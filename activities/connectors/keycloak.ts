@@ -18,9 +18,9 @@
  *   sessions stay listed and their refresh and offline tokens stay stored until the token endpoint
  *   next checks them, so revoke_sessions and revoke_tokens follow it in every playbook.
  * - revoke_sessions: `POST /users/{id}/logout`: removes every session of the user (with a
- *   back-channel logout to clients that have an admin URL) and sets the user's not-before time, so
- *   refresh tokens issued before it are refused (`invalid_grant`). `already` when no session is
- *   listed.
+ *   back-channel logout to clients that have an admin URL), so the refresh tokens issued for them
+ *   are refused (`invalid_grant`) for good, even if the user is enabled again. `already` when no
+ *   session is listed.
  * - revoke_tokens: `DELETE /users/{id}/consents/{clientId}` for every client the user granted
  *   consent to or holds an offline token for (`GET /users/{id}/consents` lists both): revokes the
  *   consent and the client's offline sessions, so an offline token (scope offline_access) is
