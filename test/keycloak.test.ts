@@ -133,7 +133,7 @@ describe('Keycloak connector (a real Keycloak)', function () {
     assert.equal((await refresh(keycloak, seeded.realm, online.refreshToken)).body.error, 'invalid_grant');
   });
 
-  it('revoke_tokens alone refuses the offline token and leaves the online session; repeat = already', async () => {
+  it('revoke_tokens alone refuses the offline token and leaves the online session; repeat = already; logout then ends that', async () => {
     const seeded = await realm();
     const person = samplePerson('E1005');
     const id = await addPerson(seeded, person);
@@ -146,6 +146,10 @@ describe('Keycloak connector (a real Keycloak)', function () {
     assert.equal((await refresh(keycloak, seeded.realm, offline.refreshToken)).body.error, 'invalid_grant');
     assert.equal((await refresh(keycloak, seeded.realm, online.refreshToken)).status, 200);
     assert.equal((await connector.apply(action('revoke_tokens', id), subject('E1005'))).outcome, 'already');
+    // Logout ends the online session for good, the user still enabled (no disable behind it).
+    assert.equal((await connector.apply(action('revoke_sessions', id), subject('E1005'))).outcome, 'done');
+    assert.equal((await userOf(seeded, id))?.enabled, true);
+    assert.equal((await refresh(keycloak, seeded.realm, online.refreshToken)).body.error, 'invalid_grant');
   });
 
   it('removes groups, realm and client role mappings and identity-provider links, each read back; repeat = already', async () => {

@@ -24,7 +24,7 @@
  * - revoke_tokens: `DELETE /users/{id}/consents/{clientId}` for every client the user granted
  *   consent to or holds an offline token for (`GET /users/{id}/consents` lists both): revokes the
  *   consent and the client's offline sessions, so an offline token (scope offline_access) is
- *   refused even without the not-before time. Read back: no consent and no offline token left.
+ *   refused whether or not the sessions were ended. Read back: no consent and no offline token left.
  * - remove_entitlement: groups (`DELETE /users/{id}/groups/{groupId}`), realm role mappings
  *   (`DELETE /users/{id}/role-mappings/realm`), client role mappings
  *   (`DELETE /users/{id}/role-mappings/clients/{client}`) and identity-provider links
