@@ -27,6 +27,17 @@ export interface KeycloakInstance {
 /** Keycloak's own build options; the toolchain's install-time start uses the same. */
 const BUILD_OPTIONS = ['--db=dev-mem', '--health-enabled=true'];
 
+/** Why Keycloak cannot run here (the toolchain found no Java 21+), or undefined when it can. */
+export function keycloakMissing(): string | undefined {
+  const tools = readToolchain() as ReturnType<typeof readToolchain> & {
+    keycloakHome?: string;
+    keycloakJavaHome?: string;
+  };
+  return tools.keycloakHome
+    ? undefined
+    : `Keycloak is not installed: it needs Java 21+ at KEYCLOAK_JAVA_HOME (${tools.keycloakJavaHome ?? 'unset'}); then run bash scripts/toolchain.sh test`;
+}
+
 function keycloakHome(): { home: string; javaHome: string } {
   const tools = readToolchain() as ReturnType<typeof readToolchain> & {
     keycloakHome?: string;

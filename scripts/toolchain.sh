@@ -98,8 +98,10 @@ keycloak_home() {
   set -e
   local dir="$cache/keycloak-$KEYCLOAK_VERSION"
   if [ ! -x "$KEYCLOAK_JAVA_HOME/bin/java" ]; then
-    log "Keycloak $KEYCLOAK_VERSION needs Java 21+: no JDK at $KEYCLOAK_JAVA_HOME (set KEYCLOAK_JAVA_HOME)"
-    exit 1
+    # Without it the Keycloak tests are skipped (and say why), as the AD tests are without root.
+    log "Keycloak $KEYCLOAK_VERSION needs Java 21+: no JDK at $KEYCLOAK_JAVA_HOME (set KEYCLOAK_JAVA_HOME); Keycloak not installed"
+    echo ""
+    return 0
   fi
   if [ ! -f "$dir/.built" ]; then
     log "fetching org.keycloak:keycloak-quarkus-dist:$KEYCLOAK_VERSION:zip from Maven Central (164 MB, first time only)"

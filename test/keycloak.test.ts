@@ -14,7 +14,7 @@ import {
 } from '../activities/connectors/keycloak.js';
 import { ConnectorError, type Connector } from '../activities/connectors/types.js';
 import type { Action, Entitlement } from '../model/plan.js';
-import type { KeycloakInstance } from '../scripts/keycloak.js';
+import { keycloakMissing, type KeycloakInstance } from '../scripts/keycloak.js';
 import { KEYCLOAK_IDP_ALIAS, addPerson, refresh, seedRealm, signIn, type SeededRealm } from '../sandbox/keycloak.js';
 import { samplePerson } from '../sandbox/org.js';
 import { sharedKeycloak } from './helpers/environment.js';
@@ -25,7 +25,12 @@ describe('Keycloak connector (a real Keycloak)', function () {
   let keycloak: KeycloakInstance;
   let realmCount = 0;
 
-  before(async () => {
+  before(async function () {
+    const missing = keycloakMissing();
+    if (missing) {
+      console.log(`      (skipped: ${missing})`);
+      this.skip();
+    }
     keycloak = await sharedKeycloak();
     console.log(`      (Keycloak answered ${keycloak.startedInMs} ms after its start)`);
   });
