@@ -219,7 +219,9 @@ async function main() {
     let ldapLine = 'from OFFBOARD_CONFIG';
     let warehouseLine = 'from OFFBOARD_CONFIG';
     let saasLines: string[] = [];
-    let keycloakLine = 'not started (npm start -- --with-keycloak starts one)';
+    let keycloakLine = env.OFFBOARD_CONFIG
+      ? 'from OFFBOARD_CONFIG (--with-keycloak applies to the sandbox only)'
+      : 'not started (npm start -- --with-keycloak starts one)';
     if (!env.OFFBOARD_CONFIG) {
       if (await portTaken(ldapPort))
         throw new Error(`port ${ldapPort} (for the sandbox slapd) is already in use; set OFFBOARD_LDAP_PORT`);
