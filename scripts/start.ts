@@ -30,6 +30,7 @@ import { startSaasSandboxes, type SaasSandboxes } from '../sandbox/index.js';
 import { EncryptionCodec, keyringFromEnv, PAYLOAD_KEYS_ENV } from '../workers/codec.js';
 import { startCodecServer } from '../client/codec-server.js';
 import { connect } from 'node:net';
+import { keycloakWanted, startSandboxKeycloak } from './keycloak-sandbox.js';
 
 const dataDir = join(projectRoot, '.data');
 const env = process.env;
@@ -40,6 +41,7 @@ const warehousePort = Number(env.OFFBOARD_WAREHOUSE_PORT ?? 15433);
 const dbPort = Number(env.OFFBOARD_EMBEDDED_DB_PORT ?? EMBEDDED_DB_PORT_DEFAULT);
 const codecPort = Number(env.OFFBOARD_CODEC_PORT ?? 8081);
 const apiPort = Number(env.OFFBOARD_API_PORT ?? 8080);
+const keycloakPort = Number(env.OFFBOARD_KEYCLOAK_PORT ?? 8180);
 
 /** The local API, as the issuer of the Security Event Tokens sent to the sandbox receiver. */
 const sharedSignalsIssuer = `http://127.0.0.1:${apiPort}`;
@@ -224,6 +226,9 @@ async function main() {
     let ldapLine = 'from OFFBOARD_CONFIG';
     let warehouseLine = 'from OFFBOARD_CONFIG';
     let saasLines: string[] = [];
+    let keycloakLine = env.OFFBOARD_CONFIG
+      ? 'from OFFBOARD_CONFIG (--with-keycloak applies to the sandbox only)'
+      : 'not started (npm start -- --with-keycloak starts one)';
     if (!env.OFFBOARD_CONFIG) {
       if (await portTaken(ldapPort))
         throw new Error(`port ${ldapPort} (for the sandbox slapd) is already in use; set OFFBOARD_LDAP_PORT`);
@@ -245,6 +250,19 @@ async function main() {
       }
       const saas = await startSaasSandboxes({}, { sharedSignalsIssuer });
       stops.push(() => saas.stop());
+      // Keycloak only when asked for (--with-keycloak, OFFBOARD_WITH_KEYCLOAK=1): it takes half a minute.
+      if (keycloakWanted()) {
+        if (await portTaken(keycloakPort))
+          throw new Error(
+            `port ${keycloakPort} (for the sandbox Keycloak) is already in use; set OFFBOARD_KEYCLOAK_PORT`,
+          );
+        say('starting Keycloak (--with-keycloak; half a minute or more)…');
+        const keycloak = await startSandboxKeycloak(keycloakPort);
+        stops.push(() => keycloak.stop());
+        Object.assign(saas.systems, keycloak.systems);
+        Object.assign(saas.env, keycloak.env);
+        keycloakLine = keycloak.line;
+      }
       Object.assign(workerEnv, saas.env, {
         OFFBOARD_CONFIG: writeSandboxConfig(slapd, warehouse, saas),
         OFFBOARD_SANDBOX_WAREHOUSE_URL: warehouse.url,
@@ -318,6 +336,7 @@ async function main() {
     say(`  LDAP         ${ldapLine}`);
     say(`  warehouse    ${warehouseLine}`);
     for (const line of saasLines) say(`  ${line}`);
+    say(`  Keycloak     ${keycloakLine}`);
     say(`  HTTP API     ${apiLine}`);
     say('  try:         ./bin/offboard.js terminate --employee E1004 --reason involuntary');
     say('               ./bin/offboard.js status E1004');

@@ -6,6 +6,7 @@
 #   scripts/toolchain.sh start   Temporal CLI, slapd, PostgreSQL (the sample warehouse)
 #   scripts/toolchain.sh test    the above, plus the time-skipping test server, docker-compose, Samba AD, chromium,
 #                                and scim2-server (an independent SCIM 2.0 server, from PyPI into a venv)
+#                                Keycloak (and `start` too when OFFBOARD_WITH_KEYCLOAK=1, see scripts/keycloak.ts)
 set -euo pipefail
 
 purpose=${1:-test}
@@ -14,6 +15,9 @@ cache=${OFFBOARD_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/offboard}
 mkdir -p "$cache" "$root/.tools"
 
 TEMPORAL_CLI_VERSION=v1.5.1
+KEYCLOAK_VERSION=26.5.6
+# Keycloak 26 needs Java 21 or later; the Debian JDK is 17, so a second JDK is named here.
+KEYCLOAK_JAVA_HOME=${KEYCLOAK_JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}
 TEST_SERVER_VERSION=$(sed -n 's:.*<temporal.test.server.version>\(.*\)</temporal.test.server.version>.*:\1:p' "$root/scripts/test-server/pom.xml")
 
 # The version in the cache key is the one pinned in scripts/scim2-server/requirements.txt.
@@ -88,6 +92,55 @@ WRAPPER
   echo "$dir/test-server"
 }
 
+keycloak_home() {
+  # The Quarkus distribution from Maven Central, unpacked once per version. A first `start-dev`
+  # with the build options the tests and `npm start` use (scripts/keycloak.ts: an in-memory
+  # database, health checks) runs at install time: it rebuilds the server image (the Quarkus
+  # augmentation, several seconds) and keeps it, so later starts skip that step and never write
+  # into this shared directory.
+  # Called as $(keycloak_home): a command substitution does not inherit errexit, so set it again.
+  set -e
+  local dir="$cache/keycloak-$KEYCLOAK_VERSION"
+  if [ ! -x "$KEYCLOAK_JAVA_HOME/bin/java" ]; then
+    # Without it the Keycloak tests are skipped (and say why), as the AD tests are without root.
+    log "Keycloak $KEYCLOAK_VERSION needs Java 21+: no JDK at $KEYCLOAK_JAVA_HOME (set KEYCLOAK_JAVA_HOME); Keycloak not installed"
+    echo ""
+    return 0
+  fi
+  if [ ! -f "$dir/.built" ]; then
+    log "fetching org.keycloak:keycloak-quarkus-dist:$KEYCLOAK_VERSION:zip from Maven Central (164 MB, first time only)"
+    rm -rf "$dir.partial" && mkdir -p "$dir.partial"
+    (cd "$dir.partial" && mvn -q -B dependency:unpack -Dartifact="org.keycloak:keycloak-quarkus-dist:$KEYCLOAK_VERSION:zip" \
+      -DoutputDirectory="$dir.partial" -DmarkersDirectory="$dir.partial/markers" >&2)
+    rm -rf "$dir.partial/markers" "$dir.partial/\${project.basedir}"
+    mv "$dir.partial/keycloak-$KEYCLOAK_VERSION" "$dir.partial/home"
+    log "building Keycloak's dev image (a first start-dev, first time only)"
+    local port mgmt pid started=no
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    mgmt=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    JAVA_HOME="$KEYCLOAK_JAVA_HOME" JAVA_OPTS_APPEND="-Dquarkus.transaction-manager.object-store.directory=$dir.partial/tx" \
+      "$dir.partial/home/bin/kc.sh" start-dev --db=dev-mem --health-enabled=true \
+      --http-host 127.0.0.1 --http-port "$port" --http-management-port "$mgmt" >"$dir.partial/build.log" 2>&1 </dev/null &
+    pid=$!
+    # Five minutes: a busy machine is slow, and this runs once.
+    for _ in $(seq 1 300); do
+      if grep -q 'started in' "$dir.partial/build.log"; then started=yes; break; fi
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 1
+    done
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    if [ $started = no ]; then
+      log "Keycloak did not start; its output is in $dir.partial/build.log"
+      exit 1
+    fi
+    rm -rf "$dir.partial/tx" "$dir.partial/home/data"
+    touch "$dir.partial/.built"
+    rm -rf "$dir" && mv "$dir.partial" "$dir"
+  fi
+  echo "$dir/home"
+}
+
 postgres_bin() {
   apt_install postgresql
   local bin
@@ -123,6 +176,7 @@ temporal=$(temporal_cli)
 slapd_dir=$(slapd_bin)
 test_server_path=""
 scim2_server_path=""
+keycloak_path=""
 # PostgreSQL: throwaway clusters for the tests, and the sample warehouse that `npm start` offboards from.
 postgres_dir=$(postgres_bin)
 if [ "$purpose" = test ]; then
@@ -132,10 +186,17 @@ if [ "$purpose" = test ]; then
   # chromium: the browser tests (Temporal UI, evidence report) drive Debian's build through playwright-core.
   apt_install docker-compose samba samba-ad-dc samba-ad-provision winbind chromium
   scim2_server_path=$(scim2_server)
+  keycloak_path=$(keycloak_home) || exit 1
 else
   # `start` installs nothing for tests, but keeps naming what an earlier `test` run installed.
   [ -x "$cache/temporal-test-server-$TEST_SERVER_VERSION/test-server" ] && test_server_path="$cache/temporal-test-server-$TEST_SERVER_VERSION/test-server"
   [ -f "$cache/scim2-server-$SCIM2_SERVER_VERSION/.installed" ] && scim2_server_path="$cache/scim2-server-$SCIM2_SERVER_VERSION/bin/scim2-server"
+  # Keycloak is installed for `npm start` only when asked for (`npm start -- --with-keycloak` sets it).
+  if [ "${OFFBOARD_WITH_KEYCLOAK:-}" = 1 ]; then
+    keycloak_path=$(keycloak_home) || exit 1
+  elif [ -f "$cache/keycloak-$KEYCLOAK_VERSION/.built" ]; then
+    keycloak_path="$cache/keycloak-$KEYCLOAK_VERSION/home"
+  fi
 fi
 
 cat > "$root/.tools/toolchain.json" <<JSON
@@ -144,6 +205,8 @@ cat > "$root/.tools/toolchain.json" <<JSON
   "testServer": "$test_server_path",
   "postgresBin": "$postgres_dir",
   "slapdBin": "$slapd_dir",
-  "scim2Server": "$scim2_server_path"
+  "scim2Server": "$scim2_server_path",
+  "keycloakHome": "$keycloak_path",
+  "keycloakJavaHome": "$KEYCLOAK_JAVA_HOME"
 }
 JSON

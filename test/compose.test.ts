@@ -27,10 +27,11 @@ describe('docker-compose.yml', () => {
     const result = run(secrets);
     assert.equal(result.status, 0, result.stderr);
     const config = parse(result.stdout) as {
-      services: Record<string, { environment?: Record<string, string>; ports?: unknown[] }>;
+      services: Record<string, { environment?: Record<string, string>; ports?: unknown[]; profiles?: string[] }>;
     };
     assert.deepEqual(Object.keys(config.services).sort(), [
       'audit-db',
+      'keycloak',
       'ldap',
       'temporal',
       'temporal-db',
@@ -42,6 +43,8 @@ describe('docker-compose.yml', () => {
     assert.equal(worker.TEMPORAL_ADDRESS, 'temporal:7233');
     assert.equal(worker.DATABASE_URL, 'postgres://offboard:a-secret@audit-db:5432/offboard');
     assert.equal(worker.OFFBOARD_CONFIG, '/etc/offboard/offboard.yaml');
+    // Keycloak is there to try the connector: only `--profile keycloak` starts it.
+    assert.deepEqual(config.services.keycloak!.profiles, ['keycloak']);
   });
 
   it('refuses to start without its secrets instead of using defaults', () => {

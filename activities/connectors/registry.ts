@@ -9,6 +9,7 @@ import { z } from 'zod';
 import type { SecretWrap } from '../../model/api-config.js';
 import type { ConnectorDeps, ConnectorDescriptor } from './descriptor.js';
 import { githubConnector } from './github.js';
+import { keycloakConnector } from './keycloak.js';
 import { ldapConnector } from './ldap.js';
 import { manualConnector } from './manual.js';
 import { postgresConnector } from './postgres.js';
@@ -27,6 +28,7 @@ export const connectorRegistry = [
   githubConnector,
   salesforceConnector,
   ssfConnector,
+  keycloakConnector,
 ] as const;
 
 type Registered = (typeof connectorRegistry)[number];

@@ -7,6 +7,7 @@
  *   workflow.test      E1001-E1010, E1020-E1023     dev-server.test  E1011-E1019, E1028, E1034, E1037
  *   ldap.test          E1031-E1034                  evidence.test    E1024-E1026, E1036
  *   codec.test         E1027                        api.test         E1029, E1030, E1038-E1040
+ *   keycloak-workflow.test  E1041 (and in Keycloak, whose tests give each case a realm of its own)
  *   postgres.test      roles e1001-e1005            ui.test          E1035 (record-histories, in its own process with its own slapd, uses E1024-E1025, E1035-E1036)
  *   ssf.test           E1048
  * Stand-in tests (GitHub, Slack, Salesforce, SCIM) and the AD tests use servers of their own.
@@ -24,6 +25,7 @@ import {
   type PostgresInstance,
   type SlapdInstance,
 } from '../../scripts/services.js';
+import { startKeycloak, type KeycloakInstance } from '../../scripts/keycloak.js';
 import { bundleWorkflows } from '../../workers/bundle.js';
 import { parseConfig, type ConfigInput, type OffboardConfig } from '../../workers/config.js';
 import { createPool, migrate } from '../../workers/database.js';
@@ -35,6 +37,7 @@ let slapd: Promise<SlapdInstance> | undefined;
 let postgres: Promise<PostgresInstance> | undefined;
 let pool: Promise<pg.Pool> | undefined;
 let bundle: Promise<{ code: string }> | undefined;
+let keycloak: Promise<KeycloakInstance> | undefined;
 let runtimeInstalled = false;
 
 export const sharedSlapd = () => (slapd ??= startSlapd());
@@ -46,6 +49,8 @@ export const sharedPool = () =>
     return created;
   }));
 export const workflowBundle = () => (bundle ??= bundleWorkflows());
+/** One Keycloak per test run (tens of seconds to start): each test seeds a realm of its own. */
+export const sharedKeycloak = () => (keycloak ??= startKeycloak());
 
 /**
  * Temporal's time-skipping test server (the toolchain's wrapper), with the shared servers ready.
@@ -219,6 +224,7 @@ export async function stopSharedServers() {
   await (await pool)?.end();
   await (await postgres)?.stop();
   await (await slapd)?.stop();
+  await (await keycloak?.catch(() => undefined))?.stop();
 }
 
 /** Polls `read` until `done` holds, in real time; fails with the last value seen. */
