@@ -155,17 +155,21 @@ export async function compareWithHistories(
 
   for (const history of histories) {
     const missing: AuditReceipt[] = [];
+    const changed: { receipt: AuditReceipt; now: { seq: number; hash: string } }[] = [];
     for (const receipt of history.receipts) {
       receiptsChecked += 1;
       const row = table.get(receipt.id);
       if (!row) missing.push(receipt);
-      else if (row.seq !== receipt.seq || row.hash !== receipt.hash)
-        findings.push({
-          kind: 'rewritten',
-          seq: row.seq,
-          offboardingId: history.workflowId,
-          message: `rewritten: ${history.workflowId} recorded row ${receipt.id} as seq ${receipt.seq} hash ${receipt.hash.slice(0, 16)}…; the table has seq ${row.seq} hash ${row.hash.slice(0, 16)}…`,
-        });
+      else if (row.seq !== receipt.seq || row.hash !== receipt.hash) changed.push({ receipt, now: row });
+    }
+    if (changed.length > 0) {
+      const [{ receipt, now }] = changed as [(typeof changed)[number]];
+      findings.push({
+        kind: 'rewritten',
+        seq: now.seq,
+        offboardingId: history.workflowId,
+        message: `rewritten: ${changed.length} rows ${history.workflowId} wrote differ from its history; the first, row ${receipt.id}, was seq ${receipt.seq} hash ${receipt.hash.slice(0, 16)}…, the table has seq ${now.seq} hash ${now.hash.slice(0, 16)}…`,
+      });
     }
     if (missing.length === 0) continue;
     const seqs = missing.map((r) => r.seq);
