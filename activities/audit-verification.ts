@@ -39,6 +39,8 @@ export interface CheckpointCheck {
   validSignatures: number;
   /** The newest checkpoint with a valid signature whose head hash the table still has. */
   latest: Checkpoint | null;
+  /** Every validly signed checkpoint whose head hash the table still has, by seq. */
+  matching: Checkpoint[];
   findings: Finding[];
 }
 
@@ -65,7 +67,7 @@ export async function checkCheckpoints(
       kind: 'unanchored',
       message: `no public key to check the ${kept.length} checkpoint(s) with: set OFFBOARD_AUDIT_PUBLIC_KEY_FILE or pass --public-key`,
     });
-    return { checkpoints: kept.length, validSignatures: 0, latest: null, findings };
+    return { checkpoints: kept.length, validSignatures: 0, latest: null, matching: [], findings };
   }
   const keyId = keyIdOf(publicKey);
   const valid: Checkpoint[] = [];
@@ -82,6 +84,7 @@ export async function checkCheckpoints(
   const rows = seqs.length ? await store.rowsBetween(Math.min(...seqs), Math.max(...seqs)) : [];
   const hashAt = new Map(rows.map((row) => [row.seq, row.hash]));
   let latest: Checkpoint | null = null;
+  const matching: Checkpoint[] = [];
   let firstRewrite: Checkpoint | null = null;
   let lastGoodSeq = 0;
   let furthest: Checkpoint | null = null;
@@ -91,6 +94,7 @@ export async function checkCheckpoints(
     if (hash === checkpoint.headHash) {
       if (firstRewrite === null) lastGoodSeq = checkpoint.seq;
       latest = checkpoint;
+      matching.push(checkpoint);
     } else if (hash !== undefined) firstRewrite ??= checkpoint;
   }
   if (firstRewrite)
@@ -117,7 +121,7 @@ export async function checkCheckpoints(
       seq: latest.seq + 1,
       message: `rows ${latest.seq + 1} to ${tableEnd} are after the latest checkpoint (${latest.at}): only the chain and Temporal's histories vouch for them yet`,
     });
-  return { checkpoints: kept.length, validSignatures: valid.length, latest, findings };
+  return { checkpoints: kept.length, validSignatures: valid.length, latest, matching, findings };
 }
 
 /** One workflow run's receipts from its history. */
