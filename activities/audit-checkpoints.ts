@@ -12,7 +12,15 @@ import { appendFile, mkdir, readFile } from 'node:fs/promises';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  sign,
+  verify,
+  type KeyObject,
+} from 'node:crypto';
 import canonicalize from 'canonicalize';
 import { z } from 'zod';
 
@@ -64,7 +72,8 @@ export function checkpointSignatureValid(checkpoint: Checkpoint, publicKey: KeyO
 
 const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 /** `.data` of the checkout, as `npm start` uses; OFFBOARD_DATA_DIR moves it. */
-export const dataDirFrom = (env: NodeJS.ProcessEnv = process.env) => env.OFFBOARD_DATA_DIR ?? join(projectRoot, '.data');
+export const dataDirFrom = (env: NodeJS.ProcessEnv = process.env) =>
+  env.OFFBOARD_DATA_DIR ?? join(projectRoot, '.data');
 
 export interface CheckpointSettings {
   /** PEM PKCS#8 Ed25519 private key (only the worker needs it). */
@@ -125,7 +134,9 @@ export function loadSigningKey(settings: CheckpointSettings): { key: KeyObject; 
   try {
     key = createPrivateKey(readFileSync(path));
   } catch (err) {
-    throw new Error(`cannot read the audit signing key ${path}: ${(err as Error).message}; it must be a PEM private key`);
+    throw new Error(
+      `cannot read the audit signing key ${path}: ${(err as Error).message}; it must be a PEM private key`,
+    );
   }
   if (key.asymmetricKeyType !== 'ed25519')
     throw new Error(`the audit signing key ${path} is ${key.asymmetricKeyType}, not Ed25519`);

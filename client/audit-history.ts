@@ -39,7 +39,11 @@ export async function receiptsInHistory(
     const name = auditActivities.get(String(completed.scheduledEventId));
     if (!name) continue;
     const result = completed.result?.payloads?.length
-      ? await decodeFromPayloadsAtIndex<unknown>(client.workflow.options.loadedDataConverter, 0, completed.result.payloads)
+      ? await decodeFromPayloadsAtIndex<unknown>(
+          client.workflow.options.loadedDataConverter,
+          0,
+          completed.result.payloads,
+        )
       : undefined;
     if (Array.isArray(result) && result.every(isReceipt)) receipts.push(...result);
     else complete = false;

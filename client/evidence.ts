@@ -1136,15 +1136,16 @@ function integrityOf(
   if (problems.length > 0)
     return {
       verdict: 'broken',
-      statement: 'The audit log fails its checks: nothing in this report can be relied on until the problems below are explained.',
+      statement:
+        'The audit log fails its checks: nothing in this report can be relied on until the problems below are explained.',
       problems,
     };
-  if (!covers)
-    return { verdict: 'unverifiable', statement: chainStatement, problems };
+  if (!covers) return { verdict: 'unverifiable', statement: chainStatement, problems };
   if (!anchor)
     return {
       verdict: 'unverifiable',
-      statement: 'The chain is intact, but the report was built without the signed checkpoints, so its completeness is not shown.',
+      statement:
+        'The chain is intact, but the report was built without the signed checkpoints, so its completeness is not shown.',
       problems,
     };
   if (!anchor.proof)
@@ -1409,42 +1410,40 @@ export function evidenceToHtml(evidence: Evidence): string {
       ? `<div class="label">${escapeHtml(VERDICT_WORDS[sla.verdict])}</div>`
       : `<div class="label">${escapeHtml(INTEGRITY_WORDS[integrity.verdict])}</div><p><strong>${escapeHtml(integrity.statement)}</strong></p>${integrity.problems.map((problem) => `<p>${escapeHtml(problem)}</p>`).join('')}<p>What the rows claim, unconfirmed: ${escapeHtml(VERDICT_WORDS[sla.verdict])}.</p>`;
   const verdictClass = integrity.verdict === 'verified' ? sla.verdict : `record-${integrity.verdict}`;
-  const summary = `<div class="verdict ${verdictClass}">${headline}<p>${escapeHtml(sla.explanation)}</p>${facts(
+  const summary = `<div class="verdict ${verdictClass}">${headline}<p>${escapeHtml(sla.explanation)}</p>${facts([
+    ['Employee (HR id)', evidence.employeeId],
+    ['HR request', request.requestId],
+    ['Trigger / reason', [request.trigger, request.reason].filter(Boolean).join(' / ') || null],
+    ['Employment type', request.employmentType],
+    ...(request.newRole ? [['New role', request.newRole] as [string, Cell]] : []),
+    ['Requested by', request.requestedBy],
+    ['Effective', formatTime(request.effectiveAt)],
+    ['Received by offboard', formatTime(request.receivedAt)],
+    ['Access first mapped', formatTime(request.discoveredAt)],
+    ['Playbook / mode', [plan.playbook, plan.mode].filter(Boolean).join(' / ') || null],
     [
-      ['Employee (HR id)', evidence.employeeId],
-      ['HR request', request.requestId],
-      ['Trigger / reason', [request.trigger, request.reason].filter(Boolean).join(' / ') || null],
-      ['Employment type', request.employmentType],
-      ...(request.newRole ? [['New role', request.newRole] as [string, Cell]] : []),
-      ['Requested by', request.requestedBy],
-      ['Effective', formatTime(request.effectiveAt)],
-      ['Received by offboard', formatTime(request.receivedAt)],
-      ['Access first mapped', formatTime(request.discoveredAt)],
-      ['Playbook / mode', [plan.playbook, plan.mode].filter(Boolean).join(' / ') || null],
-      [
-        'SLA class',
-        sla.class
-          ? lines(`${sla.class} (playbook allows ${duration(sla.windowMs ?? 0)})`, sla.classBasis)
-          : `none (playbook allows ${sla.windowMs === null ? '—' : duration(sla.windowMs)})`,
-      ],
-      ['Deadline', formatTime(sla.deadline)],
-      [
-        'Login disabled in every system',
-        sla.loginDisabledAt
-          ? lines(
-              formatTime(sla.loginDisabledAt),
-              `${duration(sla.elapsedMs.fromEffective ?? 0)} after the effective time; ${duration(sla.elapsedMs.fromDiscovered ?? 0)} after access was mapped`,
-            )
-          : 'not (yet) everywhere',
-      ],
-      [
-        'Outcome',
-        `${FINAL_WORDS[final.state]}${final.at ? ` at ${formatTime(final.at)}` : ''}${final.by && final.by !== 'workflow' ? ` by ${final.by}` : ''}${evidence.cancellation ? `: ${evidence.cancellation.reason}` : ''}`,
-      ],
-      ['Audit chain', chainCell],
-      ['Audit trail', `${INTEGRITY_WORDS[integrity.verdict]}: ${integrity.statement}`],
+      'SLA class',
+      sla.class
+        ? lines(`${sla.class} (playbook allows ${duration(sla.windowMs ?? 0)})`, sla.classBasis)
+        : `none (playbook allows ${sla.windowMs === null ? '—' : duration(sla.windowMs)})`,
     ],
-  )}${sla.notes.map((note) => `<p><strong>Note:</strong> ${escapeHtml(note)}</p>`).join('')}</div>`;
+    ['Deadline', formatTime(sla.deadline)],
+    [
+      'Login disabled in every system',
+      sla.loginDisabledAt
+        ? lines(
+            formatTime(sla.loginDisabledAt),
+            `${duration(sla.elapsedMs.fromEffective ?? 0)} after the effective time; ${duration(sla.elapsedMs.fromDiscovered ?? 0)} after access was mapped`,
+          )
+        : 'not (yet) everywhere',
+    ],
+    [
+      'Outcome',
+      `${FINAL_WORDS[final.state]}${final.at ? ` at ${formatTime(final.at)}` : ''}${final.by && final.by !== 'workflow' ? ` by ${final.by}` : ''}${evidence.cancellation ? `: ${evidence.cancellation.reason}` : ''}`,
+    ],
+    ['Audit chain', chainCell],
+    ['Audit trail', `${INTEGRITY_WORDS[integrity.verdict]}: ${integrity.statement}`],
+  ])}${sla.notes.map((note) => `<p><strong>Note:</strong> ${escapeHtml(note)}</p>`).join('')}</div>`;
 
   const slaSection = section(
     '1. SLA: when login was disabled',

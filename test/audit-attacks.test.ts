@@ -183,7 +183,10 @@ describe('audit trail completeness: seven attacks by a database superuser, each 
     assert.equal((await log.store.verify()).ok, true, 'the chain alone does not notice');
     const findings = await log.check();
     assert.deepEqual(kinds(findings), ['truncated_tail']);
-    assert.ok(findings.some((f) => /rows 71 to 120 are missing/.test(f.message)), JSON.stringify(findings));
+    assert.ok(
+      findings.some((f) => /rows 71 to 120 are missing/.test(f.message)),
+      JSON.stringify(findings),
+    );
     assert.equal(findings.filter((f) => f.offboardingId !== undefined).length, 3, 'each run whose rows went is named');
   });
 
@@ -251,7 +254,10 @@ describe('audit trail completeness: seven attacks by a database superuser, each 
     });
     assert.deepEqual(await log.store.verify(), { ok: true, rows: 80 }, 'consistent after the rewrite');
     const findings = await log.check();
-    assert.ok(kinds(findings).includes('rewritten') && kinds(findings).includes('deleted_offboarding'), kinds(findings).join());
+    assert.ok(
+      kinds(findings).includes('rewritten') && kinds(findings).includes('deleted_offboarding'),
+      kinds(findings).join(),
+    );
     const deleted = findings.filter((f) => f.kind === 'deleted_offboarding');
     assert.deepEqual(
       deleted.map((f) => f.offboardingId),
@@ -267,7 +273,10 @@ describe('audit trail completeness: seven attacks by a database superuser, each 
     assert.equal((await log.store.verify()).ok, true);
     const findings = await log.check();
     assert.deepEqual(kinds(findings), ['forged_row']);
-    assert.ok(findings.some((f) => f.kind === 'unanchored' && f.seq === forged.seq), 'after the last checkpoint');
+    assert.ok(
+      findings.some((f) => f.kind === 'unanchored' && f.seq === forged.seq),
+      'after the last checkpoint',
+    );
     const named = findings.find((f) => f.kind === 'forged_row')!;
     assert.deepEqual([named.seq, named.offboardingId], [forged.seq, 'offboarding-A']);
   });
@@ -275,7 +284,9 @@ describe('audit trail completeness: seven attacks by a database superuser, each 
   it('7. editing recorded_at: the hash covers it (chain broken at that row); recomputed, the checkpoint names the rewrite', async () => {
     const log = await freshLog();
     await asAttacker(log, (c) =>
-      c.query(`UPDATE audit_events SET recorded_at = recorded_at - interval '1 hour' WHERE seq = 60`).then(() => undefined),
+      c
+        .query(`UPDATE audit_events SET recorded_at = recorded_at - interval '1 hour' WHERE seq = 60`)
+        .then(() => undefined),
     );
     const chain = await log.store.verify();
     assert.equal(chain.ok, false);
@@ -309,7 +320,20 @@ describe('audit trail completeness: seven attacks by a database superuser, each 
       await pool.query(
         `INSERT INTO audit_events (seq, id, occurred_at, offboarding_id, employee_id, system, action, outcome, actor, details, prev_hash, hash)
          VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)`,
-        [seq, old.id, old.occurredAt, old.offboardingId, old.employeeId, old.system, old.action, old.outcome, old.actor, JSON.stringify(old.details), prev, hash],
+        [
+          seq,
+          old.id,
+          old.occurredAt,
+          old.offboardingId,
+          old.employeeId,
+          old.system,
+          old.action,
+          old.outcome,
+          old.actor,
+          JSON.stringify(old.details),
+          prev,
+          hash,
+        ],
       );
       prev = hash;
     }

@@ -51,7 +51,8 @@ async function main() {
     key: signing.key,
     everyRows: checkpointing.everyRows,
     everyMs: checkpointing.everyMs,
-    onError: (err) => logger.error({ reason: err.message, file: checkpoints.location }, 'cannot write an audit checkpoint'),
+    onError: (err) =>
+      logger.error({ reason: err.message, file: checkpoints.location }, 'cannot write an audit checkpoint'),
   });
 
   const target = databaseTarget();
