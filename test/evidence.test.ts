@@ -606,6 +606,20 @@ describe('evidence report (built from the audit log of real offboardings)', func
       [],
       'the table agrees with the history',
     );
+
+    // A row appended in this run's name with a valid hash (as a superuser could): the history names it forged.
+    const store = createAuditStore(await sharedPool());
+    const forged = await store.append({
+      ...events.find((e) => e.action === 'disable_login')!,
+      id: `${workflowId}/${runId}/9999`,
+      occurredAt: new Date().toISOString(),
+    });
+    assert.equal((await store.verify()).ok, true, 'the chain alone does not notice');
+    const again = await compareWithHistories(store, [{ workflowId, runId, receipts, complete }]);
+    assert.deepEqual(
+      again.findings.filter((f) => f.offboardingId === workflowId).map((f) => [f.kind, f.seq]),
+      [['forged_row', forged.seq]],
+    );
   });
 
   it('JSON round-trips through the published schema', async () => {
