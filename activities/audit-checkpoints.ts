@@ -22,6 +22,7 @@ import {
   type KeyObject,
 } from 'node:crypto';
 import canonicalize from 'canonicalize';
+import { databaseTarget } from '../workers/database.js';
 import { z } from 'zod';
 
 export const CHECKPOINT_FORMAT = 'offboard-audit-checkpoint/1';
@@ -88,6 +89,23 @@ export interface CheckpointSettings {
   devDefaultKey: boolean;
 }
 
+/**
+ * The default file is per database (host, port, name; never the password), so that checkpoints of
+ * one audit database are never checked against another (the embedded one, then a DATABASE_URL).
+ */
+function databaseSlug(env: NodeJS.ProcessEnv): string {
+  const { url } = databaseTarget(env);
+  try {
+    const parsed = new URL(url);
+    return `${parsed.hostname}_${parsed.port || '5432'}_${parsed.pathname.slice(1) || 'postgres'}`.replace(
+      /[^A-Za-z0-9_.-]/g,
+      '_',
+    );
+  } catch {
+    return 'default';
+  }
+}
+
 function positive(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
@@ -106,7 +124,8 @@ export function checkpointSettings(env: NodeJS.ProcessEnv = process.env): Checkp
   return {
     signingKeyFile: env.OFFBOARD_AUDIT_SIGNING_KEY_FILE ?? join(dataDir, 'audit-signing-key.pem'),
     publicKeyFile: env.OFFBOARD_AUDIT_PUBLIC_KEY_FILE ?? null,
-    checkpointsFile: env.OFFBOARD_AUDIT_CHECKPOINTS_FILE ?? join(dataDir, 'audit-checkpoints.jsonl'),
+    checkpointsFile:
+      env.OFFBOARD_AUDIT_CHECKPOINTS_FILE ?? join(dataDir, `audit-checkpoints.${databaseSlug(env)}.jsonl`),
     everyRows: Math.round(positive(env, 'OFFBOARD_AUDIT_CHECKPOINT_ROWS', 100)),
     everyMs: positive(env, 'OFFBOARD_AUDIT_CHECKPOINT_MINUTES', 5) * 60_000,
     devDefaultKey: env.OFFBOARD_AUDIT_SIGNING_KEY_FILE === undefined,
