@@ -21,10 +21,11 @@ export type FindingKind =
   | 'missing_rows'
   | 'deleted_offboarding'
   | 'unanchored'
-  | 'no_history';
+  | 'no_history'
+  | 'receipt_pending';
 
 /** Failures make `audit verify` exit 4; notices are printed but do not mean tampering. */
-export const NOTICE_KINDS: ReadonlySet<FindingKind> = new Set(['unanchored', 'no_history']);
+export const NOTICE_KINDS: ReadonlySet<FindingKind> = new Set(['unanchored', 'no_history', 'receipt_pending']);
 
 export interface Finding {
   kind: FindingKind;
@@ -131,7 +132,14 @@ export interface HistoryReceipts {
   receipts: AuditReceipt[];
   /** false when some audit activity of the run returned no receipts (versions before them): no forged-row check. */
   complete: boolean;
+  /**
+   * Still running: its newest rows may be committed before their activity's result reaches the
+   * history, so a row past its last receipt is a notice until it ends.
+   */
+  open?: boolean;
 }
+
+const stepOf = (id: string) => Number(id.split('/').at(-1));
 
 /** Audit ids are `<workflowId>/<runId>/<n>`. */
 function runKey(id: string): string | null {
@@ -210,7 +218,15 @@ export async function compareWithHistories(
       withoutHistory.set(row.offboardingId, (withoutHistory.get(row.offboardingId) ?? 0) + 1);
       continue;
     }
-    if (!history.receipts.some((r) => r.id === id))
+    if (history.receipts.some((r) => r.id === id)) continue;
+    if (history.open && stepOf(id) > Math.max(0, ...history.receipts.map((r) => stepOf(r.id))))
+      findings.push({
+        kind: 'receipt_pending',
+        seq: row.seq,
+        offboardingId: row.offboardingId,
+        message: `seq ${row.seq} (${id}) is newer than the last receipt of ${history.workflowId}, which is still running: verify again once it has moved on`,
+      });
+    else
       findings.push({
         kind: 'forged_row',
         seq: row.seq,

@@ -57,7 +57,13 @@ export async function historiesOfOffboardings(client: Client): Promise<HistoryRe
   for await (const info of client.workflow.list({ query: `WorkflowType = "${OFFBOARDING_WORKFLOW_TYPE}"` })) {
     const history = await client.workflow.getHandle(info.workflowId, info.runId).fetchHistory();
     const { receipts, complete } = await receiptsInHistory(client, history.events ?? []);
-    found.push({ workflowId: info.workflowId, runId: info.runId, receipts, complete });
+    found.push({
+      workflowId: info.workflowId,
+      runId: info.runId,
+      receipts,
+      complete,
+      open: info.status.name === 'RUNNING',
+    });
   }
   return found;
 }

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { createPublicKey, generateKeyPairSync, randomUUID } from 'node:crypto';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
@@ -98,6 +98,7 @@ describe('offboarding on the Temporal dev server (real slapd and PostgreSQL)', f
     await client?.connection.close();
     await server?.stop();
     await saas?.stop();
+    rmSync(checkpointDir, { recursive: true, force: true });
   });
 
   const request = (employeeId: string): OffboardingRequest => ({
@@ -398,6 +399,15 @@ describe('offboarding on the Temporal dev server (real slapd and PostgreSQL)', f
     assert.equal((await cli('evidence', 'E4040')).code, 1);
     const verified = await cli('audit', 'verify');
     assert.deepEqual([verified.code, /audit chain intact: \d+ rows verified/.test(verified.out)], [0, true]);
+    // Every offboarding's history on this server against the table, and the checkpoints the worker signed.
+    const against = await cli('audit', 'verify', '--against', 'temporal', '--json');
+    const report = JSON.parse(against.out);
+    assert.equal(against.code, 0, against.out);
+    assert.ok(
+      report.temporal.runsChecked >= 1 && report.temporal.receiptsChecked > 10,
+      JSON.stringify(report.temporal),
+    );
+    assert.ok(report.checkpoints.validSignatures >= 1 && report.checkpoints.latest !== null);
     const listed = await cli('list', '--state', 'running', '--json');
     assert.equal(listed.code, 0, listed.err);
     assert.ok((JSON.parse(listed.out) as { workflowId: string }[]).some((r) => r.workflowId === 'offboarding-E1019'));
