@@ -7,7 +7,7 @@ import { auditEventSchema, type AuditEvent } from '../model/audit.js';
 import { checkRequestAgainstPolicy, plan, type Action, type Discovery, type Plan } from '../model/plan.js';
 import type { Policy } from '../model/policy.js';
 import type { OffboardingRequest, Subject } from '../model/request.js';
-import type { AuditStore } from './audit.js';
+import type { AuditReceipt, AuditStore } from './audit.js';
 import type { Notification } from './notify.js';
 import { boundedCall, DEFAULT_CALL_BOUNDS, SystemPauses, toFailure, type CallBounds } from './call-bounds.js';
 import type { ApplyContext, ApplyResult, Connector } from './connectors/types.js';
@@ -107,12 +107,17 @@ export function createActivities({ policy, connectors, audit, notify, observe, .
       if (inserted) observe?.(event);
     },
 
-    /** The events of one workflow step, in order, in one transaction (one activity, not one per row). */
-    async recordAudits(events: AuditEvent[]): Promise<void> {
+    /**
+     * The events of one workflow step, in order, in one transaction (one activity, not one per row).
+     * Returns each row's seq and hash: the result is kept in the workflow's history, a record of
+     * what it wrote that lies outside the audit database (`offboard audit verify --against temporal`).
+     */
+    async recordAudits(events: AuditEvent[]): Promise<AuditReceipt[]> {
       const results = await audit.appendAll(events.map((event) => auditEventSchema.parse(event)));
       results.forEach(({ inserted }, i) => {
         if (inserted) observe?.(events[i]!);
       });
+      return results.map(({ id, seq, hash }) => ({ id, seq, hash }));
     },
   };
 }

@@ -3,7 +3,7 @@
  * (hold, release, expedite, cancel, retry, skip) and verifies the audit chain.
  *
  * Exit codes: 0 done; 1 refused or invalid input; 2 usage error; 3 Temporal or the database
- * unreachable; 4 the audit chain is broken.
+ * unreachable; 4 the audit trail is broken or (evidence) not verified.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
@@ -15,7 +15,30 @@ import { createAuditStore } from '../activities/audit.js';
 import { describeDatabase, createPool, databaseTarget } from '../workers/database.js';
 import type { OffboardingStatus } from '../workflows/messages.js';
 import { describeIssues, employeeIdSchema, offboardingRequestSchema } from '../model/request.js';
-import { buildEvidence, evidenceToCsv, evidenceToHtml, evidenceToJson } from './evidence.js';
+import {
+  buildEvidence,
+  evidenceSchema,
+  evidenceToCsv,
+  evidenceToHtml,
+  evidenceToJson,
+  INTEGRITY_WORDS,
+  type Evidence,
+} from './evidence.js';
+import { anchorFor, verifyEvidenceOffline } from './evidence-anchor.js';
+import { historiesOfOffboardings } from './audit-history.js';
+import {
+  checkpointSettings,
+  fileCheckpointStore,
+  keyIdOf,
+  loadPublicKey,
+  publicKeyPem,
+} from '../activities/audit-checkpoints.js';
+import {
+  checkCheckpoints,
+  chainFindings,
+  compareWithHistories,
+  NOTICE_KINDS,
+} from '../activities/audit-verification.js';
 import {
   CommandRefusedError,
   InvalidRequestError,
@@ -302,70 +325,148 @@ function buildProgram(): Command {
     .action((id, o) => send('skip', id, o, { actionId: o.action, reason: o.reason }));
 
   program
-    .command('evidence <employeeId>')
-    .description('the evidence report of an offboarding, from the audit log alone (for auditors)')
+    .command('evidence <employeeId> [file]')
+    .description(
+      'the evidence report of an offboarding, from the audit log alone (for auditors); `evidence verify FILE` checks a JSON report offline',
+    )
     .addOption(
       new Option('--format <format>', 'html (printable), csv (one row per action) or json')
         .choices(['html', 'csv', 'json'])
         .default('html'),
     )
     .option('--out <file>', 'write to this file instead of standard output')
-    .action(async (employeeId: string, options: { format: 'html' | 'csv' | 'json'; out?: string }) => {
-      const offboardingId = `offboarding-${employeeIdSchema.parse(employeeId)}`;
+    .option(
+      '--public-key <file>',
+      'the audit signing public key (PEM); default from OFFBOARD_AUDIT_PUBLIC_KEY_FILE or the local key',
+    )
+    .action(
+      async (
+        employeeId: string,
+        file: string | undefined,
+        options: { format: 'html' | 'csv' | 'json'; out?: string; publicKey?: string },
+      ) => {
+        if (employeeId === 'verify' && file !== undefined) return verifyEvidenceFile(file, options.publicKey);
+        if (file !== undefined)
+          throw new CommandRefusedError(
+            `unexpected argument "${file}": evidence <employeeId>, or evidence verify FILE`,
+          );
+        const offboardingId = `offboarding-${employeeIdSchema.parse(employeeId)}`;
+        const target = databaseTarget();
+        const pool = createPool(target);
+        try {
+          const store = createAuditStore(pool);
+          const settings = checkpointSettings();
+          const [events, chain, check] = await Promise.all([
+            store.eventsFor(offboardingId),
+            store.verify(),
+            checkCheckpoints(
+              store,
+              fileCheckpointStore(settings.checkpointsFile),
+              loadPublicKey(settings, options.publicKey),
+            ),
+          ]).catch((err: Error) => {
+            throw new UnreachableError(`cannot read the audit log at ${describeDatabase(target.url)}: ${err.message}`);
+          });
+          if (events.length === 0) throw new CommandRefusedError(`no audit events for ${offboardingId}`);
+          const evidence = buildEvidence(events, chain, { anchor: await anchorFor(store, check, events) });
+          const rendered =
+            options.format === 'html'
+              ? evidenceToHtml(evidence)
+              : options.format === 'csv'
+                ? evidenceToCsv(evidence)
+                : evidenceToJson(evidence);
+          const { integrity } = evidence.auditTrail;
+          if (options.out) writeFileSync(options.out, rendered);
+          else process.stdout.write(rendered);
+          process.stderr.write(
+            `${options.out ? `wrote ${options.out}: ` : ''}${INTEGRITY_WORDS[integrity.verdict]}; SLA ${evidence.sla.verdict}\n${integrity.verdict === 'verified' ? '' : `${[integrity.statement, ...integrity.problems].join('\n')}\n`}`,
+          );
+          // A report that is not verified is never a success, whatever the SLA says.
+          if (integrity.verdict !== 'verified') throw new ChainBrokenError('');
+        } finally {
+          await pool.end();
+        }
+      },
+    );
+
+  const audit = program.command('audit').description('the audit log');
+  audit
+    .command('verify')
+    .description(
+      "recompute the hash chain, check it against the signed checkpoints, and (--against temporal) against every offboarding's history",
+    )
+    .option('--json', 'print JSON')
+    .addOption(
+      new Option('--against <source>', 'also compare with the receipts each workflow keeps').choices(['temporal']),
+    )
+    .option(
+      '--public-key <file>',
+      'the audit signing public key (PEM); default from OFFBOARD_AUDIT_PUBLIC_KEY_FILE or the local key',
+    )
+    .action(async (options: { json?: boolean; against?: 'temporal'; publicKey?: string }) => {
       const target = databaseTarget();
       const pool = createPool(target);
       try {
         const store = createAuditStore(pool);
-        const [events, chain] = await Promise.all([store.eventsFor(offboardingId), store.verify()]).catch(
-          (err: Error) => {
-            throw new UnreachableError(`cannot read the audit log at ${describeDatabase(target.url)}: ${err.message}`);
-          },
-        );
-        if (events.length === 0) throw new CommandRefusedError(`no audit events for ${offboardingId}`);
-        const evidence = buildEvidence(events, chain);
-        const rendered =
-          options.format === 'html'
-            ? evidenceToHtml(evidence)
-            : options.format === 'csv'
-              ? evidenceToCsv(evidence)
-              : evidenceToJson(evidence);
-        if (options.out) {
-          writeFileSync(options.out, rendered);
-          process.stderr.write(
-            `wrote ${options.out} (SLA ${evidence.sla.verdict}, audit chain ${chain.ok ? 'intact' : 'BROKEN'})\n`,
-          );
-        } else {
-          process.stdout.write(rendered);
+        const settings = checkpointSettings();
+        const checkpoints = fileCheckpointStore(settings.checkpointsFile);
+        const publicKey = loadPublicKey(settings, options.publicKey);
+        const [chain, check] = await Promise.all([
+          store.verify(),
+          checkCheckpoints(store, checkpoints, publicKey),
+        ]).catch((err: Error) => {
+          throw new UnreachableError(`cannot read the audit log at ${describeDatabase(target.url)}: ${err.message}`);
+        });
+        const findings = [...chainFindings(chain), ...check.findings];
+        let temporal: { runsChecked: number; receiptsChecked: number } | undefined;
+        if (options.against === 'temporal') {
+          const histories = await withClient((client) => historiesOfOffboardings(client));
+          const compared = await compareWithHistories(store, histories, { notFromWorkflows: NOT_FROM_WORKFLOWS });
+          findings.push(...compared.findings);
+          temporal = { runsChecked: compared.runsChecked, receiptsChecked: compared.receiptsChecked };
         }
-      } finally {
-        await pool.end();
-      }
-    });
-
-  program
-    .command('audit')
-    .description('the audit log')
-    .command('verify')
-    .description('recompute the hash chain and name the first broken row')
-    .option('--json', 'print JSON')
-    .action(async (options: { json?: boolean }) => {
-      const target = databaseTarget();
-      const pool = createPool(target);
-      try {
-        const result = await createAuditStore(pool)
-          .verify()
-          .catch((err: Error) => {
-            throw new UnreachableError(`cannot read the audit log at ${describeDatabase(target.url)}: ${err.message}`);
-          });
+        const failures = findings.filter((f) => !NOTICE_KINDS.has(f.kind));
+        const result = {
+          ok: failures.length === 0,
+          chain,
+          checkpoints: {
+            file: checkpoints.location,
+            kept: check.checkpoints,
+            validSignatures: check.validSignatures,
+            latest: check.latest,
+            publicKeyId: publicKey ? keyIdOf(publicKey) : null,
+          },
+          ...(temporal ? { temporal } : {}),
+          findings,
+        };
         print(Boolean(options.json), result, () =>
-          result.ok
-            ? `audit chain intact: ${result.rows} rows verified`
-            : `audit chain BROKEN at seq ${result.firstBroken!.seq} (id ${result.firstBroken!.id}): ${result.firstBroken!.problem}; ${result.rows} rows before it verified`,
+          [
+            chain.ok
+              ? `audit chain intact: ${chain.rows} rows verified`
+              : `audit chain BROKEN at seq ${chain.firstBroken!.seq} (id ${chain.firstBroken!.id}): ${chain.firstBroken!.problem}; ${chain.rows} rows before it verified`,
+            `checkpoints: ${check.validSignatures} of ${check.checkpoints} validly signed${publicKey ? ` by key ${keyIdOf(publicKey)}` : ''} in ${checkpoints.location}${check.latest ? `; latest seq ${check.latest.seq} at ${check.latest.at} matches the table` : ''}`,
+            ...(temporal
+              ? [`temporal: ${temporal.runsChecked} runs, ${temporal.receiptsChecked} receipts compared`]
+              : []),
+            ...findings.map((f) => `${NOTICE_KINDS.has(f.kind) ? 'note' : 'FAIL'} ${f.kind}: ${f.message}`),
+            result.ok ? 'audit trail: no tampering found' : `audit trail: ${failures.length} problem(s) found`,
+          ].join('\n'),
         );
         if (!result.ok) throw new ChainBrokenError('');
       } finally {
         await pool.end();
       }
+    });
+  audit
+    .command('public-key')
+    .description('print the public key that verifies the audit checkpoints (PEM), for auditors')
+    .action(() => {
+      const key = loadPublicKey(checkpointSettings());
+      if (!key)
+        throw new CommandRefusedError(
+          'no audit signing key here: set OFFBOARD_AUDIT_SIGNING_KEY_FILE or OFFBOARD_AUDIT_PUBLIC_KEY_FILE (the worker creates a development key under .data on first start)',
+        );
+      process.stdout.write(`${publicKeyPem(key)}# key id ${keyIdOf(key)}\n`);
     });
   return program;
 }
@@ -471,6 +572,31 @@ async function terminateFromFile(path: string, json: boolean): Promise<void> {
 }
 
 class PartialFailureError extends Error {}
+
+/** Rows that no workflow writes (the HR webhook's refusals): checked by the chain and the checkpoints only. */
+const NOT_FROM_WORKFLOWS: ReadonlySet<string> = new Set(['hr-webhook']);
+
+/** `offboard evidence verify FILE`: a JSON report checked offline with the public key; exit 4 unless it verifies. */
+async function verifyEvidenceFile(path: string, publicKeyFile: string | undefined): Promise<void> {
+  let evidence: Evidence;
+  try {
+    evidence = evidenceSchema.parse(JSON.parse(readFileSync(path, 'utf8')));
+  } catch (err) {
+    throw new CommandRefusedError(
+      `${path} is not a JSON evidence report (${(err as Error).message.split('\n')[0]}): write one with offboard evidence <employeeId> --format json`,
+    );
+  }
+  const key = loadPublicKey(checkpointSettings(), publicKeyFile);
+  if (!key)
+    throw new CommandRefusedError('no public key: pass --public-key FILE (offboard audit public-key prints it)');
+  const result = verifyEvidenceOffline(evidence, key);
+  process.stdout.write(
+    result.ok
+      ? `VERIFIED: ${path} (${evidence.offboardingId}, rows seq ${evidence.auditTrail.firstSeq} to ${evidence.auditTrail.lastSeq}) is covered by the checkpoint of ${evidence.auditTrail.anchor!.checkpoint.at} signed by key ${keyIdOf(key)}, and says what its rows say\n`
+      : `NOT VERIFIED: ${path}\n${result.problems.map((p) => `  ${p}`).join('\n')}\n`,
+  );
+  if (!result.ok) throw new ChainBrokenError('');
+}
 
 export async function main(argv: string[]): Promise<number> {
   try {

@@ -75,6 +75,21 @@ export interface EvidenceOptions {
   runId?: string;
   /** "Now" for pending-versus-missed and the report's date; default the current time. */
   now?: Date;
+  /**
+   * The outside record the report is checked against (`client/evidence-anchor.ts`): the
+   * checkpoint check, and the proof that ties this report's rows to the checkpoint covering them.
+   * Without it the report is not verified, and says so in its headline.
+   */
+  anchor?: EvidenceAnchorInput;
+}
+
+export interface EvidenceAnchorInput {
+  /** Failures the checkpoint check found (named), and whether a key was there to check with. */
+  failures: { kind: string; message: string }[];
+  /** The checkpoint covering this report's last row, with the proof; null when none does yet. */
+  proof: z.infer<typeof anchorProofSchema> | null;
+  /** Why there is no proof, when there is none. */
+  noProofReason?: string;
 }
 
 // ---- the Evidence shape ---------------------------------------------------------------------
@@ -120,6 +135,45 @@ const slaStepSchema = z.object({
   reason: z.string().nullable(),
   withinDeadline: z.boolean().nullable(),
 });
+
+/** A stored row as the proof carries it: enough to recompute its hash. */
+export const proofRowSchema = z.object({
+  seq: z.number(),
+  id: z.string(),
+  occurredAt: time,
+  recordedAt: time,
+  offboardingId: z.string(),
+  employeeId: z.string(),
+  system: z.string().nullable(),
+  action: z.string(),
+  outcome: z.string().nullable(),
+  actor: z.string(),
+  details: z.record(z.string(), z.unknown()),
+  prevHash: z.string(),
+  hash: z.string(),
+  hashVersion: z.number(),
+});
+
+/**
+ * What an auditor needs to check one report offline with the public key: the signed checkpoint
+ * covering its rows, the rows themselves, and the content digest of every other row between its
+ * first row and the checkpoint (other people's rows, as digests only).
+ */
+export const anchorProofSchema = z.object({
+  checkpoint: z.object({
+    format: z.string(),
+    seq: z.number(),
+    headHash: z.string(),
+    at: time,
+    keyId: z.string(),
+    signature: z.string(),
+  }),
+  rows: z.array(proofRowSchema),
+  links: z.array(z.object({ seq: z.number(), digest: z.string() })),
+});
+
+/** The report's headline, before the SLA: whether its record can be relied on at all. */
+export const integrityVerdictSchema = z.enum(['verified', 'broken', 'unverifiable']);
 
 export const slaVerdictSchema = z.enum(['met', 'met_by_operator', 'missed', 'pending', 'not_applicable']);
 
@@ -278,7 +332,13 @@ export const evidenceSchema = z.object({
   /** When the last system still in the offboarding disabled login, and when every one verified its last revoking stage. */
   milestones: z.object({
     loginsDisabled: z
-      .object({ at: time, msSinceReceived: z.number(), systems: z.array(z.string()), auditSeq: z.number() })
+      .object({
+        at: time,
+        msSinceReceived: z.number(),
+        msSinceEffective: z.number().nullable(),
+        systems: z.array(z.string()),
+        auditSeq: z.number(),
+      })
       .nullable(),
     revocationVerified: z
       .object({
@@ -322,6 +382,9 @@ export const evidenceSchema = z.object({
       coversThisReport: z.boolean(),
       statement: z.string(),
     }),
+    /** Verified: the chain is intact, no checkpoint check failed, and a signed checkpoint covers this report. */
+    integrity: z.object({ verdict: integrityVerdictSchema, statement: z.string(), problems: z.array(z.string()) }),
+    anchor: anchorProofSchema.nullable(),
   }),
 });
 export type Evidence = z.infer<typeof evidenceSchema>;
@@ -382,7 +445,11 @@ export function buildEvidence(
   const manualTasks = manualTasksFrom(events, actions, cancel);
   const accounts = accountsFrom(events);
   const finalState = finalFrom(events, rows);
+  const loginsDisabledRow = firstOf(events, 'logins_disabled');
   const sla = slaFrom({
+    loginsDisabled: loginsDisabledRow
+      ? { at: loginsDisabledRow.occurredAt, msSinceEffective: loginsDisabledRow.details.millisecondsSinceEffective }
+      : undefined,
     request,
     plan,
     actions,
@@ -455,6 +522,7 @@ export function buildEvidence(
         ? {
             at: loginsDisabled.occurredAt,
             msSinceReceived: loginsDisabled.details.millisecondsSinceReceived,
+            msSinceEffective: orNull(loginsDisabled.details.millisecondsSinceEffective),
             systems: loginsDisabled.details.systems,
             auditSeq: loginsDisabled.seq,
           }
@@ -495,6 +563,7 @@ export function buildEvidence(
       rows,
       runs.filter((run) => run !== runId),
       chain,
+      options.anchor,
     ),
   } satisfies Evidence);
 }
@@ -863,6 +932,8 @@ interface SlaInput {
   started: boolean;
   now: Date;
   classes: readonly SlaClass[];
+  /** The workflow's own milestone, when it wrote one: the time logins were disabled everywhere. */
+  loginsDisabled?: { at: string; msSinceEffective?: number };
 }
 
 export function slaClassFor(windowMs: number, classes: readonly SlaClass[] = DEFAULT_SLA_CLASSES): SlaClass | null {
@@ -920,12 +991,14 @@ function slaFrom(input: SlaInput): Evidence['sla'] {
   const steps = slaSteps(input.actions, input.manualTasks, deadlineMs);
   const finished = steps.filter((step) => step.at !== null && step.outcome !== 'failed');
   const allFinished = steps.length > 0 && finished.length === steps.length;
-  const loginDisabledAt = allFinished
-    ? finished
-        .map((s) => s.at!)
-        .sort()
-        .at(-1)!
-    : null;
+  // The logins_disabled milestone is the workflow's own record of the moment the last login went;
+  // the latest step is not (a recheck's "already", or an operator closing a verification task
+  // later, would date it by that instead). The steps date it only for runs without the milestone.
+  const latestStep = finished
+    .map((s) => s.at!)
+    .sort()
+    .at(-1);
+  const loginDisabledAt = allFinished ? (input.loginsDisabled?.at ?? latestStep!) : null;
   const since = (from: string | null) =>
     loginDisabledAt === null || from === null ? null : Date.parse(loginDisabledAt) - Date.parse(from);
   const notes: string[] = [];
@@ -1024,6 +1097,7 @@ function auditTrailFrom(
   rows: Row[],
   otherRuns: string[],
   chain: VerifyResult,
+  anchor: EvidenceAnchorInput | undefined,
 ): Evidence['auditTrail'] {
   const firstRow = rows[0]!;
   const lastRow = rows.at(-1)!;
@@ -1048,6 +1122,44 @@ function auditTrailFrom(
       event.kind === 'unknown' ? [{ seq: event.row.seq, action: event.row.action, reason: event.reason }] : [],
     ),
     chain: { ok: chain.ok, rowsVerified: chain.rows, firstBroken: broken, coversThisReport: covers, statement },
+    integrity: integrityOf(chain, covers, statement, anchor),
+    anchor: anchor?.proof ?? null,
+  };
+}
+
+/** The headline: broken when anything failed, unverifiable without a signed checkpoint covering the report. */
+function integrityOf(
+  chain: VerifyResult,
+  covers: boolean,
+  chainStatement: string,
+  anchor: EvidenceAnchorInput | undefined,
+): Evidence['auditTrail']['integrity'] {
+  const problems = [...(chain.ok ? [] : [chainStatement]), ...(anchor?.failures.map((f) => f.message) ?? [])];
+  if (problems.length > 0)
+    return {
+      verdict: 'broken',
+      statement:
+        'The audit log fails its checks: nothing in this report can be relied on until the problems below are explained.',
+      problems,
+    };
+  if (!covers) return { verdict: 'unverifiable', statement: chainStatement, problems };
+  if (!anchor)
+    return {
+      verdict: 'unverifiable',
+      statement:
+        'The chain is intact, but the report was built without the signed checkpoints, so its completeness is not shown.',
+      problems,
+    };
+  if (!anchor.proof)
+    return {
+      verdict: 'unverifiable',
+      statement: `The chain is intact, but no signed checkpoint covers this report yet${anchor.noProofReason ? ` (${anchor.noProofReason})` : ''}.`,
+      problems,
+    };
+  return {
+    verdict: 'verified',
+    statement: `The chain is intact and the checkpoint signed at ${formatTime(anchor.proof.checkpoint.at)} by key ${anchor.proof.checkpoint.keyId} covers this report (seq ${anchor.proof.checkpoint.seq}); the report carries the proof (offboard evidence verify).`,
+    problems,
   };
 }
 
@@ -1104,6 +1216,12 @@ const VERDICT_WORDS: Record<Evidence['sla']['verdict'], string> = {
   not_applicable: 'SLA NOT APPLICABLE',
 };
 
+export const INTEGRITY_WORDS: Record<Evidence['auditTrail']['integrity']['verdict'], string> = {
+  verified: 'AUDIT TRAIL VERIFIED',
+  broken: 'AUDIT TRAIL BROKEN: THIS REPORT CANNOT BE RELIED ON',
+  unverifiable: 'AUDIT TRAIL NOT VERIFIED',
+};
+
 const FINAL_WORDS: Record<Evidence['final']['state'], string> = {
   completed: 'Completed',
   cancelled: 'Cancelled',
@@ -1135,6 +1253,7 @@ const CSV_COLUMNS: [string, (action: EvidenceAction, evidence: Evidence) => CsvV
   ['sla_verdict', (_, e) => e.sla.verdict],
   ['final_state', (_, e) => e.final.state],
   ['chain_verified', (_, e) => yesNo(e.auditTrail.chain.coversThisReport)],
+  ['audit_integrity', (_, e) => e.auditTrail.integrity.verdict],
   ['stage', (a) => a.stage],
   ['system', (a) => a.system],
   ['action', (a) => a.kind],
@@ -1222,7 +1341,10 @@ const STYLE = `
   dd .code { overflow-wrap: anywhere; }
   .verdict { border: 3px solid #555; border-radius: 6px; padding: 14px 18px; margin: 18px 0; break-inside: avoid; }
   .verdict.met, .verdict.met_by_operator { border-color: #1b7a36; background: #eef8f0; }
-  .verdict.missed { border-color: #b3261e; background: #fdeeed; }
+  .verdict.missed, .verdict.record-broken { border-color: #b3261e; background: #fdeeed; }
+  .verdict.record-unverifiable { border-color: #a56a00; background: #fff6e5; }
+  .verdict.record-broken .label { color: #b3261e; }
+  .verdict.record-unverifiable .label { color: #8a5800; }
   .verdict.pending { border-color: #a56a00; background: #fff6e5; }
   .verdict .label { font-size: 20px; font-weight: 700; letter-spacing: .02em; }
   .verdict.met .label, .verdict.met_by_operator .label { color: #1b7a36; }
@@ -1283,41 +1405,47 @@ export function evidenceToHtml(evidence: Evidence): string {
       : `<span class="chain-bad">NOT VERIFIED</span> ${escapeHtml(auditTrail.chain.statement)}`,
   };
 
-  const summary = `<div class="verdict ${sla.verdict}"><div class="label">${escapeHtml(VERDICT_WORDS[sla.verdict])}</div><p>${escapeHtml(sla.explanation)}</p>${facts(
+  // Not verified: the record's state is the headline and the SLA verdict is shown as what the rows claim.
+  const integrity = auditTrail.integrity;
+  const headline =
+    integrity.verdict === 'verified'
+      ? `<div class="label">${escapeHtml(VERDICT_WORDS[sla.verdict])}</div>`
+      : `<div class="label">${escapeHtml(INTEGRITY_WORDS[integrity.verdict])}</div><p><strong>${escapeHtml(integrity.statement)}</strong></p>${integrity.problems.map((problem) => `<p>${escapeHtml(problem)}</p>`).join('')}<p>What the rows claim, unconfirmed: ${escapeHtml(VERDICT_WORDS[sla.verdict])}.</p>`;
+  const verdictClass = integrity.verdict === 'verified' ? sla.verdict : `record-${integrity.verdict}`;
+  const summary = `<div class="verdict ${verdictClass}">${headline}<p>${escapeHtml(sla.explanation)}</p>${facts([
+    ['Employee (HR id)', evidence.employeeId],
+    ['HR request', request.requestId],
+    ['Trigger / reason', [request.trigger, request.reason].filter(Boolean).join(' / ') || null],
+    ['Employment type', request.employmentType],
+    ...(request.newRole ? [['New role', request.newRole] as [string, Cell]] : []),
+    ['Requested by', request.requestedBy],
+    ['Effective', formatTime(request.effectiveAt)],
+    ['Received by offboard', formatTime(request.receivedAt)],
+    ['Access first mapped', formatTime(request.discoveredAt)],
+    ['Playbook / mode', [plan.playbook, plan.mode].filter(Boolean).join(' / ') || null],
     [
-      ['Employee (HR id)', evidence.employeeId],
-      ['HR request', request.requestId],
-      ['Trigger / reason', [request.trigger, request.reason].filter(Boolean).join(' / ') || null],
-      ['Employment type', request.employmentType],
-      ...(request.newRole ? [['New role', request.newRole] as [string, Cell]] : []),
-      ['Requested by', request.requestedBy],
-      ['Effective', formatTime(request.effectiveAt)],
-      ['Received by offboard', formatTime(request.receivedAt)],
-      ['Access first mapped', formatTime(request.discoveredAt)],
-      ['Playbook / mode', [plan.playbook, plan.mode].filter(Boolean).join(' / ') || null],
-      [
-        'SLA class',
-        sla.class
-          ? lines(`${sla.class} (playbook allows ${duration(sla.windowMs ?? 0)})`, sla.classBasis)
-          : `none (playbook allows ${sla.windowMs === null ? '—' : duration(sla.windowMs)})`,
-      ],
-      ['Deadline', formatTime(sla.deadline)],
-      [
-        'Login disabled in every system',
-        sla.loginDisabledAt
-          ? lines(
-              formatTime(sla.loginDisabledAt),
-              `${duration(sla.elapsedMs.fromEffective ?? 0)} after the effective time; ${duration(sla.elapsedMs.fromDiscovered ?? 0)} after access was mapped`,
-            )
-          : 'not (yet) everywhere',
-      ],
-      [
-        'Outcome',
-        `${FINAL_WORDS[final.state]}${final.at ? ` at ${formatTime(final.at)}` : ''}${final.by && final.by !== 'workflow' ? ` by ${final.by}` : ''}${evidence.cancellation ? `: ${evidence.cancellation.reason}` : ''}`,
-      ],
-      ['Audit chain', chainCell],
+      'SLA class',
+      sla.class
+        ? lines(`${sla.class} (playbook allows ${duration(sla.windowMs ?? 0)})`, sla.classBasis)
+        : `none (playbook allows ${sla.windowMs === null ? '—' : duration(sla.windowMs)})`,
     ],
-  )}${sla.notes.map((note) => `<p><strong>Note:</strong> ${escapeHtml(note)}</p>`).join('')}</div>`;
+    ['Deadline', formatTime(sla.deadline)],
+    [
+      'Login disabled in every system',
+      sla.loginDisabledAt
+        ? lines(
+            formatTime(sla.loginDisabledAt),
+            `${duration(sla.elapsedMs.fromEffective ?? 0)} after the effective time; ${duration(sla.elapsedMs.fromDiscovered ?? 0)} after access was mapped`,
+          )
+        : 'not (yet) everywhere',
+    ],
+    [
+      'Outcome',
+      `${FINAL_WORDS[final.state]}${final.at ? ` at ${formatTime(final.at)}` : ''}${final.by && final.by !== 'workflow' ? ` by ${final.by}` : ''}${evidence.cancellation ? `: ${evidence.cancellation.reason}` : ''}`,
+    ],
+    ['Audit chain', chainCell],
+    ['Audit trail', `${INTEGRITY_WORDS[integrity.verdict]}: ${integrity.statement}`],
+  ])}${sla.notes.map((note) => `<p><strong>Note:</strong> ${escapeHtml(note)}</p>`).join('')}</div>`;
 
   const slaSection = section(
     '1. SLA: when login was disabled',
@@ -1600,6 +1728,16 @@ export function evidenceToHtml(evidence: Evidence): string {
       ],
       ['First row hash', small(auditTrail.firstHash)],
       ['Last row hash', small(auditTrail.lastHash)],
+      [
+        'Signed checkpoint',
+        auditTrail.anchor
+          ? lines(
+              `seq ${auditTrail.anchor.checkpoint.seq}, signed ${formatTime(auditTrail.anchor.checkpoint.at)} by key ${auditTrail.anchor.checkpoint.keyId}`,
+              `head hash ${auditTrail.anchor.checkpoint.headHash}`,
+              `signature ${auditTrail.anchor.checkpoint.signature}`,
+            )
+          : 'none covers this report',
+      ],
       ['Offboarding / run', small(`${evidence.offboardingId} / ${evidence.runId}`)],
       ...(auditTrail.otherRuns.length
         ? [['Other runs for this person', small(auditTrail.otherRuns.join(', '))] as [string, Cell]]

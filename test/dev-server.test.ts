@@ -3,9 +3,9 @@
  * PostgreSQL: what an operator and an auditor would see.
  */
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync, randomUUID } from 'node:crypto';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
@@ -16,6 +16,7 @@ import { InvalidRequestError, startOffboarding } from '../client/temporal.js';
 import type { OffboardingRequest } from '../model/request.js';
 import { projectRoot, startTemporalDevServer, type TemporalDevServer } from '../scripts/services.js';
 import { createOffboardingWorker } from '../workers/create-worker.js';
+import { createCheckpointer, fileCheckpointStore } from '../activities/audit-checkpoints.js';
 import { seedWarehouseRoles, WAREHOUSE_ARCHIVE_ROLE } from '../sandbox/postgres.js';
 import { startSaasSandboxes, type SaasSandboxes } from '../sandbox/index.js';
 import { githubLoginFor } from '../sandbox/github.js';
@@ -32,6 +33,13 @@ import {
   testConfig,
   workflowBundle,
 } from './helpers/environment.js';
+
+// The audit checkpoints the worker signs, with a key of this test run's (the CLI checks them).
+const signingKey = generateKeyPairSync('ed25519').privateKey;
+const checkpointDir = mkdtempSync(join(tmpdir(), 'offboard-dev-checkpoints-'));
+const checkpointsFile = join(checkpointDir, 'audit-checkpoints.jsonl');
+const publicKeyFile = join(checkpointDir, 'public.pem');
+writeFileSync(publicKeyFile, String(createPublicKey(signingKey).export({ type: 'spki', format: 'pem' })));
 
 describe('offboarding on the Temporal dev server (real slapd and PostgreSQL)', function () {
   let server: TemporalDevServer;
@@ -72,6 +80,13 @@ describe('offboarding on the Temporal dev server (real slapd and PostgreSQL)', f
       pool,
       taskQueue,
       workflowBundle: await workflowBundle(),
+      // A checkpoint after every commit, so that the CLI's evidence report is covered at once.
+      checkpointer: createCheckpointer({
+        store: fileCheckpointStore(checkpointsFile),
+        key: signingKey,
+        everyRows: 1,
+        everyMs: 3_600_000,
+      }),
     });
     running = worker.run();
   });
@@ -83,6 +98,7 @@ describe('offboarding on the Temporal dev server (real slapd and PostgreSQL)', f
     await client?.connection.close();
     await server?.stop();
     await saas?.stop();
+    rmSync(checkpointDir, { recursive: true, force: true });
   });
 
   const request = (employeeId: string): OffboardingRequest => ({
@@ -359,7 +375,16 @@ describe('offboarding on the Temporal dev server (real slapd and PostgreSQL)', f
         );
       });
     const cli = (...args: string[]) =>
-      run({ TEMPORAL_ADDRESS: server.address, DATABASE_URL: databaseUrl, OFFBOARD_OPERATOR: 'it-oncall' }, args);
+      run(
+        {
+          TEMPORAL_ADDRESS: server.address,
+          DATABASE_URL: databaseUrl,
+          OFFBOARD_OPERATOR: 'it-oncall',
+          OFFBOARD_AUDIT_CHECKPOINTS_FILE: checkpointsFile,
+          OFFBOARD_AUDIT_PUBLIC_KEY_FILE: publicKeyFile,
+        },
+        args,
+      );
     const started = await cli('terminate', '--employee', 'E1019', '--reason', 'voluntary', '--json');
     assert.equal(started.code, 0, started.err);
     assert.equal(JSON.parse(started.out).workflowId, 'offboarding-E1019');
@@ -403,6 +428,15 @@ describe('offboarding on the Temporal dev server (real slapd and PostgreSQL)', f
     assert.equal((await cli('evidence', 'E4040')).code, 1);
     const verified = await cli('audit', 'verify');
     assert.deepEqual([verified.code, /audit chain intact: \d+ rows verified/.test(verified.out)], [0, true]);
+    // Every offboarding's history on this server against the table, and the checkpoints the worker signed.
+    const against = await cli('audit', 'verify', '--against', 'temporal', '--json');
+    const report = JSON.parse(against.out);
+    assert.equal(against.code, 0, against.out);
+    assert.ok(
+      report.temporal.runsChecked >= 1 && report.temporal.receiptsChecked > 10,
+      JSON.stringify(report.temporal),
+    );
+    assert.ok(report.checkpoints.validSignatures >= 1 && report.checkpoints.latest !== null);
     const listed = await cli('list', '--state', 'running', '--json');
     assert.equal(listed.code, 0, listed.err);
     assert.ok((JSON.parse(listed.out) as { workflowId: string }[]).some((r) => r.workflowId === 'offboarding-E1019'));

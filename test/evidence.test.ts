@@ -16,13 +16,20 @@ import { promisify } from 'node:util';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { Worker } from '@temporalio/worker';
-import { createAuditStore } from '../activities/audit.js';
+import { createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { createAuditStore, type AuditStore, type StoredAuditEvent } from '../activities/audit.js';
+import { fileCheckpointStore, signCheckpoint } from '../activities/audit-checkpoints.js';
+import { checkCheckpoints, compareWithHistories } from '../activities/audit-verification.js';
+import { receiptsInHistory } from '../client/audit-history.js';
+import { anchorFor, verifyEvidenceOffline } from '../client/evidence-anchor.js';
+import { main as cli } from '../client/cli.js';
 import {
   buildEvidence,
   evidenceSchema,
   evidenceToCsv,
   evidenceToHtml,
   evidenceToJson,
+  duration,
   slaClassFor,
   type Evidence,
 } from '../client/evidence.js';
@@ -38,6 +45,7 @@ import {
   directoryState,
   eventually,
   sharedPool,
+  sharedPostgres,
   skipAhead,
   testConfig,
   timeSkippingEnvironment,
@@ -45,6 +53,7 @@ import {
 } from './helpers/environment.js';
 
 const HOUR = 3_600_000;
+const sharedPostgresUrl = async () => (await sharedPostgres()).url;
 const DAY = 24 * HOUR;
 const CHROMIUM = '/usr/bin/chromium';
 const HOLD_REASON = 'handover of the "Q3, finance" reports <script>alert(1)</script>';
@@ -54,7 +63,7 @@ interface Offboarded {
   workflowId: string;
   request: OffboardingRequest;
   groupsBefore: string[];
-  events: ChainedAuditEvent[];
+  events: StoredAuditEvent[];
   evidence: Evidence;
 }
 
@@ -104,10 +113,30 @@ describe('evidence report (built from the audit log of real offboardings)', func
   const taskOpen = (handle: WorkflowHandle, id: string) =>
     waitFor(handle, (s) => s.manualTasks.some((t) => t.id === id && t.state === 'open'), `manual task ${id}`);
 
+  /** The checkpoints a worker would sign: a key of this test run's, a file of its own. */
+  const signingKey = generateKeyPairSync('ed25519').privateKey;
+  const publicKey = createPublicKey(signingKey);
+  let checkpointDir: string;
+  const checkpointsFile = () => join(checkpointDir, 'audit-checkpoints.jsonl');
+  before(async () => {
+    checkpointDir = await mkdtemp(join(tmpdir(), 'offboard-evidence-checkpoints-'));
+  });
+  after(async () => {
+    await rm(checkpointDir, { recursive: true, force: true });
+  });
+
+  /** Signs the chain's head now (as the worker's checkpointer does after its rows), and checks the checkpoints. */
+  async function anchorOf(events: Awaited<ReturnType<AuditStore['eventsFor']>>, sign = true) {
+    const store = createAuditStore(await sharedPool());
+    const checkpoints = fileCheckpointStore(checkpointsFile());
+    if (sign) await checkpoints.append(signCheckpoint(signingKey, (await store.head())!, new Date()));
+    return anchorFor(store, await checkCheckpoints(store, checkpoints, publicKey), events);
+  }
+
   async function evidenceOf(workflowId: string) {
     const store = createAuditStore(await sharedPool());
     const events = await store.eventsFor(workflowId);
-    const evidence = buildEvidence(events, await store.verify());
+    const evidence = buildEvidence(events, await store.verify(), { anchor: await anchorOf(events) });
     const keep = process.env.OFFBOARD_EVIDENCE_DIR;
     if (keep) {
       await mkdir(keep, { recursive: true });
@@ -444,6 +473,153 @@ describe('evidence report (built from the audit log of real offboardings)', func
     assert.equal(late.sla.verdict, 'missed');
     assert.match(late.sla.explanation, /directory \(1 min( \d+ s)? late\)/);
     assert.equal(late.actions.find((a) => a.kind === 'disable_login')!.withinSla, false);
+  });
+
+  it('the integrity headline: verified with the covering checkpoint; broken and unverifiable are the headline, not the SLA', async () => {
+    const { events, evidence } = await immediate();
+    assert.equal(evidence.auditTrail.integrity.verdict, 'verified', evidence.auditTrail.integrity.statement);
+    assert.ok(evidence.auditTrail.anchor!.checkpoint.seq >= evidence.auditTrail.lastSeq);
+    assert.ok(evidenceToHtml(evidence).includes('AUDIT TRAIL VERIFIED'));
+
+    const store = createAuditStore(await sharedPool());
+    const brokenChain = { ok: false, rows: 3, firstBroken: { seq: 4, id: 'x/y/4', problem: 'hash does not match' } };
+    const broken = buildEvidence(events, brokenChain, { anchor: await anchorOf(events, false) });
+    assert.equal(broken.auditTrail.integrity.verdict, 'broken');
+    assert.equal(broken.sla.verdict, 'met', 'what the rows claim is still shown');
+    const html = evidenceToHtml(broken);
+    assert.match(html, /<div class="verdict record-broken"><div class="label">AUDIT TRAIL BROKEN/);
+    assert.ok(html.includes('What the rows claim, unconfirmed: SLA MET'));
+    assert.equal(
+      parseCsv(evidenceToCsv(broken))[1]![parseCsv(evidenceToCsv(broken))[0]!.indexOf('audit_integrity')],
+      'broken',
+    );
+
+    const noCheckpoints = buildEvidence(events, await store.verify());
+    assert.equal(noCheckpoints.auditTrail.integrity.verdict, 'unverifiable');
+    assert.match(evidenceToHtml(noCheckpoints), /<div class="label">AUDIT TRAIL NOT VERIFIED/);
+  });
+
+  it('the headline time is the logins_disabled milestone, not the latest login step (a later recheck does not move it)', async () => {
+    const { events, evidence, request } = await immediate();
+    const milestone = row(events, 'logins_disabled');
+    assert.equal(evidence.sla.loginDisabledAt, milestone.occurredAt);
+    assert.equal(
+      evidence.sla.elapsedMs.fromEffective,
+      Date.parse(milestone.occurredAt) - Date.parse(request.effectiveAt),
+    );
+    // The same rows with a recheck that found the login already disabled 28 s later.
+    const login = events.find((e) => e.action === 'disable_login')!;
+    const recheck = {
+      ...login,
+      seq: events.at(-1)!.seq + 1,
+      id: `${login.id.split('/').slice(0, -1).join('/')}/9999`,
+      occurredAt: new Date(Date.parse(milestone.occurredAt) + 28_000).toISOString(),
+      outcome: 'already',
+      details: { ...login.details, actionId: 'revoke-recheck/directory/disable_login', stage: 'revoke-recheck' },
+    };
+    const withRecheck = buildEvidence([...events, recheck], await createAuditStore(await sharedPool()).verify());
+    assert.equal(withRecheck.sla.loginDisabledAt, milestone.occurredAt);
+    assert.ok(
+      withRecheck.sla.explanation.includes(
+        `${duration(evidence.sla.elapsedMs.fromEffective!)} after the effective time`,
+      ),
+      withRecheck.sla.explanation,
+    );
+  });
+
+  it('evidence verify: a JSON report checks offline with the public key; an edited report or another key does not', async () => {
+    const { evidence } = await staged();
+    const report = evidenceSchema.parse(JSON.parse(evidenceToJson(evidence)));
+    assert.deepEqual(verifyEvidenceOffline(report, publicKey), { ok: true, problems: [] });
+    assert.ok(
+      report.auditTrail.anchor!.links.every((l) => /^[0-9a-f]{64}$/.test(l.digest)),
+      'other rows as digests only',
+    );
+
+    const edited = structuredClone(report);
+    edited.sla.verdict = 'met';
+    edited.actions[0]!.completedAt = new Date(Date.parse(edited.actions[0]!.completedAt!) - 60_000).toISOString();
+    const editedResult = verifyEvidenceOffline(edited, publicKey);
+    assert.equal(editedResult.ok, false);
+    assert.ok(editedResult.problems.some((p) => p.includes('"actions" does not follow from its rows')));
+
+    const tamperedRow = structuredClone(report);
+    tamperedRow.auditTrail.anchor!.rows[1]!.actor = 'mallory';
+    assert.match(verifyEvidenceOffline(tamperedRow, publicKey).problems.join(), /seq \d+ .* does not match its hash/);
+
+    const otherKey = createPublicKey(generateKeyPairSync('ed25519').privateKey);
+    assert.match(verifyEvidenceOffline(report, otherKey).problems.join(), /names key .*; the public key given is/);
+  });
+
+  it('the CLI: evidence exits 4 when no checkpoint covers the report, 0 when one does; evidence verify checks the file', async () => {
+    const { evidence } = await cancelled();
+    const pool = await sharedPool();
+    const dir = await mkdtemp(join(tmpdir(), 'offboard-evidence-cli-'));
+    const keyFile = join(dir, 'public.pem');
+    await writeFile(keyFile, String(publicKey.export({ type: 'spki', format: 'pem' })));
+    const saved = { ...process.env };
+    const server = await sharedPostgresUrl();
+    Object.assign(process.env, {
+      DATABASE_URL: server,
+      OFFBOARD_AUDIT_CHECKPOINTS_FILE: join(dir, 'none.jsonl'),
+      OFFBOARD_AUDIT_PUBLIC_KEY_FILE: keyFile,
+    });
+    try {
+      const out = join(dir, 'report.json');
+      const args = ['evidence', evidence.employeeId, '--format', 'json', '--out', out];
+      assert.equal(await cli(args), 4, 'unverifiable: no checkpoint file');
+      assert.equal(JSON.parse(await readFile(out, 'utf8')).auditTrail.integrity.verdict, 'unverifiable');
+      process.env.OFFBOARD_AUDIT_CHECKPOINTS_FILE = checkpointsFile();
+      await fileCheckpointStore(checkpointsFile()).append(
+        signCheckpoint(signingKey, (await createAuditStore(pool).head())!, new Date()),
+      );
+      assert.equal(await cli(args), 0);
+      assert.equal(await cli(['evidence', 'verify', out]), 0);
+      const report = JSON.parse(await readFile(out, 'utf8'));
+      report.final.by = 'someone-else';
+      await writeFile(out, JSON.stringify(report));
+      assert.equal(await cli(['evidence', 'verify', out]), 4);
+    } finally {
+      process.env = saved;
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("each workflow's history keeps the seq and hash of every audit row it wrote (recordAudits results)", async () => {
+    const { workflowId, events } = await immediate();
+    const runId = events[0]!.id.split('/')[1]!;
+    const history = await env.client.workflow.getHandle(workflowId, runId).fetchHistory();
+    const { receipts, complete } = await receiptsInHistory(env.client, history.events ?? []);
+    assert.equal(complete, true);
+    assert.deepEqual(
+      receipts.map((r) => [r.id, r.seq, r.hash]).sort(),
+      events
+        .filter((e) => e.id.startsWith(`${workflowId}/${runId}/`))
+        .map((e) => [e.id, e.seq, e.hash])
+        .sort(),
+    );
+    const compared = await compareWithHistories(createAuditStore(await sharedPool()), [
+      { workflowId, runId, receipts, complete },
+    ]);
+    assert.deepEqual(
+      compared.findings.filter((f) => f.offboardingId === workflowId),
+      [],
+      'the table agrees with the history',
+    );
+
+    // A row appended in this run's name with a valid hash (as a superuser could): the history names it forged.
+    const store = createAuditStore(await sharedPool());
+    const forged = await store.append({
+      ...events.find((e) => e.action === 'disable_login')!,
+      id: `${workflowId}/${runId}/9999`,
+      occurredAt: new Date().toISOString(),
+    });
+    assert.equal((await store.verify()).ok, true, 'the chain alone does not notice');
+    const again = await compareWithHistories(store, [{ workflowId, runId, receipts, complete }]);
+    assert.deepEqual(
+      again.findings.filter((f) => f.offboardingId === workflowId).map((f) => [f.kind, f.seq]),
+      [['forged_row', forged.seq]],
+    );
   });
 
   it('JSON round-trips through the published schema', async () => {

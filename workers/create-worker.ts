@@ -2,6 +2,7 @@ import { NativeConnection, Worker } from '@temporalio/worker';
 import type pg from 'pg';
 import type { DataConverter } from '@temporalio/common';
 import { createAuditStore } from '../activities/audit.js';
+import type { Checkpointer } from '../activities/audit-checkpoints.js';
 import { createConnector } from '../activities/connectors/registry.js';
 import type { Connector } from '../activities/connectors/types.js';
 import { createActivities } from '../activities/index.js';
@@ -47,13 +48,15 @@ export interface WorkerOptions {
   dataConverter?: DataConverter;
   /** A prebuilt bundle (tests bundle once); otherwise the worker bundles on start. */
   workflowBundle?: { code: string };
+  /** Signs checkpoints of the audit chain as rows are appended (`activities/audit-checkpoints.ts`). */
+  checkpointer?: Checkpointer;
 }
 
 export async function createOffboardingWorker(options: WorkerOptions): Promise<Worker> {
   const activities = createActivities({
     policy: options.config.policy,
     connectors: options.connectors ?? createConnectors(options.config),
-    audit: createAuditStore(options.pool),
+    audit: createAuditStore(options.pool, { onAppended: options.checkpointer?.noteAppended }),
     notify: createNotifier(options.config.notifications, logger),
     observe: options.metrics?.observe,
   });

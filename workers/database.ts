@@ -6,7 +6,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import pg from 'pg';
-import { AUDIT_MIGRATIONS } from '../activities/audit.js';
+import { migrateAudit, type AuditMigrationResult } from '../activities/audit.js';
 
 // Below 32768: Linux hands out 32768-60999 as the local ports of outgoing connections, and one of
 // those (the dev server makes many) would make a listen there fail now and then.
@@ -33,8 +33,9 @@ export function createPool(target: { url: string; embedded: boolean }): pg.Pool 
   return pool;
 }
 
-export async function migrate(pool: pg.Pool): Promise<void> {
-  for (const statement of AUDIT_MIGRATIONS) await pool.query(statement);
+/** The audit schema, and (as a superuser) its owner and writer roles: `activities/audit.ts` migrateAudit. */
+export async function migrate(pool: pg.Pool): Promise<AuditMigrationResult> {
+  return migrateAudit(pool);
 }
 
 /** Where the database is, for messages: the URL without its password. */

@@ -13,6 +13,15 @@ import { dataConverterFor, keyringFromEnv } from './codec.js';
 import { createPool, databaseTarget, describeDatabase, migrate } from './database.js';
 import { logger } from './logger.js';
 import { redactSecrets } from '../activities/connectors/registry.js';
+import {
+  checkpointSettings,
+  createCheckpointer,
+  fileCheckpointStore,
+  keyIdOf,
+  loadSigningKey,
+  publicKeyPem,
+} from '../activities/audit-checkpoints.js';
+import { createPublicKey } from 'node:crypto';
 
 async function main() {
   Runtime.install({
@@ -28,10 +37,31 @@ async function main() {
   const address = process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233';
   const namespace = process.env.TEMPORAL_NAMESPACE ?? 'default';
 
+  // The checkpoint key before anything else that could fail: a missing key is the operator's to fix.
+  const checkpointing = checkpointSettings();
+  const signing = loadSigningKey(checkpointing);
+  const publicKey = createPublicKey(signing.key);
+  if (signing.generated)
+    logger.warn(
+      { signingKeyFile: checkpointing.signingKeyFile, keyId: keyIdOf(publicKey), publicKey: publicKeyPem(publicKey) },
+      'generated a development audit signing key; in production set OFFBOARD_AUDIT_SIGNING_KEY_FILE to a key the database administrators cannot read',
+    );
+  const checkpoints = fileCheckpointStore(checkpointing.checkpointsFile);
+  const checkpointer = createCheckpointer({
+    store: checkpoints,
+    key: signing.key,
+    everyRows: checkpointing.everyRows,
+    everyMs: checkpointing.everyMs,
+    onError: (err) =>
+      logger.error({ reason: err.message, file: checkpoints.location }, 'cannot write an audit checkpoint'),
+  });
+
   const target = databaseTarget();
   const pool = createPool(target);
   try {
-    await migrate(pool);
+    const migrated = await migrate(pool);
+    if (migrated.roles === 'skipped')
+      logger.info({ reason: migrated.reason }, 'audit owner/writer roles not set up by this login');
   } catch (err) {
     throw new Error(
       `cannot reach the audit database at ${describeDatabase(target.url)}: ${(err as Error).message}. Set DATABASE_URL, or run \`npm start\`, which serves an embedded one.`,
@@ -65,6 +95,7 @@ async function main() {
     connectors,
     metrics,
     dataConverter: dataConverterFor(keyring),
+    checkpointer,
   });
   logger.info(
     {
@@ -75,6 +106,7 @@ async function main() {
       database: describeDatabase(target.url),
       metrics: served.url,
       payloadEncryption: keyring ? `key ${keyring.current.id}` : 'off',
+      auditCheckpoints: { file: checkpoints.location, keyId: keyIdOf(publicKey) },
     },
     'worker started',
   );
@@ -83,6 +115,7 @@ async function main() {
     logger.info({ system: name, config: redactSecrets(system) }, 'system configured');
   // Runtime.install handles SIGINT/SIGTERM by shutting the worker down; run() resolves after that.
   await worker.run();
+  await checkpointer.stop();
   await connection.close();
   await pool.end();
   served.server.close();

@@ -23,6 +23,9 @@ import {
 } from '../../model/commands.js';
 import { employeeIdSchema, workflowIdFor } from '../../model/request.js';
 import { buildEvidence, evidenceToCsv, evidenceToHtml, evidenceToJson } from '../evidence.js';
+import { anchorFor } from '../evidence-anchor.js';
+import { checkpointSettings, fileCheckpointStore, loadPublicKey } from '../../activities/audit-checkpoints.js';
+import { checkCheckpoints } from '../../activities/audit-verification.js';
 import type { OffboardingStatus } from '../../workflows/messages.js';
 import { listFiltersSchema, listOffboardings, stateOf } from '../offboardings.js';
 import { CommandRefusedError, sendCommand, type CommandName } from '../temporal.js';
@@ -210,7 +213,14 @@ export function registerOperatorRoutes(app: FastifyInstance, deps: OperatorDeps)
       const [events, chain] = await Promise.all([deps.audit.eventsFor(workflowId), deps.audit.verify()]);
       if (events.length === 0)
         return replyError(reply, 404, 'not_found', `no audit events for ${params.data.employeeId}`);
-      const evidence = buildEvidence(events, chain);
+      // Checked against the signed checkpoints, like `offboard evidence`: the headline says whether it is verified.
+      const settings = checkpointSettings();
+      const check = await checkCheckpoints(
+        deps.audit,
+        fileCheckpointStore(settings.checkpointsFile),
+        loadPublicKey(settings),
+      );
+      const evidence = buildEvidence(events, chain, { anchor: await anchorFor(deps.audit, check, events) });
       if (query.data.format === 'html') return reply.type('text/html; charset=utf-8').send(evidenceToHtml(evidence));
       if (query.data.format === 'csv') {
         return reply
