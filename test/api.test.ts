@@ -16,6 +16,7 @@ import { Webhook } from 'standardwebhooks';
 import { apiConfigSchema, type ApiConfigInput } from '../client/http/auth.js';
 import { HR_EVENTS_MIGRATIONS } from '../client/http/hr-events-store.js';
 import { buildApi, registeredRoutes, startApi, type RunningApi } from '../client/http/server.js';
+import type { Policy } from '../model/policy.js';
 import { createPool } from '../workers/database.js';
 import { startTemporalDevServer, type TemporalDevServer } from '../scripts/services.js';
 import { createOffboardingWorker } from '../workers/create-worker.js';
@@ -85,6 +86,7 @@ describe('HTTP API: HR webhooks and the operator interface (Temporal dev server,
   let pool: pg.Pool;
   let api: RunningApi;
   let e1029WebhookId: string;
+  let policy: Policy;
 
   before(async function () {
     this.timeout(120_000);
@@ -96,6 +98,7 @@ describe('HTTP API: HR webhooks and the operator interface (Temporal dev server,
       testConfig(),
     ]);
     [server, pool] = started;
+    policy = started[3].policy;
     for (const statement of HR_EVENTS_MIGRATIONS) await pool.query(statement);
     client = new Client({ connection: await Connection.connect({ address: server.address }) });
     nativeConnection = await NativeConnection.connect({ address: server.address });
@@ -110,7 +113,7 @@ describe('HTTP API: HR webhooks and the operator interface (Temporal dev server,
     });
     running = worker.run();
     api = await startApi(
-      { client, pool, config: apiConfigSchema.parse(API_CONFIG), logger: pino({ level: 'silent' }) },
+      { client, pool, config: apiConfigSchema.parse(API_CONFIG), policy, logger: pino({ level: 'silent' }) },
       { host: '127.0.0.1', port: 0 },
     );
   });
@@ -718,6 +721,7 @@ describe('HTTP API: HR webhooks and the operator interface (Temporal dev server,
       client: deadClient,
       pool,
       config: apiConfigSchema.parse(API_CONFIG),
+      policy,
       logger: pino({ level: 'silent' }),
       temporalTimeoutMs: 1_000,
     });
@@ -753,6 +757,7 @@ describe('HTTP API: HR webhooks and the operator interface (Temporal dev server,
       client,
       pool,
       config: apiConfigSchema.parse(API_CONFIG),
+      policy,
       logger: pino({ level: 'silent' }),
       rejectionAuditLimit: { limit: 3, windowMs: 500 },
     });
@@ -814,6 +819,7 @@ describe('HTTP API: HR webhooks and the operator interface (Temporal dev server,
       client,
       pool,
       config: apiConfigSchema.parse(API_CONFIG),
+      policy,
       logger: pino({ level: 'silent' }),
     });
     try {
@@ -875,6 +881,7 @@ describe('HTTP API: HR webhooks and the operator interface (Temporal dev server,
       client,
       pool: deadPool,
       config: apiConfigSchema.parse(API_CONFIG),
+      policy,
       logger: pino({ level: 'silent' }),
     });
     try {

@@ -89,6 +89,8 @@ import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { z } from 'zod';
 import type { AuditStore } from '../../activities/audit.js';
 import { hrEventSchema, requestFromHrEvent, type HrEvent } from '../../model/hr-event.js';
+import { planningProblems } from '../../model/plan.js';
+import type { Policy } from '../../model/policy.js';
 import { employeeIdSchema, offboardingRequestSchema, workflowIdFor } from '../../model/request.js';
 import { CommandRefusedError, InvalidRequestError, sendCommand, startOffboarding } from '../temporal.js';
 import { replyError, type ApiConfig } from './auth.js';
@@ -105,6 +107,8 @@ export interface HrWebhookDeps {
   hrEvents: HrEventsStore;
   audit: AuditStore;
   config: ApiConfig;
+  /** The worker's policy (same config file): what it could not plan is refused with 400, before the 202. */
+  policy: Policy;
   log: FastifyBaseLogger;
   /** Where refused deliveries are recorded (bounded per sender). */
   rejections: RejectionLedger;
@@ -261,8 +265,14 @@ function conditionalIssues(raw: unknown): FieldError[] {
   return issues;
 }
 
-/** Parses and validates the generic event, listing every problem. */
-export function parseHrEvent(raw: unknown): { ok: true; event: HrEvent } | { ok: false; errors: FieldError[] } {
+/**
+ * Parses and validates the generic event, listing every problem; with the worker's policy, also
+ * what the worker could not plan (an unknown `newRole`), so nothing is accepted that fails later.
+ */
+export function parseHrEvent(
+  raw: unknown,
+  policy?: Policy,
+): { ok: true; event: HrEvent } | { ok: false; errors: FieldError[] } {
   const parsed = hrEventSchema.safeParse(raw);
   const extra = conditionalIssues(raw);
   if (!parsed.success || extra.length > 0) {
@@ -284,6 +294,8 @@ export function parseHrEvent(raw: unknown): { ok: true; event: HrEvent } | { ok:
           requestId: 'eventId',
         }),
       };
+    const unplannable = policy ? planningProblems(checked.data, policy) : [];
+    if (unplannable.length > 0) return { ok: false, errors: unplannable };
   }
   return { ok: true, event: parsed.data };
 }
@@ -313,7 +325,8 @@ function employeeIdOf(raw: Buffer | undefined, source: Source): string {
     const value = JSON.parse(raw.toString('utf8')) as { employeeId?: unknown; data?: { employeeId?: unknown } } | null;
     const candidate = source === 'bamboohr' ? value?.data?.employeeId : value?.employeeId;
     const id = typeof candidate === 'number' ? String(candidate) : candidate;
-    return employeeIdSchema.safeParse(id).success ? (id as string) : 'unknown';
+    const parsed = employeeIdSchema.safeParse(id);
+    return parsed.success ? parsed.data : 'unknown';
   } catch {
     return 'unknown';
   }
@@ -412,7 +425,11 @@ export function registerHrWebhookRoutes(app: FastifyInstance, deps: HrWebhookDep
       }
     }
     const started = await deadline(() =>
-      startOffboarding(deps.client, request, { taskQueue: deps.taskQueue, searchAttributes: deps.searchAttributes }),
+      startOffboarding(deps.client, request, {
+        taskQueue: deps.taskQueue,
+        searchAttributes: deps.searchAttributes,
+        policy: deps.policy,
+      }),
     );
     if (started.outcome === 'started') return { outcome: 'started', detail: null };
     return {
@@ -447,6 +464,7 @@ export function registerHrWebhookRoutes(app: FastifyInstance, deps: HrWebhookDep
           status: 400,
           error: 'invalid_event',
           detail: 'the event is not a valid offboarding request',
+          ...(err.errors.length ? { errors: err.errors } : {}),
         });
       deps.log.error({ source, webhookId, reason: (err as Error).message }, 'could not act on an hr event');
       return rejectDelivery(deps, request, reply, source, {
@@ -487,7 +505,7 @@ export function registerHrWebhookRoutes(app: FastifyInstance, deps: HrWebhookDep
     if (!verified.ok) return reject(401, 'unauthorized', verified.reason);
     const json = parseJson(raw);
     if (!json.ok) return reject(400, 'invalid_event', json.message, [{ path: '(root)', message: json.message }]);
-    const parsed = parseHrEvent(json.value);
+    const parsed = parseHrEvent(json.value, deps.policy);
     if (!parsed.ok) return reject(400, 'invalid_event', `${parsed.errors.length} invalid field(s)`, parsed.errors);
     return accept(request, reply, 'standard-webhooks', header(request.headers, 'webhook-id')!, parsed.event);
   });

@@ -18,6 +18,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type
 import { isGrpcServiceError, ServiceError, type Client } from '@temporalio/client';
 import type pg from 'pg';
 import { createAuditStore } from '../../activities/audit.js';
+import type { Policy } from '../../model/policy.js';
 import { loadConfig, type OffboardConfig } from '../../workers/config.js';
 import { createPool, databaseTarget, describeDatabase, migrate } from '../../workers/database.js';
 import { logger } from '../../workers/logger.js';
@@ -39,6 +40,11 @@ export interface ApiDeps {
   client: Client;
   pool: pg.Pool;
   config: ApiConfig;
+  /**
+   * The worker's policy, from the same config file the worker loads: a request the worker could
+   * not plan (an unknown `newRole`) is refused with 400 before the 202.
+   */
+  policy: Policy;
   logger?: FastifyBaseLogger;
   /** Where offboardings start; default `offboarding`. */
   taskQueue?: string;
@@ -105,6 +111,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     audit,
     rejections,
     config: deps.config,
+    policy: deps.policy,
     log,
     taskQueue: deps.taskQueue,
     searchAttributes: deps.searchAttributes,
@@ -285,7 +292,7 @@ async function main() {
     throw new Error(`cannot reach the database at ${describeDatabase(target.url)}: ${(err as Error).message}`);
   }
   const client = await connectClient();
-  const api = await startApi({ client, pool, config: config.api });
+  const api = await startApi({ client, pool, config: config.api, policy: config.policy });
   logger.info(
     {
       url: api.url,
