@@ -492,6 +492,86 @@ describe('HTTP API: HR webhooks and the operator interface (Temporal dev server,
     assert.deepEqual(cancels.rows, [{ actor: 'hr-system' }]);
   });
 
+  it("one person, one id: a delivery for e1021 joins E1021's offboarding, is read and listed under E1021, and its rescind cancels it", async () => {
+    // Future-dated: pre-flight only reads, so the sample person is left as it was.
+    const effectiveAt = new Date(Date.now() + 10 * 86_400_000).toISOString();
+    const first = hrEvent({ type: 'termination', employeeId: 'E1021', reason: 'voluntary', effectiveAt });
+    const started = await deliver(first, signedHeaders(first));
+    assert.deepEqual(
+      [started.status, started.body.workflowId, started.body.outcome],
+      [202, 'offboarding-E1021', 'started'],
+    );
+
+    const lower = hrEvent({ type: 'termination', employeeId: 'e1021', reason: 'voluntary', effectiveAt });
+    const joined = await deliver(lower, signedHeaders(lower));
+    assert.deepEqual(
+      [joined.status, joined.body.workflowId, joined.body.outcome],
+      [202, 'offboarding-E1021', 'joined'],
+    );
+    await noWorkflowFor('e1021');
+    const { eventId: lowerEventId } = JSON.parse(lower) as { eventId: string };
+    assert.deepEqual(
+      (await hrRows('event_id', lowerEventId)).map((row: { employee_id: string }) => row.employee_id),
+      ['E1021'],
+      'the dedupe record carries the canonical id',
+    );
+    const status = await eventually(
+      () => statusOf('E1021'),
+      (s) => s.laterRequests.length === 1,
+      'the joined event in the status',
+    );
+    assert.equal(status.employeeId, 'E1021');
+    assert.equal(status.laterRequests[0]!.outcome, 'joined');
+
+    // The operator's paths and the manager's reports take either case too.
+    const read = await call('GET', '/v1/offboardings/e1021', { token: TOKENS.security });
+    assert.deepEqual([read.status, read.body.workflowId], [200, 'offboarding-E1021']);
+    const listed = await eventually(
+      () => call('GET', '/v1/offboardings?employeeId=e1021', { token: TOKENS.security }),
+      (answer) => (answer.body.offboardings as unknown[] | undefined)?.length === 1,
+      'the search attribute in the list',
+    );
+    assert.deepEqual(
+      (listed.body.offboardings as { workflowId: string; employeeId: string }[]).map((o) => [
+        o.workflowId,
+        o.employeeId,
+      ]),
+      [['offboarding-E1021', 'E1021']],
+    );
+
+    const rescind = hrEvent({ type: 'termination_rescinded', employeeId: 'e1021' });
+    const cancelled = await deliver(rescind, signedHeaders(rescind));
+    assert.deepEqual(
+      [cancelled.status, cancelled.body.workflowId, cancelled.body.outcome],
+      [202, 'offboarding-E1021', 'cancelled'],
+    );
+    await eventually(
+      () => statusOf('E1021'),
+      (s) => s.phase === 'cancelled',
+      'the cancelled offboarding',
+    );
+  });
+
+  it("a role change to a role the worker's policy does not know is refused with 400 naming newRole, and starts nothing", async () => {
+    const body = hrEvent({ type: 'role_change', employeeId: 'E1040', newRole: 'astronaut' });
+    const headers = signedHeaders(body);
+    const answer = await deliver(body, headers);
+    assert.equal(answer.status, 400);
+    assert.equal(answer.body.error, 'invalid_event');
+    assert.deepEqual(
+      answer.body.errors?.map((e) => e.path),
+      ['newRole'],
+    );
+    assert.match(answer.body.errors![0]!.message, /"astronaut" is not in policy\.roles \(known: engineer\)/);
+    const rows = await rejectionsFor(headers['webhook-id']!);
+    assert.deepEqual(
+      rows.map((r) => [r.employee_id, r.details.status]),
+      [['E1040', 400]],
+    );
+    assert.equal((await hrRows('employee_id', 'E1040')).length, 0, 'no dedupe record: a corrected event is acted on');
+    await noWorkflowFor('E1040');
+  });
+
   it('BambooHR: a signed employee.updated with a termination field starts a voluntary offboarding once; other changes are ignored', async () => {
     const payload = (changedFields: string[]) =>
       JSON.stringify({

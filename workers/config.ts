@@ -71,8 +71,7 @@ export class ConfigError extends Error {}
 function applyEmployeeIdRule(raw: unknown, source: string): void {
   const section = (raw as { employeeIds?: unknown } | null)?.employeeIds;
   const rule = employeeIdsConfigSchema.safeParse(section ?? {});
-  if (!rule.success)
-    throw new ConfigError(`invalid config in ${source}:\nemployeeIds.${describeIssues(rule.error)}`);
+  if (!rule.success) throw new ConfigError(`invalid config in ${source}:\nemployeeIds.${describeIssues(rule.error)}`);
   useEmployeeIdCase(rule.data.case);
 }
 
