@@ -6,7 +6,7 @@
  * (never offboarded: rejections, and the role matrix's "allowed but not found").
  */
 import assert from 'node:assert/strict';
-import { createHmac, randomBytes, randomUUID } from 'node:crypto';
+import { createHmac, generateKeyPairSync, randomBytes, randomUUID, sign as ed25519Sign } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, type Worker } from '@temporalio/worker';
@@ -35,6 +35,12 @@ const whsec = () => `whsec_${randomBytes(32).toString('base64')}`;
 const SECRET_CURRENT = whsec();
 const SECRET_NEXT = whsec(); // being rotated in: both are accepted
 const SECRET_UNKNOWN = whsec();
+const SECRET_BARE = randomBytes(32).toString('base64'); // configured without the whsec_ prefix
+// A sender that signs with ed25519 (v1a): the API holds only the public key.
+const ED25519 = generateKeyPairSync('ed25519');
+const ED25519_PUBLIC = `whpk_${Buffer.from(ED25519.publicKey.export({ format: 'jwk' }).x!, 'base64url').toString('base64')}`;
+const signV1a = (id: string, timestamp: number, body: string) =>
+  `v1a,${ed25519Sign(null, Buffer.from(`${id}.${timestamp}.${body}`), ED25519.privateKey).toString('base64')}`;
 const BAMBOOHR_SECRET = randomBytes(24).toString('hex');
 const TOKENS = {
   'hr-system': randomBytes(32).toString('base64url'),
@@ -49,7 +55,8 @@ const API_CONFIG: ApiConfigInput = {
     { subject: 'sec-oncall', role: 'security', token: TOKENS.security },
     { subject: 'audit-kim', role: 'auditor', token: TOKENS.auditor },
   ],
-  webhookSecrets: [SECRET_CURRENT, SECRET_NEXT],
+  webhookSecrets: [SECRET_CURRENT, SECRET_NEXT, SECRET_BARE],
+  webhookPublicKeys: [ED25519_PUBLIC],
   bamboohrSecret: BAMBOOHR_SECRET,
 };
 
@@ -274,6 +281,10 @@ describe('HTTP API: HR webhooks and the operator interface (Temporal dev server,
         }),
       ],
       [
+        'a v1a signature over another body',
+        () => ({ body, headers: signedHeaders(body, { signature: (id, ts) => signV1a(id, ts, `${body} `) }) }),
+      ],
+      [
         'an unknown signature version',
         () => ({
           body,
@@ -340,6 +351,21 @@ describe('HTTP API: HR webhooks and the operator interface (Temporal dev server,
                 sign(SECRET_NEXT, id, ts, body),
                 'v2,whatever',
               ].join(' '),
+          }),
+      ],
+      [
+        'a secret configured without the whsec_ prefix',
+        (body) => signedHeaders(body, { signature: (id, ts) => sign(SECRET_BARE, id, ts, body) }),
+      ],
+      [
+        'a v1a (ed25519) signature under the configured public key',
+        (body) => signedHeaders(body, { signature: (id, ts) => signV1a(id, ts, body) }),
+      ],
+      [
+        'v1a beside an unknown v1',
+        (body) =>
+          signedHeaders(body, {
+            signature: (id, ts) => `${sign(SECRET_UNKNOWN, id, ts, body)} ${signV1a(id, ts, body)}`,
           }),
       ],
       ['a timestamp 299 s old', (body) => signedHeaders(body, { timestamp: nowSeconds() - 299 })],

@@ -298,6 +298,7 @@ async function main() {
       url: api.url,
       tokens: config.api.tokens.length,
       webhookSecrets: config.api.webhookSecrets.length,
+      webhookPublicKeys: config.api.webhookPublicKeys.length,
       bamboohr: Boolean(config.api.bamboohrSecret),
       webhookBodyLimit: WEBHOOK_BODY_LIMIT,
     },
