@@ -594,7 +594,9 @@ describe('HTTP API: HR webhooks and the operator interface (Temporal dev server,
       rows.map((r) => [r.employee_id, r.details.status]),
       [['E1040', 400]],
     );
-    assert.equal((await hrRows('employee_id', 'E1040')).length, 0, 'no dedupe record: a corrected event is acted on');
+    const { eventId } = JSON.parse(body) as { eventId: string };
+    assert.equal((await hrRows('event_id', eventId)).length, 0, 'no dedupe record: a corrected event is acted on');
+    assert.equal((await hrRows('webhook_id', headers['webhook-id']!)).length, 0);
     await noWorkflowFor('E1040');
   });
 
