@@ -108,6 +108,12 @@ export function formatStatus(
   lines.push(
     `  systems       ${status.systems.map((system) => (system in status.accounts && status.accounts[system] === null ? `${system} (no account found)` : system)).join(', ') || '-'}`,
   );
+  // Runs from before person_not_found have no such field.
+  const nowhere = status.foundInNoSystem;
+  if (nowhere)
+    lines.push(
+      `  FOUND IN NO SYSTEM (${nowhere.systems.join(', ')}${nowhere.unreachable.length ? `; not asked: ${nowhere.unreachable.join(', ')}` : ''}) at ${nowhere.stage}, since ${nowhere.since}: check the employee id with HR`,
+    );
   const pipelines = pipelineRows(status, calls, nowMs);
   if (pipelines.length > 0) {
     lines.push(

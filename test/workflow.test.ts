@@ -10,6 +10,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
 import type { WorkflowHandle } from '@temporalio/client';
 import { createAuditStore } from '../activities/audit.js';
+import { formatStatus } from '../client/cli.js';
 import { buildEvidence } from '../client/evidence.js';
 import { sendCommand, startOffboarding, CommandRefusedError } from '../client/temporal.js';
 import type { OffboardingRequest } from '../model/request.js';
@@ -670,6 +671,7 @@ describe('offboarding workflow (time-skipping server, real slapd and PostgreSQL)
           );
           const waiting = await status(handle);
           assert.equal(waiting.foundInNoSystem?.stage, 'preflight');
+          assert.match(formatStatus(handle.workflowId, waiting), /FOUND IN NO SYSTEM \(directory\) at preflight/);
           assert.equal(waiting.phase, 'waiting', 'still scheduled: HR may correct it, or cancel');
           await sendCommand(env.client, 'E7404', 'cancel', { by: 'test', reason: 'clean up' });
           await handle.result();
@@ -685,6 +687,28 @@ describe('offboarding workflow (time-skipping server, real slapd and PostgreSQL)
     } finally {
       await slack.stop();
     }
+  });
+
+  it('a stage at which no system has an account for the person is audited and shown, not a quiet success', async () => {
+    await withWorker(async (taskQueue) => {
+      const handle = await start(taskQueue, request('E7405')); // immediate: no pre-flight
+      const result = await handle.result();
+      assert.deepEqual(result.actions, {}, 'nothing to revoke');
+      const events = await eventually(
+        () => auditActions(handle),
+        (rows) => rows.some((e) => e.action === 'offboarding_completed'),
+        'the end row',
+      );
+      const notFound = events.filter((e) => e.action === 'person_not_found');
+      assert.deepEqual(
+        notFound.map((e) => [e.details.stage, e.details.systems]),
+        [
+          ['revoke', ['directory']],
+          ['delete', ['directory']],
+        ],
+      );
+      assert.equal((await status(handle)).foundInNoSystem?.stage, 'delete');
+    });
   });
 
   it('a person found at pre-flight is not reported as found nowhere', async () => {
