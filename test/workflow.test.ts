@@ -689,26 +689,32 @@ describe('offboarding workflow (time-skipping server, real slapd and PostgreSQL)
     }
   });
 
-  it('a stage at which no system has an account for the person is audited and shown, not a quiet success', async () => {
-    await withWorker(async (taskQueue) => {
-      const handle = await start(taskQueue, request('E7405')); // immediate: no pre-flight
-      const result = await handle.result();
-      assert.deepEqual(result.actions, {}, 'nothing to revoke');
-      const events = await eventually(
-        () => auditActions(handle),
-        (rows) => rows.some((e) => e.action === 'offboarding_completed'),
-        'the end row',
-      );
-      const notFound = events.filter((e) => e.action === 'person_not_found');
-      assert.deepEqual(
-        notFound.map((e) => [e.details.stage, e.details.systems]),
-        [
-          ['revoke', ['directory']],
-          ['delete', ['directory']],
-        ],
-      );
-      assert.equal((await status(handle)).foundInNoSystem?.stage, 'delete');
-    });
+  it('a stage at which no system has an account for the person is audited, counted and shown, not a quiet success', async () => {
+    const metrics = createMetrics();
+    await withWorker(
+      async (taskQueue) => {
+        const handle = await start(taskQueue, request('E7405')); // immediate: no pre-flight
+        const result = await handle.result();
+        assert.deepEqual(result.actions, {}, 'nothing to revoke');
+        const events = await eventually(
+          () => auditActions(handle),
+          (rows) => rows.some((e) => e.action === 'offboarding_completed'),
+          'the end row',
+        );
+        const notFound = events.filter((e) => e.action === 'person_not_found');
+        assert.deepEqual(
+          notFound.map((e) => [e.details.stage, e.details.systems]),
+          [
+            ['revoke', ['directory']],
+            ['delete', ['directory']],
+          ],
+        );
+        assert.equal((await status(handle)).foundInNoSystem?.stage, 'delete');
+        assert.match(await metrics.registry.metrics(), /offboard_person_not_found_total\{when="stage"\} 2/);
+      },
+      undefined,
+      { metrics },
+    );
   });
 
   it('a person found at pre-flight is not reported as found nowhere', async () => {
