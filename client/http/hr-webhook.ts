@@ -336,8 +336,13 @@ export function parseHrEvent(
           requestId: 'eventId',
         }),
       };
+    // Named by the event's own fields (the request's `trigger` is the event's `type`).
     const unplannable = policy ? planningProblems(checked.data, policy) : [];
-    if (unplannable.length > 0) return { ok: false, errors: unplannable };
+    if (unplannable.length > 0)
+      return {
+        ok: false,
+        errors: unplannable.map((p) => ({ path: p.path === 'trigger' ? 'type' : p.path, message: p.message })),
+      };
   }
   return { ok: true, event: parsed.data };
 }
