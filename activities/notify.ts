@@ -34,6 +34,7 @@ export interface Notification {
     | 'held'
     | 'superseded'
     | 'preflight'
+    | 'not_found'
     | 'stalled'
     | 'manual_task'
     | 'reminder'

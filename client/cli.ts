@@ -14,7 +14,9 @@ import type { Client } from '@temporalio/client';
 import { createAuditStore } from '../activities/audit.js';
 import { describeDatabase, createPool, databaseTarget } from '../workers/database.js';
 import type { OffboardingStatus } from '../workflows/messages.js';
-import { describeIssues, employeeIdSchema, offboardingRequestSchema } from '../model/request.js';
+import type { Policy } from '../model/policy.js';
+import { describeIssues, offboardingRequestSchema, workflowIdFor } from '../model/request.js';
+import { loadIntakeConfig } from '../workers/config.js';
 import {
   buildEvidence,
   evidenceSchema,
@@ -55,6 +57,14 @@ class UnreachableError extends Error {}
 class ChainBrokenError extends Error {}
 
 const operator = () => process.env.OFFBOARD_OPERATOR ?? `cli:${userInfo().username}`;
+
+/**
+ * The worker's policy and employee-id rule, from the same config file (OFFBOARD_CONFIG, else
+ * ./offboard.config.yaml, else the defaults), read before any command runs: ids are written the
+ * way the worker and the API write them, and a request the worker could not plan exits 1.
+ */
+let policy: Policy | undefined;
+const workerPolicy = (): Policy => (policy ??= loadIntakeConfig().policy);
 
 function print(json: boolean, value: unknown, human: () => string) {
   process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : `${human()}\n`);
@@ -121,6 +131,12 @@ export function formatStatus(
   lines.push(
     `  systems       ${status.systems.map((system) => (system in status.accounts && status.accounts[system] === null ? `${system} (no account found)` : system)).join(', ') || '-'}`,
   );
+  // Runs from before person_not_found have no such field.
+  const nowhere = status.foundInNoSystem;
+  if (nowhere)
+    lines.push(
+      `  FOUND IN NO SYSTEM (${nowhere.systems.join(', ')}${nowhere.unreachable.length ? `; not asked: ${nowhere.unreachable.join(', ')}` : ''}) at ${nowhere.stage}, since ${nowhere.since}: check the employee id with HR`,
+    );
   const pipelines = pipelineRows(status, calls, nowMs);
   if (pipelines.length > 0) {
     lines.push(
@@ -149,7 +165,8 @@ function buildProgram(): Command {
   const program = new Command('offboard')
     .description("Revoke a departing person's access everywhere, on time, with proof.")
     .showHelpAfterError()
-    .exitOverride();
+    .exitOverride()
+    .hook('preAction', () => void workerPolicy());
 
   const startCommand = (name: string, description: string) =>
     program
@@ -180,7 +197,7 @@ function buildProgram(): Command {
     // Validate before connecting: bad input is refused even when Temporal is down.
     const parsed = offboardingRequestSchema.safeParse(request);
     if (!parsed.success) throw new InvalidRequestError(describeIssues(parsed.error));
-    const result = await withClient((client) => startOffboarding(client, parsed.data));
+    const result = await withClient((client) => startOffboarding(client, parsed.data, { policy: workerPolicy() }));
     print(Boolean(options.json), result, () =>
       result.started
         ? `started ${result.workflowId} (run ${result.runId})`
@@ -274,7 +291,7 @@ function buildProgram(): Command {
     .description('show an offboarding: stage, holds, every action and open manual tasks')
     .option('--json', 'print JSON')
     .action(async (employeeId: string, options: { json?: boolean }) => {
-      const workflowId = `offboarding-${employeeId}`;
+      const workflowId = workflowIdFor(employeeId);
       const { status, calls } = await withClient((client) => readStatus(client, employeeId));
       print(Boolean(options.json), { ...status, callsInFlight: calls }, () => formatStatus(workflowId, status, calls));
     });
@@ -298,8 +315,8 @@ function buildProgram(): Command {
     const result = await withClient((client) => sendCommand(client, employeeId, name, payload));
     print(
       Boolean(options.json),
-      { workflowId: `offboarding-${employeeId}`, command: name, result },
-      () => `offboarding-${employeeId}: ${result}`,
+      { workflowId: workflowIdFor(employeeId), command: name, result },
+      () => `${workflowIdFor(employeeId)}: ${result}`,
     );
   };
 
@@ -350,7 +367,7 @@ function buildProgram(): Command {
           throw new CommandRefusedError(
             `unexpected argument "${file}": evidence <employeeId>, or evidence verify FILE`,
           );
-        const offboardingId = `offboarding-${employeeIdSchema.parse(employeeId)}`;
+        const offboardingId = workflowIdFor(employeeId);
         const target = databaseTarget();
         const pool = createPool(target);
         try {
@@ -531,7 +548,7 @@ async function terminateFromFile(path: string, json: boolean): Promise<void> {
         });
       } else {
         try {
-          const started = await startOffboarding(client, parsed.data);
+          const started = await startOffboarding(client, parsed.data, { policy: workerPolicy() });
           results.push({
             row: rowNumber,
             employeeId: parsed.data.subject.employeeId,

@@ -1035,10 +1035,28 @@ function slaFrom(input: SlaInput): Evidence['sla'] {
           ? { verdict: 'missed', explanation: `No stage had started by ${deadlineText}.` }
           : { verdict: 'pending', explanation: `Waiting for the first stage; ${deadlineText} has not passed.` };
       }
-      if (input.accounts.every((a) => a.accountId === null))
+      // "Found in no system" only when every system was mapped and none has an account; a task
+      // waiting for a person, or a system not mapped yet, blocks the offboarding instead.
+      const blocking = input.manualTasks.filter((t) => t.state === 'open' || t.state === 'retrying');
+      const mapped = new Set(input.accounts.map((a) => a.system));
+      const unmapped = plan.systems.filter((system) => !mapped.has(system));
+      const late = now.getTime() > deadlineMs;
+      if (blocking.length > 0 || unmapped.length > 0) {
+        const by = [
+          ...blocking.map(
+            (t) => `${t.description} (task ${t.id}, open since ${formatTime(t.openedAt)}: ${t.lastError})`,
+          ),
+          ...(unmapped.length ? [`access in ${unmapped.join(', ')} not mapped yet`] : []),
+        ].join('; ');
+        return {
+          verdict: late ? 'missed' : 'pending',
+          explanation: `The offboarding is blocked by ${by}; no login was disabled${late ? ` by ${deadlineText}` : ' yet'}.`,
+        };
+      }
+      if (input.accounts.length > 0 && input.accounts.every((a) => a.accountId === null))
         return {
           verdict: 'not_applicable',
-          explanation: 'No account for this person was found in any system: there was no login to disable.',
+          explanation: `No account for this person was found in any system (${[...mapped].join(', ')}): there was no login to disable.`,
         };
       return {
         verdict: 'not_applicable',

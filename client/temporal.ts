@@ -12,6 +12,8 @@ import {
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
 } from '@temporalio/client';
+import { planningProblems, type PlanningProblem } from '../model/plan.js';
+import type { Policy } from '../model/policy.js';
 import { offboardingRequestSchema, workflowIdFor, describeIssues, type OffboardingRequest } from '../model/request.js';
 import type { UpdateDefinition } from '@temporalio/common';
 import {
@@ -53,7 +55,25 @@ export async function connectClient(env: NodeJS.ProcessEnv = process.env): Promi
   }
 }
 
-export class InvalidRequestError extends Error {}
+/** A request refused before anything was started; `errors` names each field (for a 400). */
+export class InvalidRequestError extends Error {
+  constructor(
+    message: string,
+    readonly errors: PlanningProblem[] = [],
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Refuses a request the worker could not plan under `policy` (the worker's own, from the same
+ * config file): an unknown `newRole`, a playbook without stages. Nothing is started.
+ */
+export function checkPlannable(request: OffboardingRequest, policy: Policy): void {
+  const problems = planningProblems(request, policy);
+  if (problems.length > 0)
+    throw new InvalidRequestError(problems.map((p) => `${p.path}: ${p.message}`).join('\n'), problems);
+}
 
 export interface StartResult {
   workflowId: string;
@@ -75,6 +95,11 @@ export interface StartOptions {
   taskQueue?: string;
   /** false where the server has no offboard search attributes (Temporal's time-skipping test server). */
   searchAttributes?: boolean;
+  /**
+   * The worker's policy (the same config file): a request it could not plan is refused here,
+   * before anything starts. The CLI and the API always pass it.
+   */
+  policy?: Policy;
 }
 
 /**
@@ -90,6 +115,7 @@ export async function startOffboarding(
 ): Promise<StartResult> {
   const parsed = offboardingRequestSchema.safeParse(input);
   if (!parsed.success) throw new InvalidRequestError(describeIssues(parsed.error));
+  if (options.policy) checkPlannable(parsed.data, options.policy);
   // When the run it joined ends before the Update reaches it (completed, or cancelled by a
   // rescind), this request is a new offboarding, not a no-op: start again. The next start makes a
   // run of its own unless yet another request raced it, so a few rounds always settle.

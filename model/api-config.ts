@@ -15,23 +15,32 @@ export type Role = (typeof ROLES)[number];
  */
 export type SecretWrap = (plain: z.ZodType<string, string>) => z.ZodType<string, unknown>;
 
-const WHSEC = /^whsec_[A-Za-z0-9+/]+={0,2}$/;
+/** A Standard Webhooks symmetric secret: base64, with or without the `whsec_` prefix (the reference libraries accept both). */
+const WHSEC = /^(whsec_)?[A-Za-z0-9+/]+={0,2}$/;
+/** A Standard Webhooks ed25519 public key (`v1a`): the raw 32-byte key in base64, with or without the `whpk_` prefix. */
+const WHPK = /^(whpk_)?[A-Za-z0-9+/]{43}=$/;
+
+/** The base64 part of a secret or key, without its `whsec_`/`whpk_` prefix. */
+export const withoutKeyPrefix = (value: string): string => value.replace(/^(whsec_|whpk_)/, '');
 
 /**
  * The `api` section of the config. Secrets (plain strings here; wrap them with `wrap`):
- * `tokens[].token`, `webhookSecrets[]`, `bamboohrSecret`.
+ * `tokens[].token`, `webhookSecrets[]`, `bamboohrSecret` (`webhookPublicKeys[]` are public keys, not secrets).
  */
 export function apiConfigSchemaWith(wrap: SecretWrap) {
   const token = wrap(z.string().min(32, 'at least 32 characters (e.g. `openssl rand -base64 32`)'));
   const webhookSecret = wrap(
     z
       .string()
-      .regex(WHSEC, 'a Standard Webhooks secret: whsec_ followed by base64')
+      .regex(WHSEC, 'a Standard Webhooks secret: base64, optionally prefixed whsec_')
       .refine(
-        (s) => Buffer.from(s.slice('whsec_'.length), 'base64').length >= 16,
+        (s) => Buffer.from(withoutKeyPrefix(s), 'base64').length >= 16,
         'the key must be at least 16 bytes (24-64 recommended)',
       ),
   );
+  const webhookPublicKey = z
+    .string()
+    .regex(WHPK, 'a Standard Webhooks ed25519 public key: whpk_ followed by the 32-byte key in base64');
   return z
     .object({
       tokens: z
@@ -65,8 +74,14 @@ export function apiConfigSchemaWith(wrap: SecretWrap) {
             seen.add(entry.token);
           });
         }),
-      /** Standard Webhooks secrets (`whsec_…`); a delivery signed with any one of them passes (rotation). */
+      /** Standard Webhooks secrets (`whsec_…`, `v1` HMAC); a delivery signed with any one of them passes (rotation). */
       webhookSecrets: z.array(webhookSecret).default([]),
+      /**
+       * Standard Webhooks ed25519 public keys (`whpk_…`, `v1a` signatures), beside or instead of
+       * the secrets. Public keys are not secrets: written as literals. Any one valid `v1` or `v1a`
+       * signature under any configured secret or key passes.
+       */
+      webhookPublicKeys: z.array(webhookPublicKey).default([]),
       /** The BambooHR webhook's private key; without it `POST /v1/hr/bamboohr` refuses every delivery. */
       bamboohrSecret: wrap(z.string().min(1)).optional(),
       /**

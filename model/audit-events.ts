@@ -67,6 +67,8 @@ export const auditEventSchemas = {
     }),
   ),
   plan_made: event('plan_made', z.object(planFields)),
+  /** The worker could not plan the request (patch plan-failure-task); manual task `taskId` waits for retry or skip. */
+  plan_failed: event('plan_failed', z.object({ requestId: z.string(), error: z.string(), taskId: z.string() })),
   plan_replaced: event('plan_replaced', z.object({ ...requestRef, why: z.string(), ...planFields })),
   hr_event_joined: event('hr_event_joined', z.object({ ...requestRef, why: z.string() })),
   /** Old rows: system null, one for the whole stage. Per-system pipelines: one per system. */
@@ -90,6 +92,19 @@ export const auditEventSchemas = {
     z.object({ event: z.string(), audience: z.string().optional(), error: z.string() }),
   ),
   preflight_failed: event('preflight_failed', z.object({ error: z.string(), dueAt: iso.nullable().optional() })),
+  /**
+   * No system that answered has an account for the person: at pre-flight (`stage: 'preflight'`)
+   * or as a stage begins. `unreachable`: systems that could not be asked.
+   */
+  person_not_found: event(
+    'person_not_found',
+    z.object({
+      stage: z.string(),
+      systems: z.array(z.string()),
+      unreachable: z.array(z.string()),
+      dueAt: iso.nullable().optional(),
+    }),
+  ),
   hold_placed: event('hold_placed', z.object({ reason: z.string(), until: iso.nullable().optional() })),
   hold_released: event(
     'hold_released',

@@ -7,6 +7,8 @@ import { z } from 'zod';
 import { leftoverFromSentence, leftoverSchema } from './leftovers.js';
 
 export const taskRefSchema = z.discriminatedUnion('kind', [
+  /** The worker could not plan the offboarding (its policy refused the request); `retry` plans again. */
+  z.object({ kind: z.literal('plan'), system: z.null() }),
   /** Mapping a system's access failed for good; skipping takes the system out of the offboarding. */
   z.object({ kind: z.literal('discover'), system: z.string() }),
   /** One action of the plan (stage `cancel`: re-enabling a login after a cancel). */
@@ -22,11 +24,16 @@ export const taskRefSchema = z.discriminatedUnion('kind', [
 ]);
 export type TaskRef = z.infer<typeof taskRefSchema>;
 
+/** The one task a run without a plan can have. */
+export const PLAN_TASK_ID = 'plan';
+
 /** Stage names that would make a task id ambiguous (the policy refuses them). */
 export const RESERVED_STAGE_NAMES: ReadonlySet<string> = new Set(['discover', 'verify', 'cancel']);
 
 export function taskIdOf(ref: TaskRef): string {
   switch (ref.kind) {
+    case 'plan':
+      return PLAN_TASK_ID;
     case 'discover':
       return `discover/${ref.system}`;
     case 'action':
@@ -49,6 +56,7 @@ export const verifyTaskError = (sentence: string) => `${VERIFY_ERROR}${sentence}
  * verification task, the leftover from its error). Action ids are `<stage>/<system>/<action>…`.
  */
 export function taskRefFromId(id: string, error = ''): TaskRef {
+  if (id === PLAN_TASK_ID) return { kind: 'plan', system: null };
   const parts = id.split('/');
   if (parts[0] === 'discover') return { kind: 'discover', system: parts.slice(1).join('/') };
   if (parts[0] === 'verify' && parts.length === 4) {

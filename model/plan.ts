@@ -81,17 +81,46 @@ export function plan(request: OffboardingRequest, policy: Policy): Plan {
   };
 }
 
-export class UnknownRoleError extends Error {}
+export class UnplannableRequestError extends Error {}
 
-/** A role change to a role the policy does not know would remove everything: refuse it up front. */
-export function checkRequestAgainstPolicy(request: OffboardingRequest, policy: Policy): void {
+/** A reason a request cannot be planned, named by the request field that causes it. */
+export interface PlanningProblem {
+  path: string;
+  message: string;
+}
+
+/**
+ * Every reason the worker's `makePlan` refuses a request under this policy. The API and the CLI
+ * ask it before they answer 202 or exit 0, with the same policy the worker loads, so a request
+ * that would fail in the workflow is refused at the door with the field named.
+ */
+export function planningProblems(request: OffboardingRequest, policy: Policy): PlanningProblem[] {
+  const problems: PlanningProblem[] = [];
+  // A role change to a role the policy does not know would remove everything: refuse it up front.
   if (request.trigger === 'role_change' && request.newRole && !(request.newRole in policy.roles)) {
     const known = Object.keys(policy.roles);
-    throw new UnknownRoleError(
-      `newRole: "${request.newRole}" is not in policy.roles (known: ${known.length ? known.join(', ') : 'none'}); ` +
+    problems.push({
+      path: 'newRole',
+      message:
+        `"${request.newRole}" is not in policy.roles (known: ${known.length ? known.join(', ') : 'none'}); ` +
         'add it to the config so that its entitlements are kept',
-    );
+    });
   }
+  // A parsed policy has every playbook; one built in code (or an older config shape) may not.
+  const playbookName = playbookFor(request);
+  const playbook = (policy.playbooks as Partial<Policy['playbooks']>)[playbookName];
+  if (!playbook || playbook.stages.length === 0)
+    problems.push({
+      path: 'trigger',
+      message: `the policy has no stages for the ${playbookName} playbook this request needs (policy.playbooks.${playbookName})`,
+    });
+  return problems;
+}
+
+/** Throws what `planningProblems` finds, as `field: problem` lines. */
+export function checkRequestAgainstPolicy(request: OffboardingRequest, policy: Policy): void {
+  const problems = planningProblems(request, policy);
+  if (problems.length > 0) throw new UnplannableRequestError(problems.map((p) => `${p.path}: ${p.message}`).join('\n'));
 }
 
 // ---- Access found in a system, and the concrete actions a stage takes there ----------------

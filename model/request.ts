@@ -1,15 +1,19 @@
 import { z } from 'zod';
+import { canonicalEmployeeId } from './employee-id.js';
 
 /**
  * Employee ids appear in workflow ids, search attributes and LDAP filters, so they are restricted
- * to a conservative alphabet: an HR system's opaque id, never a name or an email.
+ * to a conservative alphabet: an HR system's opaque id, never a name or an email. Parsing gives
+ * the canonical form (`model/employee-id.ts`: upper case unless the config says `preserve`), so
+ * `e1021` and `E1021` are one person at every door.
  */
 export const employeeIdSchema = z
   .string()
   .regex(
     /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/,
     'must be 1-64 letters, digits, ".", "_" or "-" (an HR id, not a name or email)',
-  );
+  )
+  .transform(canonicalEmployeeId);
 
 export const triggerSchema = z.enum(['termination', 'contract_end', 'role_change']);
 export const terminationReasonSchema = z.enum(['voluntary', 'involuntary', 'security']);
@@ -73,6 +77,10 @@ export type TerminationReason = z.infer<typeof terminationReasonSchema>;
 export type EmploymentType = z.infer<typeof employmentTypeSchema>;
 export type OffboardingRequest = z.infer<typeof offboardingRequestSchema>;
 
+/**
+ * The workflow id: the canonical HR id only, an opaque identifier (never a name or an email), so
+ * no personal data is in the plain-text id.
+ */
 export function workflowIdFor(employeeId: string): string {
   return `offboarding-${employeeIdSchema.parse(employeeId)}`;
 }

@@ -6,7 +6,7 @@
  * (never offboarded: rejections, and the role matrix's "allowed but not found").
  */
 import assert from 'node:assert/strict';
-import { createHmac, randomBytes, randomUUID } from 'node:crypto';
+import { createHmac, generateKeyPairSync, randomBytes, randomUUID, sign as ed25519Sign } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, type Worker } from '@temporalio/worker';
@@ -16,6 +16,7 @@ import { Webhook } from 'standardwebhooks';
 import { apiConfigSchema, type ApiConfigInput } from '../client/http/auth.js';
 import { HR_EVENTS_MIGRATIONS } from '../client/http/hr-events-store.js';
 import { buildApi, registeredRoutes, startApi, type RunningApi } from '../client/http/server.js';
+import type { Policy } from '../model/policy.js';
 import { createPool } from '../workers/database.js';
 import { startTemporalDevServer, type TemporalDevServer } from '../scripts/services.js';
 import { createOffboardingWorker } from '../workers/create-worker.js';
@@ -34,6 +35,12 @@ const whsec = () => `whsec_${randomBytes(32).toString('base64')}`;
 const SECRET_CURRENT = whsec();
 const SECRET_NEXT = whsec(); // being rotated in: both are accepted
 const SECRET_UNKNOWN = whsec();
+const SECRET_BARE = randomBytes(32).toString('base64'); // configured without the whsec_ prefix
+// A sender that signs with ed25519 (v1a): the API holds only the public key.
+const ED25519 = generateKeyPairSync('ed25519');
+const ED25519_PUBLIC = `whpk_${Buffer.from(ED25519.publicKey.export({ format: 'jwk' }).x!, 'base64url').toString('base64')}`;
+const signV1a = (id: string, timestamp: number, body: string) =>
+  `v1a,${ed25519Sign(null, Buffer.from(`${id}.${timestamp}.${body}`), ED25519.privateKey).toString('base64')}`;
 const BAMBOOHR_SECRET = randomBytes(24).toString('hex');
 const TOKENS = {
   'hr-system': randomBytes(32).toString('base64url'),
@@ -48,7 +55,8 @@ const API_CONFIG: ApiConfigInput = {
     { subject: 'sec-oncall', role: 'security', token: TOKENS.security },
     { subject: 'audit-kim', role: 'auditor', token: TOKENS.auditor },
   ],
-  webhookSecrets: [SECRET_CURRENT, SECRET_NEXT],
+  webhookSecrets: [SECRET_CURRENT, SECRET_NEXT, SECRET_BARE],
+  webhookPublicKeys: [ED25519_PUBLIC],
   bamboohrSecret: BAMBOOHR_SECRET,
 };
 
@@ -85,6 +93,7 @@ describe('HTTP API: HR webhooks and the operator interface (Temporal dev server,
   let pool: pg.Pool;
   let api: RunningApi;
   let e1029WebhookId: string;
+  let policy: Policy;
 
   before(async function () {
     this.timeout(120_000);
@@ -96,6 +105,7 @@ describe('HTTP API: HR webhooks and the operator interface (Temporal dev server,
       testConfig(),
     ]);
     [server, pool] = started;
+    policy = started[3].policy;
     for (const statement of HR_EVENTS_MIGRATIONS) await pool.query(statement);
     client = new Client({ connection: await Connection.connect({ address: server.address }) });
     nativeConnection = await NativeConnection.connect({ address: server.address });
@@ -110,7 +120,7 @@ describe('HTTP API: HR webhooks and the operator interface (Temporal dev server,
     });
     running = worker.run();
     api = await startApi(
-      { client, pool, config: apiConfigSchema.parse(API_CONFIG), logger: pino({ level: 'silent' }) },
+      { client, pool, config: apiConfigSchema.parse(API_CONFIG), policy, logger: pino({ level: 'silent' }) },
       { host: '127.0.0.1', port: 0 },
     );
   });
@@ -271,6 +281,10 @@ describe('HTTP API: HR webhooks and the operator interface (Temporal dev server,
         }),
       ],
       [
+        'a v1a signature over another body',
+        () => ({ body, headers: signedHeaders(body, { signature: (id, ts) => signV1a(id, ts, `${body} `) }) }),
+      ],
+      [
         'an unknown signature version',
         () => ({
           body,
@@ -337,6 +351,21 @@ describe('HTTP API: HR webhooks and the operator interface (Temporal dev server,
                 sign(SECRET_NEXT, id, ts, body),
                 'v2,whatever',
               ].join(' '),
+          }),
+      ],
+      [
+        'a secret configured without the whsec_ prefix',
+        (body) => signedHeaders(body, { signature: (id, ts) => sign(SECRET_BARE, id, ts, body) }),
+      ],
+      [
+        'a v1a (ed25519) signature under the configured public key',
+        (body) => signedHeaders(body, { signature: (id, ts) => signV1a(id, ts, body) }),
+      ],
+      [
+        'v1a beside an unknown v1',
+        (body) =>
+          signedHeaders(body, {
+            signature: (id, ts) => `${sign(SECRET_UNKNOWN, id, ts, body)} ${signV1a(id, ts, body)}`,
           }),
       ],
       ['a timestamp 299 s old', (body) => signedHeaders(body, { timestamp: nowSeconds() - 299 })],
@@ -487,6 +516,88 @@ describe('HTTP API: HR webhooks and the operator interface (Temporal dev server,
       `SELECT actor FROM audit_events WHERE offboarding_id = 'offboarding-E1030' AND action = 'cancel_requested'`,
     );
     assert.deepEqual(cancels.rows, [{ actor: 'hr-system' }]);
+  });
+
+  it("one person, one id: a delivery for e1021 joins E1021's offboarding, is read and listed under E1021, and its rescind cancels it", async () => {
+    // Future-dated: pre-flight only reads, so the sample person is left as it was.
+    const effectiveAt = new Date(Date.now() + 10 * 86_400_000).toISOString();
+    const first = hrEvent({ type: 'termination', employeeId: 'E1021', reason: 'voluntary', effectiveAt });
+    const started = await deliver(first, signedHeaders(first));
+    assert.deepEqual(
+      [started.status, started.body.workflowId, started.body.outcome],
+      [202, 'offboarding-E1021', 'started'],
+    );
+
+    const lower = hrEvent({ type: 'termination', employeeId: 'e1021', reason: 'voluntary', effectiveAt });
+    const joined = await deliver(lower, signedHeaders(lower));
+    assert.deepEqual(
+      [joined.status, joined.body.workflowId, joined.body.outcome],
+      [202, 'offboarding-E1021', 'joined'],
+    );
+    await noWorkflowFor('e1021');
+    const { eventId: lowerEventId } = JSON.parse(lower) as { eventId: string };
+    assert.deepEqual(
+      (await hrRows('event_id', lowerEventId)).map((row: { employee_id: string }) => row.employee_id),
+      ['E1021'],
+      'the dedupe record carries the canonical id',
+    );
+    const status = await eventually(
+      () => statusOf('E1021'),
+      (s) => s.laterRequests.length === 1,
+      'the joined event in the status',
+    );
+    assert.equal(status.employeeId, 'E1021');
+    assert.equal(status.laterRequests[0]!.outcome, 'joined');
+
+    // The operator's paths and the manager's reports take either case too.
+    const read = await call('GET', '/v1/offboardings/e1021', { token: TOKENS.security });
+    assert.deepEqual([read.status, read.body.workflowId], [200, 'offboarding-E1021']);
+    const listed = await eventually(
+      () => call('GET', '/v1/offboardings?employeeId=e1021', { token: TOKENS.security }),
+      (answer) => (answer.body.offboardings as unknown[] | undefined)?.length === 1,
+      'the search attribute in the list',
+    );
+    assert.deepEqual(
+      (listed.body.offboardings as { workflowId: string; employeeId: string }[]).map((o) => [
+        o.workflowId,
+        o.employeeId,
+      ]),
+      [['offboarding-E1021', 'E1021']],
+    );
+
+    const rescind = hrEvent({ type: 'termination_rescinded', employeeId: 'e1021' });
+    const cancelled = await deliver(rescind, signedHeaders(rescind));
+    assert.deepEqual(
+      [cancelled.status, cancelled.body.workflowId, cancelled.body.outcome],
+      [202, 'offboarding-E1021', 'cancelled'],
+    );
+    await eventually(
+      () => statusOf('E1021'),
+      (s) => s.phase === 'cancelled',
+      'the cancelled offboarding',
+    );
+  });
+
+  it("a role change to a role the worker's policy does not know is refused with 400 naming newRole, and starts nothing", async () => {
+    const body = hrEvent({ type: 'role_change', employeeId: 'E1040', newRole: 'astronaut' });
+    const headers = signedHeaders(body);
+    const answer = await deliver(body, headers);
+    assert.equal(answer.status, 400);
+    assert.equal(answer.body.error, 'invalid_event');
+    assert.deepEqual(
+      answer.body.errors?.map((e) => e.path),
+      ['newRole'],
+    );
+    assert.match(answer.body.errors![0]!.message, /"astronaut" is not in policy\.roles \(known: engineer\)/);
+    const rows = await rejectionsFor(headers['webhook-id']!);
+    assert.deepEqual(
+      rows.map((r) => [r.employee_id, r.details.status]),
+      [['E1040', 400]],
+    );
+    const { eventId } = JSON.parse(body) as { eventId: string };
+    assert.equal((await hrRows('event_id', eventId)).length, 0, 'no dedupe record: a corrected event is acted on');
+    assert.equal((await hrRows('webhook_id', headers['webhook-id']!)).length, 0);
+    await noWorkflowFor('E1040');
   });
 
   it('BambooHR: a signed employee.updated with a termination field starts a voluntary offboarding once; other changes are ignored', async () => {
@@ -718,6 +829,7 @@ describe('HTTP API: HR webhooks and the operator interface (Temporal dev server,
       client: deadClient,
       pool,
       config: apiConfigSchema.parse(API_CONFIG),
+      policy,
       logger: pino({ level: 'silent' }),
       temporalTimeoutMs: 1_000,
     });
@@ -753,6 +865,7 @@ describe('HTTP API: HR webhooks and the operator interface (Temporal dev server,
       client,
       pool,
       config: apiConfigSchema.parse(API_CONFIG),
+      policy,
       logger: pino({ level: 'silent' }),
       rejectionAuditLimit: { limit: 3, windowMs: 500 },
     });
@@ -814,6 +927,7 @@ describe('HTTP API: HR webhooks and the operator interface (Temporal dev server,
       client,
       pool,
       config: apiConfigSchema.parse(API_CONFIG),
+      policy,
       logger: pino({ level: 'silent' }),
     });
     try {
@@ -875,6 +989,7 @@ describe('HTTP API: HR webhooks and the operator interface (Temporal dev server,
       client,
       pool: deadPool,
       config: apiConfigSchema.parse(API_CONFIG),
+      policy,
       logger: pino({ level: 'silent' }),
     });
     try {

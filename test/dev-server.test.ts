@@ -420,6 +420,20 @@ describe('offboarding on the Temporal dev server (real slapd and PostgreSQL)', f
     assert.match(invalid.err, /subject\.employeeId: must be/);
     assert.match(invalid.err, /effectiveAt: Invalid ISO datetime/);
     assert.equal((await cli('terminate', '--employee', 'E1019')).code, 2, 'a missing option is a usage error');
+    // Checked against the worker's policy (the same config file; here the defaults: no roles) before
+    // anything starts, so it is refused with exit 1 instead of failing in the workflow.
+    const unknownRole = await cli('role-change', '--employee', 'E1019', '--new-role', 'astronaut');
+    assert.equal(unknownRole.code, 1);
+    assert.match(unknownRole.err, /newRole: "astronaut" is not in policy\.roles \(known: none\)/);
+    assert.equal(
+      JSON.parse((await cli('status', 'E1019', '--json')).out).laterRequests.length,
+      1,
+      'nothing reached it',
+    );
+    // One person, one id: the lower-case id is the same offboarding.
+    const lower = await cli('status', 'e1019');
+    assert.equal(lower.code, 0, lower.err);
+    assert.match(lower.out, /^offboarding-E1019: /);
     const evidence = await cli('evidence', 'E1019', '--format', 'csv');
     assert.equal(evidence.code, 0, evidence.err);
     assert.match(evidence.out.split('\r\n')[0]!, /offboarding/i, 'a CSV with a header row');

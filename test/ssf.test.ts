@@ -23,7 +23,7 @@ import { HR_EVENTS_MIGRATIONS } from '../client/http/hr-events-store.js';
 import { startApi, type RunningApi } from '../client/http/server.js';
 import { sendCommand, startOffboarding } from '../client/temporal.js';
 import { leftoversAfterStage, plan, type Action } from '../model/plan.js';
-import { policySchema } from '../model/policy.js';
+import { defaultPolicy, policySchema } from '../model/policy.js';
 import { SSF_EVENT_TYPES, SSF_VERIFICATION_EVENT, sharedSignalsSchema } from '../model/shared-signals.js';
 import { samplePerson } from '../sandbox/org.js';
 import { startSsfReceiver, type SsfReceiver } from '../sandbox/ssf-receiver.js';
@@ -103,6 +103,7 @@ describe('Shared Signals transmitter (RFC 8935 push to a verifying receiver)', f
         client,
         pool,
         config: parseConfig({ api: {} }, 'the test').api!,
+        policy: defaultPolicy(),
         sharedSignals: { issuer, jwks: jwksOf(key) },
         logger: pino({ level: 'silent' }),
       },

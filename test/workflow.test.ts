@@ -10,6 +10,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
 import type { WorkflowHandle } from '@temporalio/client';
 import { createAuditStore } from '../activities/audit.js';
+import { formatStatus } from '../client/cli.js';
 import { buildEvidence } from '../client/evidence.js';
 import { sendCommand, startOffboarding, CommandRefusedError } from '../client/temporal.js';
 import type { OffboardingRequest } from '../model/request.js';
@@ -638,6 +639,143 @@ describe('offboarding workflow (time-skipping server, real slapd and PostgreSQL)
         },
       },
     );
+  });
+
+  it('pre-flight: an id found in no system is told to the IT channel and audited, days ahead', async () => {
+    const slack = await startSlackSandbox();
+    try {
+      await withWorker(
+        async (taskQueue) => {
+          // A mistyped HR id: nobody in the directory (or anywhere) has it.
+          const handle = await start(
+            taskQueue,
+            request('E7404', { reason: 'voluntary', effectiveAt: new Date(Date.now() + 10 * DAY).toISOString() }),
+          );
+          const events = await eventually(
+            () => auditActions(handle),
+            (rows) => rows.some((e) => e.action === 'person_not_found'),
+            'the person_not_found row',
+          );
+          const notFound = events.find((e) => e.action === 'person_not_found')!;
+          assert.equal(notFound.details.stage, 'preflight');
+          assert.deepEqual(notFound.details.systems, ['directory']);
+          assert.deepEqual(notFound.details.unreachable, []);
+          const told = await eventually(
+            async () => slack.state.messages.filter((m) => m.channel === 'C0OFFBOARD').map((m) => m.text),
+            (texts) => texts.some((t) => t.startsWith('[not_found]')),
+            'the IT channel message',
+          );
+          assert.match(
+            told.find((t) => t.startsWith('[not_found]'))!,
+            /^\[not_found\] offboarding-E7404: pre-flight: E7404 was found in no system \(directory\); check the employee id with HR before /,
+          );
+          const waiting = await status(handle);
+          assert.equal(waiting.foundInNoSystem?.stage, 'preflight');
+          assert.match(formatStatus(handle.workflowId, waiting), /FOUND IN NO SYSTEM \(directory\) at preflight/);
+          assert.equal(waiting.phase, 'waiting', 'still scheduled: HR may correct it, or cancel');
+          await sendCommand(env.client, 'E7404', 'cancel', { by: 'test', reason: 'clean up' });
+          await handle.result();
+        },
+        undefined,
+        {
+          notifications: {
+            slack: { token: { env: 'TEST_SLACK_BOT_TOKEN' }, channel: '#offboarding', apiUrl: slack.apiUrl },
+          },
+          env: { TEST_SLACK_BOT_TOKEN: SLACK_SANDBOX_TOKENS.bot },
+        },
+      );
+    } finally {
+      await slack.stop();
+    }
+  });
+
+  it('a stage at which no system has an account for the person is audited, counted and shown, not a quiet success', async () => {
+    const metrics = createMetrics();
+    await withWorker(
+      async (taskQueue) => {
+        const handle = await start(taskQueue, request('E7405')); // immediate: no pre-flight
+        const result = await handle.result();
+        assert.deepEqual(result.actions, {}, 'nothing to revoke');
+        const events = await eventually(
+          () => auditActions(handle),
+          (rows) => rows.some((e) => e.action === 'offboarding_completed'),
+          'the end row',
+        );
+        const notFound = events.filter((e) => e.action === 'person_not_found');
+        assert.deepEqual(
+          notFound.map((e) => [e.details.stage, e.details.systems]),
+          [
+            ['revoke', ['directory']],
+            ['delete', ['directory']],
+          ],
+        );
+        assert.equal((await status(handle)).foundInNoSystem?.stage, 'delete');
+        assert.match(await metrics.registry.metrics(), /offboard_person_not_found_total\{when="stage"\} 2/);
+      },
+      undefined,
+      { metrics },
+    );
+  });
+
+  it('a person found at pre-flight is not reported as found nowhere', async () => {
+    await withWorker(async (taskQueue) => {
+      const handle = await start(
+        taskQueue,
+        request('E1008', { reason: 'voluntary', effectiveAt: new Date(Date.now() + 10 * DAY).toISOString() }),
+      );
+      const events = await eventually(
+        () => auditActions(handle),
+        (rows) => rows.some((e) => e.action === 'access_discovered' && e.details.stage === 'preflight'),
+        'the pre-flight discovery',
+      );
+      assert.ok(!events.some((e) => e.action === 'person_not_found'));
+      assert.equal((await status(handle)).foundInNoSystem ?? null, null);
+      await sendCommand(env.client, 'E1008', 'cancel', { by: 'test', reason: 'clean up' });
+      await handle.result();
+    });
+  });
+
+  it('a plan the worker refuses becomes a manual task and an audit row, not a failed workflow', async () => {
+    await withWorker(async (taskQueue) => {
+      // Started past the API's check (as after a config change): a role the worker's policy lacks.
+      const handle = await start(
+        taskQueue,
+        request('E1007', { trigger: 'role_change', reason: undefined, newRole: 'astronaut' }),
+      );
+      const waiting = await waitFor(
+        handle,
+        (s) => s.manualTasks.some((t) => t.id === 'plan' && t.state === 'open'),
+        'the plan task',
+      );
+      assert.equal(waiting.phase, 'planning');
+      assert.match(waiting.manualTasks[0]!.error, /newRole: "astronaut" is not in policy\.roles/);
+      const events = await eventually(
+        () => auditActions(handle),
+        (rows) => rows.some((e) => e.action === 'manual_task_opened'),
+        'the plan task rows',
+      );
+      const failed = events.find((e) => e.action === 'plan_failed');
+      assert.equal(failed?.details.taskId, 'plan');
+      assert.match(String(failed?.details.error), /astronaut/);
+      assert.ok(events.some((e) => e.action === 'manual_task_opened' && e.details.taskId === 'plan'));
+      assert.equal((await handle.describe()).status.name, 'RUNNING');
+
+      await sendCommand(env.client, 'E1007', 'skip', {
+        by: 'it-operator',
+        actionId: 'plan',
+        reason: 'HR sent the wrong role; a new event follows',
+      });
+      const result = await handle.result();
+      assert.deepEqual(result.actions, {}, 'nothing was done');
+      const ended = await eventually(
+        () => auditActions(handle),
+        (rows) => rows.some((e) => e.action === 'offboarding_completed'),
+        'the end row',
+      );
+      assert.ok(ended.some((e) => e.action === 'manual_task_skipped' && e.details.taskId === 'plan'));
+      assert.ok(ended.some((e) => e.action === 'offboarding_completed'));
+      assert.equal((await directoryState('E1007')).locked, false, 'nothing revoked');
+    });
   });
 
   it('the manager HR names hears of the start, a hold and the end by direct message', async () => {

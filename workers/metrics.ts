@@ -38,6 +38,12 @@ export function createMetrics() {
     labelNames: ['kind'],
     registers: [registry],
   });
+  const foundNowhere = new Counter({
+    name: 'offboard_person_not_found_total',
+    help: 'Offboardings whose person no system has an account for, at pre-flight or as a stage began (a mistyped HR id)',
+    labelNames: ['when'],
+    registers: [registry],
+  });
   const unknownEvents = new Counter({
     name: 'offboard_audit_events_unrecognised_total',
     help: 'Audit events the metrics could not read (no schema for the action, or details of another shape)',
@@ -87,6 +93,9 @@ export function createMetrics() {
           break;
         case 'manual_task_opened':
           escalations.inc({ kind: 'opened' });
+          break;
+        case 'person_not_found':
+          foundNowhere.inc({ when: event.details.stage === 'preflight' ? 'preflight' : 'stage' });
           break;
         case 'manual_task_reminder':
           escalations.inc({ kind: 'reminder' });

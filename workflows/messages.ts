@@ -109,6 +109,11 @@ export interface OffboardingStatus {
   systems: string[];
   /** Per system, the account found for this person at the last discovery, or null: none found. */
   accounts: Record<string, string | null>;
+  /**
+   * Set when no system that answered has an account for the person (at pre-flight, or as a stage
+   * began): a mistyped HR id, or someone never provisioned. Cleared when a later mapping finds one.
+   */
+  foundInNoSystem?: { stage: string; since: string; systems: string[]; unreachable: string[] } | null;
   actions: ActionStatus[];
   manualTasks: ManualTask[];
   /** Per system, its pipeline (absent in runs started before per-system pipelines). */

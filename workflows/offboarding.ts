@@ -59,7 +59,7 @@ export async function offboarding(request: OffboardingRequest): Promise<Offboard
     newRole: request.newRole ?? null,
   };
   recorder.audit({ action: 'offboarding_started', actor: request.requestedBy, details: started });
-  await makeFirstPlan(state, recorder, notifier);
+  await makeFirstPlan(state, recorder, notifier, ctx.tasks);
   status.phase = 'waiting';
 
   // 2. Pre-flight.

@@ -22,6 +22,7 @@ import type { FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'f
 
 export * from '../../model/api-config.js';
 import type { ApiConfig, Role } from '../../model/api-config.js';
+import { employeeIdSchema } from '../../model/request.js';
 
 export interface Principal {
   subject: string;
@@ -104,8 +105,9 @@ export function guard(auth: Authenticator, policy: AccessPolicy): preHandlerAsyn
       );
     }
     if (principal.role === 'manager' && policy.managerReportsOnly) {
-      const employeeId = (request.params as { employeeId?: string }).employeeId ?? '';
-      if (!principal.reports.has(employeeId))
+      // The id as the route's schema will read it (case-folded by the employee-id rule).
+      const param = employeeIdSchema.safeParse((request.params as { employeeId?: string }).employeeId);
+      if (!param.success || !principal.reports.has(param.data))
         return replyError(reply, 403, 'forbidden', 'this person is not one of your reports');
     }
   };

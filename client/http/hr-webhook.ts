@@ -5,10 +5,14 @@
  *
  * The body is the generic HR event (`model/hr-event.ts`), as JSON. Headers: `webhook-id` (the
  * delivery's idempotency key), `webhook-timestamp` (Unix seconds) and `webhook-signature`: one or
- * more space-separated `v1,<base64 HMAC-SHA256>` entries over `${webhook-id}.${webhook-timestamp}.${raw body}`,
- * keyed with the base64-decoded part of a `whsec_…` secret. Any one valid entry under any one
- * configured secret passes, so a secret is rotated by adding the new one, moving the sender over,
- * then removing the old one. The timestamp must be within ±5 minutes.
+ * more space-separated entries over `${webhook-id}.${webhook-timestamp}.${raw body}`: `v1,<base64
+ * HMAC-SHA256>` keyed with the base64-decoded part of a `whsec_…` secret (`api.webhookSecrets`; the
+ * prefix may be left out, as the reference libraries allow), or `v1a,<base64 ed25519 signature>`
+ * checked with a `whpk_…` public key (`api.webhookPublicKeys`; the specification prefers these,
+ * since the receiver holds nothing that can sign). Any one valid entry under any one configured
+ * secret or key passes, so a secret is rotated by adding the new one, moving the sender over,
+ * then removing the old one. Entries of other versions are ignored. The timestamp must be within
+ * ±5 minutes.
  *
  * The check runs here, on the raw bytes, with node:crypto's `timingSafeEqual` over the decoded
  * 32-byte MACs. The `standardwebhooks` package (1.1.1, used by the tests to sign) was read and
@@ -82,16 +86,18 @@
  * The relay signs each attempt afresh (`webhook-timestamp` = now) but keeps the `webhook-id`, and
  * retries with back-off for as long as it needs: both the webhook id and the event id dedupe.
  */
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, createPublicKey, timingSafeEqual, verify, type KeyObject } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { z } from 'zod';
 import type { AuditStore } from '../../activities/audit.js';
 import { hrEventSchema, requestFromHrEvent, type HrEvent } from '../../model/hr-event.js';
+import { planningProblems } from '../../model/plan.js';
+import type { Policy } from '../../model/policy.js';
 import { employeeIdSchema, offboardingRequestSchema, workflowIdFor } from '../../model/request.js';
 import { CommandRefusedError, InvalidRequestError, sendCommand, startOffboarding } from '../temporal.js';
-import { replyError, type ApiConfig } from './auth.js';
+import { replyError, withoutKeyPrefix, type ApiConfig } from './auth.js';
 import type { ClaimResult, HrDelivery, HrEventsStore, HrOutcome } from './hr-events-store.js';
 import type { RejectionLedger } from './rejection-ledger.js';
 
@@ -105,6 +111,8 @@ export interface HrWebhookDeps {
   hrEvents: HrEventsStore;
   audit: AuditStore;
   config: ApiConfig;
+  /** The worker's policy (same config file): what it could not plan is refused with 400, before the 202. */
+  policy: Policy;
   log: FastifyBaseLogger;
   /** Where refused deliveries are recorded (bounded per sender). */
   rejections: RejectionLedger;
@@ -128,22 +136,50 @@ const header = (headers: IncomingHttpHeaders, name: string): string | undefined 
 const safeWebhookId = (value: string | undefined): string | null =>
   value !== undefined && /^[\x21-\x7e]{1,200}$/.test(value) ? value : null;
 
-function withinTolerance(timestampSeconds: number, nowMs: number): string | undefined {
+function withinTolerance(
+  timestampSeconds: number,
+  nowMs: number,
+  toleranceSeconds = TIMESTAMP_TOLERANCE_SECONDS,
+): string | undefined {
   const age = Math.floor(nowMs / 1000) - timestampSeconds;
-  if (age > TIMESTAMP_TOLERANCE_SECONDS) return 'the timestamp is more than 5 minutes old';
-  if (-age > TIMESTAMP_TOLERANCE_SECONDS) return 'the timestamp is more than 5 minutes in the future';
+  const limit = toleranceSeconds === TIMESTAMP_TOLERANCE_SECONDS ? '5 minutes' : `${toleranceSeconds} s`;
+  if (age > toleranceSeconds) return `the timestamp is more than ${limit} old`;
+  if (-age > toleranceSeconds) return `the timestamp is more than ${limit} in the future`;
   return undefined;
 }
 
-/** Decodes `whsec_<base64>` to the HMAC key. */
-export const webhookKey = (secret: string): Buffer => Buffer.from(secret.replace(/^whsec_/, ''), 'base64');
+/** Decodes a secret (`whsec_<base64>` or the bare base64, as the reference libraries accept) to the HMAC key. */
+export const webhookKey = (secret: string): Buffer => Buffer.from(withoutKeyPrefix(secret), 'base64');
 
-/** Standard Webhooks verification over the raw body; any v1 signature under any key passes. */
+/** Decodes a `whpk_<base64>` (or bare base64) ed25519 public key. */
+export const webhookPublicKey = (key: string): KeyObject =>
+  createPublicKey({
+    key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(withoutKeyPrefix(key), 'base64').toString('base64url') },
+    format: 'jwk',
+  });
+
+/** What a Standard Webhooks signature is checked with: `v1` HMAC keys and `v1a` ed25519 public keys. */
+export interface WebhookKeys {
+  hmac: readonly Buffer[];
+  ed25519: readonly KeyObject[];
+}
+
+export const webhookKeysFrom = (config: Pick<ApiConfig, 'webhookSecrets' | 'webhookPublicKeys'>): WebhookKeys => ({
+  hmac: config.webhookSecrets.map(webhookKey),
+  ed25519: config.webhookPublicKeys.map(webhookPublicKey),
+});
+
+/**
+ * Standard Webhooks verification over the raw body: any `v1` (HMAC-SHA256) signature under any
+ * secret, or any `v1a` (ed25519) signature under any public key, passes. Entries of other
+ * versions are ignored, as the specification says.
+ */
 export function verifyStandardWebhook(
   raw: Buffer,
   headers: IncomingHttpHeaders,
-  keys: readonly Buffer[],
+  keys: WebhookKeys,
   nowMs: number,
+  toleranceSeconds = TIMESTAMP_TOLERANCE_SECONDS,
 ): Verified {
   const id = header(headers, 'webhook-id');
   const timestamp = header(headers, 'webhook-timestamp');
@@ -152,22 +188,32 @@ export function verifyStandardWebhook(
     return { ok: false, reason: 'missing webhook-id, webhook-timestamp or webhook-signature header' };
   if (!safeWebhookId(id)) return { ok: false, reason: 'webhook-id must be 1-200 printable characters without spaces' };
   if (!/^\d{1,12}$/.test(timestamp)) return { ok: false, reason: 'webhook-timestamp must be Unix seconds' };
-  const stale = withinTolerance(Number(timestamp), nowMs);
+  const stale = withinTolerance(Number(timestamp), nowMs, toleranceSeconds);
   if (stale) return { ok: false, reason: `webhook-timestamp: ${stale}` };
-  if (keys.length === 0) return { ok: false, reason: 'no webhook secrets are configured (api.webhookSecrets)' };
-  const presented = signature
-    .split(' ')
-    .map((entry) => /^v1,([A-Za-z0-9+/]{43}=)$/.exec(entry)?.[1])
-    .filter((b64): b64 is string => b64 !== undefined)
-    .map((b64) => Buffer.from(b64, 'base64'));
-  if (presented.length === 0) return { ok: false, reason: 'webhook-signature has no v1 signature' };
+  if (keys.hmac.length === 0 && keys.ed25519.length === 0)
+    return {
+      ok: false,
+      reason: 'no webhook secrets or public keys are configured (api.webhookSecrets, api.webhookPublicKeys)',
+    };
+  const entries = signature.split(' ');
+  const decoded = (pattern: RegExp) =>
+    entries
+      .map((entry) => pattern.exec(entry)?.[1])
+      .filter((b64): b64 is string => b64 !== undefined)
+      .map((b64) => Buffer.from(b64, 'base64'));
+  const macs = decoded(/^v1,([A-Za-z0-9+/]{43}=)$/);
+  const ed25519Signatures = decoded(/^v1a,([A-Za-z0-9+/]{86}==)$/);
+  if (macs.length === 0 && ed25519Signatures.length === 0)
+    return { ok: false, reason: 'webhook-signature has no v1 or v1a signature' };
   const signed = Buffer.concat([Buffer.from(`${id}.${timestamp}.`, 'utf8'), raw]);
   let valid = false;
-  for (const key of keys) {
+  for (const key of keys.hmac) {
     const expected = createHmac('sha256', key).update(signed).digest();
-    for (const candidate of presented) if (timingSafeEqual(expected, candidate)) valid = true;
+    for (const candidate of macs) if (timingSafeEqual(expected, candidate)) valid = true;
   }
-  return valid ? { ok: true } : { ok: false, reason: 'no signature matches a configured secret' };
+  for (const key of keys.ed25519)
+    for (const candidate of ed25519Signatures) if (verify(null, signed, key, candidate)) valid = true;
+  return valid ? { ok: true } : { ok: false, reason: 'no signature matches a configured secret or public key' };
 }
 
 /** BambooHR: hex HMAC-SHA256 over the raw body followed by the timestamp header. */
@@ -261,8 +307,14 @@ function conditionalIssues(raw: unknown): FieldError[] {
   return issues;
 }
 
-/** Parses and validates the generic event, listing every problem. */
-export function parseHrEvent(raw: unknown): { ok: true; event: HrEvent } | { ok: false; errors: FieldError[] } {
+/**
+ * Parses and validates the generic event, listing every problem; with the worker's policy, also
+ * what the worker could not plan (an unknown `newRole`), so nothing is accepted that fails later.
+ */
+export function parseHrEvent(
+  raw: unknown,
+  policy?: Policy,
+): { ok: true; event: HrEvent } | { ok: false; errors: FieldError[] } {
   const parsed = hrEventSchema.safeParse(raw);
   const extra = conditionalIssues(raw);
   if (!parsed.success || extra.length > 0) {
@@ -283,6 +335,13 @@ export function parseHrEvent(raw: unknown): { ok: true; event: HrEvent } | { ok:
           'subject.email': 'email',
           requestId: 'eventId',
         }),
+      };
+    // Named by the event's own fields (the request's `trigger` is the event's `type`).
+    const unplannable = policy ? planningProblems(checked.data, policy) : [];
+    if (unplannable.length > 0)
+      return {
+        ok: false,
+        errors: unplannable.map((p) => ({ path: p.path === 'trigger' ? 'type' : p.path, message: p.message })),
       };
   }
   return { ok: true, event: parsed.data };
@@ -313,7 +372,8 @@ function employeeIdOf(raw: Buffer | undefined, source: Source): string {
     const value = JSON.parse(raw.toString('utf8')) as { employeeId?: unknown; data?: { employeeId?: unknown } } | null;
     const candidate = source === 'bamboohr' ? value?.data?.employeeId : value?.employeeId;
     const id = typeof candidate === 'number' ? String(candidate) : candidate;
-    return employeeIdSchema.safeParse(id).success ? (id as string) : 'unknown';
+    const parsed = employeeIdSchema.safeParse(id);
+    return parsed.success ? parsed.data : 'unknown';
   } catch {
     return 'unknown';
   }
@@ -370,7 +430,7 @@ export interface HrAccepted {
 }
 
 export function registerHrWebhookRoutes(app: FastifyInstance, deps: HrWebhookDeps) {
-  const keys = deps.config.webhookSecrets.map(webhookKey);
+  const keys = webhookKeysFrom(deps.config);
   const deadline = <T>(work: () => Promise<T>) => deps.client.withDeadline(Date.now() + deps.temporalTimeoutMs, work);
 
   /** Starts the offboarding, or for a rescinded termination cancels the running one. */
@@ -412,7 +472,11 @@ export function registerHrWebhookRoutes(app: FastifyInstance, deps: HrWebhookDep
       }
     }
     const started = await deadline(() =>
-      startOffboarding(deps.client, request, { taskQueue: deps.taskQueue, searchAttributes: deps.searchAttributes }),
+      startOffboarding(deps.client, request, {
+        taskQueue: deps.taskQueue,
+        searchAttributes: deps.searchAttributes,
+        policy: deps.policy,
+      }),
     );
     if (started.outcome === 'started') return { outcome: 'started', detail: null };
     return {
@@ -447,6 +511,7 @@ export function registerHrWebhookRoutes(app: FastifyInstance, deps: HrWebhookDep
           status: 400,
           error: 'invalid_event',
           detail: 'the event is not a valid offboarding request',
+          ...(err.errors.length ? { errors: err.errors } : {}),
         });
       deps.log.error({ source, webhookId, reason: (err as Error).message }, 'could not act on an hr event');
       return rejectDelivery(deps, request, reply, source, {
@@ -487,7 +552,7 @@ export function registerHrWebhookRoutes(app: FastifyInstance, deps: HrWebhookDep
     if (!verified.ok) return reject(401, 'unauthorized', verified.reason);
     const json = parseJson(raw);
     if (!json.ok) return reject(400, 'invalid_event', json.message, [{ path: '(root)', message: json.message }]);
-    const parsed = parseHrEvent(json.value);
+    const parsed = parseHrEvent(json.value, deps.policy);
     if (!parsed.ok) return reject(400, 'invalid_event', `${parsed.errors.length} invalid field(s)`, parsed.errors);
     return accept(request, reply, 'standard-webhooks', header(request.headers, 'webhook-id')!, parsed.event);
   });

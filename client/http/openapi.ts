@@ -421,7 +421,7 @@ export function buildOpenApi(extra: Operation[] = []): Record<string, unknown> {
           in: 'header',
           name: 'webhook-signature',
           description:
-            'Standard Webhooks: HMAC-SHA256 with a whsec_ secret from api.webhookSecrets over "webhook-id.webhook-timestamp.body"',
+            'Standard Webhooks over "webhook-id.webhook-timestamp.body": v1 (HMAC-SHA256 with a secret from api.webhookSecrets, whsec_ prefix optional) or v1a (ed25519, checked with a whpk_ public key from api.webhookPublicKeys)',
         },
         bamboohr: {
           type: 'apiKey',

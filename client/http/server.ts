@@ -18,6 +18,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type
 import { isGrpcServiceError, ServiceError, type Client } from '@temporalio/client';
 import type pg from 'pg';
 import { createAuditStore } from '../../activities/audit.js';
+import type { Policy } from '../../model/policy.js';
 import { loadConfig, type OffboardConfig } from '../../workers/config.js';
 import { createPool, databaseTarget, describeDatabase, migrate } from '../../workers/database.js';
 import { logger } from '../../workers/logger.js';
@@ -41,6 +42,11 @@ export interface ApiDeps {
   client: Client;
   pool: pg.Pool;
   config: ApiConfig;
+  /**
+   * The worker's policy, from the same config file the worker loads: a request the worker could
+   * not plan (an unknown `newRole`) is refused with 400 before the 202.
+   */
+  policy: Policy;
   logger?: FastifyBaseLogger;
   /** Where offboardings start; default `offboarding`. */
   taskQueue?: string;
@@ -109,6 +115,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     audit,
     rejections,
     config: deps.config,
+    policy: deps.policy,
     log,
     taskQueue: deps.taskQueue,
     searchAttributes: deps.searchAttributes,
@@ -292,12 +299,13 @@ async function main() {
   const transmitter = sharedSignalsOf(config, { log: (message) => logger.warn(message) });
   const sharedSignals = transmitter && { issuer: transmitter.issuer, jwks: transmitter.jwks };
   const client = await connectClient();
-  const api = await startApi({ client, pool, config: config.api, sharedSignals });
+  const api = await startApi({ client, pool, config: config.api, sharedSignals, policy: config.policy });
   logger.info(
     {
       url: api.url,
       tokens: config.api.tokens.length,
       webhookSecrets: config.api.webhookSecrets.length,
+      webhookPublicKeys: config.api.webhookPublicKeys.length,
       bamboohr: Boolean(config.api.bamboohrSecret),
       webhookBodyLimit: WEBHOOK_BODY_LIMIT,
       sharedSignals: sharedSignals ? { issuer: sharedSignals.issuer, kid: transmitter!.key.kid } : false,

@@ -6,12 +6,13 @@
  * directories alone, never for another SaaS app, then looks again by the email they agree on.
  * Disagreeing directories are not guessed from.
  */
-import { ActivityFailure, condition } from '@temporalio/workflow';
+import { ActivityFailure, condition, patched } from '@temporalio/workflow';
 import type { Discovery, PlannedStage } from '../../model/plan.js';
 import { taskIdOf } from '../../model/manual-tasks.js';
 import { discoverAhead, systemCalls } from './activities.js';
 import type { Offboarding } from './context.js';
-import { trackCall, type OffboardingState } from './state.js';
+import { nowIso, trackCall, type OffboardingState } from './state.js';
+import { PATCHES } from './versions.js';
 
 /** Every directory still in the offboarding has answered once (a system list without one: at once). */
 const directoriesAnswered = (state: OffboardingState) =>
@@ -95,7 +96,52 @@ export async function mapAccess(ctx: Offboarding, system: string, stage: Planned
   // What the person holds as a stage begins (a read-back after it may no longer find them).
   state.status.accounts[system] = found.account?.id ?? null;
   auditDiscovered(ctx, found, stage.name);
+  noteFoundAtStage(ctx, system, stage, found);
   return found;
+}
+
+/**
+ * Once every system still in the offboarding has been mapped for a stage: when none of them has
+ * an account for the person, that is news (a mistyped HR id revokes nothing), said once per stage.
+ */
+function noteFoundAtStage(ctx: Offboarding, system: string, stage: PlannedStage, found: Discovery) {
+  const { state } = ctx;
+  const seen = (state.foundAtStage[stage.name] ??= {});
+  if (system in seen) return; // a system maps once per stage; a repeated call changes nothing
+  // A manual app (no API) reports a presumed account: it cannot tell, so it does not count.
+  seen[system] = found.manual ? 'cannot_tell' : found.account !== null ? 'found' : 'none';
+  const systems = state.status.systems;
+  if (!systems.every((s) => s in seen)) return;
+  if (systems.some((s) => seen[s] === 'found')) {
+    state.status.foundInNoSystem = null;
+    return;
+  }
+  const asked = systems.filter((s) => seen[s] === 'none');
+  if (asked.length === 0 || !patched(PATCHES.stageFoundNowhere)) return;
+  tellFoundNowhere(ctx, stage.name, asked, [], stage.dueAt);
+}
+
+/** The audit row, the status and the IT channel for a person no system has an account for. */
+function tellFoundNowhere(
+  { state, recorder, notifier }: Offboarding,
+  stage: string,
+  systems: string[],
+  unreachable: string[],
+  dueAt: string | null,
+) {
+  state.status.foundInNoSystem = { stage, since: nowIso(), systems, unreachable };
+  recorder.audit({
+    action: 'person_not_found',
+    actor: 'workflow',
+    outcome: 'not_found',
+    details: { stage, systems, unreachable, dueAt },
+  });
+  const where = `${systems.join(', ')}${unreachable.length ? `; could not ask ${unreachable.join(', ')}` : ''}`;
+  const text =
+    stage === 'preflight'
+      ? `pre-flight: ${state.request.subject.employeeId} was found in no system (${where}); check the employee id with HR before ${dueAt ?? 'the first stage'}, or nothing will be revoked`
+      : `stage ${stage}: ${state.request.subject.employeeId} was found in no system (${where}); nothing was revoked — check the employee id with HR`;
+  notifier.tell('not_found', text);
 }
 
 /**
@@ -144,4 +190,15 @@ export async function preflight(ctx: Offboarding): Promise<void> {
     keep(discovery);
   }
   for (const discovery of Object.values(state.preflight)) auditDiscovered(ctx, discovery, 'preflight');
+  // Found in no system that answered (manual apps cannot tell): said now, days ahead.
+  const answered = Object.values(state.preflight).filter((d) => !d.manual);
+  const unreachable = state.status.systems.filter((s) => !(s in state.preflight));
+  if (answered.length > 0 && answered.every((d) => d.account === null) && patched(PATCHES.preflightFoundNowhere))
+    tellFoundNowhere(
+      ctx,
+      'preflight',
+      answered.map((d) => d.system),
+      unreachable,
+      dueAt,
+    );
 }

@@ -4,23 +4,105 @@
  * has started; a stage name already used gets a suffix (`revoke-2`), so its action ids are new.
  * What ran stays done, and the new stages find it `already` gone.
  */
-import { ApplicationFailure, condition, setHandler } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, condition, patched, setHandler } from '@temporalio/workflow';
 import type { SupersedeCommand } from '../../model/commands.js';
-import { supersedingRequest, supersession, type Plan } from '../../model/plan.js';
+import { PLAN_TASK_ID } from '../../model/manual-tasks.js';
+import { playbookFor, supersedingRequest, supersession, type Plan } from '../../model/plan.js';
+import { defaultPolicy } from '../../model/policy.js';
 import type { OffboardingRequest } from '../../model/request.js';
 import { OFFBOARDING_CANCELLED, supersedeUpdate, type SupersedeResult } from '../messages.js';
 import { setup } from './activities.js';
 import type { Notifier } from './notifications.js';
+import type { OperatorTasks } from './operator-tasks.js';
 import type { Recorder } from './recorder.js';
 import { isFinished, nowIso, type OffboardingState } from './state.js';
+import { PATCHES } from './versions.js';
 import { publishSearchAttributes } from './visibility.js';
 
 const stageList = (plan: Plan) => plan.stages.map((s) => ({ name: s.name, dueAt: s.dueAt }));
 
+/**
+ * A plan with nothing in it: what a refused first plan stands on while its task waits (manual
+ * tasks read their reminder timings from the plan: the policy's defaults here, since the worker's
+ * own could not be had), and what a skipped or cancelled one ends with.
+ */
+function emptyPlan(request: OffboardingRequest): Plan {
+  const policy = defaultPolicy();
+  return {
+    playbook: playbookFor(request),
+    mode: 'staged',
+    effectiveAt: request.effectiveAt,
+    slaDeadline: request.effectiveAt,
+    stages: [],
+    retry: {
+      initialIntervalMs: policy.retry.initialInterval,
+      maximumIntervalMs: policy.retry.maximumInterval,
+      backoffCoefficient: policy.retry.backoffCoefficient,
+      maximumAttempts: policy.retry.maximumAttempts,
+    },
+    manualTasks: { remindEveryMs: policy.manualTasks.remindEvery, dueWithinMs: policy.manualTasks.dueWithin },
+    privileged: {},
+    keep: {},
+  };
+}
+
+/**
+ * The first plan from the worker. When it refuses (the config changed after the API checked the
+ * request, or a client did not check), the refusal is audited (`plan_failed`), told to IT, and
+ * waits as manual task `plan`: `retry` asks again (after the config is fixed), `skip` or a cancel
+ * ends the offboarding with nothing planned. Undefined then. Before patch plan-failure-task the
+ * refusal failed the workflow with nothing recorded.
+ */
+async function firstPlanOrTask(
+  state: OffboardingState,
+  recorder: Recorder,
+  notifier: Notifier,
+  tasks: OperatorTasks | undefined,
+): Promise<Plan | undefined> {
+  const { request } = state;
+  for (let refusals = 0; ; refusals += 1) {
+    try {
+      const made = await setup.makePlan(request);
+      if (refusals > 0) tasks?.resolve(PLAN_TASK_ID);
+      return made;
+    } catch (err) {
+      if (!(err instanceof ActivityFailure) || !tasks || !patched(PATCHES.planFailureTask)) throw err;
+      const error = err.cause?.message ?? err.message;
+      state.plan = emptyPlan(request);
+      recorder.audit({
+        action: 'plan_failed',
+        actor: 'workflow',
+        outcome: 'failed',
+        details: { requestId: request.requestId, error, taskId: PLAN_TASK_ID },
+      });
+      // What IT hears first (the task's message waits for a start); the manager hears of it once planned.
+      if (refusals === 0)
+        notifier.tell('started', `${request.trigger} received, but the worker cannot plan it: ${error}`, false);
+      const decision = await tasks.awaitOperator(
+        { ref: { kind: 'plan', system: null }, description: 'plan this offboarding (fix the policy, then retry)' },
+        error,
+      );
+      if (decision !== 'retry') return undefined;
+    }
+  }
+}
+
 /** Makes the first plan and learns which systems this worker offboards from. */
-export async function makeFirstPlan(state: OffboardingState, recorder: Recorder, notifier: Notifier): Promise<void> {
+export async function makeFirstPlan(
+  state: OffboardingState,
+  recorder: Recorder,
+  notifier: Notifier,
+  tasks?: OperatorTasks,
+): Promise<void> {
   const { request, status } = state;
-  state.plan = await setup.makePlan(request);
+  const made = await firstPlanOrTask(state, recorder, notifier, tasks);
+  if (!made) {
+    // Skipped or cancelled without a plan: no system runs, and the end is recorded as usual.
+    state.plan = emptyPlan(request);
+    state.planned = true;
+    return;
+  }
+  state.plan = made;
   status.playbook = state.plan.playbook;
   status.mode = state.plan.mode;
   status.slaDeadline = state.plan.slaDeadline;

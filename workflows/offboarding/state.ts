@@ -32,6 +32,8 @@ export interface OffboardingState {
   preflight: Record<string, Discovery>;
   /** Set once the directories have answered and what they know was learnt. */
   learnt: boolean;
+  /** Per stage, per system mapped as it began: an account found, none, or a manual app (cannot tell). */
+  foundAtStage: Record<string, Record<string, 'found' | 'none' | 'cannot_tell'>>;
   /** The latest discovery per system, for correlating identity across systems. */
   discoveries: Record<string, Discovery | null>;
   /** Per stage name, the systems that finished it. */
@@ -87,6 +89,7 @@ export function createState(request: OffboardingRequest): OffboardingState {
     identitySources: [],
     preflight: {},
     learnt: false,
+    foundAtStage: {},
     discoveries: {},
     finishedStage: {},
     loginDisabled: [],

@@ -18,6 +18,24 @@ export const PATCHES = {
   manualTaskResolved: 'manual-task-resolved',
   /** 2026-11-26 (legacy only): pre-flight discovery for offboardings due more than an hour ahead. */
   preflightDiscovery: 'preflight-discovery',
+  /**
+   * 2026-12-02: a first plan the `makePlan` activity refuses (the config changed after the API
+   * checked the request, or a client that did not check) is audited (`plan_failed`) and waits as
+   * manual task `plan` for retry or skip, instead of failing the workflow with nothing recorded.
+   * Called only on that failure, so no history from before can reach it.
+   */
+  planFailureTask: 'plan-failure-task',
+  /**
+   * 2026-12-02: a pre-flight that finds the person in no system (every system that answered has
+   * no account) audits `person_not_found` and tells the IT channel (a mistyped HR id is news days
+   * ahead). Called only when that is so.
+   */
+  preflightFoundNowhere: 'preflight-found-nowhere',
+  /**
+   * 2026-12-02: a stage at which every system mapped has no account for the person audits
+   * `person_not_found` and tells the IT channel once per stage. Called only when that is so.
+   */
+  stageFoundNowhere: 'stage-found-nowhere',
 } as const;
 
 /** False only while replaying a run started before per-system pipelines. */
