@@ -48,12 +48,18 @@ export function describeDatabase(url: string): string {
   }
 }
 
-/** Serves a PGlite database persisted under dataDir to `pg` clients on 127.0.0.1:port. */
-export async function startEmbeddedDatabase(dataDir: string, port: number) {
+/**
+ * Serves a PGlite database persisted under dataDir to `pg` clients on 127.0.0.1:port: the audit
+ * database where no PostgreSQL server binaries are installed (npm start prefers a kept Debian
+ * cluster, docs/design.md). `hardened: false` serves it as @electric-sql/pglite-socket ships it,
+ * only so that scripts/measure-audit-db.ts can show the difference.
+ */
+export async function startEmbeddedDatabase(dataDir: string, port: number, options: { hardened?: boolean } = {}) {
   const { PGlite } = await import('@electric-sql/pglite');
   const { PGLiteSocketServer } = await import('@electric-sql/pglite-socket');
   mkdirSync(dataDir, { recursive: true });
   const db = await PGlite.create(dataDir);
+  if (options.hardened !== false) guardConnections(db);
   const server = new PGLiteSocketServer({ db, port, host: '127.0.0.1', connectionQueueTimeout: 60_000 });
   await server.start();
   return {
@@ -62,5 +68,54 @@ export async function startEmbeddedDatabase(dataDir: string, port: number) {
       await server.stop();
       await db.close();
     },
+  };
+}
+
+/** A frontend message of the PostgreSQL wire protocol: type byte, length, body. */
+function wireMessage(type: string, body: Buffer = Buffer.alloc(0)): Uint8Array {
+  const message = Buffer.alloc(5 + body.length);
+  message.write(type, 0, 'latin1');
+  message.writeInt32BE(4 + body.length, 1);
+  body.copy(message, 5);
+  return message;
+}
+
+const SESSION_RESET = [
+  'ROLLBACK',
+  'CLOSE ALL',
+  'DEALLOCATE ALL',
+  'UNLISTEN *',
+  'SELECT pg_advisory_unlock_all()',
+  'DISCARD TEMP',
+];
+
+const simpleQuery = (sql: string) => wireMessage('Q', Buffer.from(`${sql}\0`));
+
+/**
+ * pglite-socket holds PGlite's exclusive lock for as long as a client is connected, as a promise
+ * it rejects when the client's socket errors (a TCP reset, a client killed mid-query). Nothing
+ * awaits that promise, so Node ends the process on the unhandled rejection, and with it npm start.
+ * Here each hold is wrapped: its end, however it comes, is handled, and before the next client gets
+ * the lock the session is put back to a fresh one, since PGlite has a single backend that every
+ * client shares: without this, a client killed inside a transaction leaves it open (with the audit
+ * table's lock) for whoever connects next, who would then run inside it.
+ */
+function guardConnections(db: { runExclusive<T>(fn: () => Promise<T>): Promise<T>; execProtocolRaw: (m: Uint8Array) => Promise<Uint8Array> }) {
+  const runExclusive = db.runExclusive.bind(db);
+  db.runExclusive = <T>(hold: () => Promise<T>) => {
+    const held = runExclusive(async () => {
+      try {
+        return await hold();
+      } finally {
+        // Still inside the lock. Sync ends an extended-protocol exchange the client left halfway;
+        // execProtocolRaw does not take the lock (pglite-socket calls it while holding it).
+        // DISCARD ALL without its RESET ALL: PGlite's own session sets search_path, which RESET
+        // would take back to pg_catalog (every table "does not exist" after that).
+        for (const message of [wireMessage('S'), ...SESSION_RESET.map(simpleQuery)])
+          await db.execProtocolRaw(message).catch(() => undefined);
+      }
+    });
+    held.catch(() => undefined);
+    return held;
   };
 }
