@@ -33,8 +33,23 @@ export function createPool(target: { url: string; embedded: boolean }): pg.Pool 
   return pool;
 }
 
+/** Any 64-bit number of our own: the advisory lock that lets one process migrate at a time. */
+const MIGRATION_LOCK = 4_716_221_093;
+
 export async function migrate(pool: pg.Pool): Promise<void> {
-  for (const statement of AUDIT_MIGRATIONS) await pool.query(statement);
+  // CREATE ... IF NOT EXISTS is not safe against itself: a worker and the API migrating a new
+  // database at once fail with "duplicate key value violates unique constraint pg_type_typname_nsp_index".
+  const client = await pool.connect();
+  try {
+    await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
+    try {
+      for (const statement of AUDIT_MIGRATIONS) await client.query(statement);
+    } finally {
+      await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]);
+    }
+  } finally {
+    client.release();
+  }
 }
 
 /** Where the database is, for messages: the URL without its password. */
