@@ -51,10 +51,7 @@ function startServer(kind: Kind, dir: string, port: number): Promise<{ child: Ch
 }
 
 function startupPacket(): Buffer {
-  const body = Buffer.concat([
-    Buffer.from([0, 3, 0, 0]),
-    Buffer.from('user\0postgres\0database\0postgres\0\0'),
-  ]);
+  const body = Buffer.concat([Buffer.from([0, 3, 0, 0]), Buffer.from('user\0postgres\0database\0postgres\0\0')]);
   const length = Buffer.alloc(4);
   length.writeInt32BE(body.length + 4);
   return Buffer.concat([length, body]);
@@ -206,6 +203,8 @@ async function measure(kind: Kind) {
 if (process.argv[2] === 'serve') {
   await serve(process.argv[3] as Kind, process.argv[4]!, Number(process.argv[5]));
 } else {
-  const kinds = (process.argv.slice(2).length ? process.argv.slice(2) : ['pglite-as-shipped', 'pglite-hardened', 'postgres']) as Kind[];
+  const kinds = (
+    process.argv.slice(2).length ? process.argv.slice(2) : ['pglite-as-shipped', 'pglite-hardened', 'postgres']
+  ) as Kind[];
   for (const kind of kinds) console.log(JSON.stringify(await measure(kind)));
 }

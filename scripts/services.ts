@@ -730,7 +730,8 @@ export async function startTemporalDevServer(
   try {
     // Asked through gRPC health, as the worker and the CLI will ask it; an open port is not enough.
     await waitUntilAnswers('the Temporal dev server', () => temporalServing(`127.0.0.1:${port}`), 120_000, child);
-    if (uiPort) await waitUntilAnswers('the Temporal UI', () => httpAnswers(`http://127.0.0.1:${uiPort}/`), 60_000, child);
+    if (uiPort)
+      await waitUntilAnswers('the Temporal UI', () => httpAnswers(`http://127.0.0.1:${uiPort}/`), 60_000, child);
   } catch (err) {
     child.kill('SIGKILL');
     throw new Error(`${(err as Error).message}\n${output.slice(-2000)}`);

@@ -417,7 +417,12 @@ async function main() {
         'api listening',
       );
       await api.waitReady(120_000);
-      await waitUntilAnswers('the HTTP API', () => httpAnswers(`http://127.0.0.1:${apiPort}/openapi.json`), 30_000, api.child);
+      await waitUntilAnswers(
+        'the HTTP API',
+        () => httpAnswers(`http://127.0.0.1:${apiPort}/openapi.json`),
+        30_000,
+        api.child,
+      );
       apiLine = `http://127.0.0.1:${apiPort} (OpenAPI at /openapi.json; sandbox tokens and webhook secret in .data/sandbox-secrets.json)`;
     }
     // The worker is up when it polls: after its migrations, its connection to Temporal and its

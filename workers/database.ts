@@ -115,7 +115,10 @@ const simpleQuery = (sql: string) => wireMessage('Q', Buffer.from(`${sql}\0`));
  * client shares: without this, a client killed inside a transaction leaves it open (with the audit
  * table's lock) for whoever connects next, who would then run inside it.
  */
-function guardConnections(db: { runExclusive<T>(fn: () => Promise<T>): Promise<T>; execProtocolRaw: (m: Uint8Array) => Promise<Uint8Array> }) {
+function guardConnections(db: {
+  runExclusive<T>(fn: () => Promise<T>): Promise<T>;
+  execProtocolRaw: (m: Uint8Array) => Promise<Uint8Array>;
+}) {
   const runExclusive = db.runExclusive.bind(db);
   db.runExclusive = <T>(hold: () => Promise<T>) => {
     const held = runExclusive(async () => {
