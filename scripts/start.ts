@@ -286,7 +286,7 @@ async function main() {
         `another npm start (pid ${earlier.pid}) is running over ${dataDir}: stop it with Ctrl-C in its terminal (or kill ${earlier.pid}), or set OFFBOARD_DATA_DIR for a second one`,
       );
     for (const leftover of await stopLeftovers(runDir))
-      say(`stopped ${leftover}, left running by an earlier npm start that did not stop cleanly`);
+      say(`stopped ${leftover} left running by an earlier npm start that did not stop cleanly`);
     recordProcess(runDir, 'npm-start', 'npm start', process.pid, 'SIGTERM');
 
     const audit = env.DATABASE_URL ? undefined : auditDatabaseKind();
@@ -354,8 +354,9 @@ async function main() {
       const db = await startEmbeddedDatabase(join(dataDir, 'audit-db'), dbPort);
       stops.push({ what: 'the embedded audit database', stop: () => db.stop() });
       Object.assign(workerEnv, { DATABASE_URL: db.url, OFFBOARD_DB_EMBEDDED: '1' });
-      // psql asks for TLS first, which PGlite's socket server cannot answer: the URL says not to.
-      const psqlUrl = `${db.url}?sslmode=disable`;
+      // As psql can use it: psql asks for TLS first, which PGlite's socket server answers with
+      // nonsense, and PGlite asks for a password (any will do), which psql would prompt for.
+      const psqlUrl = `${db.url.replace('postgres@', 'postgres:postgres@')}?sslmode=disable`;
       databaseLine = `${psqlUrl} (embedded PGlite: ${audit.why}; data in ${join(dataDir, 'audit-db')})`;
     }
 

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { connect, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -45,6 +45,8 @@ async function startEnv(extra: NodeJS.ProcessEnv = {}): Promise<NodeJS.ProcessEn
   ];
   for (const name of ports) env[name] = String(await freePort());
   env.OFFBOARD_DATA_DIR = mkdtempSync(join(tmpdir(), 'offboard-start-'));
+  // As .data is: PostgreSQL runs as `postgres` (under root) and must reach its cluster inside.
+  chmodSync(env.OFFBOARD_DATA_DIR, 0o755);
   return { ...env, ...extra };
 }
 
