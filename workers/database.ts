@@ -1,8 +1,9 @@
 /**
- * The audit database: PostgreSQL at DATABASE_URL, or, when that is unset, the embedded
- * PostgreSQL (PGlite) that `npm start` serves on 127.0.0.1. PGlite is single-connection: its socket
- * server queues further connections, so every client here keeps at most one connection and hands
- * it back when idle. Transactions are therefore serial, which the audit chain relies on anyway.
+ * The audit database: PostgreSQL at DATABASE_URL, or, when that is unset, the one `npm start`
+ * serves on 127.0.0.1:15432 — a kept PostgreSQL cluster, or the embedded PGlite where no server
+ * binaries exist. PGlite is single-connection: its socket server queues further connections, so
+ * a client that may meet it keeps at most one connection and hands it back when idle.
+ * Transactions are serial either way, which the audit chain relies on.
  */
 import { mkdirSync } from 'node:fs';
 import pg from 'pg';
@@ -13,7 +14,7 @@ import { AUDIT_MIGRATIONS } from '../activities/audit.js';
 export const EMBEDDED_DB_PORT_DEFAULT = 15432;
 
 export function embeddedDatabaseUrl(env: NodeJS.ProcessEnv = process.env): string {
-  const port = env.OFFBOARD_EMBEDDED_DB_PORT ?? String(EMBEDDED_DB_PORT_DEFAULT);
+  const port = env.OFFBOARD_AUDIT_DB_PORT ?? env.OFFBOARD_EMBEDDED_DB_PORT ?? String(EMBEDDED_DB_PORT_DEFAULT);
   return `postgres://postgres@127.0.0.1:${port}/postgres`;
 }
 
