@@ -656,6 +656,10 @@ export async function startPostgres(
     'listen_addresses=127.0.0.1',
     '-c',
     kept ? 'unix_socket_directories=' : `unix_socket_directories=${dir}`,
+    // A client killed mid-query is noticed within a second, not when the query ends: until then
+    // its backend keeps every lock it took (for the audit table, every writer waits).
+    '-c',
+    'client_connection_check_interval=1000',
     ...durability,
   ];
   const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
