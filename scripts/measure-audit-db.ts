@@ -34,12 +34,18 @@ async function serve(kind: Kind, dir: string, port: number) {
   process.stdout.write(`ready ${Date.now() - began}\n`);
 }
 
+/** Every server started, so that a measurement that fails part-way leaves none running. */
+const servers = new Set<ChildProcess>();
+process.on('exit', () => servers.forEach((server) => server.kill('SIGKILL')));
+
 function startServer(kind: Kind, dir: string, port: number): Promise<{ child: ChildProcess; startMs: number }> {
   const child = spawn(
     process.execPath,
     ['--import', 'tsx', join(projectRoot, 'scripts', 'measure-audit-db.ts'), 'serve', kind, dir, String(port)],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
+  servers.add(child);
+  child.once('exit', () => servers.delete(child));
   child.stderr!.on('data', (chunk: Buffer) => process.stderr.write(`[${kind} server] ${chunk}`));
   return new Promise((resolve, reject) => {
     child.stdout!.on('data', (chunk: Buffer) => {
