@@ -91,7 +91,7 @@ export interface AuditMigrationResult {
  * application's writer login in production) changes nothing and only checks that the schema is
  * current, so that running the worker as the writer works once a DBA has migrated.
  */
-export async function migrateAudit(pool: pg.Pool): Promise<AuditMigrationResult> {
+export async function migrateAudit(pool: Pick<pg.Pool, 'query'>): Promise<AuditMigrationResult> {
   const who = await pool.query<{ superuser: boolean; owner: string | null; may_own: boolean | null }>(
     `SELECT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS superuser,
             (SELECT tableowner FROM pg_tables WHERE tablename = 'audit_events' AND schemaname = current_schema()) AS owner,

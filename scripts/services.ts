@@ -7,11 +7,13 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { get as httpGet } from 'node:http';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Attribute, Change, Client as LdapClient } from 'ldapts';
+import pg from 'pg';
 import {
   AD_ACCOUNT_OPERATORS_DN,
   AD_BASE_DN,
@@ -69,22 +71,139 @@ export async function freePort(): Promise<number> {
 }
 
 export async function waitForPort(port: number, what: string, timeoutMs = 30_000, child?: ChildProcess): Promise<void> {
+  await waitUntilAnswers(what, () => portOpen(port), timeoutMs, child, `listened on 127.0.0.1:${port}`);
+}
+
+function portOpen(port: number): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+const exitedHow = (child: ChildProcess) =>
+  child.signalCode ? `was killed by ${child.signalCode}` : `exited with code ${child.exitCode}`;
+
+/**
+ * Polls `answers` until it says yes. A port that accepts connections is not a server that answers
+ * (PostgreSQL refuses with "the database system is starting up" for a while), so each server is
+ * asked the way its clients will ask it.
+ */
+export async function waitUntilAnswers(
+  what: string,
+  answers: () => Promise<boolean>,
+  timeoutMs: number,
+  child?: ChildProcess,
+  condition = 'answered',
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    if (child && child.exitCode !== null)
-      throw new Error(`${what} exited with code ${child.exitCode} before it listened on ${port}`);
-    const open = await new Promise<boolean>((resolve) => {
-      const socket = connect(port, '127.0.0.1');
-      socket.once('connect', () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.once('error', () => resolve(false));
-    });
-    if (open) return;
-    if (Date.now() > deadline) throw new Error(`${what} did not listen on 127.0.0.1:${port} within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
+    if (child && (child.exitCode !== null || child.signalCode !== null))
+      throw new Error(`${what} ${exitedHow(child)} before it ${condition}`);
+    if (await answers().catch(() => false)) return;
+    if (Date.now() > deadline) throw new Error(`${what} had not ${condition} after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 200));
   }
+}
+
+/** PostgreSQL answers a query (what pg_isready checks, and then some). */
+export async function postgresAnswers(url: string): Promise<boolean> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3_000 });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    await client.query('SELECT 1');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/** slapd accepts a simple bind. */
+export async function ldapBinds(url: string, dn: string, password: string): Promise<boolean> {
+  const client = new LdapClient({ url, connectTimeout: 3_000, timeout: 3_000 });
+  try {
+    await client.bind(dn, password);
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await client.unbind().catch(() => undefined);
+  }
+}
+
+/** The Temporal frontend's gRPC health service reports the workflow service SERVING. */
+export async function temporalServing(address: string): Promise<boolean> {
+  const { Connection } = await import('@temporalio/client');
+  const connection = await Connection.connect({ address, connectTimeout: 3_000 });
+  try {
+    const { status } = await connection.withDeadline(Date.now() + 3_000, () =>
+      connection.healthService.check({ service: 'temporal.api.workflowservice.v1.WorkflowService' }),
+    );
+    return status === 1; // SERVING
+  } finally {
+    await connection.close().catch(() => undefined);
+  }
+}
+
+/**
+ * An HTTP server answers (any status below 500). Asked on a connection of its own that is closed
+ * after the answer: a kept-alive probe connection would hold the server's graceful close open.
+ */
+export function httpAnswers(url: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const request = httpGet(url, { agent: false, headers: { connection: 'close' }, timeout: 3_000 }, (response) => {
+      response.resume();
+      resolve((response.statusCode ?? 500) < 500);
+    });
+    request.once('timeout', () => request.destroy());
+    request.once('error', () => resolve(false));
+  });
+}
+
+/**
+ * What a supervisor needs of a server it started: its pid (for the pid file that finds leftovers),
+ * the signal that stops it quickly and cleanly, and a call when it ends without being asked to.
+ */
+export interface Supervised {
+  pid: number | undefined;
+  stopSignal: NodeJS.Signals;
+  onUnexpectedExit(listener: (reason: string) => void): void;
+}
+
+/** Watches `current()` (slapd's child changes on pause/resume) for exits nobody asked for. */
+function supervision(
+  what: string,
+  current: () => ChildProcess | undefined,
+  stopSignal: NodeJS.Signals = 'SIGTERM',
+): Supervised & { watch(child: ChildProcess, stderrTail: () => string): void; expectExit(): void } {
+  const listeners: ((reason: string) => void)[] = [];
+  let expected = false;
+  return {
+    get pid() {
+      return current()?.pid;
+    },
+    stopSignal,
+    onUnexpectedExit: (listener) => void listeners.push(listener),
+    expectExit: () => {
+      expected = true;
+    },
+    watch(child, stderrTail) {
+      expected = false;
+      child.once('exit', () => {
+        if (expected) return;
+        const tail = stderrTail().trim().split('\n').slice(-5).join('\n');
+        for (const listener of listeners)
+          listener(`${what} (pid ${child.pid}) ${exitedHow(child)}${tail ? `; its last output:\n${tail}` : ''}`);
+      });
+    },
+  };
 }
 
 function run(command: string, args: string[], what: string) {
@@ -95,31 +214,40 @@ function run(command: string, args: string[], what: string) {
     );
 }
 
-/** Starts a server in the foreground and waits for its port; a failure carries its stderr. */
-async function spawnServer(
-  command: string,
-  args: string[],
-  port: number,
-  what: string,
-  timeoutMs: number,
-  uid?: number,
-): Promise<ChildProcess> {
-  const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'], uid });
+/**
+ * Starts a server in the foreground and waits until it answers; a failure carries its stderr.
+ * `detached` puts it in its own process group, so that a Ctrl-C in the terminal reaches only the
+ * supervisor (npm start), which then stops everything in order.
+ */
+async function spawnServer(options: {
+  command: string;
+  args: string[];
+  what: string;
+  ready: () => Promise<boolean>;
+  timeoutMs: number;
+  uid?: number;
+  detached?: boolean;
+}): Promise<{ child: ChildProcess; stderrTail: () => string }> {
+  const child = spawn(options.command, options.args, {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    uid: options.uid,
+    detached: options.detached,
+  });
+  // The whole start-up output for a start-up failure; afterwards only a tail, to say why it died.
   let stderr = '';
-  // Kept for the start-up error message only; later output is read and dropped.
   child.stderr?.on('data', (chunk: Buffer) => {
-    if (stderr.length < 20_000) stderr += chunk.toString();
+    stderr = (stderr + chunk.toString()).slice(-20_000);
   });
   try {
-    await waitForPort(port, what, timeoutMs, child);
+    await waitUntilAnswers(options.what, options.ready, options.timeoutMs, child);
   } catch (err) {
     child.kill('SIGKILL');
     throw new Error(`${(err as Error).message}\n${stderr}`);
   }
-  return child;
+  return { child, stderrTail: () => stderr.slice(-2_000) };
 }
 
-function stopChild(child: ChildProcess, timeoutMs = 10_000): Promise<void> {
+function stopChild(child: ChildProcess, timeoutMs = 10_000, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => {
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
@@ -127,7 +255,7 @@ function stopChild(child: ChildProcess, timeoutMs = 10_000): Promise<void> {
       clearTimeout(timer);
       resolve();
     });
-    child.kill('SIGTERM');
+    child.kill(signal);
   });
 }
 
@@ -149,6 +277,8 @@ export interface SlapdInstance {
   /** Stops and starts the same directory (tests use it to make slapd unreachable for a while). */
   pause(): Promise<void>;
   resume(): Promise<void>;
+  /** For a supervisor: the pid, and a call when slapd ends without stop() or pause(). */
+  process: Supervised;
 }
 
 /**
@@ -156,7 +286,7 @@ export interface SlapdInstance {
  * in `dir` (created and seeded when empty, reused as it is otherwise).
  */
 export async function startSlapd(
-  options: { dir?: string; port?: number; adminPassword?: string; servicePassword?: string } = {},
+  options: { dir?: string; port?: number; adminPassword?: string; servicePassword?: string; detached?: boolean } = {},
 ): Promise<SlapdInstance> {
   const tools = readToolchain();
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'offboard-slapd-'));
@@ -206,13 +336,25 @@ export async function startSlapd(
   }
   const slapd = join(tools.slapdBin, 'slapd');
   let child: ChildProcess | undefined;
+  const supervised = supervision('slapd', () => child);
+  const url = `ldap://127.0.0.1:${port}`;
   const launch = async () => {
-    // -d 0 keeps slapd in the foreground, so it dies with its parent and can be stopped by pid.
-    child = await spawnServer(slapd, ['-f', conf, '-h', `ldap://127.0.0.1:${port}/`, '-d', '0'], port, 'slapd', 15_000);
+    // -d 0 keeps slapd in the foreground, so it can be stopped by pid.
+    const started = await spawnServer({
+      command: slapd,
+      args: ['-f', conf, '-h', `ldap://127.0.0.1:${port}/`, '-d', '0'],
+      what: 'slapd',
+      // Ready when the directory manager can bind: the database is open, not only the port.
+      ready: () => ldapBinds(url, `cn=admin,${baseDn}`, adminPassword),
+      timeoutMs: 30_000,
+      detached: options.detached,
+    });
+    child = started.child;
+    supervised.watch(started.child, started.stderrTail);
   };
   await launch();
   return {
-    url: `ldap://127.0.0.1:${port}`,
+    url,
     port,
     baseDn,
     peopleBase: LDAP_PEOPLE_BASE,
@@ -221,13 +363,16 @@ export async function startSlapd(
     adminPassword,
     serviceDn: LDAP_SERVICE_DN,
     servicePassword,
+    process: supervised,
     async pause() {
+      supervised.expectExit();
       if (child) await stopChild(child);
     },
     async resume() {
       await launch();
     },
     async stop() {
+      supervised.expectExit();
       if (child) await stopChild(child);
       if (temporary) rmSync(dir, { recursive: true, force: true });
     },
@@ -466,6 +611,8 @@ export interface PostgresInstance {
   url: string;
   port: number;
   stop(): Promise<void>;
+  /** For a supervisor: the postmaster's pid, and a call when it ends without stop(). */
+  process: Supervised;
 }
 
 /**
@@ -473,7 +620,9 @@ export interface PostgresInstance {
  * temp dir on a free port, removed on stop; with `dir`, a kept one there (made on first use,
  * reused after), on `port`, without a Unix socket.
  */
-export async function startPostgres(options: { dir?: string; port?: number } = {}): Promise<PostgresInstance> {
+export async function startPostgres(
+  options: { dir?: string; port?: number; detached?: boolean; what?: string } = {},
+): Promise<PostgresInstance> {
   const tools = readToolchain();
   if (!tools.postgresBin) throw new Error('PostgreSQL is not installed: run `bash scripts/toolchain.sh test`');
   const kept = options.dir !== undefined;
@@ -509,14 +658,35 @@ export async function startPostgres(options: { dir?: string; port?: number } = {
     'listen_addresses=127.0.0.1',
     '-c',
     kept ? 'unix_socket_directories=' : `unix_socket_directories=${dir}`,
+    // A client killed mid-query is noticed within a second, not when the query ends: until then
+    // its backend keeps every lock it took (for the audit table, every writer waits).
+    '-c',
+    'client_connection_check_interval=1000',
     ...durability,
   ];
-  const child = await spawnServer(join(tools.postgresBin, 'postgres'), args, port, 'postgres', 30_000, uid);
+  const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
+  const what = options.what ?? 'postgres';
+  const { child, stderrTail } = await spawnServer({
+    command: join(tools.postgresBin, 'postgres'),
+    args,
+    what,
+    // Not the port: PostgreSQL listens before it accepts ("the database system is starting up").
+    ready: () => postgresAnswers(url),
+    // A kept cluster after a crash replays its WAL first, which on a loaded machine takes a while.
+    timeoutMs: 120_000,
+    uid,
+    detached: options.detached,
+  });
+  // SIGINT is PostgreSQL's fast shutdown: it does not wait for clients (a psql left open) to leave.
+  const supervised = supervision(what, () => child, 'SIGINT');
+  supervised.watch(child, stderrTail);
   return {
-    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    url,
     port,
+    process: supervised,
     async stop() {
-      await stopChild(child);
+      supervised.expectExit();
+      await stopChild(child, 30_000, 'SIGINT');
       if (!kept) rmSync(dir, { recursive: true, force: true });
     },
   };
@@ -544,30 +714,28 @@ export async function startScim2Server(
     throw new Error('scim2-server is not installed: run `bash scripts/toolchain.sh test`');
   const port = await freePort();
   const token = options.token ?? `scim2-${randomBytes(12).toString('hex')}`;
-  const child = await spawnServer(
-    command,
-    // Without --bearer-token it accepts every request, token or not (for the test that check() sees it).
-    ['--hostname', '127.0.0.1', '--port', String(port), ...(options.unauthenticated ? [] : ['--bearer-token', token])],
-    port,
-    'scim2-server',
-    30_000,
-  );
   const url = `http://127.0.0.1:${port}/v2`;
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const status = await fetch(`${url}/Users?count=0`, {
+  const answersRead = () =>
+    fetch(`${url}/Users?count=0`, {
       headers: { authorization: `Bearer ${token}` },
       signal: AbortSignal.timeout(5_000),
     })
-      .then((response) => response.status)
-      .catch(() => 0);
-    if (status === 200) break;
-    if (child.exitCode !== null || Date.now() > deadline) {
-      await stopChild(child, 1_000);
-      throw new Error(`scim2-server on ${url} did not answer GET /Users (last status ${status || 'none'})`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
+      .then((response) => response.status === 200)
+      .catch(() => false);
+  const { child } = await spawnServer({
+    command,
+    // Without --bearer-token it accepts every request, token or not (for the test that check() sees it).
+    args: [
+      '--hostname',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      ...(options.unauthenticated ? [] : ['--bearer-token', token]),
+    ],
+    what: 'scim2-server',
+    ready: answersRead,
+    timeoutMs: 30_000,
+  });
   return { url, token, stop: () => stopChild(child, 5_000) };
 }
 
@@ -577,6 +745,8 @@ export interface TemporalDevServer {
   address: string;
   uiUrl: string | null;
   stop(): Promise<void>;
+  /** For a supervisor; absent for the SDK-downloaded server, which the SDK runs itself. */
+  process?: Supervised;
 }
 
 /** `temporal server start-dev` with offboard's search attributes registered. */
@@ -588,6 +758,7 @@ export async function startTemporalDevServer(
     headless?: boolean;
     codecEndpoint?: string;
     log?: (line: string) => void;
+    detached?: boolean;
   } = {},
 ): Promise<TemporalDevServer> {
   const tools = readToolchain();
@@ -614,25 +785,33 @@ export async function startTemporalDevServer(
   if (options.codecEndpoint) args.push('--ui-codec-endpoint', options.codecEndpoint);
   if (uiPort) args.push('--ui-port', String(uiPort), '--ui-ip', '127.0.0.1');
   else args.push('--headless');
-  const child = spawn(tools.temporalCli, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(tools.temporalCli, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: options.detached });
   let output = '';
   const collect = (chunk: Buffer) => {
-    output += chunk.toString();
+    output = (output + chunk.toString()).slice(-20_000);
     options.log?.(chunk.toString());
   };
   child.stdout?.on('data', collect);
   child.stderr?.on('data', collect);
   try {
-    await waitForPort(port, 'the Temporal dev server', 60_000, child);
-    if (uiPort) await waitForPort(uiPort, 'the Temporal UI', 60_000, child);
+    // Asked through gRPC health, as the worker and the CLI will ask it; an open port is not enough.
+    await waitUntilAnswers('the Temporal dev server', () => temporalServing(`127.0.0.1:${port}`), 120_000, child);
+    if (uiPort)
+      await waitUntilAnswers('the Temporal UI', () => httpAnswers(`http://127.0.0.1:${uiPort}/`), 60_000, child);
   } catch (err) {
     child.kill('SIGKILL');
     throw new Error(`${(err as Error).message}\n${output.slice(-2000)}`);
   }
+  const supervised = supervision('the Temporal dev server', () => child);
+  supervised.watch(child, () => output.slice(-2_000));
   return {
     address: `127.0.0.1:${port}`,
     uiUrl: uiPort ? `http://127.0.0.1:${uiPort}` : null,
-    stop: () => stopChild(child, 15_000),
+    process: supervised,
+    stop: () => {
+      supervised.expectExit();
+      return stopChild(child, 15_000);
+    },
   };
 }
 

@@ -6,25 +6,32 @@
  *     PostgreSQL "warehouse" with a login role per sample person (.data/warehouse-pg), and the
  *     GitHub, Slack, Salesforce and SCIM stand-ins (in memory: they start afresh each time)
  *   - the worker
- * Ctrl-C stops everything; the next `npm start` continues with the same state.
+ * It supervises: each server counts as up when it answers (a query, a bind, a health check), a
+ * child that dies stops everything with the reason printed, pid files under .data/run let the next
+ * start stop what a crashed run left behind, and Ctrl-C stops everything in order. The next
+ * `npm start` continues with the same state (OFFBOARD_DATA_DIR moves it from .data).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { parse as parseYaml } from 'yaml';
 import { EMBEDDED_DB_PORT_DEFAULT, describeDatabase, startEmbeddedDatabase } from '../workers/database.js';
 import pg from 'pg';
 import {
+  httpAnswers,
   projectRoot,
+  readToolchain,
   startPostgres,
   startSlapd,
   startTemporalDevServer,
-  waitForPort,
+  waitUntilAnswers,
   type PostgresInstance,
   type SlapdInstance,
+  type Supervised,
 } from './services.js';
+import { forgetProcess, recordProcess, runningSupervisor, stopLeftovers, whoListens } from './leftovers.js';
 import { seedWarehouseRoles, WAREHOUSE_ARCHIVE_ROLE } from '../sandbox/postgres.js';
 import { startSaasSandboxes, type SaasSandboxes } from '../sandbox/index.js';
 import { EncryptionCodec, keyringFromEnv, PAYLOAD_KEYS_ENV } from '../workers/codec.js';
@@ -32,19 +39,21 @@ import { startCodecServer } from '../client/codec-server.js';
 import { connect } from 'node:net';
 import { keycloakWanted, startSandboxKeycloak } from './keycloak-sandbox.js';
 
-const dataDir = join(projectRoot, '.data');
+const dataDir = process.env.OFFBOARD_DATA_DIR ? resolve(process.env.OFFBOARD_DATA_DIR) : join(projectRoot, '.data');
+const runDir = join(dataDir, 'run');
 const env = process.env;
 const temporalPort = Number(env.OFFBOARD_TEMPORAL_PORT ?? 7233);
 const uiPort = Number(env.OFFBOARD_TEMPORAL_UI_PORT ?? 8233);
 const ldapPort = Number(env.OFFBOARD_LDAP_PORT ?? 3389);
 const warehousePort = Number(env.OFFBOARD_WAREHOUSE_PORT ?? 15433);
-const dbPort = Number(env.OFFBOARD_EMBEDDED_DB_PORT ?? EMBEDDED_DB_PORT_DEFAULT);
+const dbPort = Number(env.OFFBOARD_AUDIT_DB_PORT ?? env.OFFBOARD_EMBEDDED_DB_PORT ?? EMBEDDED_DB_PORT_DEFAULT);
 const codecPort = Number(env.OFFBOARD_CODEC_PORT ?? 8081);
 const apiPort = Number(env.OFFBOARD_API_PORT ?? 8080);
 const keycloakPort = Number(env.OFFBOARD_KEYCLOAK_PORT ?? 8180);
 
 /** The local API, as the issuer of the Security Event Tokens sent to the sandbox receiver. */
 const sharedSignalsIssuer = `http://127.0.0.1:${apiPort}`;
+const metricsPort = Number(env.OFFBOARD_METRICS_PORT ?? 9464);
 
 const say = (line: string) => process.stdout.write(`[offboard] ${line}\n`);
 
@@ -152,9 +161,41 @@ function writeSandboxConfig(slapd: SlapdInstance, warehouse: PostgresInstance, s
   return path;
 }
 
+/** A refusal to start that names what is wrong and what to do; printed without a stack. */
+class StartRefused extends Error {}
+
+/** Refuses a port something else holds, naming the holder when `ss` can. */
+async function ensurePortFree(port: number, what: string, variable: string) {
+  if (!(await portTaken(port))) return;
+  const holder = whoListens(port);
+  throw new StartRefused(
+    `port ${port} (for ${what}) is in use${holder ? ` by ${holder}` : ''}, which this checkout's npm start did not start. Stop it, or set ${variable} to a free port.`,
+  );
+}
+
+/**
+ * Where the audit trail lives: a kept PostgreSQL cluster (.data/audit-pg) wherever the server
+ * binaries are installed, else the embedded PGlite (.data/audit-db). A checkout whose trail is
+ * already in PGlite keeps it there rather than start a second, empty one. OFFBOARD_AUDIT_DB
+ * (postgres | pglite) decides instead.
+ */
+function auditDatabaseKind(): { kind: 'postgres' | 'pglite'; why: string } {
+  const chosen = env.OFFBOARD_AUDIT_DB;
+  if (chosen === 'postgres' || chosen === 'pglite') return { kind: chosen, why: 'OFFBOARD_AUDIT_DB' };
+  if (chosen) throw new StartRefused(`OFFBOARD_AUDIT_DB is "${chosen}": set it to postgres or pglite, or unset it`);
+  if (existsSync(join(dataDir, 'audit-db')) && !existsSync(join(dataDir, 'audit-pg')))
+    return {
+      kind: 'pglite',
+      why: 'the audit trail of earlier runs is in .data/audit-db; OFFBOARD_AUDIT_DB=postgres starts a new one in PostgreSQL',
+    };
+  const postgresBin = readToolchain().postgresBin;
+  if (postgresBin && existsSync(join(postgresBin, 'postgres'))) return { kind: 'postgres', why: 'default' };
+  return { kind: 'pglite', why: 'no PostgreSQL server binaries installed' };
+}
+
 async function main() {
   mkdirSync(dataDir, { recursive: true });
-  const stops: (() => Promise<void>)[] = [];
+  const stops: { what: string; stop: () => Promise<void> }[] = [];
   let stopping = false;
   const stopAll = async (code: number) => {
     if (stopping) return;
@@ -162,29 +203,119 @@ async function main() {
     say('stopping…');
     // Last started, first stopped: the API and the worker go before the Temporal server and the
     // databases they need to shut down cleanly.
-    for (const stop of stops.reverse()) await stop().catch((err: Error) => say(`while stopping: ${err.message}`));
+    for (const { what, stop } of stops.reverse())
+      await stop().catch((err: Error) => say(`while stopping ${what}: ${err.message}`));
+    forgetProcess(runDir, 'npm-start');
     say('stopped');
     process.exit(code);
   };
   process.on('SIGINT', () => void stopAll(0));
   process.on('SIGTERM', () => void stopAll(0));
+  process.on('SIGHUP', () => void stopAll(0));
+  // Whatever goes wrong in this process, the servers it started are stopped, not orphaned.
+  const internalError = (err: unknown) => {
+    say(`internal error: ${err instanceof Error ? err.message : String(err)}; stopping everything`);
+    void stopAll(1);
+  };
+  process.on('uncaughtException', internalError);
+  process.on('unhandledRejection', internalError);
+
+  /** Keeps a pid file for a child while it runs, and stops everything when it dies unasked. */
+  const supervise = (name: string, what: string, child: Supervised, stop: () => Promise<void>) => {
+    if (child.pid) recordProcess(runDir, name, what, child.pid, child.stopSignal);
+    child.onUnexpectedExit((reason) => {
+      if (stopping) return;
+      say(`${reason}; stopping everything`);
+      void stopAll(1);
+    });
+    stops.push({
+      what,
+      stop: async () => {
+        await stop();
+        forgetProcess(runDir, name);
+      },
+    });
+  };
+
+  /** The worker and the API: Node children in their own process group, stopped with SIGTERM. */
+  const spawnNode = (name: string, what: string, script: string, childEnv: NodeJS.ProcessEnv, readyLine: string) => {
+    const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', join(projectRoot, ...script.split('/'))], {
+      env: childEnv,
+      stdio: ['ignore', 'inherit', 'pipe'],
+      detached: true,
+    });
+    // Its log (stderr) is passed through; the line that says it is serving is watched for.
+    let seen = '';
+    let ready = false;
+    let tail = '';
+    child.stderr!.on('data', (chunk: Buffer) => {
+      process.stderr.write(chunk);
+      tail = (tail + chunk.toString()).slice(-2_000);
+      if (!ready) {
+        seen = (seen + chunk.toString()).slice(-4_000);
+        ready = seen.includes(`"msg":"${readyLine}"`);
+      }
+    });
+    let expected = false;
+    const listeners: ((reason: string) => void)[] = [];
+    child.once('exit', (code, signal) => {
+      if (expected) return;
+      const reason = signal ? `was killed by ${signal}` : `exited with code ${code}`;
+      for (const listener of listeners) listener(`${what} (pid ${child.pid}) ${reason}`);
+    });
+    supervise(
+      name,
+      what,
+      { pid: child.pid, stopSignal: 'SIGTERM', onUnexpectedExit: (listener) => void listeners.push(listener) },
+      () =>
+        new Promise<void>((resolve) => {
+          expected = true;
+          if (child.exitCode !== null || child.signalCode !== null) return resolve();
+          const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+          child.once('exit', () => {
+            clearTimeout(timer);
+            resolve();
+          });
+          child.kill('SIGTERM');
+        }),
+    );
+    return {
+      child,
+      tail: () => tail,
+      waitReady: (timeoutMs: number) => waitUntilAnswers(what, async () => ready, timeoutMs, child),
+    };
+  };
 
   try {
-    for (const [port, what, variable] of [
+    const earlier = runningSupervisor(runDir);
+    if (earlier)
+      throw new StartRefused(
+        `another npm start (pid ${earlier.pid}) is running over ${dataDir}: stop it with Ctrl-C in its terminal (or kill ${earlier.pid}), or set OFFBOARD_DATA_DIR for a second one`,
+      );
+    for (const leftover of await stopLeftovers(runDir))
+      say(`stopped ${leftover} left running by an earlier npm start that did not stop cleanly`);
+    recordProcess(runDir, 'npm-start', 'npm start', process.pid, 'SIGTERM');
+
+    const audit = env.DATABASE_URL ? undefined : auditDatabaseKind();
+    const ports: [number, string, string][] = [
       [temporalPort, 'Temporal', 'OFFBOARD_TEMPORAL_PORT'],
       [uiPort, 'the Temporal UI', 'OFFBOARD_TEMPORAL_UI_PORT'],
       [codecPort, 'the codec server', 'OFFBOARD_CODEC_PORT'],
       [apiPort, 'the HTTP API', 'OFFBOARD_API_PORT'],
-    ] as const) {
-      if (await portTaken(port))
-        throw new Error(
-          `port ${port} (for ${what}) is already in use — is another \`npm start\` running? Stop it, or set ${variable}.`,
-        );
-    }
+      [metricsPort, "the worker's metrics", 'OFFBOARD_METRICS_PORT'],
+    ];
+    if (audit) ports.push([dbPort, 'the audit database', 'OFFBOARD_AUDIT_DB_PORT']);
+    if (!env.OFFBOARD_CONFIG)
+      ports.push(
+        [ldapPort, 'the sandbox slapd', 'OFFBOARD_LDAP_PORT'],
+        [warehousePort, "the sample warehouse's PostgreSQL", 'OFFBOARD_WAREHOUSE_PORT'],
+      );
+    for (const [port, what, variable] of ports) await ensurePortFree(port, what, variable);
+
     // Payloads (names, emails) are encrypted; the UI reads them through a local codec server.
     const payloadKeys = env[PAYLOAD_KEYS_ENV] ?? localPayloadKeys();
     const keyring = keyringFromEnv({ [PAYLOAD_KEYS_ENV]: payloadKeys });
-    if (!keyring) throw new Error(`${PAYLOAD_KEYS_ENV} is empty`);
+    if (!keyring) throw new StartRefused(`${PAYLOAD_KEYS_ENV} is empty`);
     const codec = await startCodecServer({
       codec: new EncryptionCodec(keyring),
       allowedOrigin: [`http://127.0.0.1:${uiPort}`, `http://localhost:${uiPort}`],
@@ -192,7 +323,7 @@ async function main() {
       auth: 'none',
       port: codecPort,
     });
-    stops.push(() => codec.close());
+    stops.push({ what: 'the codec server', stop: () => codec.close() });
 
     say('starting the Temporal dev server…');
     const temporal = await startTemporalDevServer({
@@ -200,27 +331,42 @@ async function main() {
       port: temporalPort,
       uiPort,
       codecEndpoint: codec.url,
+      detached: true,
     });
-    stops.push(() => temporal.stop());
+    if (temporal.process) supervise('temporal', 'the Temporal dev server', temporal.process, () => temporal.stop());
+    else stops.push({ what: 'the Temporal dev server', stop: () => temporal.stop() });
 
     const workerEnv: NodeJS.ProcessEnv = {
       ...env,
       TEMPORAL_ADDRESS: temporal.address,
       TEMPORAL_NAMESPACE: env.TEMPORAL_NAMESPACE ?? 'default',
+      OFFBOARD_METRICS_PORT: String(metricsPort),
       [PAYLOAD_KEYS_ENV]: payloadKeys,
       // Where the worker and the API keep development keys (the Shared Signals signing key).
       OFFBOARD_DATA_DIR: env.OFFBOARD_DATA_DIR ?? dataDir,
     };
     let databaseLine: string;
-    if (env.DATABASE_URL) {
-      databaseLine = describeDatabase(env.DATABASE_URL);
+    if (!audit) {
+      databaseLine = describeDatabase(env.DATABASE_URL!);
+    } else if (audit.kind === 'postgres') {
+      say('starting the audit database…');
+      const db = await startPostgres({
+        dir: join(dataDir, 'audit-pg'),
+        port: dbPort,
+        detached: true,
+        what: 'the audit database (PostgreSQL)',
+      });
+      supervise('audit-db', 'the audit database (PostgreSQL)', db.process, () => db.stop());
+      Object.assign(workerEnv, { DATABASE_URL: db.url, OFFBOARD_DB_EMBEDDED: '0' });
+      databaseLine = `${db.url} (PostgreSQL: ${audit.why === 'default' ? 'a kept cluster' : audit.why}; data in ${join(dataDir, 'audit-pg')})`;
     } else {
-      if (await portTaken(dbPort))
-        throw new Error(`port ${dbPort} (for the embedded database) is already in use; set OFFBOARD_EMBEDDED_DB_PORT`);
       const db = await startEmbeddedDatabase(join(dataDir, 'audit-db'), dbPort);
-      stops.push(() => db.stop());
+      stops.push({ what: 'the embedded audit database', stop: () => db.stop() });
       Object.assign(workerEnv, { DATABASE_URL: db.url, OFFBOARD_DB_EMBEDDED: '1' });
-      databaseLine = `${db.url} (embedded PGlite, data in .data/audit-db)`;
+      // As psql can use it: psql asks for TLS first, which PGlite's socket server answers with
+      // nonsense, and PGlite asks for a password (any will do), which psql would prompt for.
+      const psqlUrl = `${db.url.replace('postgres@', 'postgres:postgres@')}?sslmode=disable`;
+      databaseLine = `${psqlUrl} (embedded PGlite: ${audit.why}; data in ${join(dataDir, 'audit-db')})`;
     }
 
     let ldapLine = 'from OFFBOARD_CONFIG';
@@ -230,17 +376,17 @@ async function main() {
       ? 'from OFFBOARD_CONFIG (--with-keycloak applies to the sandbox only)'
       : 'not started (npm start -- --with-keycloak starts one)';
     if (!env.OFFBOARD_CONFIG) {
-      if (await portTaken(ldapPort))
-        throw new Error(`port ${ldapPort} (for the sandbox slapd) is already in use; set OFFBOARD_LDAP_PORT`);
       const secrets = sandboxSecrets();
-      const slapd = await startSlapd({ dir: join(dataDir, 'slapd'), port: ldapPort, ...secrets });
-      stops.push(() => slapd.stop());
-      if (await portTaken(warehousePort))
-        throw new Error(
-          `port ${warehousePort} (for the sample warehouse's PostgreSQL) is already in use; set OFFBOARD_WAREHOUSE_PORT`,
-        );
-      const warehouse = await startPostgres({ dir: join(dataDir, 'warehouse-pg'), port: warehousePort });
-      stops.push(() => warehouse.stop());
+      say('starting the sandbox directory and warehouse…');
+      const slapd = await startSlapd({ dir: join(dataDir, 'slapd'), port: ldapPort, detached: true, ...secrets });
+      supervise('slapd', 'slapd', slapd.process, () => slapd.stop());
+      const warehouse = await startPostgres({
+        dir: join(dataDir, 'warehouse-pg'),
+        port: warehousePort,
+        detached: true,
+        what: "the sample warehouse's PostgreSQL",
+      });
+      supervise('warehouse-pg', "the sample warehouse's PostgreSQL", warehouse.process, () => warehouse.stop());
       const admin = new pg.Client({ connectionString: warehouse.url });
       await admin.connect();
       try {
@@ -249,7 +395,7 @@ async function main() {
         await admin.end();
       }
       const saas = await startSaasSandboxes({}, { sharedSignalsIssuer });
-      stops.push(() => saas.stop());
+      stops.push({ what: 'the SaaS stand-ins', stop: () => saas.stop() });
       // Keycloak only when asked for (--with-keycloak, OFFBOARD_WITH_KEYCLOAK=1): it takes half a minute.
       if (keycloakWanted()) {
         if (await portTaken(keycloakPort))
@@ -258,7 +404,7 @@ async function main() {
           );
         say('starting Keycloak (--with-keycloak; half a minute or more)…');
         const keycloak = await startSandboxKeycloak(keycloakPort);
-        stops.push(() => keycloak.stop());
+        stops.push({ what: 'Keycloak', stop: () => keycloak.stop() });
         Object.assign(saas.systems, keycloak.systems);
         Object.assign(saas.env, keycloak.env);
         keycloakLine = keycloak.line;
@@ -286,48 +432,33 @@ async function main() {
     }
 
     say('starting the worker…');
-    const worker: ChildProcess = spawn(
-      process.execPath,
-      ['--import', 'tsx', join(projectRoot, 'workers', 'worker.ts')],
-      { env: workerEnv, stdio: 'inherit' },
-    );
-    stops.push(
-      () =>
-        new Promise<void>((resolve) => {
-          if (worker.exitCode !== null) return resolve();
-          worker.once('exit', () => resolve());
-          worker.kill('SIGTERM');
-        }),
-    );
-    worker.once('exit', (code) => {
-      if (!stopping) {
-        say(`the worker exited (code ${code}); stopping`);
-        void stopAll(1);
-      }
-    });
+    const worker = spawnNode('worker', 'the worker', 'workers/worker.ts', workerEnv, 'worker started');
     // The HTTP API (HR webhook, operators) runs when the config has an `api` section.
     let apiLine = 'not started (no `api` section in OFFBOARD_CONFIG)';
     const config = parseYaml(
       readFileSync(String(workerEnv.OFFBOARD_CONFIG ?? join(projectRoot, 'offboard.config.yaml')), 'utf8'),
     ) as { api?: unknown } | null;
     if (config?.api) {
-      const api: ChildProcess = spawn(
-        process.execPath,
-        ['--import', 'tsx', join(projectRoot, 'client', 'http', 'server.ts')],
-        { env: { ...workerEnv, OFFBOARD_API_PORT: String(apiPort) }, stdio: 'inherit' },
+      const api = spawnNode(
+        'api',
+        'the HTTP API',
+        'client/http/server.ts',
+        { ...workerEnv, OFFBOARD_API_PORT: String(apiPort) },
+        'api listening',
       );
-      stops.push(
-        () =>
-          new Promise<void>((resolve) => {
-            if (api.exitCode !== null) return resolve();
-            api.once('exit', () => resolve());
-            api.kill('SIGTERM');
-          }),
+      await api.waitReady(120_000);
+      await waitUntilAnswers(
+        'the HTTP API',
+        () => httpAnswers(`http://127.0.0.1:${apiPort}/openapi.json`),
+        30_000,
+        api.child,
       );
-      await waitForPort(apiPort, 'the HTTP API', 60_000, api);
       apiLine = `http://127.0.0.1:${apiPort} (OpenAPI at /openapi.json; sandbox tokens and webhook secret in .data/sandbox-secrets.json)`;
     }
-    await waitForPort(temporalPort, 'Temporal');
+    // The worker is up when it polls: after its migrations, its connection to Temporal and its
+    // reachability checks of every system.
+    await worker.waitReady(180_000);
+    if (stopping) return;
 
     say('ready:');
     say(`  Temporal     ${temporal.address} (namespace ${workerEnv.TEMPORAL_NAMESPACE}, state in .data/temporal.db)`);
@@ -342,6 +473,7 @@ async function main() {
     say('               ./bin/offboard.js status E1004');
     say('Ctrl-C stops everything; state is kept for the next npm start.');
   } catch (err) {
+    if (stopping) return;
     say(`could not start: ${(err as Error).message}`);
     await stopAll(1);
   }

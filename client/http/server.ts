@@ -312,12 +312,16 @@ async function main() {
     },
     'api listening',
   );
-  const stop = async () => {
-    await api.close();
-    await client.connection.close();
-    await pool.end();
-    logger.info('api stopped');
-  };
+  // Once, whichever signal comes first: a Ctrl-C in a terminal also sends SIGINT to the whole
+  // process group, and npm start's SIGTERM can follow it (a second pool.end() throws).
+  let stopped: Promise<void> | undefined;
+  const stop = () =>
+    (stopped ??= (async () => {
+      await api.close();
+      await client.connection.close();
+      await pool.end();
+      logger.info('api stopped');
+    })());
   process.once('SIGINT', () => void stop());
   process.once('SIGTERM', () => void stop());
 }
