@@ -57,11 +57,32 @@ export function readToolchain(): Toolchain {
   return JSON.parse(readFileSync(path, 'utf8')) as Toolchain;
 }
 
+/**
+ * A port nothing listens on, for a server started a moment later. Chosen below the kernel's
+ * ephemeral range (32768-60999 on Linux), where the OS hands out ports to every outgoing
+ * connection and to servers that ask for port 0 (the Temporal dev server's own services do): a
+ * port from there can be taken between this answer and the bind, which failed a test now and then.
+ */
 export async function freePort(): Promise<number> {
+  for (let tries = 0; tries < 50; tries += 1) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    if (await canListen(port)) return port;
+  }
+  return listenOn(0);
+}
+
+function canListen(port: number): Promise<boolean> {
+  return listenOn(port).then(
+    () => true,
+    () => false,
+  );
+}
+
+function listenOn(port: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
+    server.listen(port, '127.0.0.1', () => {
       const address = server.address();
       server.close(() =>
         typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),

@@ -315,7 +315,12 @@ describe('offboarding workflow (time-skipping server, real slapd and PostgreSQL)
         assert.equal(done.manualTasks.find((t) => t.id === actionId)?.state, 'resolved');
         assert.deepEqual(done.systems, ['directory'], 'the skipped system is out of this offboarding');
 
-        const events = await auditActions(handle);
+        // The status can answer before the activation's audit batch is in the table.
+        const events = await eventually(
+          () => auditActions(handle),
+          (rows) => rows.some((e) => e.action === 'manual_task_resolved'),
+          'the manual_task_resolved row',
+        );
         assert.ok(
           events.some(
             (e) =>
