@@ -29,6 +29,7 @@ import { seedWarehouseRoles, WAREHOUSE_ARCHIVE_ROLE } from '../sandbox/postgres.
 import { startSaasSandboxes, type SaasSandboxes } from '../sandbox/index.js';
 import { EncryptionCodec, keyringFromEnv, PAYLOAD_KEYS_ENV } from '../workers/codec.js';
 import { startCodecServer } from '../client/codec-server.js';
+import { loadConfig } from '../workers/config.js';
 import { connect } from 'node:net';
 
 const dataDir = join(projectRoot, '.data');
@@ -178,21 +179,16 @@ async function main() {
     const payloadKeys = env[PAYLOAD_KEYS_ENV] ?? localPayloadKeys();
     const keyring = keyringFromEnv({ [PAYLOAD_KEYS_ENV]: payloadKeys });
     if (!keyring) throw new Error(`${PAYLOAD_KEYS_ENV} is empty`);
-    const codec = await startCodecServer({
-      codec: new EncryptionCodec(keyring),
-      allowedOrigin: [`http://127.0.0.1:${uiPort}`, `http://localhost:${uiPort}`],
-      // The dev UI has no login, so there is no token to forward; the server listens on loopback only.
-      auth: 'none',
-      port: codecPort,
-    });
-    stops.push(() => codec.close());
+    // The codec server starts once the config (and so the API tokens it checks) is known; the UI
+    // calls it only when a browser asks to decode, so its address can be named to Temporal now.
+    const codecUrl = `http://127.0.0.1:${codecPort}/codec`;
 
     say('starting the Temporal dev server…');
     const temporal = await startTemporalDevServer({
       dbFile: join(dataDir, 'temporal.db'),
       port: temporalPort,
       uiPort,
-      codecEndpoint: codec.url,
+      codecEndpoint: codecUrl,
     });
     stops.push(() => temporal.stop());
 
@@ -256,6 +252,23 @@ async function main() {
       );
     }
 
+    // Every caller of the codec server proves who it is: an API token with a role that reads
+    // everything (the CLI's --codec-auth), or a browser session signed in with one (the dev UI).
+    const codecTokens = loadConfig(workerEnv).api?.tokens ?? [];
+    let codecLine: string;
+    try {
+      const codec = await startCodecServer({
+        codec: new EncryptionCodec(keyring),
+        allowedOrigin: [`http://127.0.0.1:${uiPort}`, `http://localhost:${uiPort}`],
+        auth: { apiTokens: codecTokens },
+        port: codecPort,
+      });
+      stops.push(() => codec.close());
+      codecLine = `codec server at ${codec.url}: sign in at ${codec.url}/login with a security or auditor token`;
+    } catch (err) {
+      codecLine = `no codec server (${(err as Error).message}), so payloads show encrypted`;
+    }
+
     say('starting the worker…');
     const worker: ChildProcess = spawn(
       process.execPath,
@@ -302,7 +315,7 @@ async function main() {
 
     say('ready:');
     say(`  Temporal     ${temporal.address} (namespace ${workerEnv.TEMPORAL_NAMESPACE}, state in .data/temporal.db)`);
-    say(`  Temporal UI  ${temporal.uiUrl} (payloads decrypted by the codec server at ${codec.url})`);
+    say(`  Temporal UI  ${temporal.uiUrl} (${codecLine})`);
     say(`  audit DB     ${databaseLine}`);
     say(`  LDAP         ${ldapLine}`);
     say(`  warehouse    ${warehouseLine}`);
