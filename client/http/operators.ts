@@ -25,6 +25,7 @@ import { employeeIdSchema, workflowIdFor } from '../../model/request.js';
 import { buildEvidence, evidenceToCsv, evidenceToHtml, evidenceToJson } from '../evidence.js';
 import type { OffboardingStatus } from '../../workflows/messages.js';
 import { listFiltersSchema, listOffboardings, stateOf } from '../offboardings.js';
+import { StageKey } from '../../workflows/search-attributes.js';
 import { CommandRefusedError, sendCommand, type CommandName } from '../temporal.js';
 import { guard, replyError, type AccessPolicy, type Authenticator } from './auth.js';
 import type { HrEventsStore } from './hr-events-store.js';
@@ -139,7 +140,7 @@ export function registerOperatorRoutes(app: FastifyInstance, deps: OperatorDeps)
     return reply.send({
       workflowId,
       runId: description.runId,
-      state: stateOf(description.status.name),
+      state: stateOf(description.status.name, description.typedSearchAttributes.get(StageKey)),
       status,
       statusUnavailable,
       audit,
