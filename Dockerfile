@@ -10,4 +10,5 @@ COPY workers ./workers
 COPY client ./client
 COPY bin ./bin
 USER node
-CMD ["node", "--import", "tsx", "workers/worker.ts"]
+# The heap limit keeps the worker under 1 GB with many runs waiting (docs/bench.md); raise it with the cache.
+CMD ["node", "--max-old-space-size=768", "--import", "tsx", "workers/worker.ts"]

@@ -137,6 +137,18 @@ export function formatStatus(
     lines.push(
       `  FOUND IN NO SYSTEM (${nowhere.systems.join(', ')}${nowhere.unreachable.length ? `; not asked: ${nowhere.unreachable.join(', ')}` : ''}) at ${nowhere.stage}, since ${nowhere.since}: check the employee id with HR`,
     );
+  // What discovery found per system; before any stage has begun, that is the pre-flight's finding.
+  const accounts = Object.entries(status.accounts ?? {});
+  if (accounts.length > 0) {
+    const ahead = !status.stages.some((stage) => stage.startedAt);
+    lines.push(
+      `  accounts      ${ahead ? 'found ahead of time (pre-flight), before the first stage' : 'found when each stage began'}:`,
+      table(accounts.map(([system, account]) => [system, account ?? 'none found'])).replace(
+        /^/gm,
+        '                  ',
+      ),
+    );
+  }
   const pipelines = pipelineRows(status, calls, nowMs);
   if (pipelines.length > 0) {
     lines.push(
@@ -292,7 +304,18 @@ function buildProgram(): Command {
     .option('--json', 'print JSON')
     .action(async (employeeId: string, options: { json?: boolean }) => {
       const workflowId = workflowIdFor(employeeId);
-      const { status, calls } = await withClient((client) => readStatus(client, employeeId));
+      const answer = await withClient((client) => readStatus(client, employeeId));
+      if ('queued' in answer) {
+        const { queued } = answer;
+        return print(
+          Boolean(options.json),
+          queued,
+          () =>
+            `${workflowId}: queued (started ${queued.startedAt}${queued.requestId ? ` by request ${queued.requestId}` : ''})\n` +
+            `  no worker has run it yet, so it has no status to show; a worker on task queue "${queued.taskQueue}" takes it up in turn`,
+        );
+      }
+      const { status, calls } = answer;
       print(Boolean(options.json), { ...status, callsInFlight: calls }, () => formatStatus(workflowId, status, calls));
     });
 
@@ -511,7 +534,7 @@ async function terminateFromFile(path: string, json: boolean): Promise<void> {
   const results: {
     row: number;
     employeeId: string;
-    outcome: 'started' | 'joined' | 'superseded' | 'failed';
+    outcome: 'started' | 'joined' | 'duplicate' | 'superseded' | 'failed';
     workflowId?: string;
     detail?: string;
     error?: string;
@@ -552,7 +575,7 @@ async function terminateFromFile(path: string, json: boolean): Promise<void> {
           results.push({
             row: rowNumber,
             employeeId: parsed.data.subject.employeeId,
-            outcome: started.outcome,
+            outcome: started.duplicate ? 'duplicate' : started.outcome,
             workflowId: started.workflowId,
             ...(started.detail ? { detail: started.detail } : {}),
           });
@@ -573,13 +596,14 @@ async function terminateFromFile(path: string, json: boolean): Promise<void> {
   const summary = {
     started: count('started'),
     joined: count('joined'),
+    duplicate: count('duplicate'),
     superseded: count('superseded'),
     failed: count('failed'),
     results,
   };
   print(json, summary, () =>
     [
-      `${summary.started} started, ${summary.joined} joined (already running), ${summary.superseded} superseded a running plan, ${summary.failed} failed`,
+      `${summary.started} started, ${summary.joined} joined (already running), ${summary.duplicate} duplicate (this request started it already), ${summary.superseded} superseded a running plan, ${summary.failed} failed`,
       ...results
         .filter((r) => r.outcome === 'failed')
         .map((r) => `  row ${r.row} (${r.employeeId || 'no employee_id'}): ${r.error}`),

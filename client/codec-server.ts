@@ -5,34 +5,46 @@
  * `{ "payloads": [{ "metadata": { "<key>": "<base64>" }, "data": "<base64>" }] }` (proto3 JSON, so
  * every bytes value, metadata included, is base64).
  *
- * Whoever can call /decode can read every name and email in the history, so:
- *   - CORS names exactly the UI's origin; a browser request from any other origin is refused.
- *   - A bearer token is required. Setting it up for operators:
- *       * Temporal CLI: `temporal workflow show --codec-endpoint http://HOST:PORT/codec --codec-auth "Bearer $TOKEN"`.
- *       * Temporal UI with SSO: the UI forwards the signed-in user's access token only when told
- *         to (ui-server config `codec.passAccessToken: true`, env `TEMPORAL_CODEC_PASS_ACCESS_TOKEN=true`,
- *         or "Pass access token" in the UI's codec settings). That token is the user's OIDC token,
- *         not a shared secret: pass `auth: { verify }` to check it against your identity provider.
- *         Cookies reach this server only with `codec.includeCredentials: true`.
- *       * A static token (`auth: { token }`) suits the CLI and scripts.
- *   - `auth: 'none'` exists for the local dev server, whose UI has no login and so has no token to
- *     forward. It must be passed deliberately, and `startCodecServer` accepts it on loopback only.
+ * Whoever can call /decode can read every name and email in the history, so every caller proves
+ * who it is, and CORS names exactly the UI's origin (a browser request from any other origin is refused):
+ *   - Temporal CLI and scripts: one of the HTTP API's bearer tokens (config `api.tokens`) whose
+ *     role may read every offboarding (`security` or `auditor`; a manager reads only their reports,
+ *     which a codec cannot tell apart): `temporal workflow show --codec-endpoint http://HOST:PORT/codec
+ *     --codec-auth "Bearer $TOKEN"`.
+ *   - Temporal UI with SSO: the UI forwards the signed-in user's access token only when told to
+ *     (ui-server config `codec.passAccessToken: true`, env `TEMPORAL_CODEC_PASS_ACCESS_TOKEN=true`,
+ *     or "Pass access token" in the UI's codec settings) and only to an https endpoint. That token
+ *     is the user's OIDC token: pass `verify` to check it against your identity provider.
+ *   - Temporal UI without a login (the dev server `npm start` runs): the browser has no token to
+ *     forward, so the operator signs in once at `<base>/login` with an API token; the codec server
+ *     sets an HttpOnly, SameSite=Strict session cookie, which the UI sends when "Include
+ *     cross-origin credentials" is on in its codec settings (the UI and this server are the same
+ *     site, so the cookie goes only with requests from it).
  * The X-Namespace header the UI sends is accepted and ignored: one keyring serves every namespace.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Payload, PayloadCodec } from '@temporalio/common';
 import { z } from 'zod';
+import { createAuthenticator } from './http/auth.js';
+import type { ApiConfig, Role } from '../model/api-config.js';
 import { PayloadCodecError } from '../workers/codec.js';
 
-export type CodecAuth =
-  /** No authentication: only for a codec server bound to loopback in local development. */
-  | 'none'
-  /** A shared secret, sent as `Authorization: Bearer <token>`. */
-  | { token: string }
-  /** Your own check, e.g. of the OIDC access token the Temporal UI forwards. */
-  | { verify: (bearerToken: string) => boolean | Promise<boolean> };
+/** The API roles that may read every offboarding, and so may decode any payload. */
+export const CODEC_ROLES: readonly Role[] = ['security', 'auditor'];
+
+/** Who may call the codec endpoints; at least one of the two must be given. */
+export interface CodecAuth {
+  /** The HTTP API's tokens (config `api.tokens`); those with a role in `roles` may decode. */
+  apiTokens?: ApiConfig['tokens'];
+  /** Roles allowed among `apiTokens`. Default CODEC_ROLES. */
+  roles?: readonly Role[];
+  /** Your check of the access token the Temporal UI forwards (the signed-in user's OIDC token). */
+  verify?: (bearerToken: string) => boolean | Promise<boolean>;
+  /** How long a browser sign-in at `<base>/login` lasts. Default 8 hours. */
+  sessionMs?: number;
+}
 
 export interface CodecHandlerOptions {
   codec: PayloadCodec;
@@ -53,7 +65,8 @@ const jsonPayloadSchema = z.object({
   metadata: z.record(z.string(), base64Schema).nullish(),
   data: base64Schema.nullish(),
 });
-const requestSchema = z.object({ payloads: z.array(jsonPayloadSchema) });
+// proto3 JSON leaves out an empty repeated field: the Temporal CLI sends `{}` for a query without arguments.
+const requestSchema = z.object({ payloads: z.array(jsonPayloadSchema).nullish() });
 type JSONPayload = z.infer<typeof jsonPayloadSchema>;
 
 const toBytes = (base64: string) => new Uint8Array(Buffer.from(base64, 'base64'));
@@ -92,23 +105,29 @@ async function readBody(req: IncomingMessage, limit: number): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-/** Compares digests so that neither the content nor the length of the token leaks through timing. */
-function sameSecret(given: string, expected: string): boolean {
-  const digest = (s: string) => createHash('sha256').update(s).digest();
-  return timingSafeEqual(digest(given), digest(expected));
+const SESSION_COOKIE = 'offboard-codec-session';
+
+function cookieValue(req: IncomingMessage, name: string): string | undefined {
+  for (const part of (req.headers.cookie ?? '').split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+  }
+  return undefined;
 }
 
-async function authorized(req: IncomingMessage, auth: CodecAuth): Promise<boolean> {
-  if (auth === 'none') return true;
-  const match = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
-  if (!match) return false;
-  const token = match[1]!;
-  if ('token' in auth) return sameSecret(token, auth.token);
-  try {
-    return await auth.verify(token);
-  } catch {
-    return false;
-  }
+const LOGIN_FORM = `<form method="post"><label>API token (security or auditor role)
+<input type="password" name="token" autocomplete="off" size="50"></label> <button>Sign in</button></form>`;
+
+function sendPage(res: ServerResponse, status: number, body: string) {
+  const html = `<!doctype html><title>offboard codec server</title>${body}`;
+  res.writeHead(status, {
+    'Content-Type': 'text/html; charset=utf-8',
+    'Content-Length': Buffer.byteLength(html),
+    'Cache-Control': 'no-store',
+    'Content-Security-Policy': "default-src 'none'; form-action 'self'",
+    'X-Frame-Options': 'DENY',
+  });
+  res.end(html);
 }
 
 function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) {
@@ -128,11 +147,45 @@ function send(res: ServerResponse, status: number, body: unknown, headers: Recor
  */
 export function createCodecHandler(options: CodecHandlerOptions): CodecHandler {
   const { codec, auth, maxBodyBytes = 8 * 1024 * 1024 } = options;
-  if (auth !== 'none' && 'token' in auth && auth.token.length < 16) {
+  if (!auth.verify && !(auth.apiTokens ?? []).some((entry) => (auth.roles ?? CODEC_ROLES).includes(entry.role))) {
     throw new Error(
-      'the codec server token is shorter than 16 characters; use a random one, e.g. `openssl rand -base64 32`',
+      `the codec server needs credentials to check: API tokens (config api.tokens) with a role of ${(auth.roles ?? CODEC_ROLES).join(' or ')}, ` +
+        'or a verify hook for the access token the Temporal UI forwards',
     );
   }
+  const authenticator = createAuthenticator(auth.apiTokens ?? []);
+  const roles = new Set(auth.roles ?? CODEC_ROLES);
+  const sessionMs = auth.sessionMs ?? 8 * 3_600_000;
+  /** Browser sign-ins: session id → expiry (ms). In memory: a restart signs everyone out. */
+  const sessions = new Map<string, number>();
+
+  /** Throws 401/403 unless the request carries an allowed token, a verified UI token or a live session. */
+  const requireCaller = async (req: IncomingMessage) => {
+    const header = req.headers.authorization;
+    const challenge = {
+      'WWW-Authenticate': `Bearer realm="offboard-codec"${header === undefined ? '' : ', error="invalid_token"'}`,
+    };
+    if (header !== undefined) {
+      const principal = authenticator.authenticate(header);
+      if (principal) {
+        if (roles.has(principal.role)) return;
+        throw new HttpError(
+          403,
+          `the ${principal.role} role may not decode payloads (a codec cannot limit what it decodes to one person's offboarding); use a token with a role of ${[...roles].join(' or ')}`,
+        );
+      }
+      const bearer = /^Bearer\s+(\S+)\s*$/i.exec(header)?.[1];
+      if (bearer && auth.verify && (await Promise.resolve(auth.verify(bearer)).catch(() => false))) return;
+      throw new HttpError(401, 'the bearer token is not valid for this codec server', challenge);
+    }
+    const session = cookieValue(req, SESSION_COOKIE);
+    if (session && (sessions.get(session) ?? 0) > Date.now()) return;
+    throw new HttpError(
+      401,
+      `send "Authorization: Bearer <token>" (an API token with a role of ${[...roles].join(' or ')}), or sign in at ${basePath}/login and turn on "Include cross-origin credentials" in the UI's codec settings`,
+      challenge,
+    );
+  };
   const origins = new Set(typeof options.allowedOrigin === 'string' ? [options.allowedOrigin] : options.allowedOrigin);
   for (const origin of origins) {
     if (origin === '*' || !/^https?:\/\/[^/]+$/.test(origin)) {
@@ -142,10 +195,38 @@ export function createCodecHandler(options: CodecHandlerOptions): CodecHandler {
     }
   }
   const basePath = (options.basePath ?? '/codec').replace(/\/+$/, '');
-  const routes = new Map<string, 'encode' | 'decode'>([
+  const routes = new Map<string, 'encode' | 'decode' | 'login'>([
     [`${basePath}/encode`, 'encode'],
     [`${basePath}/decode`, 'decode'],
+    [`${basePath}/login`, 'login'],
   ]);
+
+  /** The browser sign-in: a form for an API token, answered with a session cookie. */
+  const login = async (req: IncomingMessage, res: ServerResponse) => {
+    if (req.method === 'GET') return sendPage(res, 200, LOGIN_FORM);
+    if (req.method !== 'POST') throw new HttpError(405, `use GET or POST ${basePath}/login`, { Allow: 'GET, POST' });
+    const token = new URLSearchParams(await readBody(req, 4096)).get('token')?.trim() ?? '';
+    const principal = authenticator.authenticate(`Bearer ${token}`);
+    if (!principal || !roles.has(principal.role))
+      return sendPage(
+        res,
+        principal ? 403 : 401,
+        `<p>${principal ? `The ${principal.role} role may not decode payloads.` : 'That token is not valid.'} <a href="login">Try again</a>.</p>`,
+      );
+    const now = Date.now();
+    for (const [id, expiry] of sessions) if (expiry <= now) sessions.delete(id);
+    const id = randomBytes(32).toString('base64url');
+    sessions.set(id, now + sessionMs);
+    res.setHeader(
+      'Set-Cookie',
+      `${SESSION_COOKIE}=${id}; Path=${basePath}; HttpOnly; SameSite=Strict; Max-Age=${Math.floor(sessionMs / 1000)}`,
+    );
+    sendPage(
+      res,
+      200,
+      '<p>Signed in. In the Temporal UI, open the codec server settings and turn on "Include cross-origin credentials"; payloads then show decoded.</p>',
+    );
+  };
 
   return async (req, res) => {
     const path = new URL(req.url ?? '/', 'http://codec.invalid').pathname;
@@ -155,6 +236,13 @@ export function createCodecHandler(options: CodecHandlerOptions): CodecHandler {
     const origin = req.headers.origin;
     const cors: Record<string, string> = { Vary: 'Origin' };
     try {
+      // The sign-in page is this server's own, not the UI's: a form posted from elsewhere is refused.
+      if (operation === 'login') {
+        if (origin !== undefined && origin !== `http://${req.headers.host}` && origin !== `https://${req.headers.host}`)
+          throw new HttpError(403, `sign in from ${basePath}/login on this server itself`);
+        await login(req, res);
+        return true;
+      }
       // Browsers always send Origin on cross-origin calls; the CLI and scripts send none.
       if (origin !== undefined) {
         if (!origins.has(origin))
@@ -175,11 +263,7 @@ export function createCodecHandler(options: CodecHandlerOptions): CodecHandler {
         return true;
       }
       if (req.method !== 'POST') throw new HttpError(405, `use POST ${path}`, { Allow: 'POST, OPTIONS' });
-      if (!(await authorized(req, auth))) {
-        throw new HttpError(401, 'a valid "Authorization: Bearer <token>" header is required', {
-          'WWW-Authenticate': 'Bearer realm="offboard-codec"',
-        });
-      }
+      await requireCaller(req);
       let body: unknown;
       try {
         body = JSON.parse(await readBody(req, maxBodyBytes));
@@ -195,7 +279,7 @@ export function createCodecHandler(options: CodecHandlerOptions): CodecHandler {
           `the body must be {"payloads": [{"metadata": {key: base64}, "data": base64}]}: ${issue ? `${issue.path.join('.') || '(root)'}: ${issue.message}` : 'invalid'}`,
         );
       }
-      const payloads = parsed.data.payloads.map(fromJSON);
+      const payloads = (parsed.data.payloads ?? []).map(fromJSON);
       let result: Payload[];
       try {
         result = operation === 'encode' ? await codec.encode(payloads) : await codec.decode(payloads);
@@ -222,8 +306,6 @@ export interface CodecServer {
   close(): Promise<void>;
 }
 
-const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
-
 /**
  * A server for the codec endpoints alone, e.g. for `npm start` to name in
  * `temporal server start-dev --ui-codec-endpoint <url>`. Every other path answers 404.
@@ -232,11 +314,6 @@ export async function startCodecServer(
   options: CodecHandlerOptions & { port?: number; host?: string },
 ): Promise<CodecServer> {
   const { port = 0, host = '127.0.0.1', ...handlerOptions } = options;
-  if (handlerOptions.auth === 'none' && !LOOPBACK.has(host)) {
-    throw new Error(
-      `the codec server may run without authentication only on loopback (127.0.0.1, ::1, localhost), not on ${host}: configure a token`,
-    );
-  }
   const handle = createCodecHandler(handlerOptions);
   const server = createServer((req, res) => {
     handle(req, res)

@@ -41,6 +41,10 @@ export const listFiltersSchema = z
   .strict();
 export type ListFilters = z.infer<typeof listFiltersSchema>;
 
+/** The phase (and stage attribute) of an offboarding that a cancel command ended. */
+const CANCELLED_PHASE = 'cancelled';
+const CANCELLED_STAGE = `OffboardingStage = "${CANCELLED_PHASE}"`;
+
 /** Limits a list to these employees (a manager's reports). */
 export interface ListScope {
   reports: Iterable<string>;
@@ -52,7 +56,14 @@ export interface ListScope {
  */
 export function visibilityQuery(filters: ListFilters, scope?: ListScope): string | null {
   const clauses = [`WorkflowType = "${OFFBOARDING_WORKFLOW_TYPE}"`];
-  if (filters.state) clauses.push(`ExecutionStatus = "${EXECUTION_STATES[filters.state]}"`);
+  if (filters.state === 'canceled') {
+    // A cancel command ends the run normally once it has re-enabled what it disabled: Temporal
+    // says Completed, and the stage attribute says cancelled. A run cancelled through Temporal
+    // itself (the UI's Cancel) is Canceled.
+    clauses.push(`(ExecutionStatus = "Canceled" OR (ExecutionStatus = "Completed" AND ${CANCELLED_STAGE}))`);
+  } else if (filters.state === 'completed') {
+    clauses.push(`ExecutionStatus = "Completed" AND OffboardingStage != "${CANCELLED_PHASE}"`);
+  } else if (filters.state) clauses.push(`ExecutionStatus = "${EXECUTION_STATES[filters.state]}"`);
   if (filters.stage) clauses.push(`OffboardingStage = "${filters.stage}"`);
   if (filters.held) clauses.push(`OffboardingHeld = ${filters.held}`);
   if (filters.mode) clauses.push(`OffboardingMode = "${filters.mode}"`);
@@ -65,8 +76,8 @@ export function visibilityQuery(filters: ListFilters, scope?: ListScope): string
   return clauses.join(' AND ');
 }
 
-export const stateOf = (name: WorkflowExecutionStatusName): string =>
-  name === 'CANCELLED' ? 'canceled' : name.toLowerCase();
+export const stateOf = (name: WorkflowExecutionStatusName, stage?: string | null): string =>
+  name === 'CANCELLED' || (name === 'COMPLETED' && stage === CANCELLED_PHASE) ? 'canceled' : name.toLowerCase();
 
 export interface OffboardingSummary {
   workflowId: string;
@@ -87,7 +98,7 @@ function summarise(info: WorkflowExecutionInfo): OffboardingSummary {
     workflowId: info.workflowId,
     runId: info.runId,
     employeeId: attributes.get(EmployeeIdKey) ?? null,
-    state: stateOf(info.status.name),
+    state: stateOf(info.status.name, attributes.get(StageKey)),
     stage: attributes.get(StageKey) ?? null,
     mode: attributes.get(ModeKey) ?? null,
     held: attributes.get(HeldKey) ?? null,

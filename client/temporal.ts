@@ -11,9 +11,11 @@ import {
   WorkflowIdConflictPolicy,
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
+  type WorkflowExecutionDescription,
 } from '@temporalio/client';
 import { planningProblems, type PlanningProblem } from '../model/plan.js';
 import type { Policy } from '../model/policy.js';
+import proto from '@temporalio/proto';
 import { offboardingRequestSchema, workflowIdFor, describeIssues, type OffboardingRequest } from '../model/request.js';
 import type { UpdateDefinition } from '@temporalio/common';
 import {
@@ -89,6 +91,11 @@ export interface StartResult {
   outcome: 'started' | 'joined' | 'superseded';
   /** For a join: what the running offboarding made of this request. */
   detail: string | null;
+  /**
+   * True when the running offboarding was started by this very request (same request id): a
+   * re-sent event or a re-run CSV. Nothing was sent to it; `outcome` is `joined`.
+   */
+  duplicate?: boolean;
 }
 
 export interface StartOptions {
@@ -135,6 +142,29 @@ async function startOrHandOver(
 ): Promise<StartResult | 'ended'> {
   const { taskQueue = OFFBOARDING_TASK_QUEUE, searchAttributes = true } = options;
   const workflowId = workflowIdFor(request.subject.employeeId);
+  // The start call cannot tell "started" from "this request had started it before" (both leave
+  // our request id in the memo), so a running offboarding of this very request is looked for first.
+  const running = await client.workflow
+    .getHandle(workflowId)
+    .describe()
+    .catch((err: unknown) => {
+      if (err instanceof WorkflowNotFoundError) return null;
+      throw err;
+    });
+  if (
+    running?.status.name === 'RUNNING' &&
+    (running.memo as { requestId?: string } | undefined)?.requestId === request.requestId
+  ) {
+    return {
+      workflowId,
+      runId: running.runId,
+      started: false,
+      startedBy: request.requestId,
+      outcome: 'joined',
+      detail: `duplicate: request ${request.requestId} started this offboarding already; nothing changed`,
+      duplicate: true,
+    };
+  }
   const handle = await client.workflow.start<typeof offboarding>(OFFBOARDING_WORKFLOW_TYPE, {
     workflowId,
     taskQueue,
@@ -224,18 +254,70 @@ export interface CallInFlight {
 }
 
 /**
+ * A run that no worker has taken up yet (a backlog is being worked, or no worker runs): its
+ * workflow code has never run, so it cannot answer a query, and one sent would wait for a
+ * worker (30 s and a timeout). What Temporal's description already says is shown instead.
+ */
+export interface QueuedOffboarding {
+  workflowId: string;
+  runId: string;
+  phase: 'queued';
+  /** When the run was started (ISO). */
+  startedAt: string;
+  /** The request that started it (the memo). */
+  requestId: string | null;
+  /** The task queue whose worker has yet to take it. */
+  taskQueue: string;
+}
+
+/**
+ * Events a run has before its first workflow task completes: started, task scheduled, task
+ * started. Only once a task has completed is there workflow state to answer a query from.
+ */
+const EVENTS_BEFORE_FIRST_TASK_COMPLETES = 3;
+const { EventType } = proto.temporal.api.enums.v1;
+
+/** A short history (signals before the first task, a timed-out first task) is read to be sure. */
+const HISTORY_CHECKED_UP_TO = 50;
+
+async function firstTaskCompleted(client: Client, description: WorkflowExecutionDescription): Promise<boolean> {
+  if (description.historyLength <= EVENTS_BEFORE_FIRST_TASK_COMPLETES) return false;
+  if (description.historyLength > HISTORY_CHECKED_UP_TO) return true;
+  // Raw, so that no payload is decoded: only the event types are looked at.
+  const page = await client.workflowService.getWorkflowExecutionHistory({
+    namespace: client.options.namespace,
+    execution: { workflowId: description.workflowId, runId: description.runId },
+    maximumPageSize: HISTORY_CHECKED_UP_TO,
+  });
+  return (page.history?.events ?? []).some((event) => event.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED);
+}
+
+/**
  * An offboarding's status query, and the system calls in flight with their attempt from
- * Temporal's description, so an operator reads "slack: discover, attempt 2, 40 s".
+ * Temporal's description, so an operator reads "slack: discover, attempt 2, 40 s". A run whose
+ * first workflow task has not completed answers `queued` from the description, at once.
  */
 export async function readStatus(
   client: Client,
   employeeId: string,
-): Promise<{ status: OffboardingStatus; calls: CallInFlight[] }> {
+): Promise<{ status: OffboardingStatus; calls: CallInFlight[] } | { queued: QueuedOffboarding }> {
   const handle = client.workflow.getHandle(workflowIdFor(employeeId));
   const description = await handle.describe().catch((err: unknown) => {
     if (err instanceof WorkflowNotFoundError) throw new NoSuchOffboardingError(employeeId);
     throw err;
   });
+  if (description.status.name === 'RUNNING' && !(await firstTaskCompleted(client, description))) {
+    return {
+      queued: {
+        workflowId: description.workflowId,
+        runId: description.runId,
+        phase: 'queued',
+        startedAt: description.startTime.toISOString(),
+        requestId: (description.memo as { requestId?: string } | undefined)?.requestId ?? null,
+        taskQueue: description.taskQueue,
+      },
+    };
+  }
   const status = await handle.query(statusQuery);
   const toIso = (time: { seconds?: unknown; nanos?: number | null } | null | undefined) =>
     time?.seconds != null

@@ -36,6 +36,7 @@ import { seedWarehouseRoles, WAREHOUSE_ARCHIVE_ROLE } from '../sandbox/postgres.
 import { startSaasSandboxes, type SaasSandboxes } from '../sandbox/index.js';
 import { EncryptionCodec, keyringFromEnv, PAYLOAD_KEYS_ENV } from '../workers/codec.js';
 import { startCodecServer } from '../client/codec-server.js';
+import { loadConfig } from '../workers/config.js';
 import { connect } from 'node:net';
 import { keycloakWanted, startSandboxKeycloak } from './keycloak-sandbox.js';
 
@@ -238,8 +239,16 @@ async function main() {
   };
 
   /** The worker and the API: Node children in their own process group, stopped with SIGTERM. */
-  const spawnNode = (name: string, what: string, script: string, childEnv: NodeJS.ProcessEnv, readyLine: string) => {
-    const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', join(projectRoot, ...script.split('/'))], {
+  const spawnNode = (
+    name: string,
+    what: string,
+    script: string,
+    childEnv: NodeJS.ProcessEnv,
+    readyLine: string,
+    nodeOptions: string[] = [],
+  ) => {
+    const args = [...nodeOptions, '--import', 'tsx', join(projectRoot, ...script.split('/'))];
+    const child: ChildProcess = spawn(process.execPath, args, {
       env: childEnv,
       stdio: ['ignore', 'inherit', 'pipe'],
       detached: true,
@@ -316,21 +325,16 @@ async function main() {
     const payloadKeys = env[PAYLOAD_KEYS_ENV] ?? localPayloadKeys();
     const keyring = keyringFromEnv({ [PAYLOAD_KEYS_ENV]: payloadKeys });
     if (!keyring) throw new StartRefused(`${PAYLOAD_KEYS_ENV} is empty`);
-    const codec = await startCodecServer({
-      codec: new EncryptionCodec(keyring),
-      allowedOrigin: [`http://127.0.0.1:${uiPort}`, `http://localhost:${uiPort}`],
-      // The dev UI has no login, so there is no token to forward; the server listens on loopback only.
-      auth: 'none',
-      port: codecPort,
-    });
-    stops.push({ what: 'the codec server', stop: () => codec.close() });
+    // The codec server starts once the config (and so the API tokens it checks) is known; the UI
+    // calls it only when a browser asks to decode, so its address can be named to Temporal now.
+    const codecUrl = `http://127.0.0.1:${codecPort}/codec`;
 
     say('starting the Temporal dev server…');
     const temporal = await startTemporalDevServer({
       dbFile: join(dataDir, 'temporal.db'),
       port: temporalPort,
       uiPort,
-      codecEndpoint: codec.url,
+      codecEndpoint: codecUrl,
       detached: true,
     });
     if (temporal.process) supervise('temporal', 'the Temporal dev server', temporal.process, () => temporal.stop());
@@ -431,8 +435,29 @@ async function main() {
         );
     }
 
+    // Every caller of the codec server proves who it is: an API token with a role that reads
+    // everything (the CLI's --codec-auth), or a browser session signed in with one (the dev UI).
+    const codecTokens = loadConfig(workerEnv).api?.tokens ?? [];
+    let codecLine: string;
+    try {
+      const codec = await startCodecServer({
+        codec: new EncryptionCodec(keyring),
+        allowedOrigin: [`http://127.0.0.1:${uiPort}`, `http://localhost:${uiPort}`],
+        auth: { apiTokens: codecTokens },
+        port: codecPort,
+      });
+      stops.push({ what: 'the codec server', stop: () => codec.close() });
+      codecLine = `codec server at ${codec.url}: sign in at ${codec.url}/login with a security or auditor token`;
+    } catch (err) {
+      codecLine = `no codec server (${(err as Error).message}), so payloads show encrypted`;
+    }
+
     say('starting the worker…');
-    const worker = spawnNode('worker', 'the worker', 'workers/worker.ts', workerEnv, 'worker started');
+    // A heap limit makes V8 collect evicted runs' garbage instead of growing to 4 GiB, and sizes the
+    // workflow cache with it (docs/bench.md: 600 waiting at about 600 MB, against 950 MB without).
+    const worker = spawnNode('worker', 'the worker', 'workers/worker.ts', workerEnv, 'worker started', [
+      `--max-old-space-size=${env.OFFBOARD_WORKER_HEAP_MB ?? 768}`,
+    ]);
     // The HTTP API (HR webhook, operators) runs when the config has an `api` section.
     let apiLine = 'not started (no `api` section in OFFBOARD_CONFIG)';
     const config = parseYaml(
@@ -462,7 +487,7 @@ async function main() {
 
     say('ready:');
     say(`  Temporal     ${temporal.address} (namespace ${workerEnv.TEMPORAL_NAMESPACE}, state in .data/temporal.db)`);
-    say(`  Temporal UI  ${temporal.uiUrl} (payloads decrypted by the codec server at ${codec.url})`);
+    say(`  Temporal UI  ${temporal.uiUrl} (${codecLine})`);
     say(`  audit DB     ${databaseLine}`);
     say(`  LDAP         ${ldapLine}`);
     say(`  warehouse    ${warehouseLine}`);

@@ -9,7 +9,7 @@ import { request as httpRequest } from 'node:http';
 import { defaultPayloadConverter, type DataConverter, type Payload } from '@temporalio/common';
 import proto from '@temporalio/proto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { startCodecServer, type CodecAuth, type CodecServer } from '../client/codec-server.js';
+import { createCodecHandler, startCodecServer, type CodecServer } from '../client/codec-server.js';
 import { sendCommand, startOffboarding } from '../client/temporal.js';
 import type { OffboardingRequest } from '../model/request.js';
 import { samplePerson } from '../sandbox/org.js';
@@ -224,7 +224,17 @@ describe('keyringFromEnv (OFFBOARD_PAYLOAD_KEYS)', () => {
 
 describe('codec server (HTTP on 127.0.0.1)', () => {
   const UI = 'http://127.0.0.1:8233';
-  const TOKEN = randomBytes(24).toString('base64url');
+  const TOKEN = randomBytes(32).toString('base64url');
+  const AUDITOR_TOKEN = randomBytes(32).toString('base64url');
+  const MANAGER_TOKEN = randomBytes(32).toString('base64url');
+  const HR_TOKEN = randomBytes(32).toString('base64url');
+  // The API's own token list (config api.tokens): the codec server checks the same tokens and roles.
+  const apiTokens = [
+    { subject: 'it-operator', role: 'security' as const, token: TOKEN },
+    { subject: 'auditor-1', role: 'auditor' as const, token: AUDITOR_TOKEN },
+    { subject: 'manager-1', role: 'manager' as const, token: MANAGER_TOKEN, reports: ['E1001'] },
+    { subject: 'hr', role: 'hr-system' as const, token: HR_TOKEN },
+  ];
   const codec = new EncryptionCodec(createKeyring([newKey('k1')]));
   let server: CodecServer;
 
@@ -277,7 +287,7 @@ describe('codec server (HTTP on 127.0.0.1)', () => {
   const auth = { Authorization: `Bearer ${TOKEN}` };
 
   before(async () => {
-    server = await startCodecServer({ codec, allowedOrigin: UI, auth: { token: TOKEN }, port: 0 });
+    server = await startCodecServer({ codec, allowedOrigin: UI, auth: { apiTokens }, port: 0 });
   });
   after(async () => {
     await server?.close();
@@ -303,24 +313,126 @@ describe('codec server (HTTP on 127.0.0.1)', () => {
     assert.equal(decoded.headers['content-type'], 'application/json');
   });
 
-  it('requires the bearer token', async () => {
+  it('refuses every caller without credentials, with or without an Origin', async () => {
     const attempts: Record<string, string>[] = [
       {},
+      { Origin: UI },
       { Authorization: 'Bearer wrong-token' },
       { Authorization: `Basic ${TOKEN}` },
+      { Cookie: 'offboard-codec-session=made-up' },
     ];
+    const [secret] = await codec.encode([defaultPayloadConverter.toPayload({ email: 'ada.lovelace.1@example.org' })]);
     for (const headers of attempts) {
-      const answer = await call(server, 'POST', '/codec/decode', headers, { payloads: [] });
-      assert.equal(answer.status, 401);
-      assert.match(String(answer.headers['www-authenticate']), /^Bearer/);
+      for (const operation of ['decode', 'encode']) {
+        const answer = await call(server, 'POST', `/codec/${operation}`, headers, { payloads: [asJSON(secret!)] });
+        assert.equal(answer.status, 401, `${operation} ${JSON.stringify(headers)}`);
+        assert.match(String(answer.headers['www-authenticate']), /^Bearer realm="offboard-codec"/);
+        assert.ok(!answer.body.includes('payloads'), 'nothing decoded');
+      }
     }
+  });
+
+  it('refuses an API token whose role may not read every offboarding; security and auditor pass', async () => {
+    for (const token of [MANAGER_TOKEN, HR_TOKEN]) {
+      const answer = await call(
+        server,
+        'POST',
+        '/codec/decode',
+        { Authorization: `Bearer ${token}` },
+        { payloads: [] },
+      );
+      assert.equal(answer.status, 403);
+      assert.match(answer.body, /role may not decode payloads.*security or auditor/);
+    }
+    for (const token of [TOKEN, AUDITOR_TOKEN])
+      assert.equal(
+        (await call(server, 'POST', '/codec/decode', { Authorization: `Bearer ${token}` }, { payloads: [] })).status,
+        200,
+      );
+    assert.throws(
+      () => createCodecHandler({ codec, allowedOrigin: UI, auth: { apiTokens: [apiTokens[2]!] } }),
+      /needs credentials to check/,
+    );
+    assert.throws(() => createCodecHandler({ codec, allowedOrigin: UI, auth: {} }), /needs credentials to check/);
+  });
+
+  it('accepts the empty payload list in every shape the CLI and UI send it', async () => {
+    // `temporal workflow query` without --input sends `{}`: proto3 JSON leaves an empty list out.
+    for (const body of [{}, { payloads: [] }, { payloads: null }]) {
+      const answer = await call(server, 'POST', '/codec/decode', auth, body);
+      assert.equal(answer.status, 200, `${JSON.stringify(body)}: ${answer.body}`);
+      assert.deepEqual(JSON.parse(answer.body), { payloads: [] });
+    }
+    // A payload with no metadata or no data (proto3 JSON leaves those out too) passes through.
+    const answer = await call(server, 'POST', '/codec/decode', auth, { payloads: [{}, { metadata: {} }] });
+    assert.equal(answer.status, 200, answer.body);
+    assert.deepEqual(JSON.parse(answer.body), {
+      payloads: [
+        { metadata: {}, data: '' },
+        { metadata: {}, data: '' },
+      ],
+    });
+  });
+
+  it('signs a browser in with an API token: a session cookie the UI sends with its calls', async () => {
+    const form = await call(server, 'GET', '/codec/login');
+    assert.equal(form.status, 200);
+    assert.match(form.body, /<form method="post">/);
+    const post = (token: string, headers: Record<string, string> = {}) =>
+      call(
+        server,
+        'POST',
+        '/codec/login',
+        { 'Content-Type': 'application/x-www-form-urlencoded', ...headers },
+        new URLSearchParams({ token }).toString(),
+      );
+    const wrong = await post('not-a-token');
+    assert.equal(wrong.status, 401);
+    assert.equal(wrong.headers['set-cookie'], undefined);
+    const manager = await post(MANAGER_TOKEN);
+    assert.equal(manager.status, 403);
+    assert.equal(manager.headers['set-cookie'], undefined);
+    // A form posted from another site (login CSRF) is refused.
+    assert.equal((await post(TOKEN, { Origin: 'http://evil.example' })).status, 403);
+
+    const signedIn = await post(TOKEN, { Origin: `http://127.0.0.1:${server.port}` });
+    assert.equal(signedIn.status, 200, signedIn.body);
+    const cookie = String(signedIn.headers['set-cookie']);
+    assert.match(
+      cookie,
+      /^offboard-codec-session=[A-Za-z0-9_-]{43}; Path=\/codec; HttpOnly; SameSite=Strict; Max-Age=28800$/,
+    );
+    const session = cookie.split(';')[0]!;
+    const [encrypted] = await codec.encode([defaultPayloadConverter.toPayload('Grace Hopper')]);
+    const decoded = await call(
+      server,
+      'POST',
+      '/codec/decode',
+      { Origin: UI, Cookie: session },
+      { payloads: [asJSON(encrypted!)] },
+    );
+    assert.equal(decoded.status, 200, decoded.body);
+    assert.equal(decoded.headers['access-control-allow-origin'], UI);
+    assert.equal(decoded.headers['access-control-allow-credentials'], 'true');
+    assert.deepEqual(JSON.parse(decoded.body), {
+      payloads: [asJSON(defaultPayloadConverter.toPayload('Grace Hopper'))],
+    });
+    // The same cookie from a page on another origin is refused before anything is decoded.
+    const elsewhere = await call(
+      server,
+      'POST',
+      '/codec/decode',
+      { Origin: 'http://evil.example', Cookie: session },
+      { payloads: [asJSON(encrypted!)] },
+    );
+    assert.equal(elsewhere.status, 403);
   });
 
   it('checks a forwarded access token with the verify hook', async () => {
     const verifying = await startCodecServer({
       codec,
       allowedOrigin: UI,
-      auth: { verify: async (token) => token === 'user-access-token' },
+      auth: { verify: async (token) => token === 'user-access-token', apiTokens },
     });
     try {
       assert.equal(
@@ -343,10 +455,19 @@ describe('codec server (HTTP on 127.0.0.1)', () => {
     } finally {
       await verifying.close();
     }
-    await assert.rejects(
-      startCodecServer({ codec, allowedOrigin: UI, auth: { token: 'short' } }),
-      /shorter than 16 characters/,
-    );
+    // Without API tokens, the verify hook alone suffices (a UI behind SSO).
+    const uiOnly = await startCodecServer({
+      codec,
+      allowedOrigin: UI,
+      auth: { verify: (t) => t === 'user-access-token' },
+    });
+    try {
+      const headers = { Authorization: 'Bearer user-access-token' };
+      assert.equal((await call(uiOnly, 'POST', '/codec/decode', headers, { payloads: [] })).status, 200);
+      assert.equal((await call(uiOnly, 'POST', '/codec/decode', {}, { payloads: [] })).status, 401);
+    } finally {
+      await uiOnly.close();
+    }
   });
 
   it('answers the CORS preflight for the UI origin, and names the origin on answers', async () => {
@@ -400,19 +521,12 @@ describe('codec server (HTTP on 127.0.0.1)', () => {
     assert.match(unknown.body, /key id \\"other\\"/);
   });
 
-  it('runs without auth only when asked to, and only on loopback', async () => {
-    const none: CodecAuth = 'none';
+  it('refuses a wildcard or path as the UI origin', async () => {
+    await assert.rejects(startCodecServer({ codec, allowedOrigin: '*', auth: { apiTokens } }), /exact origin/);
     await assert.rejects(
-      startCodecServer({ codec, allowedOrigin: UI, auth: none, host: '0.0.0.0' }),
-      /only on loopback/,
+      startCodecServer({ codec, allowedOrigin: 'http://127.0.0.1:8233/ui', auth: { apiTokens } }),
+      /exact origin/,
     );
-    await assert.rejects(startCodecServer({ codec, allowedOrigin: '*', auth: none }), /exact origin/);
-    const open = await startCodecServer({ codec, allowedOrigin: UI, auth: none });
-    try {
-      assert.equal((await call(open, 'POST', '/codec/decode', {}, { payloads: [] })).status, 200);
-    } finally {
-      await open.close();
-    }
   });
 });
 

@@ -471,14 +471,74 @@ describe('offboarding on the Temporal dev server (real slapd and PostgreSQL)', f
     const csv = join(mkdtempSync(join(tmpdir(), 'offboard-bulk-')), 'terminations.csv');
     writeFileSync(
       csv,
-      'employee_id,reason,effective_at\nE1034,involuntary,\nE1034,involuntary,\n*bad*,fired,\nE1037,voluntary,2030-01-01T00:00:00Z\n',
+      'employee_id,reason,effective_at,request_id\nE1034,involuntary,,\nE1034,involuntary,,\n*bad*,fired,,\nE1037,voluntary,2030-01-01T00:00:00Z,hr-bulk-e1037\n',
     );
     const bulk = await cli('terminate', '--file', csv);
     assert.equal(bulk.code, 1, 'a failed row makes the exit code non-zero');
-    assert.match(bulk.out, /^2 started, 1 joined \(already running\), 0 superseded a running plan, 1 failed$/m);
+    assert.match(
+      bulk.out,
+      /^2 started, 1 joined \(already running\), 0 duplicate \(this request started it already\), 0 superseded a running plan, 1 failed$/m,
+    );
     assert.match(bulk.out, /row 4 \(\*bad\*\): subject\.employeeId: must be .*reason: Invalid option/);
     assert.match(bulk.err, /\[#+\] 4\/4/, 'progress is shown');
     assert.equal((await client.workflow.getHandle('offboarding-E1037').describe()).status.name, 'RUNNING');
+    // The same file again: nothing starts. A row with its own request id is that request again.
+    const rerunOut = await cli('terminate', '--file', csv, '--json');
+    const rerun = JSON.parse(rerunOut.out) as {
+      started: number;
+      joined: number;
+      duplicate: number;
+      results: unknown[];
+    };
+    assert.deepEqual([rerun.started, rerun.joined, rerun.duplicate], [0, 2, 1], rerunOut.out);
+    assert.ok(
+      rerun.results.some(
+        (r) => JSON.stringify(r).includes('"outcome":"duplicate"') && JSON.stringify(r).includes('E1037'),
+      ),
+    );
+
+    // Plain status of a run due in 2030 shows what pre-flight found, before any stage.
+    const directoryEntry = await eventually(
+      () => client.workflow.getHandle('offboarding-E1037').query<OffboardingStatus>('status'),
+      (s) => typeof s.accounts.directory === 'string' && 'warehouse' in s.accounts,
+      "E1037's pre-flight",
+    );
+    const waiting = await cli('status', 'E1037');
+    assert.equal(waiting.code, 0, waiting.err);
+    assert.match(waiting.out, /accounts\s+found ahead of time \(pre-flight\), before the first stage:/);
+    assert.match(waiting.out, new RegExp(`\\n\\s+directory\\s+${directoryEntry.accounts.directory}\\n`));
+    for (const [system, account] of Object.entries(directoryEntry.accounts))
+      assert.match(waiting.out, new RegExp(`\\n\\s+${system}\\s+${account ?? 'none found'}\\n`), system);
+
+    // Cancelled by the cancel command: the run ends normally (Completed) in the phase cancelled.
+    assert.equal((await cli('cancel', 'E1037', '--reason', 'rescinded')).code, 0);
+    await client.workflow.getHandle('offboarding-E1037').result();
+    const canceled = await eventually(
+      async () =>
+        JSON.parse((await cli('list', '--state', 'canceled', '--json')).out) as { workflowId: string; state: string }[],
+      (rows) => rows.some((r) => r.workflowId === 'offboarding-E1037'),
+      'E1037 in list --state canceled',
+    );
+    assert.equal(canceled.find((r) => r.workflowId === 'offboarding-E1037')?.state, 'canceled');
+    const completed = JSON.parse((await cli('list', '--state', 'completed', '--json')).out) as { workflowId: string }[];
+    assert.ok(
+      !completed.some((r) => r.workflowId === 'offboarding-E1037'),
+      'a cancelled run is not listed as completed',
+    );
+
+    // A run that no worker has taken up answers "queued" at once, rather than a query timing out.
+    const queued = await startOffboarding(client, request('E1098'), { taskQueue: `nobody-listens-${randomUUID()}` });
+    try {
+      const began = Date.now();
+      const shown = await cli('status', 'E1098');
+      assert.equal(shown.code, 0, shown.err);
+      assert.match(shown.out, /^offboarding-E1098: queued \(started \S+ by request hr-/);
+      assert.match(shown.out, /no worker has run it yet/);
+      assert.ok(Date.now() - began < 15_000, 'no query waited for a worker');
+      assert.equal(JSON.parse((await cli('status', 'E1098', '--json')).out).phase, 'queued');
+    } finally {
+      await client.workflow.getHandle(queued.workflowId).terminate('test over');
+    }
 
     const unreachable = await run({ TEMPORAL_ADDRESS: '127.0.0.1:1' }, ['status', 'E1019']);
     assert.equal(unreachable.code, 3);

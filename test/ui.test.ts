@@ -49,6 +49,7 @@ describe(chromiumMissing ? `${title} (skipped: ${CHROMIUM} is not installed)` : 
   const workflowId = `offboarding-${person.employeeId}`;
   const codec = new EncryptionCodec(createKeyring([{ id: 'ui-test', key: new Uint8Array(randomBytes(32)) }]));
   const dataConverter = { payloadCodecs: [codec] };
+  const CODEC_TOKEN = randomBytes(32).toString('base64url');
   let codecServer: CodecServer;
   let server: TemporalDevServer;
   let uiUrl: string;
@@ -84,8 +85,13 @@ describe(chromiumMissing ? `${title} (skipped: ${CHROMIUM} is not installed)` : 
     installRuntime();
     mkdirSync(artifacts, { recursive: true });
     const uiPort = await freePort();
-    // No login on the dev server's UI, so no token to forward: auth 'none', which is loopback-only.
-    codecServer = await startCodecServer({ codec, allowedOrigin: `http://127.0.0.1:${uiPort}`, auth: 'none' });
+    // No login on the dev server's UI, so no token to forward: the browser signs in at the codec
+    // server with an API token (below), as an operator of `npm start` does.
+    codecServer = await startCodecServer({
+      codec,
+      allowedOrigin: `http://127.0.0.1:${uiPort}`,
+      auth: { apiTokens: [{ subject: 'it-operator', role: 'security', token: CODEC_TOKEN }] },
+    });
     const [devServer, config, pool, bundle] = await Promise.all([
       startTemporalDevServer({ uiPort, codecEndpoint: codecServer.url }),
       testConfig(),
@@ -108,6 +114,25 @@ describe(chromiumMissing ? `${title} (skipped: ${CHROMIUM} is not installed)` : 
     running = worker.run();
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
     page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+    // The operator's path on a UI without a login: sign in at the codec server with an API token,
+    // then turn on "Include cross-origin credentials" in the UI's codec settings (the UI keeps
+    // those in the browser's local storage, where the settings dialog writes them).
+    await page.goto(`${codecServer.url}/login`, { waitUntil: 'load' });
+    await page.fill('input[name="token"]', CODEC_TOKEN);
+    await page.click('button');
+    await page.getByText('Signed in.').waitFor({ timeout: UI_WAIT_MS });
+    await page.goto(uiUrl, { waitUntil: 'load' });
+    const settings = {
+      endpoint: JSON.stringify(codecServer.url),
+      includeCredentials: 'true',
+      overrideRemoteCodecConfiguration: 'true',
+    };
+    // A string: this test is compiled without the DOM's types.
+    await page.evaluate(
+      Object.entries(settings)
+        .map(([key, value]) => `localStorage.setItem(${JSON.stringify(key)}, ${JSON.stringify(value)});`)
+        .join(''),
+    );
     page.on('requestfinished', (request) => {
       if (!request.url().startsWith(codecServer.url)) return;
       void request.response().then((response) =>

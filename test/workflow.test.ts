@@ -498,6 +498,56 @@ describe('offboarding workflow (time-skipping server, real slapd and PostgreSQL)
     }
   });
 
+  it('a task the operator skipped stays skipped through the recheck: the README example ends clean', async () => {
+    const slack = await startSlackSandbox();
+    try {
+      await withWorker(
+        async (taskQueue) => {
+          // E1004's Slack account, the last member of @release-captains (Slack cannot leave a group
+          // empty), under an employee id the directory does not know: E1004's directory entry is
+          // the hold test's.
+          const subject = { employeeId: 'E1099', email: samplePerson('E1004').email };
+          const handle = await start(taskQueue, request('E1099', { subject }));
+          const taskId = 'revoke/slack/remove_entitlement/S0RELEASE';
+          await waitFor(
+            handle,
+            (s) => s.manualTasks.some((t) => t.id === taskId && t.state === 'open'),
+            'the task for @release-captains',
+          );
+          await sendCommand(env.client, 'E1099', 'skip', {
+            by: 'it-operator',
+            actionId: taskId,
+            reason: 'group disabled by its owner (IT-4471)',
+          });
+          const done = await waitFor(handle, stageFinished('revoke'), 'the revoke stage');
+          assert.deepEqual(
+            done.manualTasks.map((t) => [t.id, t.state]),
+            [[taskId, 'skipped']],
+            'the recheck opened no task of its own',
+          );
+          assert.ok(
+            slack.state.usergroups.S0RELEASE!.users.includes(slackUserIdFor('E1004')),
+            'still in the group, as the operator left it: the read-back saw it',
+          );
+          const events = await auditActions(handle);
+          const verified = events.filter((e) => e.action === 'stage_verified' && e.system === 'slack');
+          assert.deepEqual(
+            verified.map((e) => [e.details.stage, e.outcome, e.details.skippedByOperator]),
+            [['revoke', 'clean', [taskId]]],
+          );
+          assert.deepEqual(
+            events.filter((e) => e.action === 'manual_task_opened').map((e) => e.details.taskId),
+            [taskId],
+          );
+          assert.ok(!events.some((e) => e.action === 'remove_entitlement' && e.details.stage === 'revoke-recheck'));
+        },
+        ...slackSystem(slack),
+      );
+    } finally {
+      await slack.stop();
+    }
+  });
+
   it('without an email from HR, the email the directory holds finds the Slack account', async () => {
     const slack = await startSlackSandbox();
     try {
@@ -606,10 +656,15 @@ describe('offboarding workflow (time-skipping server, real slapd and PostgreSQL)
           taskQueue,
           request('E1000', { reason: 'voluntary', effectiveAt: new Date(Date.now() + 10 * DAY).toISOString() }),
         );
+        // Three rows that no order binds: the start notice gives up on a manager once the
+        // directory has answered, while the unreachable system is still being retried.
         const events = await eventually(
           () => auditActions(handle),
-          (rows) => rows.some((e) => e.action === 'manager_unknown'),
-          'the pre-flight discovery',
+          (rows) =>
+            rows.some((e) => e.action === 'manager_unknown') &&
+            rows.some((e) => e.action === 'preflight_failed') &&
+            rows.some((e) => e.action === 'access_discovered' && e.details.stage === 'preflight'),
+          'the pre-flight discovery: the notice without a manager, the failure and what was found',
         );
         const waiting = await status(handle);
         assert.equal(waiting.phase, 'waiting');

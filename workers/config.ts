@@ -51,6 +51,22 @@ export function configSchema(env: NodeJS.ProcessEnv) {
       api: apiConfigSchemaWith((plain) => secret(env).pipe(plain)).optional(),
       /** The Shared Signals transmitter (issuer, signing key) for `ssf` receivers and the API's metadata. */
       sharedSignals: sharedSignalsSchemaWith((plain) => secret(env).pipe(plain)).optional(),
+      /** The worker process itself (workers/create-worker.ts). */
+      worker: z
+        .object({
+          /**
+           * How many runs' histories the worker keeps in memory (Temporal's sticky cache). A
+           * waiting run needs none: evicted, it is replayed from its history when its timer fires.
+           * Default: sized from the heap (workers/create-worker.ts defaultMaxCachedWorkflows).
+           */
+          maxCachedWorkflows: z
+            .number()
+            .int()
+            .min(2, 'at least 2 (Temporal needs room for a task in flight)')
+            .optional(),
+        })
+        .strict()
+        .prefault({}),
       notifications: notificationsSchema
         .extend({
           slack: notificationsSchema.shape.slack

@@ -1,3 +1,4 @@
+import { getHeapStatistics } from 'node:v8';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import type pg from 'pg';
 import type { DataConverter } from '@temporalio/common';
@@ -50,6 +51,26 @@ export interface WorkerOptions {
   workflowBundle?: { code: string };
   /** Signs checkpoints of the audit chain as rows are appended (`activities/audit-checkpoints.ts`). */
   checkpointer?: Checkpointer;
+  /** Overrides config `worker.maxCachedWorkflows` and the default sized from the heap. */
+  maxCachedWorkflows?: number;
+}
+
+/** Measured: a cached offboarding history with its workflow state holds about 2 MiB (docs/bench.md). */
+const CACHED_RUN_MIB = 2;
+/** The cache may use at most this much, or an eighth of the heap limit if that is less. */
+const CACHE_BUDGET_MIB = 256;
+
+/**
+ * The workflow cache, sized from memory. The SDK's default fills 60 % of the heap (2,310 runs with
+ * a 4 GiB heap), which keeps every waiting offboarding in memory: 2,000 of them took a worker
+ * from 543 MB to 4.45 GB. Most runs wait for days between stages, and a run that is not cached is
+ * replayed from its history when it wakes, so a small cache costs a replay per wake-up, not
+ * correctness. The cache still holds the runs working right now (a burst of terminations).
+ */
+export function defaultMaxCachedWorkflows(heapLimitBytes = getHeapStatistics().heap_size_limit): number {
+  const heapMiB = heapLimitBytes / 1024 / 1024;
+  const budgetMiB = Math.min(CACHE_BUDGET_MIB, heapMiB / 8);
+  return Math.max(20, Math.floor(budgetMiB / CACHED_RUN_MIB));
 }
 
 export async function createOffboardingWorker(options: WorkerOptions): Promise<Worker> {
@@ -66,6 +87,8 @@ export async function createOffboardingWorker(options: WorkerOptions): Promise<W
     taskQueue: options.taskQueue ?? OFFBOARDING_TASK_QUEUE,
     activities,
     dataConverter: options.dataConverter,
+    maxCachedWorkflows:
+      options.maxCachedWorkflows ?? options.config.worker.maxCachedWorkflows ?? defaultMaxCachedWorkflows(),
     ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath, bundlerOptions }),
   });
 }

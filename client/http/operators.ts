@@ -28,6 +28,7 @@ import { checkpointSettings, fileCheckpointStore, loadPublicKey } from '../../ac
 import { checkCheckpoints } from '../../activities/audit-verification.js';
 import type { OffboardingStatus } from '../../workflows/messages.js';
 import { listFiltersSchema, listOffboardings, stateOf } from '../offboardings.js';
+import { StageKey } from '../../workflows/search-attributes.js';
 import { CommandRefusedError, sendCommand, type CommandName } from '../temporal.js';
 import { guard, replyError, type AccessPolicy, type Authenticator } from './auth.js';
 import type { HrEventsStore } from './hr-events-store.js';
@@ -142,7 +143,7 @@ export function registerOperatorRoutes(app: FastifyInstance, deps: OperatorDeps)
     return reply.send({
       workflowId,
       runId: description.runId,
-      state: stateOf(description.status.name),
+      state: stateOf(description.status.name, description.typedSearchAttributes.get(StageKey)),
       status,
       statusUnavailable,
       audit,

@@ -11,6 +11,8 @@
  *   postgres.test      roles e1001-e1005            ui.test          E1035 (record-histories, in its own process with its own slapd, uses E1024-E1025, E1035-E1036)
  *   ssf.test           E1048
  * Stand-in tests (GitHub, Slack, Salesforce, SCIM) and the AD tests use servers of their own.
+ * E1099 (in no directory) is workflow.test's skip test, with E1004's Slack email on a Slack stand-in of its own;
+ * dev-server.test's queued run, E1098, is started where no worker listens.
  */
 import { Runtime, DefaultLogger } from '@temporalio/worker';
 import { TestWorkflowEnvironment } from '@temporalio/testing';

@@ -5,8 +5,14 @@
  * failing, rate-limited or waiting for a person holds up only itself.
  */
 import { condition } from '@temporalio/workflow';
-import { actionsForStage, leftoversAfterStage, type Action, type PlannedStage } from '../../model/plan.js';
-import { describeLeftover, sameLeftover } from '../../model/leftovers.js';
+import {
+  actionsForStage,
+  leftoversAfterStage,
+  type Action,
+  type Discovery,
+  type PlannedStage,
+} from '../../model/plan.js';
+import { describeLeftover, sameLeftover, type Leftover } from '../../model/leftovers.js';
 import { taskIdOf, verifyTaskError } from '../../model/manual-tasks.js';
 import type { SystemStep } from '../messages.js';
 import type { Offboarding } from './context.js';
@@ -22,6 +28,7 @@ import {
   setStep,
 } from './state.js';
 import { runAction } from './system-actions.js';
+import { skippedStaysSkipped } from './versions.js';
 import { publishSearchAttributes } from './visibility.js';
 
 /** A step that takes longer than this is told to the IT channel as stuck (once per step). */
@@ -163,10 +170,12 @@ async function runStage(ctx: Offboarding, system: string, stage: PlannedStage, s
 
   // Verification: what the stage should have removed and is still there (a concurrent change, a
   // grant meanwhile) is revoked once more; what survives that too goes to a person.
+  const skipped: string[] = [];
   const leftovers = await step(ctx, system, stage, 'verifying', async () => {
-    const after = await readBack(ctx, system);
-    if (!after) return undefined;
-    const first = leftoversAfterStage(stage, [after], plan());
+    const read = await readBack(ctx, system);
+    if (!read) return undefined;
+    const { checked, after } = withoutSkipped(ctx, stage, read, skipped);
+    const first = leftoversAfterStage(checked, [after], plan());
     if (first.length === 0) return first;
     recorder.audit({
       action: 'stage_rechecked',
@@ -175,9 +184,9 @@ async function runStage(ctx: Offboarding, system: string, stage: PlannedStage, s
       outcome: 'leftovers',
       details: { stage: stage.name, leftovers: first },
     });
-    await run(actionsForStage({ ...stage, name: `${stage.name}-recheck` }, [after], plan()));
+    await run(actionsForStage({ ...checked, name: `${stage.name}-recheck` }, [after], plan()));
     const again = await readBack(ctx, system);
-    return again ? leftoversAfterStage(stage, [again], plan()) : undefined;
+    return again ? leftoversNotSkipped(ctx, stage, again) : undefined;
   });
   if (!leftovers) return; // the system was taken out of the offboarding, or it was cancelled
   const outcome = leftovers.length ? 'leftovers' : 'clean';
@@ -186,7 +195,7 @@ async function runStage(ctx: Offboarding, system: string, stage: PlannedStage, s
     actor: 'workflow',
     system,
     outcome,
-    details: { stage: stage.name, leftovers, disablesLogin },
+    details: { stage: stage.name, leftovers, disablesLogin, ...(skipped.length ? { skippedByOperator: skipped } : {}) },
   });
   await Promise.all(
     leftovers.map(async (leftover, i) => {
@@ -196,7 +205,7 @@ async function runStage(ctx: Offboarding, system: string, stage: PlannedStage, s
         const decision = await tasks.awaitOperator(spec, verifyTaskError(describeLeftover(leftover)));
         if (decision !== 'retry') return;
         const now = await readBack(ctx, system);
-        const still = now && leftoversAfterStage(stage, [now], plan()).some((l) => sameLeftover(l, leftover));
+        const still = now && leftoversNotSkipped(ctx, stage, now).some((l) => sameLeftover(l, leftover));
         if (!still) return tasks.resolve(taskIdOf(ref));
       }
     }),
@@ -204,6 +213,37 @@ async function runStage(ctx: Offboarding, system: string, stage: PlannedStage, s
   markStageFinished(state, stage, system);
   const laterRevokes = state.plan.stages.some((s) => !started.has(s.name) && revokes(s));
   if (revokes(stage) && !laterRevokes) noteRevoked(ctx, system, leftovers.length);
+}
+
+/**
+ * What an operator skipped in this stage stays skipped: the read-back still finds it (they dealt
+ * with it by hand, or it cannot go, as the last member of a Slack group), so neither the recheck
+ * nor a verification task may reopen it. Returns the stage without the skipped steps and the
+ * discovery without the skipped entitlements, and adds the skipped action ids to `skipped`.
+ */
+function withoutSkipped(
+  { state, tasks }: Offboarding,
+  stage: PlannedStage,
+  discovery: Discovery,
+  skipped: string[] = [],
+): { checked: PlannedStage; after: Discovery } {
+  const actions = actionsForStage(stage, [discovery], state.plan).filter((action) => tasks.wasSkipped(action.id));
+  // Asked only when something was skipped, so that other runs' histories carry no marker.
+  if (actions.length === 0 || !skippedStaysSkipped()) return { checked: stage, after: discovery };
+  for (const action of actions) if (!skipped.includes(action.id)) skipped.push(action.id);
+  const kinds = new Set(actions.filter((a) => a.kind !== 'remove_entitlement').map((a) => a.kind));
+  const entitlements = new Set(
+    actions.flatMap((a) => (a.kind === 'remove_entitlement' && a.target ? [a.target.id] : [])),
+  );
+  return {
+    checked: { ...stage, steps: stage.steps.filter((s) => !kinds.has(s.action)) },
+    after: { ...discovery, entitlements: discovery.entitlements.filter((e) => !entitlements.has(e.id)) },
+  };
+}
+
+function leftoversNotSkipped(ctx: Offboarding, stage: PlannedStage, discovery: Discovery): Leftover[] {
+  const { checked, after } = withoutSkipped(ctx, stage, discovery);
+  return leftoversAfterStage(checked, [after], ctx.state.plan);
 }
 
 /** Once every system's login is disabled: the figure from HR event to "nobody can log in". */

@@ -36,7 +36,16 @@ export const PATCHES = {
    * `person_not_found` and tells the IT channel once per stage. Called only when that is so.
    */
   stageFoundNowhere: 'stage-found-nowhere',
+  /**
+   * 2026-12-02: what an operator skipped in a stage is left out of that stage's recheck and
+   * verification (before, the recheck ran the skipped action again under a new id and opened a
+   * task for it). Asked only in a stage where something was skipped.
+   */
+  skippedStaysSkipped: 'skipped-stays-skipped',
 } as const;
 
 /** False only while replaying a run started before per-system pipelines. */
 export const runsPerSystemPipelines = (): boolean => patched(PATCHES.perSystemPipelines);
+
+/** False while replaying a run whose recheck reopened what an operator had skipped. */
+export const skippedStaysSkipped = (): boolean => patched(PATCHES.skippedStaysSkipped);
