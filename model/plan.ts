@@ -69,13 +69,7 @@ export function plan(request: OffboardingRequest, policy: Policy): Plan {
     effectiveAt: new Date(effectiveMs).toISOString(),
     slaDeadline: new Date(effectiveMs + playbook.sla).toISOString(),
     stages,
-    retry: {
-      initialIntervalMs: policy.retry.initialInterval,
-      maximumIntervalMs: policy.retry.maximumInterval,
-      backoffCoefficient: policy.retry.backoffCoefficient,
-      maximumAttempts: policy.retry.maximumAttempts,
-    },
-    manualTasks: { remindEveryMs: policy.manualTasks.remindEvery, dueWithinMs: policy.manualTasks.dueWithin },
+    ...planTimings(policy),
     privileged: policy.privileged,
     keep,
   };
@@ -200,6 +194,19 @@ export function actionsForStage(stage: PlannedStage, discoveries: Discovery[], c
     }
   }
   return actions;
+}
+
+/** The retry policy and manual-task timings a plan carries from the policy it was made with. */
+export function planTimings(policy: Policy): Pick<Plan, 'retry' | 'manualTasks'> {
+  return {
+    retry: {
+      initialIntervalMs: policy.retry.initialInterval,
+      maximumIntervalMs: policy.retry.maximumInterval,
+      backoffCoefficient: policy.retry.backoffCoefficient,
+      maximumAttempts: policy.retry.maximumAttempts,
+    },
+    manualTasks: { remindEveryMs: policy.manualTasks.remindEvery, dueWithinMs: policy.manualTasks.dueWithin },
+  };
 }
 
 /** What a stage should have removed but discovery still finds afterwards. */

@@ -7,7 +7,7 @@
 import { ActivityFailure, ApplicationFailure, condition, patched, setHandler } from '@temporalio/workflow';
 import type { SupersedeCommand } from '../../model/commands.js';
 import { PLAN_TASK_ID } from '../../model/manual-tasks.js';
-import { playbookFor, supersedingRequest, supersession, type Plan } from '../../model/plan.js';
+import { planTimings, playbookFor, supersedingRequest, supersession, type Plan } from '../../model/plan.js';
 import { defaultPolicy } from '../../model/policy.js';
 import type { OffboardingRequest } from '../../model/request.js';
 import { OFFBOARDING_CANCELLED, supersedeUpdate, type SupersedeResult } from '../messages.js';
@@ -34,13 +34,7 @@ function emptyPlan(request: OffboardingRequest): Plan {
     effectiveAt: request.effectiveAt,
     slaDeadline: request.effectiveAt,
     stages: [],
-    retry: {
-      initialIntervalMs: policy.retry.initialInterval,
-      maximumIntervalMs: policy.retry.maximumInterval,
-      backoffCoefficient: policy.retry.backoffCoefficient,
-      maximumAttempts: policy.retry.maximumAttempts,
-    },
-    manualTasks: { remindEveryMs: policy.manualTasks.remindEvery, dueWithinMs: policy.manualTasks.dueWithin },
+    ...planTimings(policy),
     privileged: {},
     keep: {},
   };
