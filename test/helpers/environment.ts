@@ -222,11 +222,19 @@ export async function canBind(employeeId: string): Promise<boolean> {
   }
 }
 
+/**
+ * Each one on its own: a server that failed to start (or a pool whose migration failed) must not
+ * leave the others running after the test process exits.
+ */
 export async function stopSharedServers() {
-  await (await pool)?.end();
-  await (await postgres)?.stop();
-  await (await slapd)?.stop();
-  await (await keycloak?.catch(() => undefined))?.stop();
+  const settled = <T>(p: Promise<T> | undefined): Promise<T | undefined> =>
+    p ? p.catch(() => undefined) : Promise.resolve(undefined);
+  await (await settled(pool))?.end();
+  await Promise.all([
+    settled(postgres).then((server) => server?.stop()),
+    settled(slapd).then((server) => server?.stop()),
+    settled(keycloak).then((server) => server?.stop()),
+  ]);
 }
 
 /** Polls `read` until `done` holds, in real time; fails with the last value seen. */
