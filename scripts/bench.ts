@@ -565,6 +565,19 @@ async function faultPhase(
   }
 }
 
+/** What a run that did not finish is waiting for, from its status: open tasks, or each unfinished system's step. */
+async function whyStuck(shared: Shared, workflowId: string): Promise<string> {
+  const status = await shared.client.workflow
+    .getHandle(workflowId)
+    .query<OffboardingStatus>('status')
+    .catch((err: Error) => err);
+  if (status instanceof Error) return `its status could not be read: ${status.message}`;
+  const open = status.manualTasks.filter((t) => t.state === 'open').map((t) => `task ${t.id}: ${t.error}`);
+  if (open.length) return open.join('; ');
+  const steps = Object.entries(status.pipelines ?? {}).map(([system, p]) => `${system} ${p.doing}`);
+  return steps.join(', ') || 'no pipeline yet';
+}
+
 async function burstPhase(shared: Shared, activitiesPerRun: number, lanes: number): Promise<void> {
   say(`burst: ${BURST} terminations at once…`);
   const stack = await startStack(shared);
@@ -590,7 +603,9 @@ async function burstPhase(shared: Shared, activitiesPerRun: number, lanes: numbe
           `${a.workflowId}'s revocation`,
           180_000,
           250,
-        ),
+        ).catch(async (err: Error) => {
+          throw new Error(`${err.message} (${await whyStuck(shared, a.workflowId)})`);
+        }),
       ),
     );
     const ends = rows.map((r) => Date.parse(r.find((row) => row.action === 'revocation_verified')!.occurredAt));

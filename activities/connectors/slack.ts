@@ -564,7 +564,19 @@ export function createSlackConnector(system: string, config: SlackSystemConfig):
           'slack_failed_for_some_users',
         );
       if (rest.length === 0) throw lastMember();
-      await slack('usergroups.users.update', update);
+      try {
+        await update();
+      } catch (again) {
+        // Another offboarding took a member out of the workspace meanwhile (a burst of leavers
+        // in one group): the next attempt reads the group afresh.
+        if (platformErrorOf(again) !== 'failed_for_some_users')
+          throw classify(again, 'usergroups.users.update', configuredTeams);
+        throw new ConnectorError(
+          `Slack refused user group ${usergroup} twice with failed_for_some_users (its members are changing); retrying reads the group again`,
+          true,
+          'slack_failed_for_some_users',
+        );
+      }
     }
     // The update answers with the group, but only the list read back says what Slack kept.
     const after = await membersNow();
