@@ -19,6 +19,23 @@ describe('replay of recorded histories', () => {
     assert.ok(files.length >= 2, `expected recorded histories in ${dir}`);
   });
 
+  it('a run of the retired stage-barrier version is refused with what to do, not run on other code', async () => {
+    installRuntime();
+    const file = join(dir, 'retired', 'immediate-completed.2026-11-25.binpb');
+    const history = proto.temporal.api.history.v1.History.decode(readFileSync(file));
+    await assert.rejects(
+      Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, 'retired'),
+      (err: Error) => {
+        // A workflow task failure (retried by the server, the run kept), not a determinism error.
+        assert.match(err.message, /workflow task failure/);
+        // The failure converter encodes the message; the error shows the start of it.
+        const encoded = /encoded_attributes: Some\(\[([A-Za-z0-9+/=]+)\.\./.exec(err.message)?.[1] ?? '';
+        assert.match(Buffer.from(encoded, 'base64').toString(), /^\{"message":"this offboarding sta/);
+        return true;
+      },
+    );
+  });
+
   for (const file of files) {
     it(`replays ${file} deterministically`, async () => {
       installRuntime();

@@ -13,12 +13,11 @@
  * 4. On cancel, enable again the logins this offboarding disabled.
  * 5. Record the end, tell IT and the manager, and return the counts.
  *
- * Deterministic code only: all I/O is in activities. Runs started before per-system pipelines
- * finish on the frozen legacy/stage-barrier.ts (offboarding/versions.ts says what gates what).
+ * Deterministic code only: all I/O is in activities. offboarding/versions.ts says what each
+ * patch gates.
  */
 import { allHandlersFinished, condition, setHandler } from '@temporalio/workflow';
 import type { OffboardingRequest } from '../model/request.js';
-import { stageBarrierOffboarding } from './legacy/stage-barrier.js';
 import { statusQuery, type OffboardingResult } from './messages.js';
 import { registerCommands } from './offboarding/commands.js';
 import type { Offboarding } from './offboarding/context.js';
@@ -30,14 +29,14 @@ import { createRecorder } from './offboarding/recorder.js';
 import { makeFirstPlan, registerSupersede } from './offboarding/replan.js';
 import { createState, refreshOverview } from './offboarding/state.js';
 import { restoreDisabledLogins } from './offboarding/system-actions.js';
-import { runsPerSystemPipelines } from './offboarding/versions.js';
+import { refuseRetiredVersion } from './offboarding/versions.js';
 import { publishSearchAttributes } from './offboarding/visibility.js';
 
 /** An offboarding due further ahead than this maps access at once (pre-flight). */
 const PREFLIGHT_MIN_LEAD_MS = 60 * 60 * 1000;
 
 export async function offboarding(request: OffboardingRequest): Promise<OffboardingResult> {
-  if (!runsPerSystemPipelines()) return stageBarrierOffboarding(request);
+  refuseRetiredVersion();
 
   const state = createState(request);
   const recorder = createRecorder(state);

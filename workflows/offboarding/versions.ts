@@ -6,18 +6,12 @@ import { patched } from '@temporalio/workflow';
 
 export const PATCHES = {
   /**
-   * 2026-12-01: each system runs its own pipeline through the plan (workflows/offboarding/).
-   * Runs started before it continue on workflows/legacy/stage-barrier.ts, where each stage is a
-   * barrier across all systems; that file still holds the three patches below, which every run
-   * of the pipeline version has on unconditionally.
+   * 2026-12-01: each system runs its own pipeline through the plan (workflows/offboarding/). The
+   * version before it (each stage a barrier across all systems, with its own patches
+   * manager-notifications, manual-task-resolved and preflight-discovery) was retired on
+   * 2026-12-02 before any release: a run without this marker is refused (`refuseRetiredVersion`).
    */
   perSystemPipelines: 'per-system-pipelines',
-  /** 2026-11-26 (legacy only): manager notifications, delivery in order, the start told first. */
-  managerNotifications: 'manager-notifications',
-  /** 2026-11-26 (legacy only): a `manual_task_resolved` row when an operator's retry worked. */
-  manualTaskResolved: 'manual-task-resolved',
-  /** 2026-11-26 (legacy only): pre-flight discovery for offboardings due more than an hour ahead. */
-  preflightDiscovery: 'preflight-discovery',
   /**
    * 2026-12-02: a first plan the `makePlan` activity refuses (the config changed after the API
    * checked the request, or a client that did not check) is audited (`plan_failed`) and waits as
@@ -44,8 +38,18 @@ export const PATCHES = {
   skippedStaysSkipped: 'skipped-stays-skipped',
 } as const;
 
-/** False only while replaying a run started before per-system pipelines. */
-export const runsPerSystemPipelines = (): boolean => patched(PATCHES.perSystemPipelines);
+/**
+ * A run started before per-system pipelines has no marker, and this worker no longer has the
+ * code it started on. Its workflow task fails with this message and is retried, so the run and its
+ * history stay as they are (nothing is lost) until it is terminated and started again, or a worker
+ * of a build before 2026-12-02 finishes it. New runs record the marker.
+ */
+export function refuseRetiredVersion(): void {
+  if (!patched(PATCHES.perSystemPipelines))
+    throw new Error(
+      'this offboarding started on the stage-barrier version, which this worker no longer runs: terminate it and send the HR event again (or finish it on a build from before 2026-12-02)',
+    );
+}
 
 /** False while replaying a run whose recheck reopened what an operator had skipped. */
 export const skippedStaysSkipped = (): boolean => patched(PATCHES.skippedStaysSkipped);
