@@ -120,8 +120,17 @@ describe('offboarding workflow (time-skipping server, real slapd and PostgreSQL)
   const stageFinished = (name: string) => (s: OffboardingStatus) =>
     s.stages.some((stage) => stage.name === name && stage.finishedAt);
 
-  /** The audit events of this run (a person may be offboarded by more than one test, each on its own server). */
+  /**
+   * The audit events of this run (a person may be offboarded by more than one test, each on its own server).
+   * A status query sees the workflow's state as soon as its task completes, while the audit rows of that
+   * task are written by a `recordAudits` activity after it; so first wait until none is pending.
+   */
   async function auditActions(handle: WorkflowHandle) {
+    await eventually(
+      () => handle.describe(),
+      (d) => !(d.raw.pendingActivities ?? []).some((a) => a.activityType?.name === 'recordAudits'),
+      `${handle.workflowId}: its audit rows written`,
+    );
     const events = await createAuditStore(await sharedPool()).eventsFor(handle.workflowId);
     const { runId } = await handle.describe();
     return events.filter((e) => e.id.startsWith(`${handle.workflowId}/${runId}/`));
