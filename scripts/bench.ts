@@ -10,20 +10,23 @@
  *      until an operator acts (GitHub answering 502 to everything): the healthy systems'
  *      `stage_verified` times against the no-fault ones;
  *   3. a burst of terminations at once, against a no-op baseline workflow with as many
- *      activities (scripts/bench/), on the same dev server: throughput ratio.
+ *      activities (scripts/bench/), on the same dev server: throughput ratio;
+ *   4. BENCH_WAITING (10,000) offboardings due in 30 days, waiting: the resident memory of a worker
+ *      process run as `npm start` runs it (target: under 1 GB), and a status query of evicted runs.
  * Each phase gets a fresh slapd, PostgreSQL and stand-ins (so every person starts with all their
  * access); the dev server and the workflow bundle are shared. docs/bench.md has the figures.
  * Settings: BENCH_RUNS (10), BENCH_FAULT_RUNS (5), BENCH_BURST (20), BENCH_LATENCY_MS (50),
- * BENCH_PHASES (comma list of nofault,hang,fail,burst; all by default).
+ * BENCH_WAITING (10000), BENCH_PHASES (comma list of nofault,hang,fail,burst,waiting; all by default).
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
-import { randomUUID } from 'node:crypto';
-import { cpus, loadavg } from 'node:os';
-import { readFileSync } from 'node:fs';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parse as parseYaml } from 'yaml';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import type pg from 'pg';
 import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
@@ -41,6 +44,7 @@ import { SLACK_SANDBOX_TOKENS } from '../sandbox/slack.js';
 import { samplePerson } from '../sandbox/org.js';
 import type { OffboardingStatus } from '../workflows/messages.js';
 import {
+  freePort,
   projectRoot,
   startPostgres,
   startSlapd,
@@ -49,6 +53,8 @@ import {
   type SlapdInstance,
 } from './services.js';
 import * as baselineActivities from './bench/baseline-activities.js';
+import { measureWaiting } from './bench/waiting-scenario.js';
+import { dataConverterFor, keyringFromEnv, PAYLOAD_KEYS_ENV } from '../workers/codec.js';
 
 const env = process.env;
 const RUNS = Number(env.BENCH_RUNS ?? 10);
@@ -59,7 +65,7 @@ const BURST = Number(env.BENCH_BURST ?? 20);
 /** Of the burst, how many are security terminations, sent after the others (task-queue priority). */
 const BURST_SECURITY = Math.min(Number(env.BENCH_BURST_SECURITY ?? 3), BURST - 1);
 const LATENCY_MS = Number(env.BENCH_LATENCY_MS ?? 50);
-const PHASES = new Set((env.BENCH_PHASES ?? 'nofault,hang,fail,burst').split(',').map((p) => p.trim()));
+const PHASES = new Set((env.BENCH_PHASES ?? 'nofault,hang,fail,burst,waiting').split(',').map((p) => p.trim()));
 const TASK_QUEUE = 'offboarding';
 const BASELINE_TASK_QUEUE = 'bench-baseline';
 /** Free for the bench in the shared test slapd; the bench runs its own slapd, so the burst adds E1041-E1043. */
@@ -160,6 +166,8 @@ interface Stack {
 }
 
 interface Shared {
+  /** The dev server's address, for a worker process of a phase's own. */
+  address: string;
   client: Client;
   connection: NativeConnection;
   bundle: { code: string };
@@ -169,19 +177,8 @@ const example = parseYaml(readFileSync(join(projectRoot, 'config', 'offboard.exa
   policy: Record<string, unknown>;
 };
 
-async function startStack(shared: Shared, fault: { hang?: 'wiki'; fail?: 'github' } = {}): Promise<Stack> {
-  const [slapd, postgres, saas]: [SlapdInstance, PostgresInstance, SaasSandboxes] = await Promise.all([
-    startSlapd(),
-    startPostgres(),
-    startSaasSandboxes(),
-  ]);
-  const pool = createPool({ url: postgres.url, embedded: false });
-  await migrate(pool);
-  await seedWarehouseRoles(pool);
-  for (const server of Object.values(saas.servers)) server.inject({ latencyMs: LATENCY_MS });
-  const portSystem = new Map<number, string>();
-  for (const [name, server] of Object.entries(saas.servers)) portSystem.set(Number(new URL(server.url).port), name);
-
+/** The systems of the bench's config (as `npm start` has them), and the environment with their secrets. */
+function benchSystems(slapd: SlapdInstance, postgres: PostgresInstance, saas: SaasSandboxes) {
   const systems: NonNullable<ConfigInput['systems']> = {
     directory: {
       type: 'ldap',
@@ -200,6 +197,28 @@ async function startStack(shared: Shared, fault: { hang?: 'wiki'; fail?: 'github
     },
     ...saas.systems,
   };
+  const systemsEnv: NodeJS.ProcessEnv = {
+    ...saas.env,
+    BENCH_LDAP_PASSWORD: slapd.servicePassword,
+    BENCH_WAREHOUSE_URL: postgres.url,
+  };
+  return { systems, env: systemsEnv };
+}
+
+async function startStack(shared: Shared, fault: { hang?: 'wiki'; fail?: 'github' } = {}): Promise<Stack> {
+  const [slapd, postgres, saas]: [SlapdInstance, PostgresInstance, SaasSandboxes] = await Promise.all([
+    startSlapd(),
+    startPostgres(),
+    startSaasSandboxes(),
+  ]);
+  const pool = createPool({ url: postgres.url, embedded: false });
+  await migrate(pool);
+  await seedWarehouseRoles(pool);
+  for (const server of Object.values(saas.servers)) server.inject({ latencyMs: LATENCY_MS });
+  const portSystem = new Map<number, string>();
+  for (const [name, server] of Object.entries(saas.servers)) portSystem.set(Number(new URL(server.url).port), name);
+
+  const { systems, env: systemsEnv } = benchSystems(slapd, postgres, saas);
   // Hanging: a TCP server that accepts and never answers, in the wiki's place.
   const hung = new Set<Socket>();
   const hangServer = createTcpServer((socket) => {
@@ -226,7 +245,7 @@ async function startStack(shared: Shared, fault: { hang?: 'wiki'; fail?: 'github
       notifications: saas.notifications,
     },
     'the bench config',
-    { ...saas.env, BENCH_LDAP_PASSWORD: slapd.servicePassword, BENCH_WAREHOUSE_URL: postgres.url },
+    systemsEnv,
   );
   const worker = await createOffboardingWorker({
     connection: shared.connection,
@@ -692,6 +711,109 @@ async function burstPhase(shared: Shared, activitiesPerRun: number, lanes: numbe
   );
 }
 
+// ---- Waiting: the worker's memory with many future-dated offboardings ----------------------
+
+/**
+ * A worker process wired like `npm start`'s (its heap limit, payload encryption, the PostgreSQL
+ * audit database, every sandbox system), measured by VmRSS while
+ * BENCH_WAITING (10,000) offboardings due in 30 days wait (scripts/bench/waiting-scenario.ts).
+ * The last phase: its runs stay until the dev server stops with the bench.
+ */
+async function waitingPhase(shared: Shared): Promise<void> {
+  const count = Number(env.BENCH_WAITING ?? 10_000);
+  const heapMb = Number(env.OFFBOARD_WORKER_HEAP_MB ?? 768);
+  const [slapd, postgres, saas] = await Promise.all([startSlapd(), startPostgres(), startSaasSandboxes()]);
+  const dir = mkdtempSync(join(tmpdir(), 'offboard-bench-waiting-'));
+  const payloadKeys = `bench:${randomBytes(32).toString('base64')}`;
+  let worker: ChildProcess | undefined;
+  try {
+    const { systems, env: systemsEnv } = benchSystems(slapd, postgres, saas);
+    const configFile = join(dir, 'offboard.config.yaml');
+    writeFileSync(configFile, stringifyYaml({ systems, policy: example.policy, notifications: saas.notifications }));
+    const workerEnv: NodeJS.ProcessEnv = {
+      ...process.env,
+      ...systemsEnv,
+      TEMPORAL_ADDRESS: shared.address,
+      DATABASE_URL: postgres.url,
+      OFFBOARD_DB_EMBEDDED: '0',
+      OFFBOARD_CONFIG: configFile,
+      OFFBOARD_DATA_DIR: dir,
+      OFFBOARD_METRICS_PORT: String(await freePort()),
+      [PAYLOAD_KEYS_ENV]: payloadKeys,
+    };
+    const child = spawn(
+      process.execPath,
+      [`--max-old-space-size=${heapMb}`, '--import', 'tsx', join(projectRoot, 'workers', 'worker.ts')],
+      { env: workerEnv, stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    worker = child;
+    let log = '';
+    child.stderr!.on('data', (chunk: Buffer) => {
+      log = (log + chunk.toString()).slice(-8_000);
+    });
+    await eventually(
+      async () => {
+        if (child.exitCode !== null) throw new Error(`the worker exited (${child.exitCode}): ${log.slice(-2_000)}`);
+        return log.includes('"msg":"worker started"');
+      },
+      Boolean,
+      'the waiting phase worker to start',
+      180_000,
+      200,
+    );
+    const keyring = keyringFromEnv({ [PAYLOAD_KEYS_ENV]: payloadKeys });
+    const client = new Client({ connection: shared.client.connection, dataConverter: dataConverterFor(keyring) });
+    say(`waiting: ${count} offboardings due in 30 days, a worker process with a ${heapMb} MB heap`);
+    const figures = await measureWaiting({
+      client,
+      workerPid: child.pid!,
+      count,
+      days: 30,
+      prefix: `W${Date.now().toString(36).toUpperCase()}`,
+      say: (line) => say(`waiting: ${line}`),
+    });
+    const mb = (value: number) => `${Math.round(value)} MB`;
+    out('');
+    out(
+      `waiting offboardings (${figures.count}, a worker process with a ${heapMb} MB heap, as npm start runs it)`,
+      `### Waiting offboardings (${figures.count}; the worker process as \`npm start\` runs it, ${heapMb} MB heap)\n\n` +
+        '| waiting | worker VmRSS |\n| --- | --- |',
+    );
+    for (const sample of figures.samples)
+      out(
+        `  ${String(sample.waiting).padStart(6)} waiting  ${mb(sample.rssMb)}`,
+        `| ${sample.waiting} | ${mb(sample.rssMb)} |`,
+      );
+    out(
+      `worker before ${mb(figures.beforeMb)}, all waiting ${mb(figures.afterMb)}, peak ${mb(figures.peakMb)}; ` +
+        `${figures.slopeKbPerRun.toFixed(0)} KB a run once the cache was full`,
+      `\nWorker before ${mb(figures.beforeMb)}, all ${figures.count} waiting **${mb(figures.afterMb)}**, peak ${mb(figures.peakMb)}; ` +
+        `${figures.slopeKbPerRun.toFixed(0)} KB a run once the cache was full.`,
+    );
+    out(
+      `started in ${figures.startedSeconds.toFixed(0)} s, all waiting after ${figures.allWaitingSeconds.toFixed(0)} s; ` +
+        `20 evicted runs replayed for their query: p50 ${figures.replayP50Ms} ms, max ${figures.replayMaxMs} ms`,
+      `Started in ${figures.startedSeconds.toFixed(0)} s, all waiting after ${figures.allWaitingSeconds.toFixed(0)} s; ` +
+        `20 evicted runs replayed for their query: p50 ${figures.replayP50Ms} ms, max ${figures.replayMaxMs} ms.`,
+    );
+    const verdict =
+      figures.count >= 10_000 ? `${mb(figures.afterMb)} measured` : `≈ ${mb(figures.at10kMb)} extrapolated`;
+    out(
+      `10,000 waiting: ${verdict}, target < 1,024 MB: ${figures.at10kMb < 1024 ? 'met' : 'NOT met'}`,
+      `10,000 waiting: ${verdict}, target < 1,024 MB: **${figures.at10kMb < 1024 ? 'met' : 'not met'}**.`,
+    );
+  } finally {
+    if (worker && worker.exitCode === null) {
+      const exited = new Promise((resolve) => worker!.once('exit', resolve));
+      worker.kill('SIGTERM');
+      await Promise.race([exited, sleep(30_000)]);
+      if (worker.exitCode === null) worker.kill('SIGKILL');
+    }
+    await Promise.all([saas.stop(), slapd.stop(), postgres.stop()]);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 async function main() {
   const began = Date.now();
   Runtime.install({ logger: new DefaultLogger('ERROR') });
@@ -703,15 +825,17 @@ async function main() {
   const [server, bundle] = await Promise.all([startTemporalDevServer({ headless: true }), bundleWorkflows()]);
   const connection = await NativeConnection.connect({ address: server.address });
   const client = new Client({ connection: await Connection.connect({ address: server.address }) });
-  const shared: Shared = { client, connection, bundle };
+  const shared: Shared = { client, connection, bundle, address: server.address };
   const missing: string[] = [];
   try {
     let baseline: Awaited<ReturnType<typeof noFaultPhase>>;
-    try {
-      baseline = await noFaultPhase(shared);
-    } catch (err) {
-      missing.push(`no-fault phase failed: ${(err as Error).message}`);
-    }
+    // The fault and burst phases compare against the no-fault figures; the waiting phase needs none.
+    if (['nofault', 'hang', 'fail', 'burst'].some((phase) => PHASES.has(phase)))
+      try {
+        baseline = await noFaultPhase(shared);
+      } catch (err) {
+        missing.push(`no-fault phase failed: ${(err as Error).message}`);
+      }
     for (const kind of ['hang', 'fail'] as const) {
       if (!PHASES.has(kind)) continue;
       if (!baseline) {
@@ -729,6 +853,8 @@ async function main() {
           missing.push(`burst phase failed: ${err.message}`),
         );
     }
+    if (PHASES.has('waiting'))
+      await waitingPhase(shared).catch((err: Error) => missing.push(`waiting phase failed: ${err.message}`));
   } finally {
     await connection.close();
     await client.connection.close();
