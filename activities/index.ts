@@ -19,6 +19,12 @@ export interface ActivityDeps {
   notify: (notification: Notification) => Promise<{ delivered: string[] }>;
   /** Counts what the audit records (Prometheus); optional. */
   observe?: (event: AuditEvent) => void;
+  /**
+   * Signs a checkpoint of the chain's head now (the checkpointer's flush). Called when an
+   * offboarding's last row is written, so its evidence is anchored as soon as it ends rather than
+   * at the next periodic checkpoint; optional.
+   */
+  anchorNow?: () => Promise<unknown>;
   /** How long one connector call (discover, apply) may take before it fails retryably; default 60 s. */
   callTimeoutMs?: number;
   /** How often a connector call heartbeats while it runs or waits for a rate limit; default 5 s. */
@@ -27,7 +33,10 @@ export interface ActivityDeps {
   maxRateLimitWaitMs?: number;
 }
 
-export function createActivities({ policy, connectors, audit, notify, observe, ...bounds }: ActivityDeps) {
+/** The rows that end an offboarding: its evidence is complete, so it is anchored at once. */
+const ENDING_ACTIONS = new Set(['offboarding_completed', 'offboarding_cancelled']);
+
+export function createActivities({ policy, connectors, audit, notify, observe, anchorNow, ...bounds }: ActivityDeps) {
   const callBounds: CallBounds = {
     callTimeoutMs: bounds.callTimeoutMs ?? DEFAULT_CALL_BOUNDS.callTimeoutMs,
     heartbeatEveryMs: bounds.heartbeatEveryMs ?? DEFAULT_CALL_BOUNDS.heartbeatEveryMs,
@@ -117,6 +126,7 @@ export function createActivities({ policy, connectors, audit, notify, observe, .
       results.forEach(({ inserted }, i) => {
         if (inserted) observe?.(events[i]!);
       });
+      if (anchorNow && events.some((event) => ENDING_ACTIONS.has(event.action))) await anchorNow();
       return results.map(({ id, seq, hash }) => ({ id, seq, hash }));
     },
   };

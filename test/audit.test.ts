@@ -7,7 +7,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import { generateKeyPairSync } from 'node:crypto';
 import { createAuditStore } from '../activities/audit.js';
+import { createCheckpointer, fileCheckpointStore } from '../activities/audit-checkpoints.js';
+import { createActivities } from '../activities/index.js';
+import { defaultPolicy } from '../model/policy.js';
 import type { AuditEvent } from '../model/audit.js';
 import { freePort } from '../scripts/services.js';
 import { createPool, migrate, startEmbeddedDatabase } from '../workers/database.js';
@@ -116,6 +120,48 @@ describe('audit log (PostgreSQL)', () => {
     } as unknown as pg.Pool;
     return createAuditStore(single).verify(10);
   }
+
+  it("an offboarding's last row is anchored by a signed checkpoint at once, not at the next periodic one", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'offboard-anchor-'));
+    try {
+      const checkpoints = fileCheckpointStore(join(dir, 'checkpoints.jsonl'));
+      // Periodic checkpoints far apart (as every 100 rows or 5 minutes would be in a quiet hour).
+      const checkpointer = createCheckpointer({
+        store: checkpoints,
+        key: generateKeyPairSync('ed25519').privateKey,
+        everyRows: 1_000,
+        everyMs: 3_600_000,
+      });
+      const audit = createAuditStore(pool, { onAppended: checkpointer.noteAppended });
+      const { recordAudits } = createActivities({
+        policy: defaultPolicy(),
+        connectors: new Map(),
+        audit,
+        notify: async () => ({ delivered: [] }),
+        anchorNow: checkpointer.flush,
+      });
+      const run = 'offboarding-ANCHOR1';
+      const midway = await recordAudits([event(run, 1), event(run, 2)]);
+      assert.deepEqual(
+        (await checkpoints.readAll()).checkpoints,
+        [],
+        'a run still going is left to the periodic checkpoint',
+      );
+      const ending = event(run, 3, {
+        action: 'offboarding_completed',
+        system: null,
+        outcome: null,
+        details: { actions: { done: 2 }, slaDeadline: null },
+      });
+      const last = await recordAudits([ending]);
+      const { checkpoints: signed } = await checkpoints.readAll();
+      assert.equal(signed.length, 1);
+      assert.ok(signed[0]!.seq >= last[0]!.seq && last[0]!.seq > midway[1]!.seq, 'the checkpoint covers the last row');
+      await checkpointer.stop();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('embedded database (PGlite served to pg)', () => {

@@ -80,6 +80,7 @@ export async function createOffboardingWorker(options: WorkerOptions): Promise<W
     audit: createAuditStore(options.pool, { onAppended: options.checkpointer?.noteAppended }),
     notify: createNotifier(options.config.notifications, logger),
     observe: options.metrics?.observe,
+    anchorNow: options.checkpointer?.flush,
   });
   return Worker.create({
     connection: options.connection,
