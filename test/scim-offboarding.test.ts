@@ -4,29 +4,17 @@
  * leaves the user's id in groups): afterwards the group, read back over HTTP, no longer lists them.
  */
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
-import { startOffboarding } from '../client/temporal.js';
-import { createOffboardingWorker } from '../workers/create-worker.js';
-import type { OffboardingStatus } from '../workflows/messages.js';
-import type { offboarding } from '../workflows/offboarding.js';
-import { sharedPool, testConfig, timeSkippingEnvironment, workflowBundle } from './helpers/environment.js';
+import { offboardOnce } from './helpers/offboard-once.js';
 import { startScim2Target, type ScimTarget } from './helpers/scim-targets.js';
 
 describe('offboarding a person on scim2-server (time-skipping server)', function () {
-  let env: TestWorkflowEnvironment;
   let target: ScimTarget;
-  let worker: Worker | undefined;
 
   before(async function () {
     this.timeout(120_000);
-    [env, target] = await Promise.all([timeSkippingEnvironment(), startScim2Target()]);
+    target = await startScim2Target();
   });
-  after(async function () {
-    this.timeout(60_000);
-    if (worker?.getState() === 'RUNNING') worker.shutdown();
-    await env?.teardown();
+  after(async () => {
     await target?.stop();
   });
 
@@ -57,37 +45,14 @@ describe('offboarding a person on scim2-server (time-skipping server)', function
     assert.deepEqual(await target.groupsListing(userId), ['Engineering']);
     assert.equal((await target.read(`/Users/${userId}`))!.groups, undefined, 'Users carry no groups there');
 
-    const taskQueue = `test-${randomUUID()}`;
-    worker = await createOffboardingWorker({
-      connection: env.nativeConnection,
-      namespace: env.namespace ?? 'default',
-      config: await testConfig({
-        systems: {
-          app: { type: 'scim', baseUrl: target.url, bearerToken: { env: 'TEST_SCIM2_TOKEN' }, matchBy: 'externalId' },
-        },
-        env: { TEST_SCIM2_TOKEN: target.token },
-      }),
-      pool: await sharedPool(),
-      taskQueue,
-      workflowBundle: await workflowBundle(),
-    });
-    const status = await worker.runUntil(async () => {
-      const started = await startOffboarding(
-        env.client,
-        {
-          requestId: `hr-${randomUUID()}`,
-          subject: { employeeId },
-          trigger: 'termination',
-          reason: 'involuntary',
-          employmentType: 'contractor',
-          effectiveAt: new Date(await env.currentTimeMs()).toISOString(),
-          requestedBy: 'hr-system',
-        },
-        { taskQueue, searchAttributes: false },
-      );
-      const handle = env.client.workflow.getHandle<typeof offboarding>(started.workflowId, started.runId);
-      await handle.result(); // skips the retention before the deletion
-      return handle.query<OffboardingStatus>('status');
+    const status = await offboardOnce({
+      employeeId,
+      systems: {
+        app: { type: 'scim', baseUrl: target.url, bearerToken: { env: 'TEST_SCIM2_TOKEN' }, matchBy: 'externalId' },
+      },
+      env: { TEST_SCIM2_TOKEN: target.token },
+      request: { employmentType: 'contractor' },
+      until: 'completed', // skips the retention before the deletion
     });
 
     assert.equal(status.accounts.app, userId);
