@@ -392,7 +392,8 @@ const notFound = (id: string) =>
     'Request_ResourceNotFound',
     `Resource '${id}' does not exist or one of its queried reference-property objects are not present.`,
   );
-const denied = () => new GraphFailure(403, 'Authorization_RequestDenied', 'Insufficient privileges to complete the operation.');
+const denied = () =>
+  new GraphFailure(403, 'Authorization_RequestDenied', 'Insufficient privileges to complete the operation.');
 const badRequest = (message: string) => new GraphFailure(400, 'Request_BadRequest', message);
 
 function readBody(req: IncomingMessage): Promise<string> {
@@ -408,7 +409,9 @@ function send(res: ServerResponse, status: number, body?: unknown, headers: Reco
     res.writeHead(status, headers).end();
     return;
   }
-  res.writeHead(status, { 'content-type': 'application/json;odata.metadata=minimal', ...headers }).end(JSON.stringify(body));
+  res
+    .writeHead(status, { 'content-type': 'application/json;odata.metadata=minimal', ...headers })
+    .end(JSON.stringify(body));
 }
 function sendGraphError(res: ServerResponse, req: IncomingMessage, failure: GraphFailure): void {
   const requestId = randomUUID();
@@ -532,7 +535,8 @@ export async function startEntraSandbox(options: { port?: number } = {}): Promis
   /** The roles of a valid bearer token, or a 401 as Graph answers it. */
   function rolesOf(req: IncomingMessage): string[] {
     const header = req.headers.authorization ?? '';
-    if (!header.startsWith('Bearer ')) throw new GraphFailure(401, 'InvalidAuthenticationToken', 'Access token is empty.');
+    if (!header.startsWith('Bearer '))
+      throw new GraphFailure(401, 'InvalidAuthenticationToken', 'Access token is empty.');
     const [head, body, signature] = header.slice(7).split('.');
     const expected = createHmac('sha256', tokenKey).update(`${head}.${body}`).digest('base64url');
     if (!head || !body || signature !== expected)
@@ -547,7 +551,8 @@ export async function startEntraSandbox(options: { port?: number } = {}): Promis
 
   /** Throws 403 unless one of `accepted` is granted (a ReadWrite permission covers its Read). */
   function requireAny(roles: string[], ...accepted: string[]) {
-    const covers = (granted: string, wanted: string) => granted === wanted || granted === wanted.replace('.Read.', '.ReadWrite.');
+    const covers = (granted: string, wanted: string) =>
+      granted === wanted || granted === wanted.replace('.Read.', '.ReadWrite.');
     if (!accepted.some((wanted) => roles.some((granted) => covers(granted, wanted)))) throw denied();
   }
 
@@ -662,7 +667,7 @@ export async function startEntraSandbox(options: { port?: number } = {}): Promis
       requireAny(roles, 'User.Read.All', 'Directory.Read.All');
       const count = url.searchParams.get('$count') === 'true';
       if (count && req.headers['consistencylevel'] !== 'eventual')
-        throw badRequest("$count is not currently supported.");
+        throw badRequest('$count is not currently supported.');
       const filter = eqFilter(url, ['employeeId', 'mail', 'userPrincipalName', 'id']);
       const matching = state.users.filter((user) => {
         if (!filter) return true;
@@ -732,7 +737,12 @@ export async function startEntraSandbox(options: { port?: number } = {}): Promis
           requireAny(roles, 'AppRoleAssignment.Read.All', 'Directory.Read.All');
           const items = state.appRoleAssignments
             .filter((a) => a.principalId === user.id)
-            .map((a) => ({ ...a, principalType: 'User', createdDateTime: '2025-03-01T10:00:00Z', deletedDateTime: null }));
+            .map((a) => ({
+              ...a,
+              principalType: 'User',
+              createdDateTime: '2025-03-01T10:00:00Z',
+              deletedDateTime: null,
+            }));
           return send(res, 200, page(url, items));
         }
         if (method === 'DELETE' && subId) {
@@ -745,7 +755,14 @@ export async function startEntraSandbox(options: { port?: number } = {}): Promis
       }
       if (sub === 'oauth2PermissionGrants' && method === 'GET') {
         requireAny(roles, 'DelegatedPermissionGrant.Read.All', 'Directory.Read.All');
-        return send(res, 200, page(url, state.oauth2PermissionGrants.filter((g) => g.principalId === user.id)));
+        return send(
+          res,
+          200,
+          page(
+            url,
+            state.oauth2PermissionGrants.filter((g) => g.principalId === user.id),
+          ),
+        );
       }
       if (sub === 'assignLicense' && method === 'POST') {
         requireAny(roles, 'LicenseAssignment.ReadWrite.All', 'User.ReadWrite.All', 'Directory.ReadWrite.All');
@@ -755,7 +772,9 @@ export async function startEntraSandbox(options: { port?: number } = {}): Promis
         for (const skuId of remove) {
           if (user.directLicenses.includes(skuId)) continue;
           if (states.some((s) => s.skuId === skuId))
-            throw badRequest('User license is inherited from a group membership and it cannot be removed directly from the user.');
+            throw badRequest(
+              'User license is inherited from a group membership and it cannot be removed directly from the user.',
+            );
           throw badRequest(`User does not have a corresponding license.`);
         }
         user.directLicenses = user.directLicenses.filter((s) => !remove.includes(s));
@@ -827,7 +846,14 @@ export async function startEntraSandbox(options: { port?: number } = {}): Promis
             return {
               ...a,
               ...(expand && definition
-                ? { roleDefinition: { id: definition.id, displayName: definition.displayName, templateId: definition.id, isBuiltIn: true } }
+                ? {
+                    roleDefinition: {
+                      id: definition.id,
+                      displayName: definition.displayName,
+                      templateId: definition.id,
+                      isBuiltIn: true,
+                    },
+                  }
                 : {}),
             };
           });
@@ -889,7 +915,10 @@ export async function startEntraSandbox(options: { port?: number } = {}): Promis
       if (login[2] === 'oauth2/v2.0/token' && method === 'POST') return token(req, res, login[1]!);
       if (method === 'GET' && login[2]!.endsWith('openid-configuration')) {
         if (login[1] !== ENTRA_SANDBOX_TENANT_ID)
-          return send(res, 400, { error: 'invalid_tenant', error_description: `AADSTS90002: Tenant '${login[1]}' not found.` });
+          return send(res, 400, {
+            error: 'invalid_tenant',
+            error_description: `AADSTS90002: Tenant '${login[1]}' not found.`,
+          });
         return openidConfiguration(res, login[1]!);
       }
     }

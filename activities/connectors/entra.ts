@@ -87,7 +87,10 @@ import { ConnectorError, type ApplyResult, type Connector } from './types.js';
 const httpsUrl = (what: string) =>
   z
     .url()
-    .refine((value) => new URL(value).protocol === 'https:', `${what} must be https:// (the client libraries refuse http)`)
+    .refine(
+      (value) => new URL(value).protocol === 'https:',
+      `${what} must be https:// (the client libraries refuse http)`,
+    )
     .transform((value) => value.replace(/\/+$/, ''));
 
 export const entraSystemSchema = z.object({
@@ -198,14 +201,33 @@ function classify(err: unknown, doing: string, permission: Permission, config: E
   return new ConnectorError(`Entra ${doing} failed: ${message}`, true, 'entra_unreachable');
 }
 
+/** MSAL's server error (the token endpoint's answer), which @azure/identity wraps as the cause. */
+interface MsalServerError {
+  errorCode: string;
+  errorMessage?: string;
+  status?: number;
+}
+function msalServerError(err: unknown): MsalServerError | undefined {
+  for (let at: unknown = err, depth = 0; at && depth < 3; at = (at as { cause?: unknown }).cause, depth++) {
+    const candidate = at as Partial<MsalServerError> & { name?: string };
+    if (candidate.name === 'ServerError' && typeof candidate.errorCode === 'string')
+      return candidate as MsalServerError;
+  }
+  return undefined;
+}
+
 /** A token request's failure, as @azure/identity reports it: the settings, or the service away. */
 function classifyToken(err: unknown, config: EntraSystemConfig): ConnectorError {
-  if (err instanceof AuthenticationError) {
-    const { statusCode } = err;
-    const said = err.errorResponse.errorDescription.split('\r\n')[0]?.split(' Trace ID:')[0] ?? '';
-    const error = err.errorResponse.error;
-    if (statusCode === 429 || statusCode >= 500)
-      return new ConnectorError(`Entra token request failed: HTTP ${statusCode} ${error}`, true, 'entra_token_unavailable');
+  const server = msalServerError(err);
+  const status = err instanceof AuthenticationError ? err.statusCode : server?.status;
+  const error = err instanceof AuthenticationError ? err.errorResponse.error : server?.errorCode;
+  if (error && !(status === 429 || (status !== undefined && status >= 500))) {
+    // The AADSTS line without its trace and correlation ids.
+    const description = (
+      server?.errorMessage ?? (err instanceof AuthenticationError ? err.errorResponse.errorDescription : '')
+    )
+      .split(' Trace ID:')[0]!
+      .trim();
     const fix =
       error === 'invalid_tenant'
         ? 'fix tenantId (the directory id or a verified domain)'
@@ -215,13 +237,17 @@ function classifyToken(err: unknown, config: EntraSystemConfig): ConnectorError 
             ? `the client secret of app ${config.clientId} was refused (wrong or expired): put a current secret's value in the clientSecret variable`
             : 'check tenantId, clientId and clientSecret';
     return new ConnectorError(
-      `Entra refused the app's credentials: ${error}${said ? ` (${said})` : ''}; ${fix}`,
+      `Entra refused the app's credentials: ${error}${description ? ` (${description})` : ''}; ${fix}`,
       false,
       'entra_bad_credentials',
     );
   }
   const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-  return new ConnectorError(`Entra token request failed: ${message}`, true, 'entra_token_unavailable');
+  // MSAL reads the authority's OpenID configuration first; a wrong tenant and an unreachable host look the same.
+  const hint = /endpoints_resolution_error/.test(message)
+    ? `: could not read the OpenID configuration of ${config.authorityHost}/${config.tenantId} (a wrong tenantId, or the authority unreachable); check tenantId and authorityHost`
+    : '';
+  return new ConnectorError(`Entra token request failed: ${message}${hint}`, true, 'entra_token_unavailable');
 }
 
 const isNotFound = (err: unknown) => err instanceof GraphError && err.statusCode === 404;
@@ -298,7 +324,11 @@ export function createEntraConnector(system: string, config: EntraSystemConfig):
   }
 
   /** A write: a 404 means what it removes (or the user) is already gone. */
-  async function write(doing: string, permission: Permission, work: () => Promise<unknown>): Promise<'done' | 'already'> {
+  async function write(
+    doing: string,
+    permission: Permission,
+    work: () => Promise<unknown>,
+  ): Promise<'done' | 'already'> {
     await ensureToken();
     try {
       await work();
@@ -326,10 +356,17 @@ export function createEntraConnector(system: string, config: EntraSystemConfig):
   async function userById(id: string, fields = USER_FIELDS): Promise<User | undefined> {
     await ensureToken();
     try {
-      return (await api(`/users/${encodeURIComponent(id)}`).select(fields).get()) as User;
+      return (await api(`/users/${encodeURIComponent(id)}`)
+        .select(fields)
+        .get()) as User;
     } catch (err) {
       if (isNotFound(err)) return undefined;
-      throw classify(err, 'GET user', fields.includes('signInActivity') ? 'AuditLog.Read.All' : 'User.Read.All', config);
+      throw classify(
+        err,
+        'GET user',
+        fields.includes('signInActivity') ? 'AuditLog.Read.All' : 'User.Read.All',
+        config,
+      );
     }
   }
 
@@ -363,7 +400,11 @@ export function createEntraConnector(system: string, config: EntraSystemConfig):
       const user = found[0];
       if (!user) continue;
       if (user.employeeId && user.employeeId.toLowerCase() !== subject.employeeId.toLowerCase())
-        throw ambiguous(subject, found, `the user with ${field} ${subject.email} carries another employeeId (${user.employeeId})`);
+        throw ambiguous(
+          subject,
+          found,
+          `the user with ${field} ${subject.email} carries another employeeId (${user.employeeId})`,
+        );
       return user;
     }
     return undefined;
@@ -372,7 +413,9 @@ export function createEntraConnector(system: string, config: EntraSystemConfig):
   // ---- what the user holds ----
 
   /** Sessions live: a sign-in (interactive or not) later than signInSessionsValidFromDateTime. */
-  async function liveSessions(id: string): Promise<{ live: boolean; validFrom?: string; lastSignIn?: string } | undefined> {
+  async function liveSessions(
+    id: string,
+  ): Promise<{ live: boolean; validFrom?: string; lastSignIn?: string } | undefined> {
     const user = await userById(id, 'id,signInSessionsValidFromDateTime,signInActivity');
     if (!user) return undefined;
     const activity = user.signInActivity;
@@ -389,7 +432,9 @@ export function createEntraConnector(system: string, config: EntraSystemConfig):
   const groupsOf = async (id: string) =>
     (
       await all<DirectoryObject & Group>('GET user memberOf', 'GroupMember.Read.All', () =>
-        api(`/users/${id}/memberOf`).select('id,displayName,groupTypes,membershipRule,isAssignableToRole,onPremisesSyncEnabled'),
+        api(`/users/${id}/memberOf`).select(
+          'id,displayName,groupTypes,membershipRule,isAssignableToRole,onPremisesSyncEnabled',
+        ),
       )
     ).filter((o) => (o as { '@odata.type'?: string })['@odata.type'] === '#microsoft.graph.group');
 
@@ -400,7 +445,9 @@ export function createEntraConnector(system: string, config: EntraSystemConfig):
 
   const directoryRolesOf = (id: string) =>
     all<UnifiedRoleAssignment>('GET directory role assignments', 'RoleManagement.Read.Directory', () =>
-      api('/roleManagement/directory/roleAssignments').filter(`principalId eq ${quoted(id)}`).expand('roleDefinition'),
+      api('/roleManagement/directory/roleAssignments')
+        .filter(`principalId eq ${quoted(id)}`)
+        .expand('roleDefinition'),
     );
 
   const grantsOf = (id: string) =>
@@ -450,7 +497,11 @@ export function createEntraConnector(system: string, config: EntraSystemConfig):
         name: a.resourceDisplayName ?? undefined,
       });
     for (const a of roles)
-      entitlements.push({ id: directoryRoleId(a), kind: 'directory_role', name: a.roleDefinition?.displayName ?? undefined });
+      entitlements.push({
+        id: directoryRoleId(a),
+        kind: 'directory_role',
+        name: a.roleDefinition?.displayName ?? undefined,
+      });
     const direct = new Set((licenses ?? []).filter((s) => !s.assignedByGroup && s.skuId).map((s) => s.skuId!));
     for (const skuId of direct) entitlements.push({ id: `${LICENSE}${skuId}`, kind: 'license' });
     for (const o of owned)
@@ -466,7 +517,8 @@ export function createEntraConnector(system: string, config: EntraSystemConfig):
       if (!enabled) return { outcome: 'already', details: { userId: id, note: 'no such user' } };
       throw new ConnectorError(`Entra: user ${id} no longer exists; it cannot be re-enabled`, false, 'account_gone');
     }
-    if (user.accountEnabled === enabled) return { outcome: 'already', details: { userId: id, accountEnabled: enabled } };
+    if (user.accountEnabled === enabled)
+      return { outcome: 'already', details: { userId: id, accountEnabled: enabled } };
     await call('PATCH user accountEnabled', 'User.ReadWrite.All', () =>
       api(`/users/${id}`).patch({ accountEnabled: enabled }),
     );
@@ -541,21 +593,37 @@ export function createEntraConnector(system: string, config: EntraSystemConfig):
         false,
         'entra_synced_group',
       );
-    const licenses = ((await licenseStatesOf(id)) ?? []).filter((s) => s.assignedByGroup === groupId).map((s) => s.skuId);
-    const permission: Permission = group.isAssignableToRole ? 'RoleManagement.ReadWrite.Directory' : 'GroupMember.ReadWrite.All';
+    const licenses = ((await licenseStatesOf(id)) ?? [])
+      .filter((s) => s.assignedByGroup === groupId)
+      .map((s) => s.skuId);
+    const permission: Permission = group.isAssignableToRole
+      ? 'RoleManagement.ReadWrite.Directory'
+      : 'GroupMember.ReadWrite.All';
     const outcome = await write(
       group.isAssignableToRole ? 'DELETE member of role-assignable group' : 'DELETE group member',
       permission,
       () => api(`/groups/${groupId}/members/${id}/$ref`).delete(),
     );
     if ((await groupsOf(id)).some((g) => g.id === groupId))
-      throw new ConnectorError(`Entra: user ${id} is still in group ${name} after removal; retrying`, true, 'entra_not_applied');
-    return { outcome, details: { ...details, group: group.displayName, ...(licenses.length ? { licensesAssignedByGroup: licenses } : {}) } };
+      throw new ConnectorError(
+        `Entra: user ${id} is still in group ${name} after removal; retrying`,
+        true,
+        'entra_not_applied',
+      );
+    return {
+      outcome,
+      details: {
+        ...details,
+        group: group.displayName,
+        ...(licenses.length ? { licensesAssignedByGroup: licenses } : {}),
+      },
+    };
   }
 
   async function removeAppRole(id: string, target: string, details: Record<string, unknown>): Promise<ApplyResult> {
     const [resourceId, appRoleId] = target.split('/');
-    const matching = (list: AppRoleAssignment[]) => list.filter((a) => a.resourceId === resourceId && a.appRoleId === appRoleId);
+    const matching = (list: AppRoleAssignment[]) =>
+      list.filter((a) => a.resourceId === resourceId && a.appRoleId === appRoleId);
     const found = matching(await appRolesOf(id));
     if (found.length === 0) return { outcome: 'already', details };
     for (const a of found)
@@ -563,11 +631,19 @@ export function createEntraConnector(system: string, config: EntraSystemConfig):
         api(`/users/${id}/appRoleAssignments/${a.id}`).delete(),
       );
     if (matching(await appRolesOf(id)).length)
-      throw new ConnectorError(`Entra: app role assignment ${target} of user ${id} still listed; retrying`, true, 'entra_not_applied');
+      throw new ConnectorError(
+        `Entra: app role assignment ${target} of user ${id} still listed; retrying`,
+        true,
+        'entra_not_applied',
+      );
     return { outcome: 'done', details: { ...details, resource: found[0]?.resourceDisplayName } };
   }
 
-  async function removeDirectoryRole(id: string, entitlementId: string, details: Record<string, unknown>): Promise<ApplyResult> {
+  async function removeDirectoryRole(
+    id: string,
+    entitlementId: string,
+    details: Record<string, unknown>,
+  ): Promise<ApplyResult> {
     const matching = (list: UnifiedRoleAssignment[]) => list.filter((a) => directoryRoleId(a) === entitlementId);
     const found = matching(await directoryRolesOf(id));
     if (found.length === 0) return { outcome: 'already', details };
@@ -576,33 +652,49 @@ export function createEntraConnector(system: string, config: EntraSystemConfig):
         api(`/roleManagement/directory/roleAssignments/${a.id}`).delete(),
       );
     if (matching(await directoryRolesOf(id)).length)
-      throw new ConnectorError(`Entra: directory role ${entitlementId} of user ${id} still assigned; retrying`, true, 'entra_not_applied');
+      throw new ConnectorError(
+        `Entra: directory role ${entitlementId} of user ${id} still assigned; retrying`,
+        true,
+        'entra_not_applied',
+      );
     return { outcome: 'done', details: { ...details, role: found[0]?.roleDefinition?.displayName } };
   }
 
   async function removeLicense(id: string, skuId: string, details: Record<string, unknown>): Promise<ApplyResult> {
     const states = await licenseStatesOf(id);
     const direct = (list: LicenseAssignmentState[]) => list.some((s) => s.skuId === skuId && !s.assignedByGroup);
-    const viaGroups = (states ?? []).filter((s) => s.skuId === skuId && s.assignedByGroup).map((s) => s.assignedByGroup);
+    const viaGroups = (states ?? [])
+      .filter((s) => s.skuId === skuId && s.assignedByGroup)
+      .map((s) => s.assignedByGroup);
     const report = viaGroups.length ? { alsoAssignedByGroups: viaGroups } : {};
     if (!states || !direct(states)) return { outcome: 'already', details: { ...details, ...report } };
     await call('POST assignLicense', 'LicenseAssignment.ReadWrite.All', () =>
       api(`/users/${id}/assignLicense`).post({ addLicenses: [], removeLicenses: [skuId] }),
     );
     if (direct((await licenseStatesOf(id)) ?? []))
-      throw new ConnectorError(`Entra: licence ${skuId} still assigned directly to user ${id}; retrying`, true, 'entra_not_applied');
+      throw new ConnectorError(
+        `Entra: licence ${skuId} still assigned directly to user ${id}; retrying`,
+        true,
+        'entra_not_applied',
+      );
     return { outcome: 'done', details: { ...details, ...report } };
   }
 
   async function removeOwnership(id: string, target: string, details: Record<string, unknown>): Promise<ApplyResult> {
     const [kind, objectId] = target.split('/') as [OwnedKind, string];
     if (kind !== 'application' && kind !== 'servicePrincipal')
-      throw new ConnectorError(`Entra: owner entitlement ${target} is not application/ or servicePrincipal/`, false, 'bad_action');
+      throw new ConnectorError(
+        `Entra: owner entitlement ${target} is not application/ or servicePrincipal/`,
+        false,
+        'bad_action',
+      );
     const path = `/${collectionOf(kind)}/${objectId}`;
     const ownersOf = async () => {
       await ensureToken();
       try {
-        return await all<DirectoryObject>(`GET ${kind} owners`, 'Application.ReadWrite.All', () => api(`${path}/owners`));
+        return await all<DirectoryObject>(`GET ${kind} owners`, 'Application.ReadWrite.All', () =>
+          api(`${path}/owners`),
+        );
       } catch (err) {
         if (err instanceof ConnectorError && err.code === 'entra_http_404') return [];
         throw err;
@@ -662,7 +754,11 @@ export function createEntraConnector(system: string, config: EntraSystemConfig):
     const owned = await ownedOf(id);
     const outcome = await write('DELETE user', 'User.ReadWrite.All', () => api(`/users/${id}`).delete());
     if (await userById(id, 'id'))
-      throw new ConnectorError(`Entra: user ${id} still exists after DELETE; retrying deletes it again`, true, 'entra_not_applied');
+      throw new ConnectorError(
+        `Entra: user ${id} still exists after DELETE; retrying deletes it again`,
+        true,
+        'entra_not_applied',
+      );
     return {
       outcome,
       details: {

@@ -60,7 +60,9 @@ export class TrustedCaHttpHandler implements Middleware {
               if (value !== undefined) answerHeaders.set(key, Array.isArray(value) ? value.join(', ') : value);
             // A 204 or 304 Response may not carry a body, even an empty one.
             const content = status === 204 || status === 304 ? null : Buffer.concat(chunks);
-            resolve(new Response(content, { status, statusText: incoming.statusMessage ?? '', headers: answerHeaders }));
+            resolve(
+              new Response(content, { status, statusText: incoming.statusMessage ?? '', headers: answerHeaders }),
+            );
           });
         },
       );
