@@ -956,8 +956,9 @@ export async function startEntraSandbox(options: { port?: number } = {}): Promis
   function signIn(userId: string): void {
     const user = state.users.find((u) => u.id === userId);
     if (!user) throw new Error(`no user ${userId}`);
-    // One second later than a revocation in the same second still counts as after it.
-    user.lastSignInDateTime = isoSeconds(Date.now() + 1000);
+    // Graph's times have whole seconds: a sign-in after a revocation lands in a later second than it.
+    const validFrom = Date.parse(user.signInSessionsValidFromDateTime);
+    user.lastSignInDateTime = isoSeconds(Math.max(Date.now(), validFrom + 1000));
   }
 
   const server = https.createServer({ key, cert }, (req, res) => {

@@ -283,6 +283,16 @@ describe('Entra ID connector (Graph client and @azure/identity against the HTTPS
     assert.equal(userOf(PERSON)?.accountEnabled, false);
   });
 
+  it('a call that does not answer within timeoutMs fails retryably', async () => {
+    const impatient = connect(ENTRA_SANDBOX_CLIENTS.offboard, { timeoutMs: 300 });
+    await impatient.check!(); // the token first, so that only Graph is slow
+    sandbox.inject({ latencyMs: 2_000 });
+    await assert.rejects(
+      impatient.apply(action('disable_login', entraUserIdFor(PERSON)), subject(PERSON)),
+      failsWith((err) => err.code === 'entra_unreachable' && err.retryable),
+    );
+  });
+
   it('a wrong client secret is refused without retry, saying what to fix and never the secret; a wrong tenant is named', async () => {
     const wrong = connect({ clientId: ENTRA_SANDBOX_CLIENTS.offboard.clientId, clientSecret: 'not-the-secret' });
     await assert.rejects(

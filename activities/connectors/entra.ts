@@ -425,6 +425,7 @@ export function createEntraConnector(system: string, config: EntraSystemConfig):
     const validFrom = user.signInSessionsValidFromDateTime ?? undefined;
     if (times.length === 0) return { live: false, ...(validFrom ? { validFrom } : {}) };
     const last = Math.max(...times);
+    // Whole seconds on both sides: a sign-in in the very second of the revocation counts as revoked.
     const live = !validFrom || Date.parse(validFrom) < last;
     return { live, ...(validFrom ? { validFrom } : {}), lastSignIn: new Date(last).toISOString() };
   }
