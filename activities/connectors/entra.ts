@@ -188,6 +188,13 @@ function classify(err: unknown, doing: string, permission: Permission, config: E
         false,
         'entra_unauthorized',
       );
+    // signInActivity (how sessions are read back) is a premium feature: no permission grants it.
+    if (status === 403 && err.code === 'Authentication_RequestFromNonPremiumTenantOrB2CTenant')
+      return new ConnectorError(
+        `Entra ${doing} failed: HTTP 403${said}: reading signInActivity needs a Microsoft Entra ID P1 or P2 licence in the tenant`,
+        false,
+        'entra_not_premium',
+      );
     if (status === 403)
       return new ConnectorError(
         `Entra ${doing} failed: HTTP 403${said}: the app ${config.clientId} lacks the Microsoft Graph application permission ${permission}; add it (App registrations → API permissions → Microsoft Graph → Application permissions → ${permission}) and grant admin consent`,
