@@ -8,6 +8,7 @@
 import { z } from 'zod';
 import type { SecretWrap } from '../../model/api-config.js';
 import type { ConnectorDeps, ConnectorDescriptor } from './descriptor.js';
+import { entraConnector } from './entra.js';
 import { githubConnector } from './github.js';
 import { keycloakConnector } from './keycloak.js';
 import { ldapConnector } from './ldap.js';
@@ -29,6 +30,7 @@ export const connectorRegistry = [
   salesforceConnector,
   ssfConnector,
   keycloakConnector,
+  entraConnector,
 ] as const;
 
 type Registered = (typeof connectorRegistry)[number];
