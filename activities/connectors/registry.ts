@@ -9,6 +9,7 @@ import { z } from 'zod';
 import type { SecretWrap } from '../../model/api-config.js';
 import type { ConnectorDeps, ConnectorDescriptor } from './descriptor.js';
 import { githubConnector } from './github.js';
+import { googleWorkspaceConnector } from './google-workspace.js';
 import { keycloakConnector } from './keycloak.js';
 import { ldapConnector } from './ldap.js';
 import { manualConnector } from './manual.js';
@@ -29,6 +30,7 @@ export const connectorRegistry = [
   salesforceConnector,
   ssfConnector,
   keycloakConnector,
+  googleWorkspaceConnector,
 ] as const;
 
 type Registered = (typeof connectorRegistry)[number];
