@@ -853,7 +853,8 @@ export async function startGoogleWorkspaceSandbox(options: { port?: number } = {
   }
   function reset(): void {
     // The same object stays in place, so that `sandbox.state` held by a test follows the reset.
-    const fresh = seed();
+    // Tokens already issued stay valid: a reset restores the account's data, not the client's session.
+    const fresh = { ...seed(), accessTokens: state.accessTokens };
     for (const field of Object.keys(state) as (keyof GoogleWorkspaceState)[]) delete state[field];
     Object.assign(state, fresh);
     inject({});

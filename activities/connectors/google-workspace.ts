@@ -47,7 +47,7 @@
  *
  * Errors (Google's shape `{error: {code, message, errors: [{domain, reason, message}], status}}`):
  * 404 on a write means the user or the thing removed is gone (`already`, when a read-back
- * agrees); 403 `forbidden` / `insufficientPermissions` and a refused token request go to an
+ * agrees); 401 on an API call (a token Google issued and now refuses) is retried with a new token; 403 `forbidden` / `insufficientPermissions` and a refused token request go to an
  * operator naming the scope or privilege to grant; 403 `rateLimitExceeded` /
  * `userRateLimitExceeded` / `quotaExceeded` (domain `usageLimits`) and 429 are rate limits: Google
  * documents no Retry-After for the Admin SDK, only exponential backoff, so without the header the
@@ -197,10 +197,14 @@ function parseAnswer<T>(schema: z.ZodType<T>, value: unknown, doing: string): T 
 
 // ---- errors -----------------------------------------------------------------------------------
 
-/** gaxios's error, as far as it is read here (its response headers are a fetch Headers). */
+/** gaxios's error, as far as it is read here. */
+interface HeaderReader {
+  get(name: string): string | null;
+}
+
 interface HttpFailure {
   status: number;
-  headers?: Headers;
+  headers?: HeaderReader;
   data: unknown;
   url?: string;
 }
@@ -213,7 +217,9 @@ function httpFailureOf(err: unknown): HttpFailure | undefined {
   };
   const status = candidate?.response?.status ?? candidate?.status;
   if (typeof status !== 'number' || !candidate.response) return undefined;
-  const headers = candidate.response.headers instanceof Headers ? candidate.response.headers : undefined;
+  // gaxios's Headers may come from another fetch implementation than the global one: duck-typed.
+  const given = candidate.response.headers as { get?: unknown } | undefined;
+  const headers = typeof given?.get === 'function' ? (given as HeaderReader) : undefined;
   const url = candidate.config?.url;
   return { status, headers, data: candidate.response.data, url: url === undefined ? undefined : String(url) };
 }
@@ -232,7 +238,7 @@ function googleReasonOf(data: unknown): { reason?: string; message?: string } {
 
 const RATE_LIMIT_REASONS = new Set(['rateLimitExceeded', 'userRateLimitExceeded', 'quotaExceeded']);
 
-function retryAfterMs(headers: Headers | undefined, fallbackMs: number): number {
+function retryAfterMs(headers: HeaderReader | undefined, fallbackMs: number): number {
   const value = headers?.get('retry-after');
   if (!value) return fallbackMs;
   const seconds = Number(value);
@@ -308,12 +314,16 @@ export function createGoogleWorkspaceConnector(system: string, config: GoogleWor
         );
       if (status >= 500 || status === 408)
         return new ConnectorError(`Google ${doing} failed: HTTP ${status}${said}`, true, `google_http_${status}`);
-      if (status === 401)
+      if (status === 401) {
+        // A token Google issued and now refuses (revoked, or issued before a reset): the retry
+        // asks for a new one. A key or delegation that is wrong fails at the token endpoint instead.
+        clients[scope].credentials = { refresh_token: 'jwt-placeholder', expiry_date: 1 };
         return new ConnectorError(
-          `Google ${doing} failed: HTTP 401${said}: the access token was refused; check the service account key`,
-          false,
-          'google_unauthorized',
+          `Google ${doing} failed: HTTP 401${said}: the access token was refused; the retry requests a new one`,
+          true,
+          'google_token_refused',
         );
+      }
       if (status === 403 && reason === 'insufficientPermissions')
         return new ConnectorError(
           `Google ${doing} failed: HTTP 403 insufficientPermissions${said}: the token lacks the scope ${GOOGLE_SCOPES[scope]}; add it to the service account's domain-wide delegation (Admin console → Security → API controls → Domain-wide delegation, client ${key.client_id ?? key.client_email})`,
