@@ -328,6 +328,36 @@ describe('Google Workspace connector (@googleapis/admin against the Admin SDK st
       google.discover(subject('E1002')),
       failsWith((err) => err.retryable && err.code === 'google_unreachable'),
     );
+    // A slow answer is cut off by timeoutMs, retryably (the token is fetched before the fault).
+    const impatient = connectorWith({ timeoutMs: 200 });
+    await impatient.discover(subject('E1002'));
+    sandbox.inject({ latencyMs: 1_000 });
+    await assert.rejects(
+      impatient.discover(subject('E1002')),
+      failsWith((err) => err.retryable && err.code === 'google_unreachable'),
+    );
+  });
+
+  it('the stand-in’s control endpoints: faults over HTTP answer in Google’s error shape, state is readable', async () => {
+    const injected = await fetch(`${sandbox.url}_sandbox/faults`, {
+      method: 'POST',
+      body: JSON.stringify({ rateLimited: { count: 1, status: 429 } }),
+    });
+    assert.equal(injected.status, 200);
+    const limited = await fetch(`${sandbox.url}admin/directory/v1/users?customer=my_customer`);
+    const body = (await limited.json()) as { error: { code: number; errors: { domain: string; reason: string }[] } };
+    assert.deepEqual(
+      [limited.status, limited.headers.get('retry-after'), body.error.code, body.error.errors[0]],
+      [429, null, 429, { message: 'Rate Limit Exceeded', domain: 'usageLimits', reason: 'rateLimitExceeded' }],
+    );
+    const unauthenticated = await fetch(`${sandbox.url}admin/directory/v1/users?customer=my_customer`);
+    assert.equal(unauthenticated.status, 401);
+    const read = (await (await fetch(`${sandbox.url}_sandbox/state`)).json()) as { customerId: string };
+    assert.equal(read.customerId, sandbox.state.customerId);
+    assert.equal(
+      (await fetch(`${sandbox.url}_sandbox/faults`, { method: 'POST', body: '{"latencyMs":-1}' })).status,
+      400,
+    );
   });
 
   it('a scope missing from the delegation is refused at the token endpoint: non-retryable, naming the scope; nothing changes', async () => {

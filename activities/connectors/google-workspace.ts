@@ -376,7 +376,7 @@ export function createGoogleWorkspaceConnector(system: string, config: GoogleWor
     );
   }
 
-  async function call<T>(doing: string, scope: Scope, work: (auth: Scope) => Promise<{ data: T }>): Promise<T> {
+  async function call<T>(doing: string, scope: Scope, work: (scope: Scope) => Promise<{ data: T }>): Promise<T> {
     try {
       return (await work(scope)).data;
     } catch (err) {
