@@ -6,6 +6,9 @@
  */
 import assert from 'node:assert/strict';
 import { sign } from 'node:crypto';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import type { AuditStore } from '../activities/audit.js';
+import { createActivities } from '../activities/index.js';
 import {
   createGoogleWorkspaceConnector,
   googleWorkspaceConnector,
@@ -13,6 +16,7 @@ import {
 } from '../activities/connectors/google-workspace.js';
 import { ConnectorError, type ApplyContext, type Connector } from '../activities/connectors/types.js';
 import type { Action, Entitlement } from '../model/plan.js';
+import type { Policy } from '../model/policy.js';
 import { samplePerson } from '../sandbox/org.js';
 import {
   ALL_DELEGATED_SCOPES,
@@ -312,6 +316,32 @@ describe('Google Workspace connector (@googleapis/admin against the Admin SDK st
     // After the burst the same call succeeds: nothing was changed by the refused ones.
     assert.equal(userOf('E1002').suspended, false);
     assert.equal((await quick.apply(action('disable_login', idOf('E1002')), subject('E1002'))).outcome, 'done');
+    assert.equal(userOf('E1002').suspended, true);
+  });
+
+  it('429s without Retry-After are waited out within one activity attempt (rateLimitWaitMs each), and the action done', async () => {
+    const quick = connectorWith({ rateLimitWaitMs: 300 });
+    const activities = createActivities({
+      // applyAction uses neither the policy nor the audit store.
+      policy: {} as Policy,
+      audit: {} as AuditStore,
+      notify: async () => ({ delivered: [] }),
+      connectors: new Map([['google', quick]]),
+      callTimeoutMs: 10_000,
+      heartbeatEveryMs: 50,
+    });
+    const userId = idOf('E1002');
+    await quick.discover(subject('E1002')); // tokens first, so that the faults hit the API calls
+    sandbox.inject({ rateLimited: { count: 2, status: 429 } });
+    const env = new MockActivityEnvironment();
+    const started = Date.now();
+    const result = (await env.run(activities.applyAction, {
+      action: action('disable_login', userId),
+      subject: subject('E1002'),
+    })) as { outcome: string; attempt: number };
+    const took = Date.now() - started;
+    assert.deepEqual([result.outcome, result.attempt], ['done', 1]);
+    assert.ok(took >= 500 && took < 10_000, `answered after ${took} ms, expected two 300 ms pauses first`);
     assert.equal(userOf('E1002').suspended, true);
   });
 
