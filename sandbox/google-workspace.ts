@@ -779,7 +779,6 @@ export async function startGoogleWorkspaceSandbox(options: { port?: number } = {
   // ---- faults and dispatch ----
 
   async function injectFaults(req: http.IncomingMessage, res: http.ServerResponse): Promise<boolean> {
-    if (faults.latencyMs) await sleep(faults.latencyMs);
     if (faults.connectionResets) {
       faults.connectionResets -= 1;
       req.socket.destroy();
@@ -832,6 +831,8 @@ export async function startGoogleWorkspaceSandbox(options: { port?: number } = {
       return send(res, 204);
     }
     state.requests.push(`${method} ${url.pathname}`);
+    // Latency slows the token endpoint too; the other faults are the APIs' own.
+    if (faults.latencyMs) await sleep(faults.latencyMs);
     if (url.pathname === '/token' && method === 'POST') return token(req, res);
     if (await injectFaults(req, res)) return;
     const segments = url.pathname.split('/').filter(Boolean);

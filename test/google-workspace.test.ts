@@ -358,7 +358,7 @@ describe('Google Workspace connector (@googleapis/admin against the Admin SDK st
       google.discover(subject('E1002')),
       failsWith((err) => err.retryable && err.code === 'google_unreachable'),
     );
-    // A slow answer is cut off by timeoutMs, retryably (the token is fetched before the fault).
+    // A slow answer is cut off by timeoutMs, retryably (the first discover gets the tokens before the fault).
     const impatient = connectorWith({ timeoutMs: 200 });
     await impatient.discover(subject('E1002'));
     sandbox.inject({ latencyMs: 1_000 });
@@ -366,6 +366,13 @@ describe('Google Workspace connector (@googleapis/admin against the Admin SDK st
       impatient.discover(subject('E1002')),
       failsWith((err) => err.retryable && err.code === 'google_unreachable'),
     );
+    // The token request is bounded too: the API is never asked.
+    const sent = sandbox.state.requests.length;
+    await assert.rejects(
+      connectorWith({ timeoutMs: 200 }).discover(subject('E1002')),
+      failsWith((err) => err.retryable && err.code === 'google_unreachable'),
+    );
+    assert.deepEqual(sandbox.state.requests.slice(sent), ['POST /token']);
   });
 
   it('the stand-in’s control endpoints: faults over HTTP answer in Google’s error shape, state is readable', async () => {

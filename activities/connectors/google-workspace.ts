@@ -285,10 +285,14 @@ export function createGoogleWorkspaceConnector(system: string, config: GoogleWor
     jwt.transporter.interceptors.request.add({
       resolved: async (request) => {
         if (String(request.url) !== GOOGLE_TOKEN_URL) return request;
-        // One token request per call too (gtoken asks gaxios to retry it on 429 and 5xx otherwise).
+        // One token request per call too (gtoken asks gaxios to retry it on 429 and 5xx otherwise),
+        // bounded like the API calls (the global options do not reach the token request, and
+        // gaxios has turned `timeout` into the signal before interceptors run).
+        const bound = AbortSignal.timeout(config.timeoutMs);
         return {
           ...request,
           url: new URL(config.tokenUrl),
+          signal: request.signal ? AbortSignal.any([request.signal, bound]) : bound,
           retryConfig: { ...request.retryConfig, retry: 0 },
         };
       },
