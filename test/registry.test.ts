@@ -76,7 +76,7 @@ describe('connector registry', () => {
       }
       assert.fail('expected the config to be refused');
     };
-    const known = 'ldap, postgres, manual, scim, slack, github, salesforce, ssf, keycloak, entra';
+    const known = 'ldap, postgres, manual, scim, slack, github, salesforce, ssf, keycloak, entra, google_workspace';
     assert.equal(systemTypes.join(', '), known);
     assert.match(
       problem({ type: 'okta', url: 'https://x' }),

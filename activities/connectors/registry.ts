@@ -10,6 +10,7 @@ import type { SecretWrap } from '../../model/api-config.js';
 import type { ConnectorDeps, ConnectorDescriptor } from './descriptor.js';
 import { entraConnector } from './entra.js';
 import { githubConnector } from './github.js';
+import { googleWorkspaceConnector } from './google-workspace.js';
 import { keycloakConnector } from './keycloak.js';
 import { ldapConnector } from './ldap.js';
 import { manualConnector } from './manual.js';
@@ -31,6 +32,7 @@ export const connectorRegistry = [
   ssfConnector,
   keycloakConnector,
   entraConnector,
+  googleWorkspaceConnector,
 ] as const;
 
 type Registered = (typeof connectorRegistry)[number];
