@@ -12,6 +12,7 @@ import { githubConnector } from './github.js';
 import { keycloakConnector } from './keycloak.js';
 import { ldapConnector } from './ldap.js';
 import { manualConnector } from './manual.js';
+import { oktaConnector } from './okta.js';
 import { postgresConnector } from './postgres.js';
 import { salesforceConnector } from './salesforce.js';
 import { scimConnector } from './scim.js';
@@ -29,6 +30,7 @@ export const connectorRegistry = [
   salesforceConnector,
   ssfConnector,
   keycloakConnector,
+  oktaConnector,
 ] as const;
 
 type Registered = (typeof connectorRegistry)[number];
