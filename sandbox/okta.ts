@@ -69,14 +69,7 @@ export const OKTA_AWS_GROUP = 'prod-access';
 
 export type AdminRole = 'SUPER_ADMIN' | 'ORG_ADMIN' | 'READ_ONLY_ADMIN';
 export type UserStatus =
-  | 'STAGED'
-  | 'PROVISIONED'
-  | 'ACTIVE'
-  | 'RECOVERY'
-  | 'PASSWORD_EXPIRED'
-  | 'LOCKED_OUT'
-  | 'SUSPENDED'
-  | 'DEPROVISIONED';
+  'STAGED' | 'PROVISIONED' | 'ACTIVE' | 'RECOVERY' | 'PASSWORD_EXPIRED' | 'LOCKED_OUT' | 'SUSPENDED' | 'DEPROVISIONED';
 
 export interface OktaUser {
   id: string;
@@ -203,7 +196,13 @@ function seed(): OktaState {
   const newId = (prefix: string) => `${prefix}${String(++counter).padStart(6, '0')}SANDBOX${prefix.length}`;
   const state: OktaState = {
     users: [],
-    groups: [{ id: newId('00g'), type: 'BUILT_IN', profile: { name: 'Everyone', description: 'All users in your organization' } }],
+    groups: [
+      {
+        id: newId('00g'),
+        type: 'BUILT_IN',
+        profile: { name: 'Everyone', description: 'All users in your organization' },
+      },
+    ],
     memberships: [],
     apps: [],
     appUsers: [],
@@ -276,13 +275,43 @@ function seed(): OktaState {
       if (person.groups.includes(OKTA_AWS_GROUP))
         state.appUsers.push({ appId: aws, userId: id, scope: 'GROUP', status: 'ACTIVE' });
       if (person.employeeId === 'E1000')
-        state.roles.push({ id: newId('ra1'), userId: id, type: 'SUPER_ADMIN', label: 'Super Administrator', assignmentType: 'USER' });
+        state.roles.push({
+          id: newId('ra1'),
+          userId: id,
+          type: 'SUPER_ADMIN',
+          label: 'Super Administrator',
+          assignmentType: 'USER',
+        });
       else if (person.groups.includes('domain-admins'))
-        state.roles.push({ id: newId('ra1'), userId: id, type: 'APP_ADMIN', label: 'Application Administrator', assignmentType: 'USER' });
-      state.grants.push({ id: newId('oag'), userId: id, clientId: EXPENSES_CLIENT, scopeId: 'scpSANDBOXprofile', issuer: ISSUER });
-      state.refreshTokens.push({ id: newId('oar'), userId: id, clientId: EXPENSES_CLIENT, issuer: ISSUER, scopes: ['openid', 'offline_access'] });
+        state.roles.push({
+          id: newId('ra1'),
+          userId: id,
+          type: 'APP_ADMIN',
+          label: 'Application Administrator',
+          assignmentType: 'USER',
+        });
+      state.grants.push({
+        id: newId('oag'),
+        userId: id,
+        clientId: EXPENSES_CLIENT,
+        scopeId: 'scpSANDBOXprofile',
+        issuer: ISSUER,
+      });
+      state.refreshTokens.push({
+        id: newId('oar'),
+        userId: id,
+        clientId: EXPENSES_CLIENT,
+        issuer: ISSUER,
+        scopes: ['openid', 'offline_access'],
+      });
       if (index % 2 === 1)
-        state.refreshTokens.push({ id: newId('oar'), userId: id, clientId: CLI_CLIENT, issuer: ISSUER, scopes: ['openid', 'offline_access'] });
+        state.refreshTokens.push({
+          id: newId('oar'),
+          userId: id,
+          clientId: CLI_CLIENT,
+          issuer: ISSUER,
+          scopes: ['openid', 'offline_access'],
+        });
       state.factors.push(
         { id: newId('opf'), userId: id, factorType: 'push', provider: 'OKTA', vendorName: 'OKTA' },
         { id: newId('uft'), userId: id, factorType: 'token:software:totp', provider: 'GOOGLE', vendorName: 'GOOGLE' },
@@ -296,7 +325,9 @@ function seed(): OktaState {
 /** The stand-in's users of one sample person, by employeeNumber or by the person's email (login). */
 export function oktaUsersOf(state: OktaState, employeeId: string): OktaUser[] {
   const person = SAMPLE_PEOPLE.find((p) => p.employeeId === employeeId);
-  return state.users.filter((u) => u.profile.employeeNumber === employeeId || (person && u.profile.login === person.email));
+  return state.users.filter(
+    (u) => u.profile.employeeNumber === employeeId || (person && u.profile.login === person.email),
+  );
 }
 
 // ---- wire format -----------------------------------------------------------------------------
@@ -335,7 +366,12 @@ function parseExpression(expression: string): { path: string; value: string }[][
 }
 
 function valueAt(record: unknown, path: string): unknown {
-  return path.split('.').reduce<unknown>((at, key) => (at && typeof at === 'object' ? (at as Record<string, unknown>)[key] : undefined), record);
+  return path
+    .split('.')
+    .reduce<unknown>(
+      (at, key) => (at && typeof at === 'object' ? (at as Record<string, unknown>)[key] : undefined),
+      record,
+    );
 }
 
 const userJson = (url: string, user: OktaUser) => ({
@@ -418,7 +454,13 @@ export async function startOktaSandbox(options: { port?: number } = {}): Promise
   }
 
   /** One page of `items`, with the `Link` headers Okta sends (self, and next while more remain). */
-  function page<T>(res: http.ServerResponse, requestUrl: URL, items: T[], idOf: (item: T) => string, headers: Record<string, string>) {
+  function page<T>(
+    res: http.ServerResponse,
+    requestUrl: URL,
+    items: T[],
+    idOf: (item: T) => string,
+    headers: Record<string, string>,
+  ) {
     const limit = Math.min(Number(requestUrl.searchParams.get('limit') ?? 200) || 200, 200);
     const after = requestUrl.searchParams.get('after');
     const start = after ? items.findIndex((item) => idOf(item) === after) + 1 : 0;
@@ -435,7 +477,9 @@ export async function startOktaSandbox(options: { port?: number } = {}): Promise
   }
 
   function userById(idOrLogin: string): OktaUser {
-    const user = state.users.find((u) => u.id === idOrLogin || u.profile.login.toLowerCase() === idOrLogin.toLowerCase());
+    const user = state.users.find(
+      (u) => u.id === idOrLogin || u.profile.login.toLowerCase() === idOrLogin.toLowerCase(),
+    );
     if (!user) throw notFound(idOrLogin, 'User');
     return user;
   }
@@ -448,7 +492,12 @@ export async function startOktaSandbox(options: { port?: number } = {}): Promise
     if (!faults.ignoreWrites) change();
   };
 
-  async function api(req: http.IncomingMessage, res: http.ServerResponse, requestUrl: URL, headers: Record<string, string>) {
+  async function api(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    requestUrl: URL,
+    headers: Record<string, string>,
+  ) {
     const role = state.apiTokens[/^SSWS (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? ''];
     if (!role) throw new OktaFailure(401, 'E0000011', 'Invalid token provided');
     const method = req.method ?? 'GET';
@@ -463,9 +512,17 @@ export async function startOktaSandbox(options: { port?: number } = {}): Promise
       let users = state.users;
       if (search) {
         const disjunction = parseExpression(search);
-        users = users.filter((u) => disjunction.some((terms) => terms.every((t) => String(valueAt(u, t.path) ?? '') === t.value)));
+        users = users.filter((u) =>
+          disjunction.some((terms) => terms.every((t) => String(valueAt(u, t.path) ?? '') === t.value)),
+        );
       }
-      return page(res, requestUrl, users.map((u) => userJson(url, u)), (u) => u.id, headers);
+      return page(
+        res,
+        requestUrl,
+        users.map((u) => userJson(url, u)),
+        (u) => u.id,
+        headers,
+      );
     }
     if ((m = /^\/api\/v1\/users\/([^/]+)$/.exec(path))) {
       const user = userById(decodeURIComponent(m[1]!));
@@ -500,7 +557,8 @@ export async function startOktaSandbox(options: { port?: number } = {}): Promise
         return send(res, 200, {}, headers);
       }
       if (operation === 'unsuspend') {
-        if (user.status !== 'SUSPENDED') throw invalid('unsuspendUser', 'Cannot unsuspend a user that is not suspended');
+        if (user.status !== 'SUSPENDED')
+          throw invalid('unsuspendUser', 'Cannot unsuspend a user that is not suspended');
         touch(user, 'ACTIVE');
         return send(res, 200, {}, headers);
       }
@@ -517,7 +575,8 @@ export async function startOktaSandbox(options: { port?: number } = {}): Promise
       const user = userById(decodeURIComponent(m[1]!));
       write(() => {
         state.sessions = state.sessions.filter((s) => s.userId !== user.id);
-        if (query.get('oauthTokens') === 'true') state.refreshTokens = state.refreshTokens.filter((t) => t.userId !== user.id);
+        if (query.get('oauthTokens') === 'true')
+          state.refreshTokens = state.refreshTokens.filter((t) => t.userId !== user.id);
       });
       return ok();
     }
@@ -536,7 +595,9 @@ export async function startOktaSandbox(options: { port?: number } = {}): Promise
     }
     if ((m = /^\/api\/v1\/users\/([^/]+)\/clients$/.exec(path)) && method === 'GET') {
       const user = userById(decodeURIComponent(m[1]!));
-      const ids = new Set([...state.grants, ...state.refreshTokens].filter((r) => r.userId === user.id).map((r) => r.clientId));
+      const ids = new Set(
+        [...state.grants, ...state.refreshTokens].filter((r) => r.userId === user.id).map((r) => r.clientId),
+      );
       return ok([...ids].map((client_id) => ({ client_id, client_name: state.clients[client_id] ?? client_id })));
     }
     if ((m = /^\/api\/v1\/users\/([^/]+)\/clients\/([^/]+)\/tokens$/.exec(path))) {
@@ -548,15 +609,21 @@ export async function startOktaSandbox(options: { port?: number } = {}): Promise
         return ok();
       }
       if (method === 'GET') {
-        const tokens = state.refreshTokens
-          .filter(mine)
-          .map((t) => ({ ...t, status: 'ACTIVE', created: CREATED, lastUpdated: CREATED, expiresAt: '2099-01-01T00:00:00.000Z' }));
+        const tokens = state.refreshTokens.filter(mine).map((t) => ({
+          ...t,
+          status: 'ACTIVE',
+          created: CREATED,
+          lastUpdated: CREATED,
+          expiresAt: '2099-01-01T00:00:00.000Z',
+        }));
         return page(res, requestUrl, tokens, (t) => t.id, headers);
       }
     }
     if ((m = /^\/api\/v1\/users\/([^/]+)\/groups$/.exec(path)) && method === 'GET') {
       const user = userById(decodeURIComponent(m[1]!));
-      const groups = state.groups.filter((g) => state.memberships.some((x) => x.groupId === g.id && x.userId === user.id));
+      const groups = state.groups.filter((g) =>
+        state.memberships.some((x) => x.groupId === g.id && x.userId === user.id),
+      );
       return page(res, requestUrl, groups.map(groupJson), (g) => g.id, headers);
     }
     if ((m = /^\/api\/v1\/groups\/([^/]+)\/users\/([^/]+)$/.exec(path)) && method === 'DELETE') {
@@ -564,20 +631,32 @@ export async function startOktaSandbox(options: { port?: number } = {}): Promise
       if (!group) throw notFound(m[1]!, 'UserGroup');
       const user = userById(decodeURIComponent(m[2]!));
       if (group.type !== 'OKTA_GROUP') throw forbidden();
-      write(() => (state.memberships = state.memberships.filter((x) => !(x.groupId === group.id && x.userId === user.id))));
+      write(
+        () => (state.memberships = state.memberships.filter((x) => !(x.groupId === group.id && x.userId === user.id))),
+      );
       return ok();
     }
     if (path === '/api/v1/apps' && method === 'GET') {
       const filter = query.get('filter');
       if (!filter) return page(res, requestUrl, state.apps, (a) => a.id, headers);
       const terms = parseExpression(filter);
-      const userId = terms.length === 1 && terms[0]!.length === 1 && terms[0]![0]!.path === 'user.id' ? terms[0]![0]!.value : undefined;
+      const userId =
+        terms.length === 1 && terms[0]!.length === 1 && terms[0]![0]!.path === 'user.id'
+          ? terms[0]![0]!.value
+          : undefined;
       if (!userId) throw new OktaFailure(400, 'E0000031', 'Invalid search criteria.');
       const expand = query.get('expand') === `user/${userId}`;
       const apps = state.apps.flatMap((a) => {
         const assignment = state.appUsers.find((x) => x.appId === a.id && x.userId === userId);
         if (!assignment) return [];
-        return [{ ...a, created: CREATED, lastUpdated: CREATED, ...(expand ? { _embedded: { user: appUserJson(assignment) } } : {}) }];
+        return [
+          {
+            ...a,
+            created: CREATED,
+            lastUpdated: CREATED,
+            ...(expand ? { _embedded: { user: appUserJson(assignment) } } : {}),
+          },
+        ];
       });
       return page(res, requestUrl, apps, (a) => a.id, headers);
     }
@@ -589,7 +668,10 @@ export async function startOktaSandbox(options: { port?: number } = {}): Promise
       if (method === 'GET') return ok(appUserJson(assignment));
       if (method === 'DELETE') {
         if (assignment.scope === 'GROUP')
-          throw invalid('unassignUserFromApplication', 'The user is assigned to this app through a group; remove the group assignment instead');
+          throw invalid(
+            'unassignUserFromApplication',
+            'The user is assigned to this app through a group; remove the group assignment instead',
+          );
         write(() => (state.appUsers = state.appUsers.filter((x) => x !== assignment)));
         return ok();
       }
@@ -600,7 +682,15 @@ export async function startOktaSandbox(options: { port?: number } = {}): Promise
       if (!roleId && method === 'GET') {
         const roles = state.roles
           .filter((r) => r.userId === user.id)
-          .map((r) => ({ id: r.id, label: r.label, type: r.type, status: 'ACTIVE', created: CREATED, lastUpdated: CREATED, assignmentType: r.assignmentType }));
+          .map((r) => ({
+            id: r.id,
+            label: r.label,
+            type: r.type,
+            status: 'ACTIVE',
+            created: CREATED,
+            lastUpdated: CREATED,
+            assignmentType: r.assignmentType,
+          }));
         return ok(roles);
       }
       if (roleId && method === 'DELETE') {
@@ -617,13 +707,23 @@ export async function startOktaSandbox(options: { port?: number } = {}): Promise
       if (!factorId && method === 'GET') {
         const factors = state.factors
           .filter((f) => f.userId === user.id)
-          .map((f) => ({ id: f.id, factorType: f.factorType, provider: f.provider, vendorName: f.vendorName, status: 'ACTIVE', created: CREATED, lastUpdated: CREATED, profile: {} }));
+          .map((f) => ({
+            id: f.id,
+            factorType: f.factorType,
+            provider: f.provider,
+            vendorName: f.vendorName,
+            status: 'ACTIVE',
+            created: CREATED,
+            lastUpdated: CREATED,
+            profile: {},
+          }));
         return ok(factors);
       }
       if (factorId && method === 'DELETE') {
         const factor = state.factors.find((f) => f.userId === user.id && f.id === factorId);
         if (!factor) throw notFound(factorId, 'UserFactor');
-        if (user.status === 'DEPROVISIONED') throw invalid('unenrollFactor', 'Cannot unenroll a factor from a deactivated user');
+        if (user.status === 'DEPROVISIONED')
+          throw invalid('unenrollFactor', 'Cannot unenroll a factor from a deactivated user');
         write(() => (state.factors = state.factors.filter((f) => f !== factor)));
         return ok();
       }
@@ -637,7 +737,10 @@ export async function startOktaSandbox(options: { port?: number } = {}): Promise
     if (requestUrl.pathname === '/_sandbox/state' && method === 'GET') return send(res, 200, state);
     if (requestUrl.pathname === '/_sandbox/faults' && method === 'POST') {
       const parsed = oktaFaultsSchema.safeParse(JSON.parse((await readBody(req)) || '{}'));
-      if (!parsed.success) return send(res, 400, { error: parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') });
+      if (!parsed.success)
+        return send(res, 400, {
+          error: parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '),
+        });
       inject(parsed.data);
       return send(res, 200, faults);
     }
@@ -645,7 +748,11 @@ export async function startOktaSandbox(options: { port?: number } = {}): Promise
       reset();
       return send(res, 204);
     }
-    if (!requestUrl.pathname.startsWith('/api/v1/')) return sendFailure(res, new OktaFailure(404, 'E0000022', 'The endpoint does not support the provided HTTP method'));
+    if (!requestUrl.pathname.startsWith('/api/v1/'))
+      return sendFailure(
+        res,
+        new OktaFailure(404, 'E0000022', 'The endpoint does not support the provided HTTP method'),
+      );
 
     state.requests.push(`${method} ${requestUrl.pathname}${requestUrl.search}`);
     if (faults.latencyMs) await sleep(faults.latencyMs);
@@ -659,10 +766,18 @@ export async function startOktaSandbox(options: { port?: number } = {}): Promise
       faults.tooManyRequests.count -= 1;
       state.rateLimit.remaining = 0;
       state.rateLimit.resetAt = Math.floor(Date.now() / 1000) + faults.tooManyRequests.resetSeconds;
-      return sendFailure(res, new OktaFailure(429, 'E0000047', 'API call exceeded rate limit due to too many requests.'), rateLimitHeaders());
+      return sendFailure(
+        res,
+        new OktaFailure(429, 'E0000047', 'API call exceeded rate limit due to too many requests.'),
+        rateLimitHeaders(),
+      );
     }
     if (state.rateLimit.remaining <= 0)
-      return sendFailure(res, new OktaFailure(429, 'E0000047', 'API call exceeded rate limit due to too many requests.'), headers);
+      return sendFailure(
+        res,
+        new OktaFailure(429, 'E0000047', 'API call exceeded rate limit due to too many requests.'),
+        headers,
+      );
     state.rateLimit.remaining -= 1;
     headers['x-rate-limit-remaining'] = String(state.rateLimit.remaining);
     if (faults.serverErrorRate) {
@@ -674,7 +789,11 @@ export async function startOktaSandbox(options: { port?: number } = {}): Promise
       await api(req, res, requestUrl, headers);
     } catch (err) {
       if (err instanceof OktaFailure) return sendFailure(res, err, headers);
-      sendFailure(res, new OktaFailure(500, 'E0000009', `Internal Server Error (stand-in: ${(err as Error).message})`), headers);
+      sendFailure(
+        res,
+        new OktaFailure(500, 'E0000009', `Internal Server Error (stand-in: ${(err as Error).message})`),
+        headers,
+      );
     }
   }
 
@@ -689,7 +808,11 @@ export async function startOktaSandbox(options: { port?: number } = {}): Promise
 
   const server = http.createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
-      if (!res.headersSent) sendFailure(res, new OktaFailure(500, 'E0000009', `Internal Server Error (stand-in: ${(err as Error).message})`));
+      if (!res.headersSent)
+        sendFailure(
+          res,
+          new OktaFailure(500, 'E0000009', `Internal Server Error (stand-in: ${(err as Error).message})`),
+        );
     });
   });
   await new Promise<void>((resolve) => server.listen(options.port ?? 0, '127.0.0.1', resolve));

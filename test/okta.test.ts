@@ -32,7 +32,13 @@ describe('Okta connector (okta-sdk-nodejs against the Management API stand-in)',
   const connectorWith = (settings: Record<string, unknown> = {}) =>
     createOktaConnector(
       'okta',
-      oktaSystemSchema.parse({ type: 'okta', orgUrl: sandbox.url, apiToken: SANDBOX_OKTA_TOKEN, timeoutMs: 5_000, ...settings }),
+      oktaSystemSchema.parse({
+        type: 'okta',
+        orgUrl: sandbox.url,
+        apiToken: SANDBOX_OKTA_TOKEN,
+        timeoutMs: 5_000,
+        ...settings,
+      }),
     );
 
   before(async () => {
@@ -61,8 +67,11 @@ describe('Okta connector (okta-sdk-nodejs against the Management API stand-in)',
       .map((m) => sandbox.state.groups.find((g) => g.id === m.groupId)!.profile.name)
       .sort();
   const appsOf = (id: string) =>
-    sandbox.state.appUsers.filter(byUser(id)).map((a) => `${sandbox.state.apps.find((x) => x.id === a.appId)!.label}/${a.scope}`);
-  const failsWith = (check: (err: ConnectorError) => boolean) => (err: unknown) => err instanceof ConnectorError && check(err);
+    sandbox.state.appUsers
+      .filter(byUser(id))
+      .map((a) => `${sandbox.state.apps.find((x) => x.id === a.appId)!.label}/${a.scope}`);
+  const failsWith = (check: (err: ConnectorError) => boolean) => (err: unknown) =>
+    err instanceof ConnectorError && check(err);
 
   it('discovers the user by employeeNumber: OKTA_GROUP groups, direct app assignments, admin roles, grants, refresh tokens, email', async () => {
     const user = userOf('E1001');
@@ -76,7 +85,10 @@ describe('Okta connector (okta-sdk-nodejs against the Management API stand-in)',
     );
     assert.ok(groupsIn(user.id).includes('Everyone') && groupsIn(user.id).includes('Domain Users'));
     assert.deepEqual(
-      found.entitlements.filter((e) => e.kind === 'app_assignment').map((e) => e.name).sort(),
+      found.entitlements
+        .filter((e) => e.kind === 'app_assignment')
+        .map((e) => e.name)
+        .sort(),
       ['Expenses', 'GitHub Enterprise Cloud', 'Slack'],
       'direct assignments only',
     );
@@ -92,8 +104,14 @@ describe('Okta connector (okta-sdk-nodejs against the Management API stand-in)',
       'token:refresh-tokens',
     ]);
     assert.deepEqual(found.identity, { email: samplePerson('E1001').email });
-    assert.ok(sandbox.state.requests.every((r) => r.startsWith('GET /api/v1/')), 'discovery only reads');
-    assert.match(sandbox.state.requests[0]!, /^GET \/api\/v1\/users\?search=profile\.employeeNumber%20eq%20%22E1001%22/);
+    assert.ok(
+      sandbox.state.requests.every((r) => r.startsWith('GET /api/v1/')),
+      'discovery only reads',
+    );
+    assert.match(
+      sandbox.state.requests[0]!,
+      /^GET \/api\/v1\/users\?search=profile\.employeeNumber%20eq%20%22E1001%22/,
+    );
   });
 
   it('a person without a user is account: null; one without employeeNumber is found by login/email; a suspended one is disabled', async () => {
@@ -105,7 +123,11 @@ describe('Okta connector (okta-sdk-nodejs against the Management API stand-in)',
     });
     const emailOnly = await okta.discover(subject(OKTA_EMAIL_ONLY_EMPLOYEE_ID));
     assert.equal(emailOnly.account?.id, userOf(OKTA_EMAIL_ONLY_EMPLOYEE_ID).id);
-    assert.equal((await okta.discover({ employeeId: OKTA_EMAIL_ONLY_EMPLOYEE_ID })).account, null, 'no email, no fallback');
+    assert.equal(
+      (await okta.discover({ employeeId: OKTA_EMAIL_ONLY_EMPLOYEE_ID })).account,
+      null,
+      'no email, no fallback',
+    );
     assert.equal(
       (await connectorWith({ matchByEmail: false }).discover(subject(OKTA_EMAIL_ONLY_EMPLOYEE_ID))).account,
       null,
@@ -119,11 +141,19 @@ describe('Okta connector (okta-sdk-nodejs against the Management API stand-in)',
   it('two users with the employeeNumber, or an email match carrying another HR id, is ambiguous', async () => {
     await assert.rejects(
       okta.discover(subject(OKTA_DUPLICATE_EMPLOYEE_ID)),
-      failsWith((err) => !err.retryable && err.code === 'ambiguous_identity' && /2 users match profile\.employeeNumber/.test(err.message)),
+      failsWith(
+        (err) =>
+          !err.retryable &&
+          err.code === 'ambiguous_identity' &&
+          /2 users match profile\.employeeNumber/.test(err.message),
+      ),
     );
     await assert.rejects(
       okta.discover({ employeeId: 'E9998', email: samplePerson('E1002').email }),
-      failsWith((err) => !err.retryable && err.code === 'ambiguous_identity' && /"E1002", another person's HR id/.test(err.message)),
+      failsWith(
+        (err) =>
+          !err.retryable && err.code === 'ambiguous_identity' && /"E1002", another person's HR id/.test(err.message),
+      ),
     );
   });
 
@@ -133,7 +163,10 @@ describe('Okta connector (okta-sdk-nodejs against the Management API stand-in)',
     Object.assign(user, { id: '00uQUOTED' });
     Object.assign(user.profile, { login: quoted, email: quoted, employeeNumber: 'X9' });
     sandbox.state.users.push(user);
-    await assert.rejects(okta.discover({ employeeId: 'E9997', email: quoted }), failsWith((e) => e.code === 'ambiguous_identity'));
+    await assert.rejects(
+      okta.discover({ employeeId: 'E9997', email: quoted }),
+      failsWith((e) => e.code === 'ambiguous_identity'),
+    );
     user.profile.employeeNumber = undefined;
     assert.equal((await okta.discover({ employeeId: 'E9997', email: quoted })).account?.id, '00uQUOTED');
     const injection = await okta.discover({ employeeId: 'E1001" or profile.employeeNumber eq "E1002' });
@@ -161,7 +194,12 @@ describe('Okta connector (okta-sdk-nodejs against the Management API stand-in)',
     user.status = 'RECOVERY';
     await assert.rejects(
       okta.apply(action('disable_login', user.id), subject('E1004')),
-      failsWith((err) => !err.retryable && err.code === 'okta_cannot_suspend' && /only ACTIVE users.*RECOVERY.*password reset/.test(err.message)),
+      failsWith(
+        (err) =>
+          !err.retryable &&
+          err.code === 'okta_cannot_suspend' &&
+          /only ACTIVE users.*RECOVERY.*password reset/.test(err.message),
+      ),
     );
     assert.equal(userOf('E1004').status, 'RECOVERY');
     assert.ok(!sandbox.state.requests.some((r) => r.startsWith('POST') || r.startsWith('DELETE')), 'nothing written');
@@ -204,12 +242,19 @@ describe('Okta connector (okta-sdk-nodejs against the Management API stand-in)',
     for (const target of [pick('group:prod-access'), slack, pick('admin-role:APP_ADMIN')]) {
       const result = await okta.apply(action('remove_entitlement', user.id, target), subject('E1001'));
       assert.equal(result.outcome, 'done', target.id);
-      assert.equal((await okta.apply(action('remove_entitlement', user.id, target), subject('E1001'))).outcome, 'already', target.id);
+      assert.equal(
+        (await okta.apply(action('remove_entitlement', user.id, target), subject('E1001'))).outcome,
+        'already',
+        target.id,
+      );
     }
     assert.ok(!groupsIn(user.id).includes('prod-access'));
     assert.ok(!appsOf(user.id).includes('Slack/USER'));
     assert.deepEqual(sandbox.state.roles.filter(byUser(user.id)), []);
-    assert.ok(appsOf(user.id).includes('AWS/GROUP'), 'the stand-in does not cascade: Okta removes group-scoped apps itself');
+    assert.ok(
+      appsOf(user.id).includes('AWS/GROUP'),
+      'the stand-in does not cascade: Okta removes group-scoped apps itself',
+    );
     await assert.rejects(
       okta.apply(action('remove_entitlement', user.id, { id: 'team:x', kind: 'team' }), subject('E1001')),
       failsWith((err) => !err.retryable && err.code === 'bad_action'),
@@ -224,7 +269,9 @@ describe('Okta connector (okta-sdk-nodejs against the Management API stand-in)',
     assert.deepEqual(result.details.factorsRemoved, ['push', 'token:software:totp']);
     assert.equal(oktaUsersOf(sandbox.state, 'E1002').length, 0, 'the user is gone');
     assert.deepEqual(
-      sandbox.state.requests.filter((r) => r.startsWith('DELETE')).map((r) => r.replace(/\/factors\/[^/?]+/, '/factors/{fid}')),
+      sandbox.state.requests
+        .filter((r) => r.startsWith('DELETE'))
+        .map((r) => r.replace(/\/factors\/[^/?]+/, '/factors/{fid}')),
       [
         `DELETE /api/v1/users/${user.id}/factors/{fid}`,
         `DELETE /api/v1/users/${user.id}/factors/{fid}`,
@@ -275,7 +322,12 @@ describe('Okta connector (okta-sdk-nodejs against the Management API stand-in)',
     await assert.rejects(
       okta.discover(subject('E1001')),
       failsWith(
-        (err) => err.retryable && err.code === 'okta_rate_limited' && /E0000047/.test(err.message) && err.retryAfterMs! >= 1_000 && err.retryAfterMs! <= 3_000,
+        (err) =>
+          err.retryable &&
+          err.code === 'okta_rate_limited' &&
+          /E0000047/.test(err.message) &&
+          err.retryAfterMs! >= 1_000 &&
+          err.retryAfterMs! <= 3_000,
       ),
     );
     sandbox.reset();
@@ -295,7 +347,11 @@ describe('Okta connector (okta-sdk-nodejs against the Management API stand-in)',
     const took = Date.now() - started;
     assert.equal(found.account?.id, userOf('E1001').id);
     assert.ok(took >= 900, `answered after ${took} ms: the reset was waited for`);
-    assert.equal(sandbox.state.requests.filter((r) => r.includes('search=')).length, 2, 'the refused search, then its repeat');
+    assert.equal(
+      sandbox.state.requests.filter((r) => r.includes('search=')).length,
+      2,
+      'the refused search, then its repeat',
+    );
     const paused = logs.find((entry) => entry.message.startsWith('system rate-limited'));
     assert.equal(paused?.meta?.system, 'okta');
   });
@@ -309,25 +365,43 @@ describe('Okta connector (okta-sdk-nodejs against the Management API stand-in)',
     sandbox.inject({ connectionResets: 1 });
     await assert.rejects(
       okta.discover(subject('E1001')),
-      failsWith((err) => err.retryable && err.code === 'okta_unreachable' && !err.message.includes(samplePerson('E1001').email)),
+      failsWith(
+        (err) => err.retryable && err.code === 'okta_unreachable' && !err.message.includes(samplePerson('E1001').email),
+      ),
     );
   });
 
   it('a refused token is non-retryable; a missing admin role is named and nothing changes', async () => {
     await assert.rejects(
       connectorWith({ apiToken: 'not-a-token' }).discover(subject('E1001')),
-      failsWith((err) => !err.retryable && err.code === 'okta_unauthorized' && /E0000011.*check apiToken/.test(err.message)),
+      failsWith(
+        (err) => !err.retryable && err.code === 'okta_unauthorized' && /E0000011.*check apiToken/.test(err.message),
+      ),
     );
     const user = userOf('E1001');
     const role = { id: 'admin-role:APP_ADMIN', kind: 'admin_role' };
     await assert.rejects(
-      connectorWith({ apiToken: SANDBOX_OKTA_ORG_ADMIN_TOKEN }).apply(action('remove_entitlement', user.id, role), subject('E1001')),
-      failsWith((err) => !err.retryable && err.code === 'okta_forbidden' && /E0000006.*Super Administrator/.test(err.message)),
+      connectorWith({ apiToken: SANDBOX_OKTA_ORG_ADMIN_TOKEN }).apply(
+        action('remove_entitlement', user.id, role),
+        subject('E1001'),
+      ),
+      failsWith(
+        (err) => !err.retryable && err.code === 'okta_forbidden' && /E0000006.*Super Administrator/.test(err.message),
+      ),
     );
     assert.equal(sandbox.state.roles.filter(byUser(user.id)).length, 1);
     await assert.rejects(
-      connectorWith({ apiToken: SANDBOX_OKTA_READONLY_TOKEN }).apply(action('disable_login', user.id), subject('E1001')),
-      failsWith((err) => !err.retryable && err.code === 'okta_forbidden' && /Organization Administrator/.test(err.message) && !err.message.includes(SANDBOX_OKTA_READONLY_TOKEN)),
+      connectorWith({ apiToken: SANDBOX_OKTA_READONLY_TOKEN }).apply(
+        action('disable_login', user.id),
+        subject('E1001'),
+      ),
+      failsWith(
+        (err) =>
+          !err.retryable &&
+          err.code === 'okta_forbidden' &&
+          /Organization Administrator/.test(err.message) &&
+          !err.message.includes(SANDBOX_OKTA_READONLY_TOKEN),
+      ),
     );
     assert.equal(userOf('E1001').status, 'ACTIVE');
     await connectorWith({ apiToken: SANDBOX_OKTA_READONLY_TOKEN }).check!();
@@ -339,7 +413,15 @@ describe('Okta connector (okta-sdk-nodejs against the Management API stand-in)',
     assert.equal(parse('https://example.okta.com/').data?.orgUrl, 'https://example.okta.com');
     assert.equal(parse('http://localhost:8080').success, true);
     assert.equal(parse('https://example.okta.com').data?.employeeIdAttribute, 'employeeNumber');
-    assert.equal(oktaSystemSchema.safeParse({ type: 'okta', orgUrl: 'https://x.okta.com', apiToken: 'x', employeeIdAttribute: 'a eq "b"' }).success, false);
+    assert.equal(
+      oktaSystemSchema.safeParse({
+        type: 'okta',
+        orgUrl: 'https://x.okta.com',
+        apiToken: 'x',
+        employeeIdAttribute: 'a eq "b"',
+      }).success,
+      false,
+    );
     assert.deepEqual(oktaConnector.secretFields, ['apiToken']);
     assert.equal(okta.providesIdentity, true);
     const result = await okta.apply(action('transfer_ownership', 'x'), subject('E1001'));
@@ -365,7 +447,10 @@ describe('Okta connector (okta-sdk-nodejs against the Management API stand-in)',
     const missing = await fetch(`${sandbox.url}/api/v1/users/00uNOPE`, { headers: auth });
     assert.deepEqual([missing.status, ((await missing.json()) as { errorCode: string }).errorCode], [404, 'E0000007']);
 
-    await fetch(`${sandbox.url}/_sandbox/faults`, { method: 'POST', body: JSON.stringify({ tooManyRequests: { count: 1, resetSeconds: 5 } }) });
+    await fetch(`${sandbox.url}/_sandbox/faults`, {
+      method: 'POST',
+      body: JSON.stringify({ tooManyRequests: { count: 1, resetSeconds: 5 } }),
+    });
     const limited = await fetch(`${sandbox.url}/api/v1/users`, { headers: auth });
     assert.deepEqual([limited.status, limited.headers.get('x-rate-limit-remaining')], [429, '0']);
     assert.equal(((await limited.json()) as { errorCode: string }).errorCode, 'E0000047');

@@ -200,7 +200,8 @@ function retryAfterMs(failure: HttpFailure): number {
 type Permission = 'read' | 'users' | 'groups' | 'apps' | 'roles';
 const NEEDS: Record<Permission, string> = {
   read: 'Read-only Administrator (or any role that can view users)',
-  users: 'Organization Administrator (or Group Administrator over the user: lifecycle, sessions, grants, tokens, factors)',
+  users:
+    'Organization Administrator (or Group Administrator over the user: lifecycle, sessions, grants, tokens, factors)',
   groups: 'Organization Administrator (or Group Membership Administrator over the group)',
   apps: 'Organization Administrator (or Application Administrator over the app)',
   roles: 'Super Administrator (only a super administrator can remove admin roles)',
@@ -211,11 +212,20 @@ function classify(err: unknown, doing: string, needs: Permission): ConnectorErro
   const failure = httpFailureOf(err);
   if (failure) {
     const code = failure.errorCode ? `${failure.errorCode} ` : '';
-    const said = `HTTP ${failure.status}${failure.summary || code ? ` (${code}${failure.summary})` : ''}`.replace(' )', ')');
+    const said = `HTTP ${failure.status}${failure.summary || code ? ` (${code}${failure.summary})` : ''}`.replace(
+      ' )',
+      ')',
+    );
     const { status } = failure;
     if (status === 429)
-      return new ConnectorError(`Okta rate-limited ${doing}: ${said}`, true, 'okta_rate_limited', retryAfterMs(failure));
-    if (status >= 500 || status === 408) return new ConnectorError(`Okta ${doing} failed: ${said}`, true, `okta_http_${status}`);
+      return new ConnectorError(
+        `Okta rate-limited ${doing}: ${said}`,
+        true,
+        'okta_rate_limited',
+        retryAfterMs(failure),
+      );
+    if (status >= 500 || status === 408)
+      return new ConnectorError(`Okta ${doing} failed: ${said}`, true, `okta_http_${status}`);
     if (status === 401)
       return new ConnectorError(
         `Okta ${doing} failed: ${said}: the API token was refused; check apiToken (a token unused for 30 days expires, and one is revoked with its admin)`,
@@ -232,7 +242,10 @@ function classify(err: unknown, doing: string, needs: Permission): ConnectorErro
   }
   // Socket errors and timeouts: Okta may be back in a moment.
   const candidate = err as { type?: string; code?: string; message?: string; name?: string };
-  const reason = candidate?.type === 'request-timeout' ? 'timed out' : (candidate?.code ?? `${candidate?.name}: ${candidate?.message}`);
+  const reason =
+    candidate?.type === 'request-timeout'
+      ? 'timed out'
+      : (candidate?.code ?? `${candidate?.name}: ${candidate?.message}`);
   return new ConnectorError(`Okta ${doing} failed: ${reason}`, true, 'okta_unreachable');
 }
 
@@ -330,14 +343,22 @@ export function createOktaConnector(system: string, config: OktaSystemConfig): C
   // ---- reads ----------------------------------------------------------------------------------
 
   async function groupsOf(id: string) {
-    const groups = await call('GET user groups', 'read', async () => collect(await client.userApi.listUserGroups({ userId: id })));
+    const groups = await call('GET user groups', 'read', async () =>
+      collect(await client.userApi.listUserGroups({ userId: id })),
+    );
     // Everyone (BUILT_IN) cannot be left; an APP_GROUP's members are its directory's to change.
     return parseAnswer(z.array(groupSchema), groups, 'GET user groups').filter((g) => g.type === 'OKTA_GROUP');
   }
 
   async function directAppsOf(id: string) {
     const apps = await call('GET apps of user', 'read', async () =>
-      collect(await client.applicationApi.listApplications({ filter: `user.id eq ${quoted(id)}`, expand: `user/${id}`, limit: 200 })),
+      collect(
+        await client.applicationApi.listApplications({
+          filter: `user.id eq ${quoted(id)}`,
+          expand: `user/${id}`,
+          limit: 200,
+        }),
+      ),
     );
     // An assignment through a group (scope GROUP) goes with the group.
     return parseAnswer(z.array(appSchema), apps, 'GET apps of user').filter((a) => a._embedded?.user.scope === 'USER');
@@ -347,12 +368,18 @@ export function createOktaConnector(system: string, config: OktaSystemConfig): C
     const roles = await call('GET user roles', 'read', async () =>
       collect(await client.roleAssignmentApi.listAssignedRolesForUser({ userId: id })),
     );
-    return parseAnswer(z.array(roleSchema), roles, 'GET user roles').filter((r) => (r.assignmentType ?? 'USER') === 'USER');
+    return parseAnswer(z.array(roleSchema), roles, 'GET user roles').filter(
+      (r) => (r.assignmentType ?? 'USER') === 'USER',
+    );
   }
 
   async function grantsOf(id: string) {
-    const grants = await call('GET user grants', 'read', async () => collect(await client.userApi.listUserGrants({ userId: id })));
-    return parseAnswer(z.array(grantSchema), grants, 'GET user grants').filter((g) => (g.status ?? 'ACTIVE') === 'ACTIVE');
+    const grants = await call('GET user grants', 'read', async () =>
+      collect(await client.userApi.listUserGrants({ userId: id })),
+    );
+    return parseAnswer(z.array(grantSchema), grants, 'GET user grants').filter(
+      (g) => (g.status ?? 'ACTIVE') === 'ACTIVE',
+    );
   }
 
   /** Clients holding refresh tokens of the user, with those tokens' ids. */
@@ -378,7 +405,9 @@ export function createOktaConnector(system: string, config: OktaSystemConfig): C
   }
 
   async function factorsOf(id: string) {
-    const factors = await call('GET user factors', 'read', async () => collect(await client.userFactorApi.listFactors({ userId: id })));
+    const factors = await call('GET user factors', 'read', async () =>
+      collect(await client.userFactorApi.listFactors({ userId: id })),
+    );
     return parseAnswer(z.array(factorSchema), factors, 'GET user factors');
   }
 
@@ -405,7 +434,8 @@ export function createOktaConnector(system: string, config: OktaSystemConfig): C
 
   async function enable(id: string): Promise<ApplyResult> {
     const user = await userById(id);
-    if (!user) throw new ConnectorError(`Okta: user ${id} no longer exists; it cannot be re-enabled`, false, 'account_gone');
+    if (!user)
+      throw new ConnectorError(`Okta: user ${id} no longer exists; it cannot be re-enabled`, false, 'account_gone');
     if (user.status === 'SUSPENDED') {
       await call('POST user unsuspend', 'users', () => client.userApi.unsuspendUser({ userId: id }));
       const after = await userById(id);
@@ -435,9 +465,14 @@ export function createOktaConnector(system: string, config: OktaSystemConfig): C
 
   async function revokeSessions(id: string): Promise<ApplyResult> {
     if (!(await userById(id))) return { outcome: 'already', details: { userId: id, note: 'no such user' } };
-    await call('DELETE user sessions', 'users', () => client.userApi.revokeUserSessions({ userId: id, oauthTokens: true }));
+    await call('DELETE user sessions', 'users', () =>
+      client.userApi.revokeUserSessions({ userId: id, oauthTokens: true }),
+    );
     const left = await refreshTokensOf(id);
-    if (left.length) throw notApplied(`refresh tokens of user ${id} for ${left.map((l) => l.clientId).join(', ')} remain after the session revocation`);
+    if (left.length)
+      throw notApplied(
+        `refresh tokens of user ${id} for ${left.map((l) => l.clientId).join(', ')} remain after the session revocation`,
+      );
     return {
       outcome: 'done',
       details: {
@@ -452,13 +487,18 @@ export function createOktaConnector(system: string, config: OktaSystemConfig): C
   async function revokeTokens(id: string): Promise<ApplyResult> {
     if (!(await userById(id))) return { outcome: 'already', details: { userId: id, note: 'no such user' } };
     const [grants, tokens] = await Promise.all([grantsOf(id), refreshTokensOf(id)]);
-    if (grants.length === 0 && tokens.length === 0) return { outcome: 'already', details: { userId: id, grants: 0, clients: [] } };
+    if (grants.length === 0 && tokens.length === 0)
+      return { outcome: 'already', details: { userId: id, grants: 0, clients: [] } };
     if (grants.length) await call('DELETE user grants', 'users', () => client.userApi.revokeUserGrants({ userId: id }));
     for (const { clientId } of tokens)
-      await call('DELETE user refresh tokens', 'users', () => client.userApi.revokeTokensForUserAndClient({ userId: id, clientId }));
+      await call('DELETE user refresh tokens', 'users', () =>
+        client.userApi.revokeTokensForUserAndClient({ userId: id, clientId }),
+      );
     const [grantsLeft, tokensLeft] = await Promise.all([grantsOf(id), refreshTokensOf(id)]);
     if (grantsLeft.length || tokensLeft.length)
-      throw notApplied(`user ${id} still holds ${grantsLeft.length} grant(s) and refresh tokens for ${tokensLeft.length} client(s) after revocation`);
+      throw notApplied(
+        `user ${id} still holds ${grantsLeft.length} grant(s) and refresh tokens for ${tokensLeft.length} client(s) after revocation`,
+      );
     return {
       outcome: 'done',
       details: { userId: id, grants: grants.length, clients: tokens.map((t) => t.clientId) },
@@ -472,26 +512,39 @@ export function createOktaConnector(system: string, config: OktaSystemConfig): C
       const name = target.id.slice(GROUP.length);
       const group = (await groupsOf(id)).find((g) => g.profile.name === name);
       if (!group) return { outcome: 'already', details };
-      await call('DELETE group member', 'groups', () => client.groupApi.unassignUserFromGroup({ groupId: group.id, userId: id }));
-      if ((await groupsOf(id)).some((g) => g.id === group.id)) throw notApplied(`user ${id} is still in group ${name} after the removal`);
+      await call('DELETE group member', 'groups', () =>
+        client.groupApi.unassignUserFromGroup({ groupId: group.id, userId: id }),
+      );
+      if ((await groupsOf(id)).some((g) => g.id === group.id))
+        throw notApplied(`user ${id} is still in group ${name} after the removal`);
       return { outcome: 'done', details: { ...details, groupId: group.id } };
     }
     if (target.id.startsWith(APP)) {
       const appId = target.id.slice(APP.length);
       if (!(await directAppsOf(id)).some((a) => a.id === appId)) return { outcome: 'already', details };
-      await call('DELETE app user', 'apps', () => client.applicationApi.unassignUserFromApplication({ appId, userId: id, sendEmail: false }));
-      if ((await directAppsOf(id)).some((a) => a.id === appId)) throw notApplied(`user ${id} is still assigned app ${appId} after the removal`);
+      await call('DELETE app user', 'apps', () =>
+        client.applicationApi.unassignUserFromApplication({ appId, userId: id, sendEmail: false }),
+      );
+      if ((await directAppsOf(id)).some((a) => a.id === appId))
+        throw notApplied(`user ${id} is still assigned app ${appId} after the removal`);
       return { outcome: 'done', details };
     }
     if (target.id.startsWith(ADMIN_ROLE)) {
       const key = target.id.slice(ADMIN_ROLE.length);
       const role = (await directRolesOf(id)).find((r) => roleKey(r) === key);
       if (!role) return { outcome: 'already', details };
-      await call('DELETE user role', 'roles', () => client.roleAssignmentApi.unassignRoleFromUser({ userId: id, roleId: role.id }));
-      if ((await directRolesOf(id)).some((r) => r.id === role.id)) throw notApplied(`user ${id} still has admin role ${key} after the removal`);
+      await call('DELETE user role', 'roles', () =>
+        client.roleAssignmentApi.unassignRoleFromUser({ userId: id, roleId: role.id }),
+      );
+      if ((await directRolesOf(id)).some((r) => r.id === role.id))
+        throw notApplied(`user ${id} still has admin role ${key} after the removal`);
       return { outcome: 'done', details: { ...details, roleAssignmentId: role.id } };
     }
-    throw new ConnectorError(`Okta: entitlement ${target.id} is not a group:, app: or admin-role: id`, false, 'bad_action');
+    throw new ConnectorError(
+      `Okta: entitlement ${target.id} is not a group:, app: or admin-role: id`,
+      false,
+      'bad_action',
+    );
   }
 
   async function deleteUser(id: string): Promise<ApplyResult> {
@@ -508,9 +561,12 @@ export function createOktaConnector(system: string, config: OktaSystemConfig): C
         factorsRemoved.push(factor.factorType ?? factor.id);
       }
       const left = await factorsOf(id);
-      if (left.length) throw notApplied(`user ${id} still has ${left.length} factor(s) enrolled after unenrolling them`);
+      if (left.length)
+        throw notApplied(`user ${id} still has ${left.length} factor(s) enrolled after unenrolling them`);
       // The first DELETE of a user not yet deactivated deactivates it (documented).
-      await call('DELETE user (deactivate)', 'users', () => client.userApi.deleteUser({ userId: id, sendEmail: false }));
+      await call('DELETE user (deactivate)', 'users', () =>
+        client.userApi.deleteUser({ userId: id, sendEmail: false }),
+      );
       const deactivated = await userById(id);
       if (deactivated && deactivated.status !== 'DEPROVISIONED')
         throw notApplied(`user ${id} is ${deactivated.status} after the deactivating DELETE`);
