@@ -240,12 +240,14 @@ function classify(err: unknown, doing: string, needs: Permission): ConnectorErro
       );
     return new ConnectorError(`Okta ${doing} failed: ${said}`, false, `okta_http_${status}`);
   }
-  // Socket errors and timeouts: Okta may be back in a moment.
+  // Socket errors and timeouts: Okta may be back in a moment. node-fetch's message holds the URL,
+  // whose search names the person: only its code or type is kept.
   const candidate = err as { type?: string; code?: string; message?: string; name?: string };
   const reason =
     candidate?.type === 'request-timeout'
-      ? 'timed out'
-      : (candidate?.code ?? `${candidate?.name}: ${candidate?.message}`);
+      ? `no answer within the timeout`
+      : (candidate?.code ??
+        (candidate?.name === 'FetchError' ? candidate.type : `${candidate?.name}: ${candidate?.message}`));
   return new ConnectorError(`Okta ${doing} failed: ${reason}`, true, 'okta_unreachable');
 }
 
