@@ -28,6 +28,17 @@
  * administrator's does everything; the organisation administrator's cannot remove admin roles
  * (403 `E0000006`); the read-only administrator's can only read.
  *
+ * OAuth 2.0 for Okta APIs (a service app, private_key_jwt): `POST /oauth2/v1/token` with
+ * `grant_type=client_credentials`, `scope`, and a `client_assertion` JWT (RS256, iss = sub = the
+ * client id, aud = the token URL, exp) checked against the app's public key (a key pair made at
+ * start, `servicePrivateKey`). It answers `{token_type: 'Bearer', expires_in: 3600, access_token,
+ * scope}`; errors `{error, error_description}`: 401 `invalid_client` (bad assertion, wrong client),
+ * 400 `invalid_scope` (a scope not granted to the app), 400 `unsupported_grant_type`. The DPoP
+ * proof the SDK always sends is ignored (the app does not require DPoP). A Bearer token carries
+ * its scopes and the app's admin role (super administrator); a call whose scope is not in the
+ * token answers 403 `E0000006` with `WWW-Authenticate: Bearer … error="insufficient_scope"`.
+ * `expireAccessTokens()` ends every issued token (then 401 `E0000011`).
+ *
  * Checked against Okta's documentation: the paths and methods above, the lifecycle preconditions
  * (suspend ACTIVE only, unsuspend SUSPENDED only, activate STAGED/DEPROVISIONED, reactivate
  * PROVISIONED/RECOVERY only), delete-twice, deactivation deprovisioning apps, suspension keeping
@@ -45,7 +56,7 @@
  * tokens), the concurrent-request limit, per-endpoint buckets (one bucket for everything here),
  * OAuth 2.0 service apps (only SSWS tokens), DPoP.
  */
-import { randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes, verify, type KeyObject } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
@@ -57,6 +68,20 @@ export const SANDBOX_OKTA_TOKEN = '00SANDBOX-super-admin-offboard-token-00000000
 export const SANDBOX_OKTA_ORG_ADMIN_TOKEN = '00SANDBOX-org-admin-token-00000000000000000';
 /** A read-only administrator's token. */
 export const SANDBOX_OKTA_READONLY_TOKEN = '00SANDBOX-read-only-admin-token-000000000000';
+
+/** The OAuth 2.0 service app of offboard (its private key is made at start: `servicePrivateKey`). */
+export const SANDBOX_OKTA_SERVICE_APP = '0oaSANDBOXoffboardsvc';
+/** The scopes granted to that app (an access token carries those it asked for). */
+export const SANDBOX_OKTA_GRANTED_SCOPES = [
+  'okta.users.read',
+  'okta.users.manage',
+  'okta.groups.read',
+  'okta.groups.manage',
+  'okta.apps.read',
+  'okta.apps.manage',
+  'okta.roles.read',
+  'okta.roles.manage',
+];
 
 /** Two Okta users carry this person's employeeNumber (a re-hire never cleaned up). */
 export const OKTA_DUPLICATE_EMPLOYEE_ID = 'E1033';
@@ -158,6 +183,8 @@ export interface OktaState {
   factors: OktaFactor[];
   sessions: OktaSession[];
   apiTokens: Record<string, AdminRole>;
+  /** Access tokens the token endpoint issued: the app, its scopes, when it expires (epoch ms). */
+  accessTokens: Record<string, { clientId: string; scopes: string[]; expiresAt: number }>;
   rateLimit: { limit: number; remaining: number; resetAt: number };
   /** `METHOD /path?query` of every API request, faults included: what the client really sent. */
   requests: string[];
@@ -178,7 +205,11 @@ export type OktaFaults = z.infer<typeof oktaFaultsSchema>;
 
 export interface OktaSandbox {
   url: string;
+  /** The service app's private key (PKCS#8 PEM), as its owner would keep it. */
+  servicePrivateKey: string;
   state: OktaState;
+  /** Ends every access token issued so far, as if each had expired. */
+  expireAccessTokens(): void;
   inject(faults: OktaFaults): void;
   reset(): void;
   stop(): Promise<void>;
@@ -217,6 +248,7 @@ function seed(): OktaState {
       [SANDBOX_OKTA_ORG_ADMIN_TOKEN]: 'ORG_ADMIN',
       [SANDBOX_OKTA_READONLY_TOKEN]: 'READ_ONLY_ADMIN',
     },
+    accessTokens: {},
     rateLimit: { limit: 600, remaining: 600, resetAt: 0 },
     requests: [],
   };
@@ -405,6 +437,32 @@ const appUserJson = (appUser: OktaAppUser) => ({
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** The scope a Management API call needs (Okta's scope names). */
+function scopeFor(method: string, path: string): string {
+  const write = method !== 'GET';
+  if (/^\/api\/v1\/users\/[^/]+\/roles/.test(path)) return write ? 'okta.roles.manage' : 'okta.roles.read';
+  if (path.startsWith('/api/v1/groups')) return write ? 'okta.groups.manage' : 'okta.groups.read';
+  if (path.startsWith('/api/v1/apps')) return write ? 'okta.apps.manage' : 'okta.apps.read';
+  return write ? 'okta.users.manage' : 'okta.users.read';
+}
+
+const base64url = (part: string) => Buffer.from(part, 'base64url');
+
+/** The claims of an RS256 client assertion signed with the key of `publicKey`, or why it is refused. */
+function verifyAssertion(assertion: string, publicKey: KeyObject): Record<string, unknown> | string {
+  const parts = assertion.split('.');
+  if (parts.length !== 3) return 'The client_assertion is not a valid JWT.';
+  try {
+    const header = JSON.parse(base64url(parts[0]!).toString('utf8')) as { alg?: string };
+    if (header.alg !== 'RS256') return 'The client_assertion signature algorithm is not supported.';
+    if (!verify('sha256', Buffer.from(`${parts[0]}.${parts[1]}`), publicKey, base64url(parts[2]!)))
+      return 'The client_assertion signature is invalid.';
+    return JSON.parse(base64url(parts[1]!).toString('utf8')) as Record<string, unknown>;
+  } catch {
+    return 'The client_assertion is not a valid JWT.';
+  }
+}
+
 function readBody(req: http.IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -416,6 +474,8 @@ function readBody(req: http.IncomingMessage): Promise<string> {
 
 export async function startOktaSandbox(options: { port?: number } = {}): Promise<OktaSandbox> {
   const state = seed();
+  const serviceKeys = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const servicePrivateKey = serviceKeys.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
   let faults: OktaFaults = {};
   let served = 0;
   let url = '';
@@ -492,17 +552,80 @@ export async function startOktaSandbox(options: { port?: number } = {}): Promise
     if (!faults.ignoreWrites) change();
   };
 
+  async function token(req: http.IncomingMessage, res: http.ServerResponse, headers: Record<string, string>) {
+    const refuse = (status: number, error: string, description: string) =>
+      send(res, status, { error, error_description: description }, { ...headers, 'cache-control': 'no-store' });
+    if (req.method !== 'POST') return refuse(405, 'invalid_request', 'The token endpoint accepts POST only.');
+    const form = new URLSearchParams(await readBody(req));
+    if (form.get('grant_type') !== 'client_credentials')
+      return refuse(
+        400,
+        'unsupported_grant_type',
+        'The authorization grant type is not supported by the authorization server.',
+      );
+    if (form.get('client_assertion_type') !== 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer')
+      return refuse(401, 'invalid_client', 'Client authentication failed.');
+    const claims = verifyAssertion(form.get('client_assertion') ?? '', serviceKeys.publicKey);
+    if (typeof claims === 'string') return refuse(401, 'invalid_client', claims);
+    const now = Math.floor(Date.now() / 1000);
+    if (claims.iss !== SANDBOX_OKTA_SERVICE_APP || claims.sub !== SANDBOX_OKTA_SERVICE_APP)
+      return refuse(401, 'invalid_client', 'The client_assertion token has an invalid issuer or subject.');
+    if (claims.aud !== `${url}/oauth2/v1/token`)
+      return refuse(
+        401,
+        'invalid_client',
+        'The audience claim for client_assertion must be the endpoint invoked for the request.',
+      );
+    if (typeof claims.exp !== 'number' || claims.exp <= now)
+      return refuse(401, 'invalid_client', 'The client_assertion token is expired.');
+    const scopes = (form.get('scope') ?? '').split(' ').filter(Boolean);
+    const refused = scopes.filter((scope) => !SANDBOX_OKTA_GRANTED_SCOPES.includes(scope));
+    if (scopes.length === 0 || refused.length)
+      return refuse(
+        400,
+        'invalid_scope',
+        `The following scopes are not allowed: ${refused.join(', ') || '(none requested)'}`,
+      );
+    const accessToken = randomBytes(32).toString('base64url');
+    state.accessTokens[accessToken] = { clientId: SANDBOX_OKTA_SERVICE_APP, scopes, expiresAt: Date.now() + 3_600_000 };
+    send(
+      res,
+      200,
+      { token_type: 'Bearer', expires_in: 3600, access_token: accessToken, scope: scopes.join(' ') },
+      { ...headers, 'cache-control': 'no-store' },
+    );
+  }
+
+  /** The admin role of the caller, and the scopes of an OAuth access token (none: an API token). */
+  function callerOf(req: http.IncomingMessage): { role: AdminRole; scopes?: string[] } {
+    const authorization = req.headers.authorization ?? '';
+    const ssws = /^SSWS (.+)$/.exec(authorization)?.[1];
+    const role = ssws !== undefined && Object.hasOwn(state.apiTokens, ssws) ? state.apiTokens[ssws] : undefined;
+    if (role) return { role };
+    const bearer = /^Bearer (.+)$/.exec(authorization)?.[1];
+    const issued =
+      bearer !== undefined && Object.hasOwn(state.accessTokens, bearer) ? state.accessTokens[bearer] : undefined;
+    // The service app holds the super administrator role.
+    if (issued && issued.expiresAt > Date.now()) return { role: 'SUPER_ADMIN', scopes: issued.scopes };
+    throw new OktaFailure(401, 'E0000011', 'Invalid token provided');
+  }
+
   async function api(
     req: http.IncomingMessage,
     res: http.ServerResponse,
     requestUrl: URL,
     headers: Record<string, string>,
   ) {
-    const role = state.apiTokens[/^SSWS (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? ''];
-    if (!role) throw new OktaFailure(401, 'E0000011', 'Invalid token provided');
+    const { role, scopes } = callerOf(req);
     const method = req.method ?? 'GET';
-    if (method !== 'GET' && role === 'READ_ONLY_ADMIN') throw forbidden();
     const path = requestUrl.pathname.replace(/\/+$/, '');
+    const needed = scopeFor(method, path);
+    if (scopes && !scopes.includes(needed)) {
+      headers['www-authenticate'] =
+        `Bearer authorization_uri="${url}/oauth2/v1/authorize", realm="${url}", scope="${needed}", error="insufficient_scope", error_description="The access token provided does not contain the required scopes.", resource="${path}"`;
+      throw forbidden();
+    }
+    if (method !== 'GET' && role === 'READ_ONLY_ADMIN') throw forbidden();
     const query = requestUrl.searchParams;
     const ok = (body?: unknown) => send(res, body === undefined ? 204 : 200, body, headers);
     let m: RegExpExecArray | null;
@@ -748,7 +871,7 @@ export async function startOktaSandbox(options: { port?: number } = {}): Promise
       reset();
       return send(res, 204);
     }
-    if (!requestUrl.pathname.startsWith('/api/v1/'))
+    if (!requestUrl.pathname.startsWith('/api/v1/') && requestUrl.pathname !== '/oauth2/v1/token')
       return sendFailure(
         res,
         new OktaFailure(404, 'E0000022', 'The endpoint does not support the provided HTTP method'),
@@ -786,7 +909,8 @@ export async function startOktaSandbox(options: { port?: number } = {}): Promise
         return sendFailure(res, new OktaFailure(500, 'E0000009', 'Internal Server Error'), headers);
     }
     try {
-      await api(req, res, requestUrl, headers);
+      if (requestUrl.pathname === '/oauth2/v1/token') await token(req, res, headers);
+      else await api(req, res, requestUrl, headers);
     } catch (err) {
       if (err instanceof OktaFailure) return sendFailure(res, err, headers);
       sendFailure(
@@ -820,7 +944,11 @@ export async function startOktaSandbox(options: { port?: number } = {}): Promise
 
   return {
     url,
+    servicePrivateKey,
     state,
+    expireAccessTokens: () => {
+      for (const issued of Object.values(state.accessTokens)) issued.expiresAt = 0;
+    },
     inject,
     reset,
     stop: () =>

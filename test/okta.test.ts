@@ -5,10 +5,11 @@
  * missing admin role) — asserted in the stand-in's state and in the requests it received.
  */
 import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger, type LogEntry } from '@temporalio/worker';
 import type { AuditStore } from '../activities/audit.js';
-import { createOktaConnector, oktaConnector, oktaSystemSchema } from '../activities/connectors/okta.js';
+import { createOktaConnector, oktaAuthIssues, oktaConnector, oktaSystemSchema } from '../activities/connectors/okta.js';
 import { ConnectorError, type Connector } from '../activities/connectors/types.js';
 import { createActivities } from '../activities/index.js';
 import type { Action, Discovery } from '../model/plan.js';
@@ -20,6 +21,7 @@ import {
   OKTA_SUSPENDED_EMPLOYEE_ID,
   SANDBOX_OKTA_ORG_ADMIN_TOKEN,
   SANDBOX_OKTA_READONLY_TOKEN,
+  SANDBOX_OKTA_SERVICE_APP,
   SANDBOX_OKTA_TOKEN,
   oktaUsersOf,
   startOktaSandbox,
@@ -425,7 +427,7 @@ describe('Okta connector (okta-sdk-nodejs against the Management API stand-in)',
       }).success,
       false,
     );
-    assert.deepEqual(oktaConnector.secretFields, ['apiToken']);
+    assert.deepEqual(oktaConnector.secretFields, ['apiToken', 'oauth.privateKey']);
     assert.equal(okta.providesIdentity, true);
     const result = await okta.apply(action('transfer_ownership', 'x'), subject('E1001'));
     assert.equal(result.outcome, 'not_applicable');
@@ -459,5 +461,89 @@ describe('Okta connector (okta-sdk-nodejs against the Management API stand-in)',
     assert.equal(((await limited.json()) as { errorCode: string }).errorCode, 'E0000047');
     const state = (await (await fetch(`${sandbox.url}/_sandbox/state`)).json()) as { users: unknown[] };
     assert.equal(state.users.length, sandbox.state.users.length);
+  });
+  describe('as an OAuth 2.0 service app (private_key_jwt)', () => {
+    const serviceApp = (oauth: Record<string, unknown> = {}) =>
+      createOktaConnector(
+        'okta',
+        oktaSystemSchema.parse({
+          type: 'okta',
+          orgUrl: sandbox.url,
+          oauth: { clientId: SANDBOX_OKTA_SERVICE_APP, privateKey: sandbox.servicePrivateKey, ...oauth },
+        }),
+      );
+    const tokenRequests = () => sandbox.state.requests.filter((r) => r === 'POST /oauth2/v1/token').length;
+
+    it('discovers and suspends with one access token, asked for with a signed client assertion', async () => {
+      const connector = serviceApp();
+      const user = userOf('E1002');
+      const found = await connector.discover(subject('E1002'));
+      assert.equal(found.account?.id, user.id);
+      assert.equal((await connector.apply(action('disable_login', user.id), subject('E1002'))).outcome, 'done');
+      assert.equal(userOf('E1002').status, 'SUSPENDED');
+      assert.equal(tokenRequests(), 1, 'one token for every call');
+      assert.deepEqual(Object.values(sandbox.state.accessTokens)[0]?.scopes.length, 8);
+    });
+
+    it('an expired access token is replaced and the refused request repeated', async () => {
+      const connector = serviceApp();
+      await connector.discover(subject('E1002'));
+      sandbox.expireAccessTokens();
+      assert.equal((await connector.discover(subject('E1002'))).account?.id, userOf('E1002').id);
+      assert.equal(tokenRequests(), 2);
+    });
+
+    it('a scope the token lacks is named; nothing changes', async () => {
+      const connector = serviceApp({ scopes: ['okta.users.read', 'okta.users.manage', 'okta.roles.read'] });
+      const user = userOf('E1001');
+      const role = { id: 'admin-role:APP_ADMIN', kind: 'admin_role' };
+      await assert.rejects(
+        connector.apply(action('remove_entitlement', user.id, role), subject('E1001')),
+        failsWith(
+          (err) => !err.retryable && err.code === 'okta_forbidden' && /lacks okta\.roles\.manage/.test(err.message),
+        ),
+      );
+      assert.equal(sandbox.state.roles.filter(byUser(user.id)).length, 1);
+    });
+
+    it('a wrong key, client id or scope fails non-retryably, saying what to check, without the key', async () => {
+      const otherKey = generateKeyPairSync('rsa', { modulusLength: 2048 })
+        .privateKey.export({ type: 'pkcs8', format: 'pem' })
+        .toString();
+      for (const oauth of [{ privateKey: otherKey }, { clientId: '0oaSOMEONEELSE' }]) {
+        await assert.rejects(
+          serviceApp(oauth).discover(subject('E1001')),
+          failsWith(
+            (err) =>
+              !err.retryable &&
+              err.code === 'okta_bad_credentials' &&
+              /check oauth\.clientId, oauth\.privateKey/.test(err.message) &&
+              !err.message.includes('PRIVATE KEY'),
+          ),
+        );
+      }
+      await assert.rejects(
+        serviceApp({ scopes: ['okta.users.read', 'okta.logs.read'] }).discover(subject('E1001')),
+        failsWith(
+          (err) =>
+            !err.retryable &&
+            err.code === 'okta_bad_credentials' &&
+            /invalid_scope.*okta\.logs\.read.*grant the scope to the app/.test(err.message),
+        ),
+      );
+      assert.deepEqual(sandbox.state.accessTokens, {});
+      assert.ok(!sandbox.state.requests.some((r) => r.includes('/api/v1/')), 'no call goes out without a token');
+    });
+
+    it('config: exactly one of apiToken and oauth; the private key is a secret field', () => {
+      const checked = oktaSystemSchema.superRefine(oktaAuthIssues);
+      const base = { type: 'okta', orgUrl: 'https://example.okta.com' };
+      const oauth = { clientId: 'x', privateKey: 'y' };
+      assert.match(checked.safeParse(base).error?.issues[0]?.message ?? '', /apiToken \(SSWS\) or oauth/);
+      assert.match(checked.safeParse({ ...base, apiToken: 't', oauth }).error?.issues[0]?.message ?? '', /not both/);
+      assert.equal(checked.safeParse({ ...base, oauth }).success, true);
+      assert.ok(oktaConnector.secretFields.includes('oauth.privateKey'));
+      assert.throws(() => createOktaConnector('okta', oktaSystemSchema.parse(base)), /apiToken \(SSWS\) or oauth/);
+    });
   });
 });

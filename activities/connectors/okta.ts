@@ -1,9 +1,16 @@
 /**
- * Okta through its Management API with `@okta/okta-sdk-nodejs` 8, authenticated with an API token
- * (`Authorization: SSWS <token>`). An API token acts with the admin roles of the admin who created
- * it: offboard needs a dedicated admin with **Super Administrator** (only a super administrator
- * may remove another admin's roles), or **Organization Administrator** where no admin roles are
- * removed. A 403 names the role the refused call needs.
+ * Okta through its Management API with `@okta/okta-sdk-nodejs` 8, authenticated in one of two ways
+ * (exactly one, `oktaAuthIssues`):
+ * - `apiToken` (`Authorization: SSWS <token>`): a token acts with the admin roles of the admin who
+ *   created it, so offboard needs a dedicated admin with **Super Administrator** (only a super
+ *   administrator may remove another admin's roles), or **Organization Administrator** where no
+ *   admin roles are removed.
+ * - `oauth` (production's preferred shape: no token bound to a person, none that expires unused):
+ *   an API service app with private_key_jwt; the SDK signs a client assertion with `privateKey`
+ *   and asks `/oauth2/v1/token` for the `scopes` (okta.users/groups/apps/roles .read and .manage
+ *   by default), which the app must be granted, and the app needs the admin role as above. The SDK
+ *   keeps the access token until a 401, then asks for a new one and repeats the request once.
+ * A 403 names the admin role, or the scope, the refused call needs.
  *
  * The person is the user whose `profile.<employeeIdAttribute>` (employeeNumber by default) is the
  * HR id: `GET /api/v1/users?search=profile.employeeNumber eq "E1"`. Failing that, with an email
@@ -76,7 +83,31 @@ export const oktaSystemSchema = z.object({
     }, 'an https:// URL (http:// only for 127.0.0.1/localhost)')
     .transform((value) => value.replace(/\/+$/, '')),
   /** An API token of the offboarding admin (Security → API → Tokens): a secret. */
-  apiToken: z.string().min(1),
+  apiToken: z.string().min(1).optional(),
+  /** An API service app (OAuth 2.0 client credentials with private_key_jwt). */
+  oauth: z
+    .object({
+      /** The service app's client id. */
+      clientId: z.string().min(1),
+      /** Its private key, PEM or JWK JSON: a secret. */
+      privateKey: z.string().min(1),
+      /** The key's id in the app (the assertion's `kid`), when the app has several keys. */
+      keyId: z.string().min(1).optional(),
+      scopes: z
+        .array(z.string().regex(/^okta\.[a-zA-Z.]+$/, 'an Okta API scope such as okta.users.manage'))
+        .min(1)
+        .default([
+          'okta.users.read',
+          'okta.users.manage',
+          'okta.groups.read',
+          'okta.groups.manage',
+          'okta.apps.read',
+          'okta.apps.manage',
+          'okta.roles.read',
+          'okta.roles.manage',
+        ]),
+    })
+    .optional(),
   /** The user profile attribute holding the HR id (a base or custom attribute). */
   employeeIdAttribute: z
     .string()
@@ -88,10 +119,27 @@ export const oktaSystemSchema = z.object({
 });
 export type OktaSystemConfig = z.infer<typeof oktaSystemSchema>;
 
+/**
+ * Exactly one of `apiToken` and `oauth`. The schema stays a plain object (zod cannot extend a
+ * refined one): the registry applies this after wrapping the secrets, and the factory checks too.
+ */
+export function oktaAuthIssues(config: { apiToken?: unknown; oauth?: unknown }, ctx: z.RefinementCtx): void {
+  const problem = authProblem(config);
+  if (problem) ctx.addIssue({ code: 'custom', path: ['apiToken'], message: problem });
+}
+function authProblem(config: { apiToken?: unknown; oauth?: unknown }): string | undefined {
+  if (config.apiToken !== undefined && config.oauth !== undefined)
+    return 'give either apiToken or oauth (a service app), not both';
+  if (config.apiToken === undefined && config.oauth === undefined)
+    return 'an apiToken (SSWS) or oauth (a service app with clientId and privateKey) is required';
+  return undefined;
+}
+
 export const oktaConnector = defineConnector({
   type: 'okta',
   configSchema: oktaSystemSchema,
-  secretFields: ['apiToken'],
+  secretFields: ['apiToken', 'oauth.privateKey'],
+  refine: oktaAuthIssues,
   capabilities: {
     actions: [
       'disable_login',
@@ -207,7 +255,56 @@ const NEEDS: Record<Permission, string> = {
   roles: 'Super Administrator (only a super administrator can remove admin roles)',
 };
 
-function classify(err: unknown, doing: string, needs: Permission): ConnectorError {
+const TOKEN_PATH = '/oauth2/v1/token';
+
+/**
+ * The SDK's request executor, but a refused token request fails as what it is. SDK 8.1.0 does not
+ * check the token endpoint's answer (its `Http.errorFilter` is looked up on the module, where it is
+ * undefined): an `invalid_client` body would become the access token, every call would then carry
+ * `Bearer undefined`, and Okta's 401 would hide the real reason.
+ */
+class TokenCheckingExecutor extends okta.DefaultRequestExecutor {
+  override async fetch(request: Parameters<okta.DefaultRequestExecutor['fetch']>[0]) {
+    const response = await super.fetch(request);
+    const answer = response as { ok: boolean; status: number; clone(): { json(): Promise<unknown> } };
+    if (answer.ok || !request.url?.split('?')[0]!.endsWith(TOKEN_PATH)) return response;
+    const body = (await answer
+      .clone()
+      .json()
+      .catch(() => ({}))) as { error?: unknown; error_description?: unknown };
+    throw tokenRefusal(answer.status, body, (name) => (response as { headers: Headers }).headers.get(name));
+  }
+}
+
+function tokenRefusal(
+  status: number,
+  body: { error?: unknown; error_description?: unknown },
+  header: (name: string) => string | null,
+): ConnectorError {
+  const said = [body.error, body.error_description].filter((v) => typeof v === 'string').join(': ');
+  const detail = `HTTP ${status}${said ? ` (${said})` : ''}`;
+  if (status === 429)
+    return new ConnectorError(
+      `Okta rate-limited the token request: ${detail}`,
+      true,
+      'okta_rate_limited',
+      retryAfterMs({ status, summary: said, header }),
+    );
+  if (status >= 500) return new ConnectorError(`Okta's token endpoint failed: ${detail}`, true, `okta_http_${status}`);
+  if (body.error === 'invalid_scope')
+    return new ConnectorError(
+      `Okta refused the service app's token request: ${detail}; grant the scope to the app (its Okta API Scopes) or drop it from oauth.scopes`,
+      false,
+      'okta_bad_credentials',
+    );
+  return new ConnectorError(
+    `Okta refused the service app's client assertion: ${detail}; check oauth.clientId, oauth.privateKey (the key registered on the app, PEM or JWK) and oauth.keyId`,
+    false,
+    'okta_bad_credentials',
+  );
+}
+
+function classify(err: unknown, doing: string, needs: Permission, oauth: boolean): ConnectorError {
   if (err instanceof ConnectorError) return err;
   const failure = httpFailureOf(err);
   if (failure) {
@@ -228,16 +325,30 @@ function classify(err: unknown, doing: string, needs: Permission): ConnectorErro
       return new ConnectorError(`Okta ${doing} failed: ${said}`, true, `okta_http_${status}`);
     if (status === 401)
       return new ConnectorError(
-        `Okta ${doing} failed: ${said}: the API token was refused; check apiToken (a token unused for 30 days expires, and one is revoked with its admin)`,
+        oauth
+          ? `Okta ${doing} failed: ${said}: a fresh access token of the service app was refused too; check that the app is active and still granted its scopes`
+          : `Okta ${doing} failed: ${said}: the API token was refused; check apiToken (a token unused for 30 days expires, and one is revoked with its admin)`,
         false,
         'okta_unauthorized',
       );
-    if (status === 403)
+    if (status === 403) {
+      const scope = /error="insufficient_scope"/.test(failure.header('www-authenticate') ?? '')
+        ? (/scope="([^"]+)"/.exec(failure.header('www-authenticate') ?? '')?.[1] ?? 'the scope it needs')
+        : undefined;
+      if (scope)
+        return new ConnectorError(
+          `Okta ${doing} failed: ${said}: the service app's access token lacks ${scope}; grant it to the app (Okta API Scopes) and list it in oauth.scopes`,
+          false,
+          'okta_forbidden',
+        );
       return new ConnectorError(
-        `Okta ${doing} failed: ${said}: the API token acts with the admin roles of the admin who created it, and that admin lacks the right; give that admin ${NEEDS[needs]}, or create the token as an admin who has it`,
+        oauth
+          ? `Okta ${doing} failed: ${said}: the service app lacks the admin right; assign the app ${NEEDS[needs]} (Admin roles of the app)`
+          : `Okta ${doing} failed: ${said}: the API token acts with the admin roles of the admin who created it, and that admin lacks the right; give that admin ${NEEDS[needs]}, or create the token as an admin who has it`,
         false,
         'okta_forbidden',
       );
+    }
     return new ConnectorError(`Okta ${doing} failed: ${said}`, false, `okta_http_${status}`);
   }
   // Socket errors and timeouts: Okta may be back in a moment. node-fetch's message holds the URL,
@@ -277,21 +388,31 @@ const CANNOT_SUSPEND: Record<string, string> = {
 // ---- the connector ----------------------------------------------------------------------------
 
 export function createOktaConnector(system: string, config: OktaSystemConfig): Connector {
+  const problem = authProblem(config);
+  if (problem) throw new Error(`system ${system}: ${problem}`);
+  const oauth = config.oauth !== undefined;
   const client = new okta.Client({
     orgUrl: config.orgUrl,
-    authorizationMode: 'SSWS',
-    token: config.apiToken,
+    ...(config.oauth
+      ? {
+          authorizationMode: 'PrivateKey',
+          clientId: config.oauth.clientId,
+          scopes: config.oauth.scopes,
+          privateKey: config.oauth.privateKey,
+          ...(config.oauth.keyId ? { keyId: config.oauth.keyId } : {}),
+        }
+      : { authorizationMode: 'SSWS', token: config.apiToken }),
     // Read-backs must reach Okta: the default cache would answer a GET of the user from memory.
     cacheMiddleware: null,
     // No retries inside the SDK: a 429 becomes a ConnectorError whose wait pauses the whole system.
-    requestExecutor: new okta.DefaultRequestExecutor({ maxRetries: 0, requestTimeout: config.timeoutMs }),
+    requestExecutor: new TokenCheckingExecutor({ maxRetries: 0, requestTimeout: config.timeoutMs }),
   });
 
   async function call<T>(doing: string, needs: Permission, work: () => Promise<T>): Promise<T> {
     try {
       return await work();
     } catch (err) {
-      throw classify(err, doing, needs);
+      throw classify(err, doing, needs, oauth);
     }
   }
 
@@ -301,7 +422,7 @@ export function createOktaConnector(system: string, config: OktaSystemConfig): C
       return parseAnswer(userSchema, await client.userApi.getUser({ userId: id }), 'GET user');
     } catch (err) {
       if (isNotFound(err)) return undefined;
-      throw classify(err, 'GET user', 'read');
+      throw classify(err, 'GET user', 'read', oauth);
     }
   }
 
@@ -558,7 +679,7 @@ export function createOktaConnector(system: string, config: OktaSystemConfig): C
         try {
           await client.userFactorApi.unenrollFactor({ userId: id, factorId: factor.id });
         } catch (err) {
-          if (!isNotFound(err)) throw classify(err, 'DELETE user factor', 'users');
+          if (!isNotFound(err)) throw classify(err, 'DELETE user factor', 'users', oauth);
         }
         factorsRemoved.push(factor.factorType ?? factor.id);
       }
@@ -576,7 +697,7 @@ export function createOktaConnector(system: string, config: OktaSystemConfig): C
     try {
       await client.userApi.deleteUser({ userId: id, sendEmail: false });
     } catch (err) {
-      if (!isNotFound(err)) throw classify(err, 'DELETE user', 'users');
+      if (!isNotFound(err)) throw classify(err, 'DELETE user', 'users', oauth);
     }
     if (await userById(id)) throw notApplied(`user ${id} still exists after the second DELETE`);
     return {
