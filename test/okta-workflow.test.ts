@@ -11,7 +11,7 @@ import type { Worker } from '@temporalio/worker';
 import { createAuditStore } from '../activities/audit.js';
 import { startOffboarding } from '../client/temporal.js';
 import { samplePerson } from '../sandbox/org.js';
-import { SANDBOX_OKTA_TOKEN, oktaUsersOf, startOktaSandbox, type OktaSandbox } from '../sandbox/okta.js';
+import { SANDBOX_OKTA_SERVICE_APP, oktaUsersOf, startOktaSandbox, type OktaSandbox } from '../sandbox/okta.js';
 import { createOffboardingWorker } from '../workers/create-worker.js';
 import type { OffboardingStatus } from '../workflows/messages.js';
 import type { offboarding } from '../workflows/offboarding.js';
@@ -61,8 +61,15 @@ describe('offboarding workflow with Okta (Management API stand-in, real slapd)',
       connection: env.nativeConnection,
       namespace: env.namespace ?? 'default',
       config: await testConfig({
-        systems: { sso: { type: 'okta', orgUrl: okta.url, apiToken: { env: 'TEST_OKTA_TOKEN' } } },
-        env: { TEST_OKTA_TOKEN: SANDBOX_OKTA_TOKEN },
+        // As an API service app, the production shape: the private key comes from the environment.
+        systems: {
+          sso: {
+            type: 'okta',
+            orgUrl: okta.url,
+            oauth: { clientId: SANDBOX_OKTA_SERVICE_APP, privateKey: { env: 'TEST_OKTA_SERVICE_KEY' } },
+          },
+        },
+        env: { TEST_OKTA_SERVICE_KEY: okta.servicePrivateKey },
       }),
       pool: await sharedPool(),
       taskQueue,
@@ -139,6 +146,7 @@ describe('offboarding workflow with Okta (Management API stand-in, real slapd)',
         'the Okta user is deleted',
       );
       assert.equal(sandbox.state.factors.some(mine), false);
+      assert.ok(Object.keys(sandbox.state.accessTokens).length >= 1, 'through the service app');
     });
   });
 });
