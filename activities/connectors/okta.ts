@@ -399,7 +399,8 @@ export function createOktaConnector(system: string, config: OktaSystemConfig): C
           clientId: config.oauth.clientId,
           scopes: config.oauth.scopes,
           privateKey: config.oauth.privateKey,
-          ...(config.oauth.keyId ? { keyId: config.oauth.keyId } : {}),
+          // Given even when unset: the SDK would otherwise take OKTA_CLIENT_KEYID or an okta.yaml's.
+          keyId: config.oauth.keyId ?? '',
         }
       : { authorizationMode: 'SSWS', token: config.apiToken }),
     // Read-backs must reach Okta: the default cache would answer a GET of the user from memory.
