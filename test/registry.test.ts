@@ -76,11 +76,11 @@ describe('connector registry', () => {
       }
       assert.fail('expected the config to be refused');
     };
-    const known = 'ldap, postgres, manual, scim, slack, github, salesforce, ssf, keycloak, entra, google_workspace';
+    const known = 'ldap, postgres, manual, scim, slack, github, salesforce, ssf, keycloak, entra, google_workspace, okta';
     assert.equal(systemTypes.join(', '), known);
     assert.match(
-      problem({ type: 'okta', url: 'https://x' }),
-      new RegExp(`systems\\.crm\\.type: unknown system type "okta": one of ${known}`),
+      problem({ type: 'sap-hr', url: 'https://x' }),
+      new RegExp(`systems\\.crm\\.type: unknown system type "sap-hr": one of ${known}`),
     );
     assert.match(
       problem({ app: 'CRM' }),

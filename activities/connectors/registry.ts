@@ -14,6 +14,7 @@ import { googleWorkspaceConnector } from './google-workspace.js';
 import { keycloakConnector } from './keycloak.js';
 import { ldapConnector } from './ldap.js';
 import { manualConnector } from './manual.js';
+import { oktaConnector } from './okta.js';
 import { postgresConnector } from './postgres.js';
 import { salesforceConnector } from './salesforce.js';
 import { scimConnector } from './scim.js';
@@ -33,6 +34,7 @@ export const connectorRegistry = [
   keycloakConnector,
   entraConnector,
   googleWorkspaceConnector,
+  oktaConnector,
 ] as const;
 
 type Registered = (typeof connectorRegistry)[number];
