@@ -220,7 +220,13 @@ export const ENTRA_MISSING_EMPLOYEE_ID = 'E1059';
 /** A contractor in the dynamic contractors group who also owns an app alone. */
 export const ENTRA_SOLE_OWNER_EMPLOYEE_ID = 'E1005';
 
-function seed(): EntraTenant {
+/**
+ * The sample tenant. `awkwardCases` (on by default, for the connector's own tests) adds what Graph
+ * cannot undo by removal: a dynamic contractors group, an AD-synced hr-records group and an app
+ * E1005 owns alone, each of which becomes an operator task. `npm start` and the end-to-end tests
+ * leave them out, so that every sample person's offboarding can end clean.
+ */
+function seed(awkwardCases: boolean): EntraTenant {
   const tenant: EntraTenant = {
     users: [],
     groups: [],
@@ -254,12 +260,14 @@ function seed(): EntraTenant {
     'domain-admins': group('domain-admins', { isAssignableToRole: true }),
     'prod-access': group('prod-access'),
     sudoers: group('sudoers'),
-    'hr-records': group('hr-records', { onPremisesSyncEnabled: true }),
+    'hr-records': group('hr-records', awkwardCases ? { onPremisesSyncEnabled: true } : {}),
   };
-  const contractors = group('contractors', {
-    groupTypes: ['DynamicMembership'],
-    membershipRule: '(user.employeeType -eq "contractor")',
-  });
+  const contractors: EntraGroup = awkwardCases
+    ? group('contractors', {
+        groupTypes: ['DynamicMembership'],
+        membershipRule: '(user.employeeType -eq "contractor")',
+      })
+    : group('contractors');
   const crm = { id: entraIdFor('sp', 'crm'), displayName: 'CRM' };
   const wiki = { id: entraIdFor('sp', 'wiki'), displayName: 'Wiki' };
   const ownApp = (displayName: string, owners: string[]) => {
@@ -333,7 +341,7 @@ function seed(): EntraTenant {
     mail: null,
   });
   const keeper = entraUserIdFor('E1000');
-  ownApp('Payroll export', [entraUserIdFor(ENTRA_SOLE_OWNER_EMPLOYEE_ID)]);
+  if (awkwardCases) ownApp('Payroll export', [entraUserIdFor(ENTRA_SOLE_OWNER_EMPLOYEE_ID)]);
   ownApp('Build bot', [entraUserIdFor('E1046'), keeper]);
   return tenant;
 }
@@ -437,8 +445,10 @@ const isoSeconds = (ms: number) => new Date(Math.floor(ms / 1000) * 1000).toISOS
 
 // ---- the server -------------------------------------------------------------------------------
 
-export async function startEntraSandbox(options: { port?: number } = {}): Promise<EntraSandbox> {
-  const state = seed();
+export async function startEntraSandbox(
+  options: { port?: number; awkwardCases?: boolean } = {},
+): Promise<EntraSandbox> {
+  const state = seed(options.awkwardCases ?? true);
   const tokenKey = randomUUID();
   let faults: EntraFaults = {};
   const { key, cert } = sandboxCertificate();
@@ -950,7 +960,7 @@ export async function startEntraSandbox(options: { port?: number } = {}): Promis
     faults = structuredClone(entraFaultsSchema.parse(next));
   }
   function reset(): void {
-    Object.assign(state, seed());
+    Object.assign(state, seed(options.awkwardCases ?? true));
     inject({});
   }
   function signIn(userId: string): void {

@@ -55,8 +55,8 @@ export const GOOGLE_SANDBOX_CLIENT_ID = '104200000000000000001';
 export const DRIVE_APPLICATION_ID = '55656082996';
 const CALENDAR_APPLICATION_ID = '435070579839';
 
-/** Two users carry this person's external id (a re-hire's old account kept). */
-export const GOOGLE_AMBIGUOUS_EMPLOYEE_ID = 'E1045';
+/** Two users carry this person's external id (a re-hire's old account kept; the same person as in the Okta stand-in). */
+export const GOOGLE_AMBIGUOUS_EMPLOYEE_ID = 'E1033';
 /** This person has no Google account. */
 export const GOOGLE_MISSING_EMPLOYEE_ID = 'E1046';
 

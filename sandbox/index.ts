@@ -4,7 +4,10 @@
  * stand-ins' own, handed to the worker as environment variables like any real secret.
  */
 import type { ConfigInput } from '../workers/config.js';
+import { ENTRA_SANDBOX_CLIENTS, startEntraSandbox } from './entra.js';
 import { GITHUB_SANDBOX_APP, GITHUB_SANDBOX_ORG, sampleGithubLogins, startGithubSandbox } from './github.js';
+import { GOOGLE_SANDBOX_ADMIN, startGoogleWorkspaceSandbox } from './google-workspace.js';
+import { SANDBOX_OKTA_SERVICE_APP, startOktaSandbox } from './okta.js';
 import {
   SANDBOX_SALESFORCE_CLIENT_ID,
   SANDBOX_SALESFORCE_CLIENT_SECRET,
@@ -22,6 +25,9 @@ export interface SandboxPorts {
   slack?: number;
   salesforce?: number;
   scim?: number;
+  okta?: number;
+  entra?: number;
+  google?: number;
 }
 
 export interface SandboxOptions {
@@ -30,11 +36,14 @@ export interface SandboxOptions {
 }
 
 export async function startSaasSandboxes(ports: SandboxPorts = {}, options: SandboxOptions = {}) {
-  const [github, slack, salesforce, wiki] = await Promise.all([
+  const [github, slack, salesforce, wiki, okta, entra, google] = await Promise.all([
     startGithubSandbox({ port: ports.github }),
     startSlackSandbox({ port: ports.slack }),
     startSalesforceSandbox({ port: ports.salesforce }),
     startScimSandbox({ port: ports.scim }),
+    startOktaSandbox({ port: ports.okta }),
+    startEntraSandbox({ port: ports.entra, awkwardCases: false }),
+    startGoogleWorkspaceSandbox({ port: ports.google }),
   ]);
   const systems: NonNullable<ConfigInput['systems']> = {
     // As a GitHub App, the production shape: installation tokens are minted and renewed by the client.
@@ -71,6 +80,31 @@ export async function startSaasSandboxes(ports: SandboxPorts = {}, options: Sand
       bearerToken: { env: 'OFFBOARD_SANDBOX_SCIM_TOKEN' },
       matchBy: 'externalId',
     },
+    // The identity providers, where most sessions live: a company has one or two; the sandbox has
+    // each, so every connector can be tried. Okta as an API service app (private_key_jwt).
+    okta: {
+      type: 'okta',
+      orgUrl: okta.url,
+      oauth: { clientId: SANDBOX_OKTA_SERVICE_APP, privateKey: { env: 'OFFBOARD_SANDBOX_OKTA_SERVICE_KEY' } },
+    },
+    // Entra ID only speaks HTTPS: the stand-in's certificate is made at start and trusted here.
+    entra: {
+      type: 'entra',
+      tenantId: entra.tenantId,
+      clientId: ENTRA_SANDBOX_CLIENTS.offboard.clientId,
+      clientSecret: { env: 'OFFBOARD_SANDBOX_ENTRA_CLIENT_SECRET' },
+      graphBaseUrl: entra.graphBaseUrl,
+      authorityHost: entra.authorityHost,
+      caCertificates: entra.caCertificate,
+    },
+    // Google Workspace as a service account with domain-wide delegation, acting as an admin.
+    workspace: {
+      type: 'google_workspace',
+      adminSubject: GOOGLE_SANDBOX_ADMIN,
+      serviceAccountKey: { env: 'OFFBOARD_SANDBOX_GOOGLE_SERVICE_ACCOUNT_KEY' },
+      rootUrl: google.url,
+      tokenUrl: google.tokenUrl,
+    },
   };
   // An app that takes Shared Signals (SSF push): it hears of each offboarding with no connector of its own.
   let partnerApp: SsfReceiver | undefined;
@@ -87,16 +121,21 @@ export async function startSaasSandboxes(ports: SandboxPorts = {}, options: Sand
     OFFBOARD_SANDBOX_SLACK_BOT_TOKEN: SLACK_SANDBOX_TOKENS.bot,
     OFFBOARD_SANDBOX_SALESFORCE_CLIENT_SECRET: SANDBOX_SALESFORCE_CLIENT_SECRET,
     OFFBOARD_SANDBOX_SCIM_TOKEN: SCIM_DEFAULT_TOKEN,
+    OFFBOARD_SANDBOX_OKTA_SERVICE_KEY: okta.servicePrivateKey,
+    OFFBOARD_SANDBOX_ENTRA_CLIENT_SECRET: ENTRA_SANDBOX_CLIENTS.offboard.clientSecret,
+    OFFBOARD_SANDBOX_GOOGLE_SERVICE_ACCOUNT_KEY: google.serviceAccountKey,
   };
   return {
-    servers: { github, slack, salesforce, wiki },
+    servers: { github, slack, salesforce, wiki, okta, entra, workspace: google },
     /** The Shared Signals receiver, when an issuer was given. */
     ssfReceiver: partnerApp,
     systems,
     notifications,
     env,
     async stop() {
-      await Promise.all([github.stop(), slack.stop(), salesforce.stop(), wiki.stop(), partnerApp?.stop()]);
+      await Promise.all(
+        [github, slack, salesforce, wiki, okta, entra, google, partnerApp].map((server) => server?.stop()),
+      );
     },
   };
 }

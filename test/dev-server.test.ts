@@ -21,6 +21,9 @@ import { seedWarehouseRoles, WAREHOUSE_ARCHIVE_ROLE } from '../sandbox/postgres.
 import { startSaasSandboxes, type SaasSandboxes } from '../sandbox/index.js';
 import { githubLoginFor } from '../sandbox/github.js';
 import { slackUserIdFor } from '../sandbox/slack.js';
+import { oktaUsersOf } from '../sandbox/okta.js';
+import { entraUserIdFor } from '../sandbox/entra.js';
+import { googleUserOf } from '../sandbox/google-workspace.js';
 import { samplePerson } from '../sandbox/org.js';
 import type { OffboardingStatus } from '../workflows/messages.js';
 import {
@@ -200,6 +203,37 @@ describe('offboarding on the Temporal dev server (real slapd and PostgreSQL)', f
       sessions: salesforce.state.records.AuthSession.filter((a) => a.UsersId === sfUser.Id).length,
     });
     const wikiGroups = () => wiki.state.groups.filter((g) => g.members.some((m) => m.value === wikiUser.id)).length;
+    // The identity providers, where the person's SSO sessions and tokens into every other app live.
+    const { okta, entra, workspace } = saas.servers;
+    const [oktaUser] = oktaUsersOf(okta.state, id);
+    const ownsOkta = (r: { userId: string }) => r.userId === oktaUser!.id;
+    const oktaAccess = () => ({
+      status: okta.state.users.find((u) => u.id === oktaUser!.id)?.status,
+      sessions: okta.state.sessions.filter(ownsOkta).length,
+      refreshTokens: okta.state.refreshTokens.filter(ownsOkta).length,
+      grants: okta.state.grants.filter(ownsOkta).length,
+      roles: okta.state.roles.filter(ownsOkta).length,
+      directApps: okta.state.appUsers.filter(ownsOkta).filter((a) => a.scope === 'USER').length,
+    });
+    const entraId = entraUserIdFor(id);
+    const entraAccess = () => {
+      const user = entra.state.users.find((u) => u.id === entraId)!;
+      return {
+        enabled: user.accountEnabled,
+        liveSessions: Date.parse(user.signInSessionsValidFromDateTime) < Date.parse(user.lastSignInDateTime ?? ''),
+        consents: entra.state.oauth2PermissionGrants.filter((g) => g.principalId === entraId).length,
+        groups: entra.state.groups.filter((g) => g.members.includes(entraId)).length,
+        appRoles: entra.state.appRoleAssignments.filter((a) => a.principalId === entraId).length,
+      };
+    };
+    const googleUser = googleUserOf(workspace.state, id)!;
+    const googleAccess = () => ({
+      suspended: workspace.state.users[googleUser.id]?.suspended ?? 'deleted',
+      tokens: workspace.state.tokens[googleUser.id]?.length ?? 0,
+      appPasswords: workspace.state.asps[googleUser.id]?.length ?? 0,
+      backupCodes: workspace.state.backupCodes[googleUser.id]?.length ?? 0,
+      groups: Object.values(workspace.state.groups).filter((g) => g.members.includes(googleUser.id)).length,
+    });
 
     // Before: access everywhere (otherwise this test would prove nothing).
     assert.equal(githubAccess().member, true);
@@ -208,6 +242,12 @@ describe('offboarding on the Temporal dev server (real slapd and PostgreSQL)', f
     assert.ok(sfAccess().permissionSets > 0);
     assert.equal(wikiUserNow().active, true);
     assert.ok(wikiGroups() > 0);
+    assert.equal(oktaAccess().status, 'ACTIVE');
+    assert.ok(oktaAccess().sessions > 0 && oktaAccess().refreshTokens > 0);
+    assert.equal(entraAccess().enabled, true);
+    assert.ok(entraAccess().groups > 0);
+    assert.equal(googleAccess().suspended, false);
+    assert.ok(googleAccess().groups > 0);
 
     const started = await startOffboarding(
       client,
@@ -233,14 +273,28 @@ describe('offboarding on the Temporal dev server (real slapd and PostgreSQL)', f
     );
     assert.equal(wikiUserNow().active, false);
     assert.equal(wikiGroups(), 0);
+    assert.deepEqual(oktaAccess(), {
+      status: 'SUSPENDED',
+      sessions: 0,
+      refreshTokens: 0,
+      grants: 0,
+      roles: 0,
+      directApps: 0,
+    });
+    assert.deepEqual(entraAccess(), { enabled: false, liveSessions: false, consents: 0, groups: 0, appRoles: 0 });
+    assert.deepEqual(googleAccess(), { suspended: true, tokens: 0, appPasswords: 0, backupCodes: 0, groups: 0 });
+    assert.ok((workspace.state.signOuts[googleUser.id] ?? 0) > 0, 'signed out of Google everywhere');
 
     assert.deepEqual(Object.keys(status.accounts).sort(), [
       'directory',
+      'entra',
       'github',
+      'okta',
       'salesforce',
       'slack',
       'warehouse',
       'wiki',
+      'workspace',
     ]);
     assert.ok(
       Object.values(status.accounts).every((account) => account !== null),
