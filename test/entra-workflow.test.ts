@@ -6,42 +6,17 @@
  * stage's verification read Entra back clean.
  */
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
-import { createAuditStore } from '../activities/audit.js';
-import { startOffboarding } from '../client/temporal.js';
 import { ENTRA_SANDBOX_CLIENTS, entraUserIdFor, startEntraSandbox, type EntraSandbox } from '../sandbox/entra.js';
-import { createOffboardingWorker } from '../workers/create-worker.js';
-import type { OffboardingStatus } from '../workflows/messages.js';
-import type { offboarding } from '../workflows/offboarding.js';
-import {
-  canBind,
-  eventually,
-  sharedPool,
-  testConfig,
-  timeSkippingEnvironment,
-  workflowBundle,
-} from './helpers/environment.js';
+import { canBind } from './helpers/environment.js';
+import { offboardOnce } from './helpers/offboard-once.js';
 
 const EMPLOYEE_ID = 'E1046';
 
 describe('offboarding workflow with Entra ID (HTTPS stand-in, real slapd)', function () {
   this.timeout(300_000);
-  let env: TestWorkflowEnvironment | undefined;
-  let worker: Worker | undefined;
   let sandbox: EntraSandbox | undefined;
 
-  afterEach(async function () {
-    this.timeout(60_000);
-    if (worker?.getState() === 'RUNNING') worker.shutdown();
-    if (worker)
-      await eventually(
-        async () => worker!.getState(),
-        (state) => state === 'STOPPED' || state === 'FAILED',
-        'the worker to stop',
-      );
-    await env?.teardown();
+  afterEach(async () => {
     await sandbox?.stop();
   });
 
@@ -52,61 +27,22 @@ describe('offboarding workflow with Entra ID (HTTPS stand-in, real slapd)', func
     assert.equal(await canBind(EMPLOYEE_ID), true);
     assert.ok(tenant.groups.some((g) => g.members.includes(userId)));
 
-    env = await timeSkippingEnvironment();
-    const taskQueue = `test-${randomUUID()}`;
-    worker = await createOffboardingWorker({
-      connection: env.nativeConnection,
-      namespace: env.namespace ?? 'default',
-      config: await testConfig({
-        systems: {
-          entra: {
-            type: 'entra',
-            tenantId: sandbox.tenantId,
-            clientId: ENTRA_SANDBOX_CLIENTS.offboard.clientId,
-            clientSecret: { env: 'TEST_ENTRA_SECRET' },
-            graphBaseUrl: sandbox.graphBaseUrl,
-            authorityHost: sandbox.authorityHost,
-            caCertificates: sandbox.caCertificate,
-          },
+    const { status, events } = await offboardOnce({
+      employeeId: EMPLOYEE_ID,
+      systems: {
+        entra: {
+          type: 'entra',
+          tenantId: sandbox.tenantId,
+          clientId: ENTRA_SANDBOX_CLIENTS.offboard.clientId,
+          clientSecret: { env: 'TEST_ENTRA_SECRET' },
+          graphBaseUrl: sandbox.graphBaseUrl,
+          authorityHost: sandbox.authorityHost,
+          caCertificates: sandbox.caCertificate,
         },
-        env: { TEST_ENTRA_SECRET: ENTRA_SANDBOX_CLIENTS.offboard.clientSecret },
-      }),
-      pool: await sharedPool(),
-      taskQueue,
-      workflowBundle: await workflowBundle(),
-    });
-    const testEnv = env;
-    const { status, events } = await worker.runUntil(async () => {
-      const started = await startOffboarding(
-        testEnv.client,
-        {
-          requestId: `hr-${randomUUID()}`,
-          subject: { employeeId: EMPLOYEE_ID },
-          trigger: 'termination',
-          reason: 'involuntary',
-          employmentType: 'employee',
-          effectiveAt: new Date(await testEnv.currentTimeMs()).toISOString(),
-          requestedBy: 'hr-system',
-        },
-        { taskQueue, searchAttributes: false },
-      );
-      const handle = testEnv.client.workflow.getHandle<typeof offboarding>(started.workflowId, started.runId);
-      const status = await eventually(
-        () => handle.query<OffboardingStatus>('status'),
-        (s) => s.pipelines?.entra?.stagesDone.includes('revoke') === true,
-        'the revoke stage in Entra',
-        240_000,
-      );
-      // A status query sees the state before the audit rows of the same task are stored.
-      await eventually(
-        () => handle.describe(),
-        (d) => !(d.raw.pendingActivities ?? []).some((a) => a.activityType?.name === 'recordAudits'),
-        'the audit rows written',
-      );
-      const events = (await createAuditStore(await sharedPool()).eventsFor(handle.workflowId)).filter((e) =>
-        e.id.startsWith(`${handle.workflowId}/${started.runId}/`),
-      );
-      return { status, events };
+      },
+      env: { TEST_ENTRA_SECRET: ENTRA_SANDBOX_CLIENTS.offboard.clientSecret },
+      until: (s) => s.pipelines?.entra?.stagesDone.includes('revoke') === true,
+      timeoutMs: 240_000,
     });
 
     assert.equal(status.accounts.entra, userId);

@@ -28,7 +28,7 @@ describe('offboarding workflow with Keycloak (real Keycloak, real slapd)', funct
     const offline = await signIn(keycloak, seeded.realm, person.uid, { offline: true });
     assert.equal(await canBind('E1041'), true);
 
-    const done = await offboardOnce({
+    const { status } = await offboardOnce({
       employeeId: 'E1041',
       systems: {
         sso: {
@@ -43,7 +43,7 @@ describe('offboarding workflow with Keycloak (real Keycloak, real slapd)', funct
       timeoutMs: 240_000,
     });
 
-    assert.equal(done.accounts.sso, userId);
+    assert.equal(status.accounts.sso, userId);
     assert.equal(await canBind('E1041'), false);
     const { admin, realm } = seeded;
     assert.equal((await admin.users.findOne({ realm, id: userId }))?.enabled, false);

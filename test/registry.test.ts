@@ -76,7 +76,8 @@ describe('connector registry', () => {
       }
       assert.fail('expected the config to be refused');
     };
-    const known = 'ldap, postgres, manual, scim, slack, github, salesforce, ssf, keycloak, entra, google_workspace, okta';
+    const known =
+      'ldap, postgres, manual, scim, slack, github, salesforce, ssf, keycloak, entra, google_workspace, okta';
     assert.equal(systemTypes.join(', '), known);
     assert.match(
       problem({ type: 'sap-hr', url: 'https://x' }),

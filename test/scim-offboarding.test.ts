@@ -45,7 +45,7 @@ describe('offboarding a person on scim2-server (time-skipping server)', function
     assert.deepEqual(await target.groupsListing(userId), ['Engineering']);
     assert.equal((await target.read(`/Users/${userId}`))!.groups, undefined, 'Users carry no groups there');
 
-    const status = await offboardOnce({
+    const { status } = await offboardOnce({
       employeeId,
       systems: {
         app: { type: 'scim', baseUrl: target.url, bearerToken: { env: 'TEST_SCIM2_TOKEN' }, matchBy: 'externalId' },

@@ -30,6 +30,7 @@ import {
 import { startKeycloak, type KeycloakInstance } from '../../scripts/keycloak.js';
 import { bundleWorkflows } from '../../workers/bundle.js';
 import { parseConfig, type ConfigInput, type OffboardConfig } from '../../workers/config.js';
+import type { PolicyInput } from '../../model/policy.js';
 import { createPool, migrate } from '../../workers/database.js';
 import { personDn } from '../../sandbox/ldif.js';
 import type { LdapSystemConfig } from '../../activities/connectors/ldap.js';
@@ -125,6 +126,8 @@ export async function testConfig(
     env?: NodeJS.ProcessEnv;
     /** The plan's retry policy, instead of the quick one (200 ms → 1 s, 3 attempts). */
     retry?: { initialInterval: string; maximumInterval: string; maximumAttempts: number };
+    /** Playbooks instead of the defaults (docs/policy.md). */
+    playbooks?: PolicyInput['playbooks'];
   } = {},
 ): Promise<OffboardConfig> {
   const ldap = await sharedSlapd();
@@ -143,6 +146,7 @@ export async function testConfig(
         ...extra.systems,
       },
       policy: {
+        playbooks: extra.playbooks,
         retry: extra.retry ?? { initialInterval: '200ms', maximumInterval: '1s', maximumAttempts: 3 },
         privileged: {
           directory: [

@@ -6,8 +6,10 @@
 import { randomUUID } from 'node:crypto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { WorkflowHandle } from '@temporalio/client';
+import { createAuditStore, type StoredAuditEvent } from '../../activities/audit.js';
 import { startOffboarding } from '../../client/temporal.js';
 import type { OffboardingRequest } from '../../model/request.js';
+import type { PolicyInput } from '../../model/policy.js';
 import { createOffboardingWorker } from '../../workers/create-worker.js';
 import type { ConfigInput } from '../../workers/config.js';
 import type { OffboardingStatus } from '../../workflows/messages.js';
@@ -18,6 +20,8 @@ export interface OffboardOnce {
   employeeId: string;
   systems: ConfigInput['systems'];
   env?: NodeJS.ProcessEnv;
+  /** Playbooks instead of the defaults (a step added to a stage, say). */
+  playbooks?: PolicyInput['playbooks'];
   /** The HR event's subject beyond the id (an email, say) and its other fields. */
   request?: Partial<Omit<OffboardingRequest, 'subject'>> & { subject?: Partial<OffboardingRequest['subject']> };
   /**
@@ -25,19 +29,37 @@ export interface OffboardOnce {
    * workflow's result: retention is skipped, so the account is deleted), or a predicate on status.
    */
   until?: 'revoked' | 'completed' | ((status: OffboardingStatus) => boolean);
+  /**
+   * Called with the status once the revoke stage has finished, before the run goes on to `until`:
+   * for what the revoke stage left in a system, which the deletion after the retention takes away.
+   */
+  afterRevoke?: (status: OffboardingStatus) => void | Promise<void>;
+  /** How long each wait (a stage, the audit rows) may take in real time. */
   timeoutMs?: number;
 }
 
-/** Runs one immediate involuntary termination and answers the run's status at the end. */
-export async function offboardOnce(options: OffboardOnce): Promise<OffboardingStatus & { workflowId: string }> {
+export interface OffboardedOnce {
+  workflowId: string;
+  /** The run's status once `until` held. */
+  status: OffboardingStatus;
+  /** This run's audit rows by then, in order. */
+  events: StoredAuditEvent[];
+}
+
+const revokeFinished = (status: OffboardingStatus) =>
+  status.stages.some((stage) => stage.name === 'revoke' && stage.finishedAt);
+
+/** Runs one immediate involuntary termination and answers the run's status and audit rows at the end. */
+export async function offboardOnce(options: OffboardOnce): Promise<OffboardedOnce> {
   const env: TestWorkflowEnvironment = await timeSkippingEnvironment();
   try {
     const taskQueue = `test-${randomUUID()}`;
+    const pool = await sharedPool();
     const worker = await createOffboardingWorker({
       connection: env.nativeConnection,
       namespace: env.namespace ?? 'default',
-      config: await testConfig({ systems: options.systems, env: options.env }),
-      pool: await sharedPool(),
+      config: await testConfig({ systems: options.systems, env: options.env, playbooks: options.playbooks }),
+      pool,
       taskQueue,
       workflowBundle: await workflowBundle(),
     });
@@ -57,25 +79,31 @@ export async function offboardOnce(options: OffboardOnce): Promise<OffboardingSt
         },
         { taskQueue, searchAttributes: false },
       );
-      const handle: WorkflowHandle<typeof offboarding> = env.client.workflow.getHandle(
-        started.workflowId,
-        started.runId,
-      );
+      const { workflowId, runId } = started;
+      const handle: WorkflowHandle<typeof offboarding> = env.client.workflow.getHandle(workflowId, runId);
       const status = () => handle.query<OffboardingStatus>('status');
+      const waitFor = <T>(read: () => Promise<T>, done: (value: T) => boolean, what: string) =>
+        eventually(read, done, `${workflowId}: ${what}`, options.timeoutMs ?? 120_000);
+
+      if (options.afterRevoke) await options.afterRevoke(await waitFor(status, revokeFinished, 'the revoke stage'));
       const until = options.until ?? 'revoked';
       if (until === 'completed') await handle.result();
       const done =
         until === 'completed'
           ? await status()
-          : await eventually(
-              status,
-              until === 'revoked'
-                ? (s) => s.stages.some((stage) => stage.name === 'revoke' && stage.finishedAt)
-                : until,
-              `${started.workflowId}: ${typeof until === 'string' ? `the ${until} stage` : 'the expected status'}`,
-              options.timeoutMs ?? 120_000,
-            );
-      return { ...done, workflowId: started.workflowId };
+          : until === 'revoked'
+            ? await waitFor(status, revokeFinished, 'the revoke stage')
+            : await waitFor(status, until, 'the expected status');
+      // A status query sees the state before the audit rows of the same workflow task are stored.
+      await waitFor(
+        () => handle.describe(),
+        (d) => !(d.raw.pendingActivities ?? []).some((a) => a.activityType?.name === 'recordAudits'),
+        'the audit rows written',
+      );
+      const events = (await createAuditStore(pool).eventsFor(workflowId)).filter((e) =>
+        e.id.startsWith(`${workflowId}/${runId}/`),
+      );
+      return { workflowId, status: done, events };
     });
   } finally {
     await env.teardown();
