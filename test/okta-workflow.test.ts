@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { samplePerson } from '../sandbox/org.js';
 import { SANDBOX_OKTA_SERVICE_APP, oktaUsersOf, startOktaSandbox, type OktaSandbox } from '../sandbox/okta.js';
+import { SLACK_SANDBOX_TEAM_ID, SLACK_SANDBOX_TOKENS, slackUserIdFor, startSlackSandbox } from '../sandbox/slack.js';
 import { canBind } from './helpers/environment.js';
 import { offboardOnce } from './helpers/offboard-once.js';
 
@@ -92,5 +93,43 @@ describe('offboarding workflow with Okta (Management API stand-in, real slapd)',
     );
     assert.equal(sandbox.state.factors.some(mine), false);
     assert.ok(Object.keys(sandbox.state.accessTokens).length >= 1, 'through the service app');
+  });
+  it('with no directory and no email from HR, the email Okta holds finds the Slack account, which is revoked', async () => {
+    const id = 'E1048';
+    okta = await startOktaSandbox();
+    const slack = await startSlackSandbox();
+    try {
+      const { status, events } = await offboardOnce({
+        employeeId: id,
+        directory: false,
+        systems: {
+          sso: {
+            type: 'okta',
+            orgUrl: okta.url,
+            oauth: { clientId: SANDBOX_OKTA_SERVICE_APP, privateKey: { env: 'TEST_OKTA_SERVICE_KEY' } },
+          },
+          slack: {
+            type: 'slack',
+            apiUrl: slack.apiUrl,
+            token: { env: 'TEST_SLACK_TOKEN' },
+            teamId: SLACK_SANDBOX_TEAM_ID,
+          },
+        },
+        env: { TEST_OKTA_SERVICE_KEY: okta.servicePrivateKey, TEST_SLACK_TOKEN: SLACK_SANDBOX_TOKENS.orgAdmin },
+        request: { employmentType: samplePerson(id).employmentType },
+      });
+      const slackId = slackUserIdFor(id);
+      assert.equal(status.accounts.slack, slackId, 'found by the email Okta gave');
+      assert.ok(
+        slack.state.workspaceRemovals.some((r) => r.userId === slackId),
+        'removed from the workspace',
+      );
+      assert.deepEqual(events.find((e) => e.action === 'identity_correlated' && e.details.field === 'email')?.details, {
+        field: 'email',
+        from: ['sso'],
+      });
+    } finally {
+      await slack.stop();
+    }
   });
 });

@@ -128,42 +128,32 @@ export async function testConfig(
     retry?: { initialInterval: string; maximumInterval: string; maximumAttempts: number };
     /** Playbooks instead of the defaults (docs/policy.md). */
     playbooks?: PolicyInput['playbooks'];
+    /** false: no `directory` system (another system is then the source of identity). */
+    directory?: boolean;
   } = {},
 ): Promise<OffboardConfig> {
   const ldap = await sharedSlapd();
+  const withDirectory = extra.directory ?? true;
   return parseConfig(
     {
       systems: {
-        directory: {
-          type: 'ldap',
-          url: ldap.url,
-          bindDn: ldap.serviceDn,
-          bindPassword: { env: 'TEST_LDAP_PASSWORD' },
-          peopleBase: ldap.peopleBase,
-          groupsBase: ldap.groupsBase,
-          timeoutMs: 3_000,
-        },
+        ...(withDirectory && {
+          directory: {
+            type: 'ldap',
+            url: ldap.url,
+            bindDn: ldap.serviceDn,
+            bindPassword: { env: 'TEST_LDAP_PASSWORD' },
+            peopleBase: ldap.peopleBase,
+            groupsBase: ldap.groupsBase,
+            timeoutMs: 3_000,
+          },
+        }),
         ...extra.systems,
       },
       policy: {
         playbooks: extra.playbooks,
         retry: extra.retry ?? { initialInterval: '200ms', maximumInterval: '1s', maximumAttempts: 3 },
-        privileged: {
-          directory: [
-            'cn=domain-admins,ou=groups,dc=example,dc=org',
-            'cn=prod-access,ou=groups,dc=example,dc=org',
-            'cn=sudoers,ou=groups,dc=example,dc=org',
-          ],
-        },
-        roles: {
-          engineer: {
-            directory: [
-              'cn=engineering,ou=groups,dc=example,dc=org',
-              'cn=developers,ou=groups,dc=example,dc=org',
-              'cn=vpn-users,ou=groups,dc=example,dc=org',
-            ],
-          },
-        },
+        ...(withDirectory && directoryPolicy),
       },
       notifications: extra.notifications,
     },
@@ -171,6 +161,26 @@ export async function testConfig(
     { TEST_LDAP_PASSWORD: ldap.servicePassword, ...extra.env },
   );
 }
+
+/** The test config's privileged groups and role entitlements in the directory. */
+const directoryPolicy = {
+  privileged: {
+    directory: [
+      'cn=domain-admins,ou=groups,dc=example,dc=org',
+      'cn=prod-access,ou=groups,dc=example,dc=org',
+      'cn=sudoers,ou=groups,dc=example,dc=org',
+    ],
+  },
+  roles: {
+    engineer: {
+      directory: [
+        'cn=engineering,ou=groups,dc=example,dc=org',
+        'cn=developers,ou=groups,dc=example,dc=org',
+        'cn=vpn-users,ou=groups,dc=example,dc=org',
+      ],
+    },
+  },
+};
 
 /** The test config's `directory` system (the shared slapd), typed as the LDAP settings it is. */
 export async function directoryConfig(): Promise<LdapSystemConfig> {

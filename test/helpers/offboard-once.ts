@@ -22,6 +22,8 @@ export interface OffboardOnce {
   env?: NodeJS.ProcessEnv;
   /** Playbooks instead of the defaults (a step added to a stage, say). */
   playbooks?: PolicyInput['playbooks'];
+  /** false: no directory, so that another system must say who the person is. */
+  directory?: boolean;
   /** The HR event's subject beyond the id (an email, say) and its other fields. */
   request?: Partial<Omit<OffboardingRequest, 'subject'>> & { subject?: Partial<OffboardingRequest['subject']> };
   /**
@@ -58,7 +60,12 @@ export async function offboardOnce(options: OffboardOnce): Promise<OffboardedOnc
     const worker = await createOffboardingWorker({
       connection: env.nativeConnection,
       namespace: env.namespace ?? 'default',
-      config: await testConfig({ systems: options.systems, env: options.env, playbooks: options.playbooks }),
+      config: await testConfig({
+        systems: options.systems,
+        env: options.env,
+        playbooks: options.playbooks,
+        directory: options.directory,
+      }),
       pool,
       taskQueue,
       workflowBundle: await workflowBundle(),
