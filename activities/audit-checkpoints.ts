@@ -117,7 +117,10 @@ function positive(env: NodeJS.ProcessEnv, name: string, fallback: number): numbe
 
 /**
  * OFFBOARD_AUDIT_SIGNING_KEY_FILE, OFFBOARD_AUDIT_PUBLIC_KEY_FILE, OFFBOARD_AUDIT_CHECKPOINTS_FILE,
- * OFFBOARD_AUDIT_CHECKPOINT_ROWS (default 100), OFFBOARD_AUDIT_CHECKPOINT_MINUTES (default 5).
+ * OFFBOARD_AUDIT_CHECKPOINT_ROWS (default 100), OFFBOARD_AUDIT_CHECKPOINT_SECONDS (default 15; the
+ * earlier OFFBOARD_AUDIT_CHECKPOINT_MINUTES is still read). Every 15 s while rows are written: an
+ * offboarding's report verifies seconds after its last row, not minutes, and a busy day adds at most
+ * 5,760 lines (about 2 MB) to the checkpoint file.
  */
 export function checkpointSettings(env: NodeJS.ProcessEnv = process.env): CheckpointSettings {
   const dataDir = dataDirFrom(env);
@@ -127,7 +130,10 @@ export function checkpointSettings(env: NodeJS.ProcessEnv = process.env): Checkp
     checkpointsFile:
       env.OFFBOARD_AUDIT_CHECKPOINTS_FILE ?? join(dataDir, `audit-checkpoints.${databaseSlug(env)}.jsonl`),
     everyRows: Math.round(positive(env, 'OFFBOARD_AUDIT_CHECKPOINT_ROWS', 100)),
-    everyMs: positive(env, 'OFFBOARD_AUDIT_CHECKPOINT_MINUTES', 5) * 60_000,
+    everyMs:
+      env.OFFBOARD_AUDIT_CHECKPOINT_SECONDS === undefined && env.OFFBOARD_AUDIT_CHECKPOINT_MINUTES !== undefined
+        ? positive(env, 'OFFBOARD_AUDIT_CHECKPOINT_MINUTES', 5) * 60_000
+        : positive(env, 'OFFBOARD_AUDIT_CHECKPOINT_SECONDS', 15) * 1_000,
     devDefaultKey: env.OFFBOARD_AUDIT_SIGNING_KEY_FILE === undefined,
   };
 }

@@ -33,7 +33,7 @@ export async function anchorFor(
     return {
       failures,
       proof: null,
-      noProofReason: `the report's last row is seq ${last} and the latest checkpoint covers seq ${check.latest?.seq ?? 'none'}; the worker signs one when the offboarding ends, and at least every 5 minutes while rows are written`,
+      noProofReason: `the report's last row is seq ${last} and the latest checkpoint covers seq ${check.latest?.seq ?? 'none'}; the worker signs one within 15 s of new rows (OFFBOARD_AUDIT_CHECKPOINT_SECONDS) and when the offboarding ends: ask again shortly`,
     };
   const mine = new Set(seqs);
   const between = await store.rowsBetween(first, covering.seq);

@@ -427,7 +427,7 @@ async function main() {
       warehouseLine = `${warehouse.url} (sample warehouse: a login role per person, e.g. e1004; data in .data/warehouse-pg)`;
       saasLines = Object.entries(saas.servers).map(
         ([name, server]) =>
-          `${name.padEnd(11)}  ${server.url} (stand-in; ${server.url.replace(/\/scim\/v2$/, '')}/_sandbox/state shows its state)`,
+          `${name.padEnd(11)}  ${server.url} (stand-in; ${server.url.replace(/(\/scim\/v2)?\/?$/, '')}/_sandbox/state shows its state${server.url.startsWith('https:') ? '; its certificate is self-signed: curl -k' : ''})`,
       );
       if (saas.ssfReceiver)
         saasLines.push(

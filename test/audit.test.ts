@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { generateKeyPairSync } from 'node:crypto';
 import { createAuditStore } from '../activities/audit.js';
-import { createCheckpointer, fileCheckpointStore } from '../activities/audit-checkpoints.js';
+import { checkpointSettings, createCheckpointer, fileCheckpointStore } from '../activities/audit-checkpoints.js';
 import { createActivities } from '../activities/index.js';
 import { defaultPolicy } from '../model/policy.js';
 import type { AuditEvent } from '../model/audit.js';
@@ -125,7 +125,7 @@ describe('audit log (PostgreSQL)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'offboard-anchor-'));
     try {
       const checkpoints = fileCheckpointStore(join(dir, 'checkpoints.jsonl'));
-      // Periodic checkpoints far apart (as every 100 rows or 5 minutes would be in a quiet hour).
+      // Periodic checkpoints far apart, so that only the end of the run can have signed one.
       const checkpointer = createCheckpointer({
         store: checkpoints,
         key: generateKeyPairSync('ed25519').privateKey,
@@ -214,5 +214,17 @@ describe('embedded database (PGlite served to pg)', () => {
       await reopened.stop();
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('audit checkpoint settings', () => {
+  it('every 100 rows and 15 s by default; seconds, or the earlier minutes, from the environment; nonsense refused', () => {
+    assert.deepEqual([checkpointSettings({}).everyRows, checkpointSettings({}).everyMs], [100, 15_000]);
+    assert.equal(checkpointSettings({ OFFBOARD_AUDIT_CHECKPOINT_SECONDS: '2' }).everyMs, 2_000);
+    assert.equal(checkpointSettings({ OFFBOARD_AUDIT_CHECKPOINT_MINUTES: '5' }).everyMs, 300_000);
+    assert.throws(
+      () => checkpointSettings({ OFFBOARD_AUDIT_CHECKPOINT_SECONDS: 'soon' }),
+      /OFFBOARD_AUDIT_CHECKPOINT_SECONDS must be a positive number \(got "soon"\)/,
+    );
   });
 });
