@@ -36,6 +36,7 @@ export interface Notification {
     | 'preflight'
     | 'not_found'
     | 'stalled'
+    | 'identity'
     | 'manual_task'
     | 'reminder'
     | 'overdue'

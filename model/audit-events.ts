@@ -85,7 +85,17 @@ export const auditEventSchemas = {
       credentials: z.number(),
     }),
   ).extend({ system: z.string() }),
-  identity_correlated: event('identity_correlated', z.object({ field: z.string(), from: z.array(z.string()) })),
+  identity_correlated: event(
+    'identity_correlated',
+    z.object({
+      field: z.string(),
+      from: z.array(z.string()),
+      /** Identity sources that had not answered when the wait for them ended (bounded-identity-wait). */
+      notYetAnswered: z.array(z.string()).optional(),
+      /** Set when a source answered later with another email than the one already used. */
+      disagreeing: z.record(z.string(), z.string()).optional(),
+    }),
+  ),
   manager_unknown: event('manager_unknown', z.object({ reason: z.string(), unsent: z.array(z.string()) })),
   notification_failed: event(
     'notification_failed',

@@ -132,4 +132,50 @@ describe('offboarding workflow with Okta (Management API stand-in, real slapd)',
       await slack.stop();
     }
   });
+  it("a failing identity provider holds the email-keyed systems a minute at most: Slack is revoked by the directory's email while Okta still retries", async () => {
+    const id = 'E1049';
+    okta = await startOktaSandbox();
+    okta.inject({ serverErrorRate: 1 });
+    const slack = await startSlackSandbox();
+    try {
+      const { status, events } = await offboardOnce({
+        employeeId: id,
+        systems: {
+          sso: {
+            type: 'okta',
+            orgUrl: okta.url,
+            oauth: { clientId: SANDBOX_OKTA_SERVICE_APP, privateKey: { env: 'TEST_OKTA_SERVICE_KEY' } },
+          },
+          slack: {
+            type: 'slack',
+            apiUrl: slack.apiUrl,
+            token: { env: 'TEST_SLACK_TOKEN' },
+            teamId: SLACK_SANDBOX_TEAM_ID,
+          },
+        },
+        env: { TEST_OKTA_SERVICE_KEY: okta.servicePrivateKey, TEST_SLACK_TOKEN: SLACK_SANDBOX_TOKENS.orgAdmin },
+        // No email from HR; Okta's retries 2 minutes apart (the test server skips them) outlast the wait.
+        request: { employmentType: samplePerson(id).employmentType },
+        retry: { initialInterval: '2m', maximumInterval: '2m', maximumAttempts: 20 },
+        until: (s) => s.pipelines?.slack?.stagesDone.includes('revoke') === true,
+        // The minute's wait runs in real time here (the test server does not skip it while Okta's
+        // calls are retried); without the bound, Slack would wait for 20 attempts and this times out.
+        timeoutMs: 240_000,
+      });
+      const slackId = slackUserIdFor(id);
+      assert.equal(status.accounts.slack, slackId, "found by the directory's email");
+      assert.ok(
+        slack.state.workspaceRemovals.some((r) => r.userId === slackId),
+        'removed from the workspace',
+      );
+      assert.equal(status.pipelines?.sso?.doing, 'discovering', 'Okta is still being retried, not given up on');
+      assert.deepEqual(events.find((e) => e.action === 'identity_correlated' && e.details.field === 'email')?.details, {
+        field: 'email',
+        from: ['directory'],
+        notYetAnswered: ['sso'],
+      });
+    } finally {
+      await slack.stop();
+    }
+  });
 });

@@ -24,6 +24,8 @@ export interface OffboardOnce {
   playbooks?: PolicyInput['playbooks'];
   /** false: no directory, so that another system must say who the person is. */
   directory?: boolean;
+  /** The plan's retry policy, instead of the quick one (200 ms → 1 s, 3 attempts). */
+  retry?: { initialInterval: string; maximumInterval: string; maximumAttempts: number };
   /** The HR event's subject beyond the id (an email, say) and its other fields. */
   request?: Partial<Omit<OffboardingRequest, 'subject'>> & { subject?: Partial<OffboardingRequest['subject']> };
   /**
@@ -65,6 +67,7 @@ export async function offboardOnce(options: OffboardOnce): Promise<OffboardedOnc
         env: options.env,
         playbooks: options.playbooks,
         directory: options.directory,
+        retry: options.retry,
       }),
       pool,
       taskQueue,

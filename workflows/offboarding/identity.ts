@@ -4,7 +4,10 @@
  * (found the person, or failed to be mapped). The one wait across systems is here, and only for
  * a person HR sent without an email: a system that found nobody by id alone waits for the
  * directories alone, never for another SaaS app, then looks again by the email they agree on.
- * Disagreeing directories are not guessed from.
+ * Disagreeing directories are not guessed from. The wait is bounded (`IDENTITY_GRACE`): a
+ * directory or identity provider that is failing or slow holds the others for at most that long,
+ * after which the sources that answered decide, if they agree; one that answers later with
+ * another email is audited and told to IT.
  */
 import { ActivityFailure, condition, patched } from '@temporalio/workflow';
 import type { Discovery, PlannedStage } from '../../model/plan.js';
@@ -14,24 +17,78 @@ import type { Offboarding } from './context.js';
 import { nowIso, trackCall, type OffboardingState } from './state.js';
 import { PATCHES } from './versions.js';
 
+/** How long a system waiting for the email waits for every identity source to answer. */
+export const IDENTITY_GRACE = '1 minute';
+
+const sourcesInPlay = (state: OffboardingState) =>
+  state.identitySources.filter((s) => state.status.systems.includes(s));
+
 /** Every directory still in the offboarding has answered once (a system list without one: at once). */
 const directoriesAnswered = (state: OffboardingState) =>
-  state.identitySources.filter((s) => state.status.systems.includes(s)).every((system) => system in state.discoveries);
+  sourcesInPlay(state).every((system) => system in state.discoveries);
+
+/** The one email the answers agree on (lower-cased), or undefined when none or several. */
+function agreedEmail(found: Discovery[]): string | undefined {
+  const emails = [
+    ...new Set(found.map((d) => d.identity?.email?.toLowerCase()).filter((e): e is string => Boolean(e))),
+  ];
+  return emails.length === 1 ? emails[0] : undefined;
+}
+
+/**
+ * The wait for every identity source is over: the email the sources that answered agree on is
+ * used (audited with those that had not answered), so a failing identity provider does not hold
+ * the email-keyed systems until its retries run out.
+ */
+function learnFromAnswered({ state, recorder }: Offboarding) {
+  if (state.subject.email || state.learnt) return;
+  const answered = sourcesInPlay(state).filter((s) => state.discoveries[s]);
+  const email = agreedEmail(answered.map((s) => state.discoveries[s]!));
+  if (!email) return;
+  state.subject = { ...state.subject, email };
+  state.emailLearntEarly = true;
+  const from = answered.filter((s) => state.discoveries[s]!.identity?.email);
+  const notYetAnswered = sourcesInPlay(state).filter((s) => !(s in state.discoveries));
+  recorder.audit({
+    action: 'identity_correlated',
+    actor: 'workflow',
+    details: { field: 'email', from, notYetAnswered },
+  });
+}
 
 /** Records a system's discovery (null: it could not be mapped), and learns from all of them once each has one. */
-function noteDiscovery({ state, recorder, notifier }: Offboarding, system: string, found: Discovery | null) {
+function noteDiscovery(ctx: Offboarding, system: string, found: Discovery | null) {
+  const { state, recorder, notifier } = ctx;
   const first = !state.learnt;
   state.discoveries[system] = found;
   if (!first || !directoriesAnswered(state)) return;
   state.learnt = true;
   const all = Object.values(state.discoveries).filter((d): d is Discovery => d !== null);
   notifier.learnManager(all);
+  if (state.emailLearntEarly) return noteLateDisagreement(ctx, all);
   if (state.subject.email) return;
-  const emails = [...new Set(all.map((d) => d.identity?.email?.toLowerCase()).filter((e): e is string => Boolean(e)))];
-  if (emails.length !== 1) return;
-  state.subject = { ...state.subject, email: emails[0] };
+  const email = agreedEmail(all);
+  if (!email) return;
+  state.subject = { ...state.subject, email };
   const from = all.filter((d) => d.identity?.email).map((d) => d.system);
   recorder.audit({ action: 'identity_correlated', actor: 'workflow', details: { field: 'email', from } });
+}
+
+/** A source that answered after the bounded wait with another email than the one used: audited, told to IT. */
+function noteLateDisagreement({ state, recorder, notifier }: Offboarding, all: Discovery[]) {
+  const used = state.subject.email?.toLowerCase();
+  const disagreeing = Object.fromEntries(
+    all
+      .filter((d) => d.identity?.email && d.identity.email.toLowerCase() !== used)
+      .map((d) => [d.system, d.identity!.email!]),
+  );
+  if (Object.keys(disagreeing).length === 0) return;
+  const from = all.filter((d) => d.identity?.email?.toLowerCase() === used).map((d) => d.system);
+  recorder.audit({ action: 'identity_correlated', actor: 'workflow', details: { field: 'email', from, disagreeing } });
+  notifier.tell(
+    'identity',
+    `${Object.keys(disagreeing).join(', ')} answered late with another email for ${state.request.subject.employeeId} than the one the email-keyed systems used (from ${from.join(', ')}): check those systems for an account of the person under the other address`,
+  );
 }
 
 function auditDiscovered({ recorder }: Offboarding, found: Discovery, stage: string) {
@@ -89,7 +146,10 @@ export async function mapAccess(ctx: Offboarding, system: string, stage: Planned
   if (!found) return undefined;
   noteDiscovery(ctx, system, found);
   if (found.account === null && !hadEmail) {
-    await condition(() => state.subject.email !== undefined || state.learnt);
+    const heard = () => state.subject.email !== undefined || state.learnt;
+    if (patched(PATCHES.boundedIdentityWait) && !heard() && !(await condition(heard, IDENTITY_GRACE)))
+      learnFromAnswered(ctx);
+    await condition(heard);
     if (state.subject.email) found = (await discoverWithFallback(ctx, system)) ?? found;
     noteDiscovery(ctx, system, found);
   }

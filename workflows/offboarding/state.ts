@@ -32,6 +32,8 @@ export interface OffboardingState {
   preflight: Record<string, Discovery>;
   /** Set once the directories have answered and what they know was learnt. */
   learnt: boolean;
+  /** The email was taken from the sources that answered within the bounded wait, before all had. */
+  emailLearntEarly?: boolean;
   /** Per stage, per system mapped as it began: an account found, none, or a manual app (cannot tell). */
   foundAtStage: Record<string, Record<string, 'found' | 'none' | 'cannot_tell'>>;
   /** The latest discovery per system, for correlating identity across systems. */

@@ -36,6 +36,13 @@ export const PATCHES = {
    * task for it). Asked only in a stage where something was skipped.
    */
   skippedStaysSkipped: 'skipped-stays-skipped',
+  /**
+   * 2026-12-02: a system waiting for the person's email waits for every identity source at most
+   * `IDENTITY_GRACE` (a timer), then goes on with the email the sources that answered agree on;
+   * before, one failing identity provider held every email-keyed system until its retries ran out.
+   * Asked only where a system waits for the email.
+   */
+  boundedIdentityWait: 'bounded-identity-wait',
 } as const;
 
 /**
