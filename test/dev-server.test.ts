@@ -25,12 +25,16 @@ import { oktaUsersOf } from '../sandbox/okta.js';
 import { entraUserIdFor } from '../sandbox/entra.js';
 import { googleUserOf } from '../sandbox/google-workspace.js';
 import { samplePerson } from '../sandbox/org.js';
+import { addPerson, refresh, seedRealm, signIn, type SeededRealm } from '../sandbox/keycloak.js';
+import { keycloakMissing, type KeycloakInstance } from '../scripts/keycloak.js';
+import type { ConfigInput } from '../workers/config.js';
 import type { OffboardingStatus } from '../workflows/messages.js';
 import {
   canBind,
   directoryState,
   eventually,
   installRuntime,
+  sharedKeycloak,
   sharedPool,
   sharedPostgres,
   testConfig,
@@ -51,6 +55,8 @@ describe('offboarding on the Temporal dev server (real slapd and PostgreSQL)', f
   let worker: Worker;
   let running: Promise<void>;
   let saas: SaasSandboxes;
+  /** Keycloak (a real one) as the system `sso`, with E1028 in its realm, where Java 21+ is installed. */
+  let sso: { seeded: SeededRealm; keycloak: KeycloakInstance; userId: string; tokens: string[] } | undefined;
   // This dev server is the test's own: the worker takes the default queue, as the CLI expects.
   const taskQueue = 'offboarding';
 
@@ -63,8 +69,29 @@ describe('offboarding on the Temporal dev server (real slapd and PostgreSQL)', f
     await seedWarehouseRoles(pool);
     // Every system at once: slapd, PostgreSQL roles and the SaaS stand-ins.
     saas = await startSaasSandboxes();
+    const keycloakSystems: NonNullable<ConfigInput['systems']> = {};
+    const keycloakEnv: NodeJS.ProcessEnv = {};
+    if (!keycloakMissing()) {
+      this.timeout(600_000);
+      const keycloak = await sharedKeycloak();
+      const seeded = await seedRealm(keycloak, `offboard-dev-server-${process.pid}`);
+      const person = samplePerson('E1028');
+      const userId = await addPerson(seeded, person);
+      const online = await signIn(keycloak, seeded.realm, person.uid);
+      const offline = await signIn(keycloak, seeded.realm, person.uid, { offline: true });
+      sso = { seeded, keycloak, userId, tokens: [online.refreshToken, offline.refreshToken] };
+      keycloakSystems.sso = {
+        type: 'keycloak',
+        url: keycloak.url,
+        realm: seeded.realm,
+        clientId: seeded.clientId,
+        clientSecret: { env: 'TEST_KEYCLOAK_SECRET' },
+      };
+      keycloakEnv.TEST_KEYCLOAK_SECRET = seeded.clientSecret;
+    }
     const config = await testConfig({
       systems: {
+        ...keycloakSystems,
         warehouse: {
           type: 'postgres',
           url: { env: 'TEST_WAREHOUSE_URL' },
@@ -74,7 +101,7 @@ describe('offboarding on the Temporal dev server (real slapd and PostgreSQL)', f
         ...saas.systems,
       },
       notifications: saas.notifications,
-      env: { TEST_WAREHOUSE_URL: (await sharedPostgres()).url, ...saas.env },
+      env: { TEST_WAREHOUSE_URL: (await sharedPostgres()).url, ...saas.env, ...keycloakEnv },
     });
     worker = await createOffboardingWorker({
       connection: nativeConnection,
@@ -284,6 +311,14 @@ describe('offboarding on the Temporal dev server (real slapd and PostgreSQL)', f
     assert.deepEqual(entraAccess(), { enabled: false, liveSessions: false, consents: 0, groups: 0, appRoles: 0 });
     assert.deepEqual(googleAccess(), { suspended: true, tokens: 0, appPasswords: 0, backupCodes: 0, groups: 0 });
     assert.ok((workspace.state.signOuts[googleUser.id] ?? 0) > 0, 'signed out of Google everywhere');
+    if (sso) {
+      // Keycloak, for real: the refresh and offline tokens issued before are refused now.
+      const { admin, realm } = sso.seeded;
+      assert.equal((await admin.users.findOne({ realm, id: sso.userId }))?.enabled, false);
+      assert.deepEqual(await admin.users.listSessions({ realm, id: sso.userId }), []);
+      for (const token of sso.tokens)
+        assert.equal((await refresh(sso.keycloak, realm, token)).body.error, 'invalid_grant');
+    }
 
     assert.deepEqual(Object.keys(status.accounts).sort(), [
       'directory',
@@ -292,6 +327,7 @@ describe('offboarding on the Temporal dev server (real slapd and PostgreSQL)', f
       'okta',
       'salesforce',
       'slack',
+      ...(sso ? ['sso'] : []),
       'warehouse',
       'wiki',
       'workspace',
