@@ -9,7 +9,6 @@ import net from 'node:net';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
 import type { WorkflowHandle } from '@temporalio/client';
-import { createAuditStore } from '../activities/audit.js';
 import { formatStatus } from '../client/cli.js';
 import { buildEvidence } from '../client/evidence.js';
 import { sendCommand, startOffboarding, CommandRefusedError } from '../client/temporal.js';
@@ -18,6 +17,7 @@ import { freePort } from '../scripts/services.js';
 import { createOffboardingWorker } from '../workers/create-worker.js';
 import type { OffboardingStatus } from '../workflows/messages.js';
 import type { offboarding } from '../workflows/offboarding.js';
+import { auditRowsOf } from './helpers/audit-rows.js';
 import {
   canBind,
   directoryState,
@@ -120,21 +120,7 @@ describe('offboarding workflow (time-skipping server, real slapd and PostgreSQL)
   const stageFinished = (name: string) => (s: OffboardingStatus) =>
     s.stages.some((stage) => stage.name === name && stage.finishedAt);
 
-  /**
-   * The audit events of this run (a person may be offboarded by more than one test, each on its own server).
-   * A status query sees the workflow's state as soon as its task completes, while the audit rows of that
-   * task are written by a `recordAudits` activity after it; so first wait until none is pending.
-   */
-  async function auditActions(handle: WorkflowHandle) {
-    await eventually(
-      () => handle.describe(),
-      (d) => !(d.raw.pendingActivities ?? []).some((a) => a.activityType?.name === 'recordAudits'),
-      `${handle.workflowId}: its audit rows written`,
-    );
-    const events = await createAuditStore(await sharedPool()).eventsFor(handle.workflowId);
-    const { runId } = await handle.describe();
-    return events.filter((e) => e.id.startsWith(`${handle.workflowId}/${runId}/`));
-  }
+  const auditActions = (handle: WorkflowHandle) => auditRowsOf(handle);
 
   it('immediate: locks the account and removes every group at the effective time, deletes after retention', async () => {
     await withWorker(async (taskQueue) => {

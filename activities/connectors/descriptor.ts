@@ -8,8 +8,12 @@ import type { ActionKind } from '../../model/policy.js';
 import type { SetSigner } from '../../workers/ssf-signing-key.js';
 import type { Connector } from './types.js';
 
+/**
+ * What the connector can do, as documentation next to its schema: nothing reads it yet. Each
+ * connector's `apply` answers `not_applicable` itself (with its reason) for the kinds left out.
+ */
 export interface ConnectorCapabilities {
-  /** The action kinds the connector carries out in the system; the others answer `not_applicable`. */
+  /** The action kinds the connector carries out in the system. */
   actions: readonly ActionKind[];
   /** Discovery reads the person's account from the system (false: a presumed account, `manual`). */
   discover: boolean;

@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { WorkflowHandle } from '@temporalio/client';
-import { createAuditStore, type StoredAuditEvent } from '../../activities/audit.js';
+import type { StoredAuditEvent } from '../../activities/audit.js';
 import { startOffboarding } from '../../client/temporal.js';
 import type { OffboardingRequest } from '../../model/request.js';
 import type { PolicyInput } from '../../model/policy.js';
@@ -14,6 +14,7 @@ import { createOffboardingWorker } from '../../workers/create-worker.js';
 import type { ConfigInput } from '../../workers/config.js';
 import type { OffboardingStatus } from '../../workflows/messages.js';
 import type { offboarding } from '../../workflows/offboarding.js';
+import { auditRowsOf } from './audit-rows.js';
 import { eventually, sharedPool, testConfig, timeSkippingEnvironment, workflowBundle } from './environment.js';
 
 export interface OffboardOnce {
@@ -104,15 +105,7 @@ export async function offboardOnce(options: OffboardOnce): Promise<OffboardedOnc
           : until === 'revoked'
             ? await waitFor(status, revokeFinished, 'the revoke stage')
             : await waitFor(status, until, 'the expected status');
-      // A status query sees the state before the audit rows of the same workflow task are stored.
-      await waitFor(
-        () => handle.describe(),
-        (d) => !(d.raw.pendingActivities ?? []).some((a) => a.activityType?.name === 'recordAudits'),
-        'the audit rows written',
-      );
-      const events = (await createAuditStore(pool).eventsFor(workflowId)).filter((e) =>
-        e.id.startsWith(`${workflowId}/${runId}/`),
-      );
+      const events = await auditRowsOf(handle, options.timeoutMs ?? 120_000);
       return { workflowId, status: done, events };
     });
   } finally {
