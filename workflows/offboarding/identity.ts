@@ -23,8 +23,8 @@ export const IDENTITY_GRACE = '1 minute';
 const sourcesInPlay = (state: OffboardingState) =>
   state.identitySources.filter((s) => state.status.systems.includes(s));
 
-/** Every directory still in the offboarding has answered once (a system list without one: at once). */
-const directoriesAnswered = (state: OffboardingState) =>
+/** Every identity source still in the offboarding has answered once (a system list without one: at once). */
+const identitySourcesAnswered = (state: OffboardingState) =>
   sourcesInPlay(state).every((system) => system in state.discoveries);
 
 /** The one email the answers agree on (lower-cased), or undefined when none or several. */
@@ -42,36 +42,36 @@ function agreedEmail(found: Discovery[]): string | undefined {
  */
 function learnFromAnswered({ state, recorder }: Offboarding) {
   if (state.subject.email || state.learnt) return;
-  const answered = sourcesInPlay(state).filter((s) => state.discoveries[s]);
-  const email = agreedEmail(answered.map((s) => state.discoveries[s]!));
-  if (!email) return;
-  state.subject = { ...state.subject, email };
-  state.emailLearntEarly = true;
-  const from = answered.filter((s) => state.discoveries[s]!.identity?.email);
+  const answered = sourcesInPlay(state).flatMap((s) => state.discoveries[s] ?? []);
   const notYetAnswered = sourcesInPlay(state).filter((s) => !(s in state.discoveries));
-  recorder.audit({
-    action: 'identity_correlated',
-    actor: 'workflow',
-    details: { field: 'email', from, notYetAnswered },
-  });
+  if (useAgreedEmail({ state, recorder }, answered, { notYetAnswered })) state.emailLearntEarly = true;
+}
+
+/** Takes the one email `found` agree on as the person's, audited with where it came from; false when none. */
+function useAgreedEmail(
+  { state, recorder }: Pick<Offboarding, 'state' | 'recorder'>,
+  found: Discovery[],
+  extra: { notYetAnswered?: string[] } = {},
+): boolean {
+  const email = agreedEmail(found);
+  if (!email) return false;
+  state.subject = { ...state.subject, email };
+  const from = found.filter((d) => d.identity?.email).map((d) => d.system);
+  recorder.audit({ action: 'identity_correlated', actor: 'workflow', details: { field: 'email', from, ...extra } });
+  return true;
 }
 
 /** Records a system's discovery (null: it could not be mapped), and learns from all of them once each has one. */
 function noteDiscovery(ctx: Offboarding, system: string, found: Discovery | null) {
-  const { state, recorder, notifier } = ctx;
+  const { state, notifier } = ctx;
   const first = !state.learnt;
   state.discoveries[system] = found;
-  if (!first || !directoriesAnswered(state)) return;
+  if (!first || !identitySourcesAnswered(state)) return;
   state.learnt = true;
   const all = Object.values(state.discoveries).filter((d): d is Discovery => d !== null);
   notifier.learnManager(all);
   if (state.emailLearntEarly) return noteLateDisagreement(ctx, all);
-  if (state.subject.email) return;
-  const email = agreedEmail(all);
-  if (!email) return;
-  state.subject = { ...state.subject, email };
-  const from = all.filter((d) => d.identity?.email).map((d) => d.system);
-  recorder.audit({ action: 'identity_correlated', actor: 'workflow', details: { field: 'email', from } });
+  if (!state.subject.email) useAgreedEmail(ctx, all);
 }
 
 /** A source that answered after the bounded wait with another email than the one used: audited, told to IT. */
