@@ -4,7 +4,7 @@
  * <token>` authentication (401 `E0000011` "Invalid token provided" without a known one), errors as
  * `{errorCode, errorSummary, errorLink, errorId, errorCauses}`, the `X-Rate-Limit-Limit`,
  * `X-Rate-Limit-Remaining` and `X-Rate-Limit-Reset` (UTC epoch seconds) headers on every answer and
- * 429 `E0000047` when they run out, and cursor pagination through `Link: <…>; rel="next"` (the
+ * 429 `E0000047` when they run out (a window per API family, as Okta counts), and cursor pagination through `Link: <…>; rel="next"` (the
  * SDK's Collection follows it).
  *
  * Served (what the connector calls, as documented in Okta's Management API reference):
@@ -185,7 +185,11 @@ export interface OktaState {
   apiTokens: Record<string, AdminRole>;
   /** Access tokens the token endpoint issued: the app, its scopes, when it expires (epoch ms). */
   accessTokens: Record<string, { clientId: string; scopes: string[]; expiresAt: number }>;
-  rateLimit: { limit: number; remaining: number; resetAt: number };
+  /**
+   * Okta limits each API separately ("rate limits per API": /api/v1/users*, /api/v1/groups*,
+   * /api/v1/apps*, …), a window a minute each; keyed by that family (`bucketOf`).
+   */
+  rateLimits: Record<string, { limit: number; remaining: number; resetAt: number }>;
   /** `METHOD /path?query` of every API request, faults included: what the client really sent. */
   requests: string[];
 }
@@ -249,7 +253,7 @@ function seed(): OktaState {
       [SANDBOX_OKTA_READONLY_TOKEN]: 'READ_ONLY_ADMIN',
     },
     accessTokens: {},
-    rateLimit: { limit: 600, remaining: 600, resetAt: 0 },
+    rateLimits: {},
     requests: [],
   };
   const groupIds = new Map<string, string>();
@@ -375,6 +379,15 @@ class OktaFailure extends Error {
   }
 }
 
+/** Requests a minute in each API's window (Okta's published figure for /api/v1/users* and /api/v1/apps*). */
+const RATE_LIMIT_PER_MINUTE = 600;
+
+/** The API family whose window a request counts against: `/api/v1/users`, `/oauth2/v1/token`, … */
+export function bucketOf(pathname: string): string {
+  if (pathname === '/oauth2/v1/token') return pathname;
+  return /^\/api\/v1\/[^/]+/.exec(pathname)?.[0] ?? pathname;
+}
+
 const notFound = (id: string, kind: string) =>
   new OktaFailure(404, 'E0000007', `Not found: Resource not found: ${id} (${kind})`);
 const forbidden = () => new OktaFailure(403, 'E0000006', 'You do not have permission to perform the requested action');
@@ -480,16 +493,22 @@ export async function startOktaSandbox(options: { port?: number } = {}): Promise
   let served = 0;
   let url = '';
 
-  function rateLimitHeaders(): Record<string, string> {
+  function rateLimitOf(pathname: string) {
+    const bucket = bucketOf(pathname);
     const now = Math.floor(Date.now() / 1000);
-    if (state.rateLimit.resetAt <= now) {
-      state.rateLimit.resetAt = now + 60;
-      state.rateLimit.remaining = state.rateLimit.limit;
+    const window = (state.rateLimits[bucket] ??= { limit: RATE_LIMIT_PER_MINUTE, remaining: 0, resetAt: 0 });
+    if (window.resetAt <= now) {
+      window.resetAt = now + 60;
+      window.remaining = window.limit;
     }
+    return window;
+  }
+
+  function rateLimitHeaders(window: OktaState['rateLimits'][string]): Record<string, string> {
     return {
-      'x-rate-limit-limit': String(state.rateLimit.limit),
-      'x-rate-limit-remaining': String(Math.max(0, state.rateLimit.remaining)),
-      'x-rate-limit-reset': String(state.rateLimit.resetAt),
+      'x-rate-limit-limit': String(window.limit),
+      'x-rate-limit-remaining': String(Math.max(0, window.remaining)),
+      'x-rate-limit-reset': String(window.resetAt),
     };
   }
 
@@ -884,25 +903,25 @@ export async function startOktaSandbox(options: { port?: number } = {}): Promise
       req.socket.destroy();
       return;
     }
-    const headers = rateLimitHeaders();
+    const window = rateLimitOf(requestUrl.pathname);
     if (faults.tooManyRequests && faults.tooManyRequests.count > 0) {
       faults.tooManyRequests.count -= 1;
-      state.rateLimit.remaining = 0;
-      state.rateLimit.resetAt = Math.floor(Date.now() / 1000) + faults.tooManyRequests.resetSeconds;
+      window.remaining = 0;
+      window.resetAt = Math.floor(Date.now() / 1000) + faults.tooManyRequests.resetSeconds;
       return sendFailure(
         res,
         new OktaFailure(429, 'E0000047', 'API call exceeded rate limit due to too many requests.'),
-        rateLimitHeaders(),
+        rateLimitHeaders(window),
       );
     }
-    if (state.rateLimit.remaining <= 0)
+    if (window.remaining <= 0)
       return sendFailure(
         res,
         new OktaFailure(429, 'E0000047', 'API call exceeded rate limit due to too many requests.'),
-        headers,
+        rateLimitHeaders(window),
       );
-    state.rateLimit.remaining -= 1;
-    headers['x-rate-limit-remaining'] = String(state.rateLimit.remaining);
+    window.remaining -= 1;
+    const headers = rateLimitHeaders(window);
     if (faults.serverErrorRate) {
       served += 1;
       if (Math.floor(served * faults.serverErrorRate) > Math.floor((served - 1) * faults.serverErrorRate))

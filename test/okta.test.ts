@@ -263,6 +263,44 @@ describe('Okta connector (okta-sdk-nodejs against the Management API stand-in)',
     );
   });
 
+  it('removals running side by side share their reads: each list read once before and once after, each removal read back', async () => {
+    const user = userOf('E1004');
+    const found = await okta.discover(subject('E1004'));
+    const targets = found.entitlements;
+    assert.ok(targets.filter((e) => e.kind === 'group').length >= 3, 'several groups to remove');
+    const from = sandbox.state.requests.length;
+    const results = await Promise.all(
+      targets.map((t) => okta.apply(action('remove_entitlement', user.id, t), subject('E1004'))),
+    );
+    assert.deepEqual(
+      results.map((r) => r.outcome),
+      targets.map(() => 'done'),
+    );
+    const removedGroups = targets.filter((t) => t.kind === 'group').map((t) => t.name);
+    assert.deepEqual(
+      groupsIn(user.id).filter((name) => removedGroups.includes(name)),
+      [],
+    );
+    assert.deepEqual(sandbox.state.roles.filter(byUser(user.id)), []);
+    const sent = sandbox.state.requests.slice(from);
+    const count = (pattern: RegExp) => sent.filter((r) => pattern.test(r)).length;
+    assert.equal(count(/^GET \/api\/v1\/users\/[^/]+\/groups/), 2, sent.join('\n'));
+    assert.equal(count(/^GET \/api\/v1\/users\/[^/?]+$/), 0, 'a 404 of the list says the user is gone');
+    assert.equal(count(/^DELETE /), targets.length);
+
+    // The same side by side with writes that change nothing: none is done.
+    const again = userOf('E1005');
+    const theirs = (await okta.discover(subject('E1005'))).entitlements;
+    sandbox.inject({ ignoreWrites: true });
+    const ignored = await Promise.allSettled(
+      theirs.map((t) => okta.apply(action('remove_entitlement', again.id, t), subject('E1005'))),
+    );
+    assert.deepEqual(
+      ignored.map((r) => (r.status === 'rejected' ? (r.reason as ConnectorError).code : r.value.outcome)),
+      theirs.map(() => 'okta_not_applied'),
+    );
+  });
+
   it('delete_account unenrols the factors, deactivates, then deletes (DELETE twice); again is already', async () => {
     const user = userOf('E1002');
     assert.equal(sandbox.state.factors.filter(byUser(user.id)).length, 2);
@@ -459,6 +497,12 @@ describe('Okta connector (okta-sdk-nodejs against the Management API stand-in)',
     const limited = await fetch(`${sandbox.url}/api/v1/users`, { headers: auth });
     assert.deepEqual([limited.status, limited.headers.get('x-rate-limit-remaining')], [429, '0']);
     assert.equal(((await limited.json()) as { errorCode: string }).errorCode, 'E0000047');
+    // Okta counts each API apart: /api/v1/users* being out of requests leaves /api/v1/apps* its own.
+    const apps = await fetch(`${sandbox.url}/api/v1/apps?limit=1`, { headers: auth });
+    assert.equal(apps.status, 200);
+    assert.equal(apps.headers.get('x-rate-limit-limit'), '600');
+    const stillLimited = await fetch(`${sandbox.url}/api/v1/users/00uNOPE`, { headers: auth });
+    assert.equal(stillLimited.status, 429);
     const state = (await (await fetch(`${sandbox.url}/_sandbox/state`)).json()) as { users: unknown[] };
     assert.equal(state.users.length, sandbox.state.users.length);
   });

@@ -68,6 +68,7 @@ import { z } from 'zod';
 import type { Action, Credential, Discovery, Entitlement } from '../../model/plan.js';
 import type { Subject } from '../../model/request.js';
 import { defineConnector } from './descriptor.js';
+import { SharedReads } from './shared-reads.js';
 import { ConnectorError, type ApplyResult, type Connector } from './types.js';
 
 const isLocal = (url: URL) => url.hostname === '127.0.0.1' || url.hostname === 'localhost' || url.hostname === '[::1]';
@@ -417,6 +418,19 @@ export function createOktaConnector(system: string, config: OktaSystemConfig): C
     }
   }
 
+  // Removals running side by side share their reads of the user's lists (shared-reads.ts).
+  const reads = new SharedReads();
+
+  /** Undefined when Okta answers 404: the user (whose list this is) no longer exists. */
+  async function untilGone<T>(read: () => Promise<T>): Promise<T | undefined> {
+    try {
+      return await read();
+    } catch (err) {
+      if (err instanceof ConnectorError && err.code === 'okta_http_404') return undefined;
+      throw err;
+    }
+  }
+
   /** A read of the user that answers undefined once it no longer exists. */
   async function userById(id: string): Promise<OktaUser | undefined> {
     try {
@@ -587,12 +601,19 @@ export function createOktaConnector(system: string, config: OktaSystemConfig): C
     return { outcome: 'already', details: { userId: id, status: user.status } };
   }
 
+  /** The user read before an action, shared by the actions that start beside it. */
+  const currentUser = (id: string) => reads.current(`user:${id}`, () => userById(id));
+
   async function revokeSessions(id: string): Promise<ApplyResult> {
-    if (!(await userById(id))) return { outcome: 'already', details: { userId: id, note: 'no such user' } };
-    await call('DELETE user sessions', 'users', () =>
-      client.userApi.revokeUserSessions({ userId: id, oauthTokens: true }),
+    if (!(await currentUser(id))) return { outcome: 'already', details: { userId: id, note: 'no such user' } };
+    const { read: left } = await reads.afterWrite(
+      `refresh-tokens:${id}`,
+      () =>
+        call('DELETE user sessions', 'users', () =>
+          client.userApi.revokeUserSessions({ userId: id, oauthTokens: true }),
+        ),
+      () => refreshTokensOf(id),
     );
-    const left = await refreshTokensOf(id);
     if (left.length)
       throw notApplied(
         `refresh tokens of user ${id} for ${left.map((l) => l.clientId).join(', ')} remain after the session revocation`,
@@ -609,8 +630,11 @@ export function createOktaConnector(system: string, config: OktaSystemConfig): C
   }
 
   async function revokeTokens(id: string): Promise<ApplyResult> {
-    if (!(await userById(id))) return { outcome: 'already', details: { userId: id, note: 'no such user' } };
-    const [grants, tokens] = await Promise.all([grantsOf(id), refreshTokensOf(id)]);
+    if (!(await currentUser(id))) return { outcome: 'already', details: { userId: id, note: 'no such user' } };
+    const [grants, tokens] = await Promise.all([
+      reads.current(`grants:${id}`, () => grantsOf(id)),
+      reads.current(`refresh-tokens:${id}`, () => refreshTokensOf(id)),
+    ]);
     if (grants.length === 0 && tokens.length === 0)
       return { outcome: 'already', details: { userId: id, grants: 0, clients: [] } };
     if (grants.length) await call('DELETE user grants', 'users', () => client.userApi.revokeUserGrants({ userId: id }));
@@ -629,38 +653,80 @@ export function createOktaConnector(system: string, config: OktaSystemConfig): C
     };
   }
 
+  /**
+   * The user's memberships of one kind, read before a removal (shared with the removals running
+   * beside it) or undefined once the user is gone: Okta answers 404 for a deleted user's lists.
+   */
+  async function currentList<T>(key: string, id: string, read: (id: string) => Promise<T>): Promise<T | undefined> {
+    return untilGone(() => reads.current(`${key}:${id}`, () => read(id)));
+  }
+
+  /** Removes one membership, then reads the list again from a request begun after the removal. */
+  async function removeThenList<T>(
+    key: string,
+    id: string,
+    remove: () => Promise<unknown>,
+    read: (id: string) => Promise<T>,
+  ) {
+    return untilGone(async () => (await reads.afterWrite(`${key}:${id}`, remove, () => read(id))).read);
+  }
+
   async function removeEntitlement(id: string, target: Entitlement): Promise<ApplyResult> {
     const details = { userId: id, entitlement: target.id };
-    if (!(await userById(id))) return { outcome: 'already', details: { ...details, note: 'no such user' } };
+    const noUser = { outcome: 'already' as const, details: { ...details, note: 'no such user' } };
     if (target.id.startsWith(GROUP)) {
       const name = target.id.slice(GROUP.length);
-      const group = (await groupsOf(id)).find((g) => g.profile.name === name);
+      const groups = await currentList('groups', id, groupsOf);
+      if (!groups) return noUser;
+      const group = groups.find((g) => g.profile.name === name);
       if (!group) return { outcome: 'already', details };
-      await call('DELETE group member', 'groups', () =>
-        client.groupApi.unassignUserFromGroup({ groupId: group.id, userId: id }),
+      const left = await removeThenList(
+        'groups',
+        id,
+        () =>
+          call('DELETE group member', 'groups', () =>
+            client.groupApi.unassignUserFromGroup({ groupId: group.id, userId: id }),
+          ),
+        groupsOf,
       );
-      if ((await groupsOf(id)).some((g) => g.id === group.id))
+      if (left?.some((g) => g.id === group.id))
         throw notApplied(`user ${id} is still in group ${name} after the removal`);
       return { outcome: 'done', details: { ...details, groupId: group.id } };
     }
     if (target.id.startsWith(APP)) {
       const appId = target.id.slice(APP.length);
-      if (!(await directAppsOf(id)).some((a) => a.id === appId)) return { outcome: 'already', details };
-      await call('DELETE app user', 'apps', () =>
-        client.applicationApi.unassignUserFromApplication({ appId, userId: id, sendEmail: false }),
+      const apps = await currentList('apps', id, directAppsOf);
+      if (!apps) return noUser;
+      if (!apps.some((a) => a.id === appId)) return { outcome: 'already', details };
+      const left = await removeThenList(
+        'apps',
+        id,
+        () =>
+          call('DELETE app user', 'apps', () =>
+            client.applicationApi.unassignUserFromApplication({ appId, userId: id, sendEmail: false }),
+          ),
+        directAppsOf,
       );
-      if ((await directAppsOf(id)).some((a) => a.id === appId))
+      if (left?.some((a) => a.id === appId))
         throw notApplied(`user ${id} is still assigned app ${appId} after the removal`);
       return { outcome: 'done', details };
     }
     if (target.id.startsWith(ADMIN_ROLE)) {
       const key = target.id.slice(ADMIN_ROLE.length);
-      const role = (await directRolesOf(id)).find((r) => roleKey(r) === key);
+      const roles = await currentList('roles', id, directRolesOf);
+      if (!roles) return noUser;
+      const role = roles.find((r) => roleKey(r) === key);
       if (!role) return { outcome: 'already', details };
-      await call('DELETE user role', 'roles', () =>
-        client.roleAssignmentApi.unassignRoleFromUser({ userId: id, roleId: role.id }),
+      const left = await removeThenList(
+        'roles',
+        id,
+        () =>
+          call('DELETE user role', 'roles', () =>
+            client.roleAssignmentApi.unassignRoleFromUser({ userId: id, roleId: role.id }),
+          ),
+        directRolesOf,
       );
-      if ((await directRolesOf(id)).some((r) => r.id === role.id))
+      if (left?.some((r) => r.id === role.id))
         throw notApplied(`user ${id} still has admin role ${key} after the removal`);
       return { outcome: 'done', details: { ...details, roleAssignmentId: role.id } };
     }
