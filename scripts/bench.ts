@@ -603,6 +603,8 @@ async function burstPhase(shared: Shared, activitiesPerRun: number, lanes: numbe
   const ids = people(1041, BURST);
   let offboardingSeconds = NaN;
   let offboardingLatencies: number[] = [];
+  /** Per system, ms from each run's start to its last stage_verified row: what a burst waits for. */
+  const systemMs = new Map<string, number[]>();
   try {
     const store = createAuditStore(stack.pool);
     const t0 = Date.now();
@@ -627,6 +629,16 @@ async function burstPhase(shared: Shared, activitiesPerRun: number, lanes: numbe
         }),
       ),
     );
+    rows.forEach((run, i) => {
+      const last = new Map<string, number>();
+      for (const row of run)
+        if (row.action === 'stage_verified' && row.system)
+          last.set(
+            row.system,
+            Math.max(last.get(row.system) ?? 0, Date.parse(row.occurredAt) - accepted[i]!.startTime),
+          );
+      for (const [system, ms] of last) systemMs.set(system, [...(systemMs.get(system) ?? []), ms]);
+    });
     const ends = rows.map((r) => Date.parse(r.find((row) => row.action === 'revocation_verified')!.occurredAt));
     offboardingSeconds = (Math.max(...ends) - Math.min(firstStart, t0)) / 1000;
     offboardingLatencies = rows.map((r) =>
@@ -704,6 +716,13 @@ async function burstPhase(shared: Shared, activitiesPerRun: number, lanes: numbe
   out(
     `revocation p50: ${BURST_SECURITY} security terminations sent last ${ms(percentile(byReason(true), 50))}, the ${BURST - BURST_SECURITY} involuntary ones ${ms(percentile(byReason(false), 50))}`,
     `\nRevocation p50 (to \`revocation_verified\`): the ${BURST_SECURITY} security terminations sent last ${ms(percentile(byReason(true), 50))}, the ${BURST - BURST_SECURITY} involuntary ones sent first ${ms(percentile(byReason(false), 50))}.`,
+  );
+  const slowest = [...systemMs]
+    .map(([system, all]) => ({ system, p50: percentile(all, 50), max: Math.max(...all) }))
+    .sort((a, b) => b.max - a.max);
+  out(
+    `stage_verified per system in the burst (p50 / max): ${slowest.map((s) => `${s.system} ${ms(s.p50)} / ${ms(s.max)}`).join(', ')}`,
+    `\nEach system's \`stage_verified\` in the burst, p50 / max: ${slowest.map((s) => `${s.system} ${ms(s.p50)} / ${ms(s.max)}`).join(', ')}.`,
   );
   out(
     `throughput ratio offboarding / baseline = ${(offboardingRate / baselineRate).toFixed(2)}`,

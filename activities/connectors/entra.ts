@@ -300,13 +300,14 @@ export function createEntraConnector(system: string, config: EntraSystemConfig):
   };
   // The default chain without its RetryHandler: a 429 becomes a ConnectorError with Retry-After,
   // which pauses the system for every offboarding (call-bounds.ts) instead of sleeping in one call.
+  const transport = config.caCertificates ? new TrustedCaHttpHandler(config.caCertificates) : undefined;
   const client = Client.initWithMiddleware({
     baseUrl: `${graphUrl.origin}/`,
     defaultVersion: version,
     middleware: [
       new AuthenticationHandler(authProvider),
       new TelemetryHandler(),
-      config.caCertificates ? new TrustedCaHttpHandler(config.caCertificates) : new HTTPMessageHandler(),
+      transport ?? new HTTPMessageHandler(),
     ],
     ...(MICROSOFT_GRAPH_HOSTS.has(graphUrl.hostname) ? {} : { customHosts: new Set([graphUrl.hostname]) }),
   });
@@ -829,6 +830,8 @@ export function createEntraConnector(system: string, config: EntraSystemConfig):
       // The token proves tenant, client id and secret; one user read proves User.Read.All.
       await call('user list', 'User.Read.All', () => api('/users').select('id').top(1).get());
     },
-    async close() {},
+    async close() {
+      transport?.close();
+    },
   };
 }
