@@ -27,6 +27,7 @@ import { createOperatorTasks } from './offboarding/operator-tasks.js';
 import { runPipeline } from './offboarding/pipeline.js';
 import { createRecorder } from './offboarding/recorder.js';
 import { makeFirstPlan, registerSupersede } from './offboarding/replan.js';
+import { createStallWatchdog } from './offboarding/stall-watchdog.js';
 import { createState, refreshOverview } from './offboarding/state.js';
 import { restoreDisabledLogins } from './offboarding/system-actions.js';
 import { refuseRetiredVersion } from './offboarding/versions.js';
@@ -41,7 +42,13 @@ export async function offboarding(request: OffboardingRequest): Promise<Offboard
   const state = createState(request);
   const recorder = createRecorder(state);
   const notifier = createNotifier(state, recorder);
-  const ctx: Offboarding = { state, recorder, notifier, tasks: createOperatorTasks(state, recorder, notifier) };
+  const ctx: Offboarding = {
+    state,
+    recorder,
+    notifier,
+    tasks: createOperatorTasks(state, recorder, notifier),
+    stalls: createStallWatchdog(state, recorder, notifier),
+  };
   const { status } = state;
   registerCommands(state, recorder, notifier);
   registerSupersede(state, recorder, notifier);

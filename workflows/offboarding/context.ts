@@ -2,6 +2,7 @@
 import type { Notifier } from './notifications.js';
 import type { OperatorTasks } from './operator-tasks.js';
 import type { Recorder } from './recorder.js';
+import type { StallWatchdog } from './stall-watchdog.js';
 import type { OffboardingState } from './state.js';
 
 export interface Offboarding {
@@ -9,4 +10,5 @@ export interface Offboarding {
   recorder: Recorder;
   notifier: Notifier;
   tasks: OperatorTasks;
+  stalls: StallWatchdog;
 }

@@ -28,11 +28,9 @@ import {
   setStep,
 } from './state.js';
 import { runAction } from './system-actions.js';
-import { skippedStaysSkipped } from './versions.js';
+import { reportStalled, STALLED_AFTER_MS } from './stall-watchdog.js';
+import { oneStallWatchdog, skippedStaysSkipped } from './versions.js';
 import { publishSearchAttributes } from './visibility.js';
-
-/** A step that takes longer than this is told to the IT channel as stuck (once per step). */
-export const STALLED_AFTER_MS = 5 * 60 * 1000;
 
 export async function runPipeline(ctx: Offboarding, system: string): Promise<void> {
   const { state } = ctx;
@@ -92,35 +90,32 @@ async function waitUntilDue({ state, recorder }: Offboarding, system: string, st
 
 /**
  * Runs `work` as the system's current step; a step still running after STALLED_AFTER_MS (a
- * hung call, retries under a failing system) is audited and told to IT once. Time spent
- * waiting for a person is not "stuck": the task has reminders of its own.
+ * hung call, retries under a failing system) is audited and told to IT once (stall-watchdog.ts).
  */
 async function step<T>(
-  { state, recorder, notifier }: Offboarding,
+  ctx: Offboarding,
   system: string,
   stage: PlannedStage,
   doing: SystemStep,
   work: () => Promise<T>,
 ): Promise<T> {
+  const { state, recorder, notifier } = ctx;
   setStep(state, system, doing);
   publishSearchAttributes(state);
+  if (oneStallWatchdog()) {
+    const ended = ctx.stalls.watch({ system, stage: stage.name, doing });
+    try {
+      return await work();
+    } finally {
+      ended();
+    }
+  }
+  // Runs from before the patch: a timer for each step.
   const since = nowIso();
   let finished = false;
   void condition(() => finished || progressOf(state, system).doing === 'awaiting_operator', STALLED_AFTER_MS).then(
     (settled) => {
-      if (settled) return;
-      const seconds = Math.round((Date.now() - Date.parse(since)) / 1000);
-      recorder.audit({
-        action: 'system_stalled',
-        actor: 'workflow',
-        system,
-        outcome: 'escalated',
-        details: { stage: stage.name, step: doing, since, seconds },
-      });
-      notifier.tell(
-        'stalled',
-        `${system} has been ${doing} in stage ${stage.name} for ${seconds} s (since ${since}); the other systems go on`,
-      );
+      if (!settled) reportStalled(recorder, notifier, { system, stage: stage.name, doing, since });
     },
   );
   try {

@@ -43,6 +43,12 @@ export const PATCHES = {
    * Asked only where a system waits for the email.
    */
   boundedIdentityWait: 'bounded-identity-wait',
+  /**
+   * 2026-12-02: one timer watches every running step of the run for a stall
+   * (stall-watchdog.ts); before, each step started a 5-minute timer and cancelled it when the step
+   * ended (about 50 a person). Asked at each step.
+   */
+  oneStallWatchdog: 'one-stall-watchdog',
 } as const;
 
 /**
@@ -60,3 +66,6 @@ export function refuseRetiredVersion(): void {
 
 /** False while replaying a run whose recheck reopened what an operator had skipped. */
 export const skippedStaysSkipped = (): boolean => patched(PATCHES.skippedStaysSkipped);
+
+/** False while replaying a run whose steps each started a stall timer of their own. */
+export const oneStallWatchdog = (): boolean => patched(PATCHES.oneStallWatchdog);
