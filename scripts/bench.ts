@@ -39,6 +39,7 @@ import { parseConfig, type ConfigInput } from '../workers/config.js';
 import { createOffboardingWorker } from '../workers/create-worker.js';
 import { createPool, migrate } from '../workers/database.js';
 import { startSaasSandboxes, type SaasSandboxes } from '../sandbox/index.js';
+import { bucketOf } from '../sandbox/okta.js';
 import { seedWarehouseRoles, WAREHOUSE_ARCHIVE_ROLE } from '../sandbox/postgres.js';
 import { SLACK_SANDBOX_TOKENS } from '../sandbox/slack.js';
 import { samplePerson } from '../sandbox/org.js';
@@ -605,6 +606,7 @@ async function burstPhase(shared: Shared, activitiesPerRun: number, lanes: numbe
   let offboardingLatencies: number[] = [];
   /** Per system, ms from each run's start to its last stage_verified row: what a burst waits for. */
   const systemMs = new Map<string, number[]>();
+  let oktaRequests: Record<string, number> = {};
   try {
     const store = createAuditStore(stack.pool);
     const t0 = Date.now();
@@ -639,6 +641,12 @@ async function burstPhase(shared: Shared, activitiesPerRun: number, lanes: numbe
           );
       for (const [system, ms] of last) systemMs.set(system, [...(systemMs.get(system) ?? []), ms]);
     });
+    // Okta counts each API family in a window a minute: what the burst asked of each.
+    oktaRequests = {};
+    for (const request of stack.saas.servers.okta.state.requests) {
+      const family = bucketOf(new URL(request.split(' ')[1]!, 'http://okta').pathname);
+      oktaRequests[family] = (oktaRequests[family] ?? 0) + 1;
+    }
     const ends = rows.map((r) => Date.parse(r.find((row) => row.action === 'revocation_verified')!.occurredAt));
     offboardingSeconds = (Math.max(...ends) - Math.min(firstStart, t0)) / 1000;
     offboardingLatencies = rows.map((r) =>
@@ -723,6 +731,13 @@ async function burstPhase(shared: Shared, activitiesPerRun: number, lanes: numbe
   out(
     `stage_verified per system in the burst (p50 / max): ${slowest.map((s) => `${s.system} ${ms(s.p50)} / ${ms(s.max)}`).join(', ')}`,
     `\nEach system's \`stage_verified\` in the burst, p50 / max: ${slowest.map((s) => `${s.system} ${ms(s.p50)} / ${ms(s.max)}`).join(', ')}.`,
+  );
+  const families = Object.entries(oktaRequests)
+    .map(([family, n]) => `${family} ${n}`)
+    .join(', ');
+  out(
+    `okta requests in the burst by API family (a window of 600 a minute each): ${families}`,
+    `\nOkta requests in the burst by API family (a window of 600 a minute each): ${families}.`,
   );
   out(
     `throughput ratio offboarding / baseline = ${(offboardingRate / baselineRate).toFixed(2)}`,

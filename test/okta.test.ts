@@ -301,6 +301,22 @@ describe('Okta connector (okta-sdk-nodejs against the Management API stand-in)',
     );
   });
 
+  it('revocations and removals for a user deleted meanwhile are already, from the 404 of its lists, with no GET of the user', async () => {
+    const user = userOf('E1003');
+    const found = await okta.discover(subject('E1003'));
+    sandbox.state.users = sandbox.state.users.filter((u) => u.id !== user.id);
+    const from = sandbox.state.requests.length;
+    const kinds = [action('revoke_sessions', user.id), action('revoke_tokens', user.id)];
+    const removals = found.entitlements
+      .filter((e) => e.kind !== 'app_assignment')
+      .map((e) => action('remove_entitlement', user.id, e));
+    for (const a of [...kinds, ...removals]) {
+      const result = await okta.apply(a, subject('E1003'));
+      assert.deepEqual([result.outcome, result.details.note], ['already', 'no such user'], a.id);
+    }
+    assert.ok(!sandbox.state.requests.slice(from).includes(`GET /api/v1/users/${user.id}`));
+  });
+
   it('delete_account unenrols the factors, deactivates, then deletes (DELETE twice); again is already', async () => {
     const user = userOf('E1002');
     assert.equal(sandbox.state.factors.filter(byUser(user.id)).length, 2);

@@ -601,19 +601,25 @@ export function createOktaConnector(system: string, config: OktaSystemConfig): C
     return { outcome: 'already', details: { userId: id, status: user.status } };
   }
 
-  /** The user read before an action, shared by the actions that start beside it. */
-  const currentUser = (id: string) => reads.current(`user:${id}`, () => userById(id));
+  const noSuchUser = (id: string): ApplyResult => ({
+    outcome: 'already',
+    details: { userId: id, note: 'no such user' },
+  });
 
+  // Neither revocation reads the user first: Okta answers 404 for a deleted user's sessions and lists.
   async function revokeSessions(id: string): Promise<ApplyResult> {
-    if (!(await currentUser(id))) return { outcome: 'already', details: { userId: id, note: 'no such user' } };
-    const { read: left } = await reads.afterWrite(
-      `refresh-tokens:${id}`,
-      () =>
-        call('DELETE user sessions', 'users', () =>
-          client.userApi.revokeUserSessions({ userId: id, oauthTokens: true }),
-        ),
-      () => refreshTokensOf(id),
+    const revoked = await untilGone(() =>
+      reads.afterWrite(
+        `refresh-tokens:${id}`,
+        () =>
+          call('DELETE user sessions', 'users', () =>
+            client.userApi.revokeUserSessions({ userId: id, oauthTokens: true }),
+          ),
+        () => refreshTokensOf(id),
+      ),
     );
+    if (!revoked) return noSuchUser(id);
+    const left = revoked.read;
     if (left.length)
       throw notApplied(
         `refresh tokens of user ${id} for ${left.map((l) => l.clientId).join(', ')} remain after the session revocation`,
@@ -630,19 +636,43 @@ export function createOktaConnector(system: string, config: OktaSystemConfig): C
   }
 
   async function revokeTokens(id: string): Promise<ApplyResult> {
-    if (!(await currentUser(id))) return { outcome: 'already', details: { userId: id, note: 'no such user' } };
-    const [grants, tokens] = await Promise.all([
-      reads.current(`grants:${id}`, () => grantsOf(id)),
-      reads.current(`refresh-tokens:${id}`, () => refreshTokensOf(id)),
-    ]);
+    const held = await untilGone(() =>
+      Promise.all([
+        reads.current(`grants:${id}`, () => grantsOf(id)),
+        reads.current(`refresh-tokens:${id}`, () => refreshTokensOf(id)),
+      ]),
+    );
+    if (!held) return noSuchUser(id);
+    const [grants, tokens] = held;
     if (grants.length === 0 && tokens.length === 0)
       return { outcome: 'already', details: { userId: id, grants: 0, clients: [] } };
-    if (grants.length) await call('DELETE user grants', 'users', () => client.userApi.revokeUserGrants({ userId: id }));
-    for (const { clientId } of tokens)
-      await call('DELETE user refresh tokens', 'users', () =>
-        client.userApi.revokeTokensForUserAndClient({ userId: id, clientId }),
-      );
-    const [grantsLeft, tokensLeft] = await Promise.all([grantsOf(id), refreshTokensOf(id)]);
+    // Each list is read back only if it was written, from a request begun after the write; the
+    // refresh tokens' read-back is shared with revoke_sessions' when both end together.
+    const [grantsLeft, tokensLeft] = await Promise.all([
+      grants.length
+        ? reads
+            .afterWrite(
+              `grants:${id}`,
+              () => call('DELETE user grants', 'users', () => client.userApi.revokeUserGrants({ userId: id })),
+              () => grantsOf(id),
+            )
+            .then((r) => r.read)
+        : [],
+      tokens.length
+        ? reads
+            .afterWrite(
+              `refresh-tokens:${id}`,
+              async () => {
+                for (const { clientId } of tokens)
+                  await call('DELETE user refresh tokens', 'users', () =>
+                    client.userApi.revokeTokensForUserAndClient({ userId: id, clientId }),
+                  );
+              },
+              () => refreshTokensOf(id),
+            )
+            .then((r) => r.read)
+        : [],
+    ]);
     if (grantsLeft.length || tokensLeft.length)
       throw notApplied(
         `user ${id} still holds ${grantsLeft.length} grant(s) and refresh tokens for ${tokensLeft.length} client(s) after revocation`,
