@@ -111,6 +111,19 @@ describe('connector registry', () => {
     assert.match(JSON.stringify(redactSecrets(crm!)), /"clientSecret":"\[redacted\]"/);
   });
 
+  it('the log copy counts personal maps: GitHub logins by HR id are not written out', () => {
+    const github = {
+      type: 'github',
+      org: 'example',
+      token: { env: 'GH_TOKEN' },
+      logins: { E1001: 'ada-lovelace', E1002: 'alan-turing' },
+    };
+    const gh = parseConfig({ systems: { gh: github } }, 'x', { GH_TOKEN: 'ghp_x' }).systems.gh!;
+    const logged = JSON.stringify(redactSecrets(gh));
+    assert.doesNotMatch(logged, /ada-lovelace|E1001|ghp_x/);
+    assert.match(logged, /"logins":"\[2 entries\]"/);
+  });
+
   it('the worker creates each configured system through its type', async () => {
     const config = parseConfig(
       {

@@ -47,6 +47,8 @@ export interface ConnectorDescriptor<
    * them as `{ env: NAME }` (workers/config.ts), and redactSecrets() hides them from logs.
    */
   secretFields: readonly Secret[];
+  /** Top-level fields that hold personal data (a map of HR ids to accounts): logged as a count. */
+  personalFields?: readonly (keyof z.output<Schema> & string)[];
   /** Checks across fields, run after the secrets are resolved (e.g. "token or app, not both"). */
   refine?(config: z.output<Schema>, ctx: z.RefinementCtx): void;
   capabilities: ConnectorCapabilities;

@@ -123,6 +123,7 @@ export const githubConnector = defineConnector({
   type: 'github',
   configSchema: githubSystemSchema,
   secretFields: ['token', 'app.privateKey'],
+  personalFields: ['logins'],
   refine: githubAuthIssues,
   capabilities: {
     actions: ['disable_login', 'enable_login', 'revoke_tokens', 'remove_entitlement'],

@@ -134,7 +134,7 @@ export function createConnector(
   return descriptor.create(config, { ...shared, system });
 }
 
-/** A copy of a system's config for logs, with every secret field (per its descriptor) replaced. */
+/** A copy of a system's config for logs: every secret field replaced, personal maps counted (per its descriptor). */
 export function redactSecrets(config: SystemConfig): Record<string, unknown> {
   const copy = structuredClone(config) as Record<string, unknown>;
   for (const path of descriptorFor(config.type)?.secretFields ?? []) {
@@ -146,6 +146,10 @@ export function redactSecrets(config: SystemConfig): Record<string, unknown> {
     }
     const last = keys[keys.length - 1]!;
     if (holder && holder[last] !== undefined) holder[last] = '[redacted]';
+  }
+  for (const field of descriptorFor(config.type)?.personalFields ?? []) {
+    const value = copy[field];
+    if (value && typeof value === 'object') copy[field] = `[${Object.keys(value).length} entries]`;
   }
   return copy;
 }
