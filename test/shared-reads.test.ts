@@ -51,7 +51,7 @@ describe('shared reads of one list by parallel actions', () => {
         ),
       ),
     );
-    for (const { read } of results) assert.deepEqual(read, []);
+    for (const read of results) assert.deepEqual(read, []);
     assert.deepEqual(list.events, ['remove a', 'remove b', 'remove c', 'read']);
   });
 
@@ -59,7 +59,7 @@ describe('shared reads of one list by parallel actions', () => {
     const list = fakeList(['a', 'b']);
     const reads = new SharedReads();
     const before = reads.current('groups', () => list.read());
-    const { read } = await reads.afterWrite(
+    const read = await reads.afterWrite(
       'groups',
       () => list.remove('a'),
       () => list.read(),
@@ -77,7 +77,7 @@ describe('shared reads of one list by parallel actions', () => {
       () => new Promise<void>(() => undefined),
       () => list.read(),
     );
-    const { read } = await reads.afterWrite(
+    const read = await reads.afterWrite(
       'groups',
       () => list.remove('a'),
       () => list.read(),

@@ -608,7 +608,7 @@ export function createOktaConnector(system: string, config: OktaSystemConfig): C
 
   // Neither revocation reads the user first: Okta answers 404 for a deleted user's sessions and lists.
   async function revokeSessions(id: string): Promise<ApplyResult> {
-    const revoked = await untilGone(() =>
+    const left = await untilGone(() =>
       reads.afterWrite(
         `refresh-tokens:${id}`,
         () =>
@@ -618,8 +618,7 @@ export function createOktaConnector(system: string, config: OktaSystemConfig): C
         () => refreshTokensOf(id),
       ),
     );
-    if (!revoked) return noSuchUser(id);
-    const left = revoked.read;
+    if (!left) return noSuchUser(id);
     if (left.length)
       throw notApplied(
         `refresh tokens of user ${id} for ${left.map((l) => l.clientId).join(', ')} remain after the session revocation`,
@@ -650,27 +649,23 @@ export function createOktaConnector(system: string, config: OktaSystemConfig): C
     // refresh tokens' read-back is shared with revoke_sessions' when both end together.
     const [grantsLeft, tokensLeft] = await Promise.all([
       grants.length
-        ? reads
-            .afterWrite(
-              `grants:${id}`,
-              () => call('DELETE user grants', 'users', () => client.userApi.revokeUserGrants({ userId: id })),
-              () => grantsOf(id),
-            )
-            .then((r) => r.read)
+        ? reads.afterWrite(
+            `grants:${id}`,
+            () => call('DELETE user grants', 'users', () => client.userApi.revokeUserGrants({ userId: id })),
+            () => grantsOf(id),
+          )
         : [],
       tokens.length
-        ? reads
-            .afterWrite(
-              `refresh-tokens:${id}`,
-              async () => {
-                for (const { clientId } of tokens)
-                  await call('DELETE user refresh tokens', 'users', () =>
-                    client.userApi.revokeTokensForUserAndClient({ userId: id, clientId }),
-                  );
-              },
-              () => refreshTokensOf(id),
-            )
-            .then((r) => r.read)
+        ? reads.afterWrite(
+            `refresh-tokens:${id}`,
+            async () => {
+              for (const { clientId } of tokens)
+                await call('DELETE user refresh tokens', 'users', () =>
+                  client.userApi.revokeTokensForUserAndClient({ userId: id, clientId }),
+                );
+            },
+            () => refreshTokensOf(id),
+          )
         : [],
     ]);
     if (grantsLeft.length || tokensLeft.length)
@@ -698,7 +693,8 @@ export function createOktaConnector(system: string, config: OktaSystemConfig): C
     remove: () => Promise<unknown>,
     read: (id: string) => Promise<T>,
   ) {
-    return untilGone(async () => (await reads.afterWrite(`${key}:${id}`, remove, () => read(id))).read);
+    // Only the read-back's 404 means the user is gone; a 404 of the removal itself stays an error.
+    return reads.afterWrite(`${key}:${id}`, remove, () => untilGone(() => read(id)));
   }
 
   async function removeEntitlement(id: string, target: Entitlement): Promise<ApplyResult> {

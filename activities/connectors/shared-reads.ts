@@ -28,21 +28,20 @@ export class SharedReads {
   }
 
   /** Runs `write`, then answers `read` from a request that began after the write ended. */
-  async afterWrite<W, T>(key: string, write: () => Promise<W>, read: () => Promise<T>): Promise<{ wrote: W; read: T }> {
+  async afterWrite<T>(key: string, write: () => Promise<unknown>, read: () => Promise<T>): Promise<T> {
     const writing = write();
     const pending = this.writes.get(key) ?? new Set();
     this.writes.set(key, pending);
     pending.add(writing);
-    let wrote: W;
     try {
-      wrote = await writing;
+      await writing;
     } finally {
       pending.delete(writing);
       if (pending.size === 0) this.writes.delete(key);
     }
     const endedAt = ++this.clock;
     await this.othersWriting(key);
-    return { wrote, read: await this.share(key, endedAt, read) };
+    return this.share(key, endedAt, read);
   }
 
   /** Waits, at most gatherMs, for the writes to `key` under way now; their failures are theirs. */
